@@ -1,0 +1,24 @@
+/**
+ * Errors a user can act on. The CLI prints `error: <message>` (no stack trace) and exits non-zero
+ * for any SemiganError; anything else is a bug and keeps its stack.
+ * Messages say what was wrong, what was expected, and where (file, line, field).
+ */
+export type ErrorCode =
+  | 'SEMIGAN_ERR_CONFIG'
+  | 'SEMIGAN_ERR_DATA'
+  | 'SEMIGAN_ERR_RUN_DIR'
+  | 'SEMIGAN_ERR_NAN'
+  | 'SEMIGAN_ERR_BACKEND';
+
+export class SemiganError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SemiganError';
+  }
+}
+
+export const configError = (msg: string) => new SemiganError('SEMIGAN_ERR_CONFIG', msg);
+export const dataError = (msg: string) => new SemiganError('SEMIGAN_ERR_DATA', msg);
