@@ -1,0 +1,124 @@
+/**
+ * Which training rows are labeled, chosen exactly as the official improved-gan code does:
+ *
+ *   inds = np.random.RandomState(seed_data).permutation(n); x, y = x[inds], y[inds]
+ *   labeled = concat_j (x[y == j][:count])        # j = 0..K-1
+ *   init_param(x[:500])                           # data-dependent init batch
+ *
+ * so the same --seed-data gives the same labeled images as the official code and the PyTorch peer.
+ * Every training row (labeled ones included) is also used as unlabeled data, as there.
+ */
+import { configError, dataError } from '../errors.js';
+import { RandomState } from './numpy_random.js';
+
+/** The paper's MNIST setting: 100 labels = 10 per class. */
+export const DEFAULT_LABELS_PER_CLASS = 10;
+/** Rows the official code feeds to data-dependent initialization. */
+export const INIT_ROWS = 500;
+
+export interface LabeledSubset {
+  /** Row indices into the training set, grouped by class 0..K-1, permutation order within a class. */
+  labeled: Int32Array;
+  /** The first INIT_ROWS rows of the permutation (= official `trainx[:500]` after shuffling). */
+  initRows: Int32Array;
+}
+
+export function labeledSubset(
+  y: Int32Array,
+  numClasses: number,
+  perClass: number,
+  seedData: number,
+  classNames?: readonly string[],
+): LabeledSubset {
+  if (!Number.isInteger(seedData) || seedData < 0 || seedData > 0xffffffff) {
+    throw configError(`--seed-data ${seedData}: expected an integer in [0, 4294967295]`);
+  }
+  if (!Number.isInteger(perClass) || perClass < 1) {
+    throw configError(`--labels-per-class ${perClass}: expected a positive integer`);
+  }
+  const inds = new RandomState(seedData).permutation(y.length);
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  for (let k = 0; k < inds.length; k++) {
+    const c = y[inds[k]];
+    // Rows labeled -1 (unlabeled) or outside 0..K-1 never become labeled examples.
+    if (c >= 0 && c < numClasses && byClass[c].length < perClass) byClass[c].push(inds[k]);
+  }
+  const labeled = new Int32Array(numClasses * perClass);
+  for (let c = 0; c < numClasses; c++) {
+    if (byClass[c].length < perClass) {
+      const name = classNames?.[c] ?? String(c);
+      throw dataError(
+        `--labels-per-class ${perClass} but class '${name}' has only ${byClass[c].length} training examples`,
+      );
+    }
+    labeled.set(byClass[c], c * perClass);
+  }
+  return { labeled, initRows: inds.slice(0, INIT_ROWS) };
+}
+
+const isPositiveInt = (v: number) => Number.isInteger(v) && v > 0;
+
+/** Labels per class from --labels (total) or --labels-per-class; default DEFAULT_LABELS_PER_CLASS. */
+export function resolveLabelsPerClass(
+  opts: { labels?: number; labelsPerClass?: number },
+  numClasses: number,
+): number {
+  const { labels, labelsPerClass } = opts;
+  if (labels !== undefined && !isPositiveInt(labels)) {
+    throw configError(`--labels ${labels}: expected a positive integer (total labeled examples)`);
+  }
+  if (labelsPerClass !== undefined && !isPositiveInt(labelsPerClass)) {
+    throw configError(`--labels-per-class ${labelsPerClass}: expected a positive integer`);
+  }
+  if (labels !== undefined && labels % numClasses !== 0) {
+    throw configError(
+      `--labels ${labels} is not divisible by the ${numClasses} classes; ` +
+        `use a multiple of ${numClasses} or --labels-per-class`,
+    );
+  }
+  const fromTotal = labels !== undefined ? labels / numClasses : undefined;
+  if (fromTotal !== undefined && labelsPerClass !== undefined && fromTotal !== labelsPerClass) {
+    throw configError(
+      `--labels ${labels} and --labels-per-class ${labelsPerClass} disagree ` +
+        `(${numClasses} classes x ${labelsPerClass} = ${numClasses * labelsPerClass}); give only one`,
+    );
+  }
+  return labelsPerClass ?? fromTotal ?? DEFAULT_LABELS_PER_CLASS;
+}
+
+export interface SplitSummary {
+  dataset: string;
+  train: number;
+  labeled: number;
+  labelsPerClass: number;
+  /** Rows used as unlabeled data; the official setup uses all training rows. */
+  unlabeled: number;
+  test: number;
+  seedData: number;
+}
+
+export function splitSummary(s: {
+  dataset: string;
+  train: number;
+  test: number;
+  labeled: number;
+  labelsPerClass: number;
+  seedData: number;
+  unlabeled?: number;
+}): { text: string; json: SplitSummary } {
+  const unlabeled = s.unlabeled ?? s.train;
+  const json: SplitSummary = {
+    dataset: s.dataset,
+    train: s.train,
+    labeled: s.labeled,
+    labelsPerClass: s.labelsPerClass,
+    unlabeled,
+    test: s.test,
+    seedData: s.seedData,
+  };
+  const unl = unlabeled === s.train ? `${unlabeled} unlabeled = all train` : `${unlabeled} unlabeled`;
+  const text =
+    `${s.dataset}: ${s.train} train (${s.labeled} labeled, ${s.labelsPerClass} per class, ` +
+    `seed-data ${s.seedData}; ${unl}), ${s.test} test`;
+  return { text, json };
+}
