@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { SemiganError } from './errors.js';
+import { BACKENDS } from './backend.js';
+import { BUILTIN_DATASETS } from './data/builtin.js';
+import { PRESET_NAMES } from './models/presets.js';
+import { DEFAULT_CONFIG, MODES, type TrainConfig } from './train/config.js';
+import { SEMIGAN_VERSION } from './version.js';
+import { trainCommand } from './commands/train.js';
+import { evaluateCommand } from './commands/evaluate.js';
+import { formatReport } from './eval/report.js';
+
+const int = (v: string) => {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer.');
+  return Number(v);
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
+  return n;
+};
+
+const program = new Command('semigan')
+  .description('Semi-supervised classification with GANs (Salimans et al. 2016)')
+  .version(SEMIGAN_VERSION)
+  .showHelpAfterError('(run with --help for usage)');
+
+const d = DEFAULT_CONFIG;
+program
+  .command('train')
+  .description('train a K+1-class discriminator (and its generator) on partially labeled data')
+  .option('--dataset <name>', `built-in dataset: ${BUILTIN_DATASETS.join(', ')}`, d.dataset)
+  .option('--data-dir <dir>', 'folder holding the four idx files (overrides the built-in location)')
+  .option('--labels <n>', 'labeled examples in total, split evenly over classes (default 100)', int)
+  .option('--labels-per-class <n>', 'labeled examples per class (instead of --labels)', int)
+  .option('--train-limit <n>', 'use only the first N training images (quick runs)', int)
+  .option('--test-limit <n>', 'evaluate on the first N test images only', int)
+  .option('--preset <name>', `model preset: ${PRESET_NAMES.join(', ')}`, d.preset)
+  .addOption(new Option('--mode <mode>', 'fm: K+1 GAN with feature matching; supervised: labeled data only').choices(MODES).default(d.mode))
+  .option('--epochs <n>', 'epochs to train', int, d.epochs)
+  .option('--iters-per-epoch <n>', 'iterations per epoch (default: unlabeled size / batch size)', int)
+  .option('--batch-size <n>', 'rows per batch from each source (labeled, unlabeled, generated)', int, d.batchSize)
+  .option('--lr <x>', 'Adam learning rate', num, d.lr)
+  .option('--beta1 <x>', 'Adam beta1', num, d.beta1)
+  .option('--lr-decay-start <epoch>', 'decay lr linearly to 0 from this epoch to the last', int)
+  .option('--ema-decay <x>', 'decay of the weight average that is evaluated and exported', num, d.emaDecay)
+  .option('--unlabeled-weight <x>', 'weight of the unsupervised loss in D', num, d.unlabeledWeight)
+  .option('--seed <n>', 'seed for init, noise and batch order', int, d.seed)
+  .option('--seed-data <n>', 'seed choosing the labeled examples (default: --seed)', int)
+  .option('--out <dir>', 'run directory (checkpoint, metrics.jsonl, samples/)', d.out)
+  .option('--resume <dir>', 'continue the run in DIR from its last checkpoint')
+  .option('--max-minutes <x>', 'end cleanly (checkpoint + evaluation) after this many minutes', num)
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
+  .action(async (opts, cmd: Command) => {
+    // Only options the user typed: defaults live in validateConfig, and --resume must not see them.
+    const given: Record<string, unknown> = {};
+    for (const key of Object.keys(opts)) if (cmd.getOptionValueSource(key) === 'cli' && key !== 'resume') given[key] = opts[key];
+    if (!opts.resume && given.seedData === undefined) given.seedData = opts.seed;
+    if (!opts.resume && given.labels === undefined && given.labelsPerClass === undefined) given.labels = 100;
+    const result = await trainCommand(given as Partial<TrainConfig>, opts.resume ?? null);
+    process.stdout.write(JSON.stringify(result) + '\n');
+  });
+
+program
+  .command('evaluate')
+  .description("test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator")
+  .argument('<run-dir>', 'a directory written by semigan train')
+  .option('--json', 'print one JSON object instead of the report')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .action(async (runDir: string, opts) => {
+    const report = await evaluateCommand(runDir, opts.backend);
+    process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(report));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof SemiganError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+});

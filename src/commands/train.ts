@@ -1,0 +1,50 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend } from '../backend.js';
+import { prepareData } from '../data/prepare.js';
+import { buildModel } from '../models/presets.js';
+import { validateConfig, type TrainConfig } from '../train/config.js';
+import { Trainer, type TrainResult } from '../train/trainer.js';
+import { readRun } from '../eval/run_model.js';
+import { configError } from '../errors.js';
+
+const log = (line: string) => process.stderr.write(line + '\n');
+
+/** Options that may change when a run is resumed; everything else comes from its checkpoint. */
+const RESUMABLE = ['epochs', 'maxMinutes', 'backend'] as const;
+
+/**
+ * `semigan train`: validate the config, pick the backend, load data, train, print one JSON line.
+ * With `resume`, the run's saved config is used and only RESUMABLE options may be given.
+ */
+export async function trainCommand(options: Partial<TrainConfig>, resume: string | null): Promise<TrainResult> {
+  let config: Readonly<TrainConfig>;
+  const ckpt = resume ? readRun(resume) : null;
+  if (ckpt) {
+    const extra = Object.keys(options).filter((k) => !(RESUMABLE as readonly string[]).includes(k));
+    if (extra.length) throw configError(`--resume takes the run's saved config; only --epochs, --max-minutes and --backend may be given (got ${extra.map((k) => '--' + k).join(', ')})`);
+    config = validateConfig({ ...ckpt.meta.config, ...options, out: resume! });
+  } else {
+    config = validateConfig(options);
+  }
+
+  const backend = await initBackend(config.backend);
+  log(`backend: ${backend.name} (${backend.reason})`);
+  const data = prepareData(config);
+  log(`data: ${data.summaryText} from ${data.source}`);
+  const model = buildModel(config.preset, { inputShape: data.train.shape, numClasses: data.train.classes.length });
+  const trainer = new Trainer(config, model, data, { log });
+  if (ckpt) {
+    trainer.restore(ckpt);
+    trainer.trimMetrics();
+    log(`resumed ${resume} at epoch ${trainer.epoch}${trainer.epochIter ? ` + ${trainer.epochIter} iterations` : ''} (step ${trainer.step})`);
+  } else {
+    mkdirSync(config.out, { recursive: true });
+    trainer.initialize();
+  }
+  writeFileSync(join(config.out, 'config.json'), JSON.stringify({ ...config, data: data.summary, backend: backend.name }, null, 2) + '\n');
+  log(`model: ${config.preset}, mode ${config.mode}, ${config.epochs} epochs -> ${config.out}`);
+  const result = await trainer.run();
+  trainer.dispose();
+  return result;
+}

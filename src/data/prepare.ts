@@ -1,0 +1,49 @@
+import { loadBuiltin } from './builtin.js';
+import { sliceDataset, type Dataset } from './dataset.js';
+import { labeledSubset, resolveLabelsPerClass, splitSummary, type SplitSummary } from './split.js';
+
+/** What training needs: train (all unlabeled), the labeled rows among them, and the test set. */
+export interface TrainData {
+  train: Dataset;
+  test: Dataset;
+  labeled: Int32Array; // row indices into train
+  initRows: Int32Array; // rows for D's data-dependent init
+  summary: SplitSummary;
+  summaryText: string;
+  source: string;
+}
+
+export interface DataOptions {
+  dataset: string;
+  dataDir: string | null;
+  labels: number | null;
+  labelsPerClass: number | null;
+  trainLimit: number | null;
+  testLimit: number | null;
+  seedData: number;
+}
+
+/** Load a built-in dataset and choose its labeled subset as the paper (and official code) does. */
+export function prepareData(o: DataOptions): TrainData {
+  const splits = loadBuiltin(o.dataset, o.dataDir ? { dataDir: o.dataDir } : {});
+  const train = o.trainLimit ? sliceDataset(splits.train, o.trainLimit) : splits.train;
+  const test = o.testLimit ? sliceDataset(splits.test, o.testLimit) : splits.test;
+  const k = train.classes.length;
+  const perClass = resolveLabelsPerClass({ labels: o.labels ?? undefined, labelsPerClass: o.labelsPerClass ?? undefined }, k);
+  const { labeled, initRows } = labeledSubset(train.y, k, perClass, o.seedData, train.classes);
+  const { text, json } = splitSummary({
+    dataset: splits.name,
+    train: train.n,
+    test: test.n,
+    labeled: labeled.length,
+    labelsPerClass: perClass,
+    seedData: o.seedData,
+  });
+  return { train, test, labeled, initRows, summary: json, summaryText: text, source: splits.source };
+}
+
+/** Only the test split (for evaluating a finished run). */
+export function prepareTestData(o: Pick<DataOptions, 'dataset' | 'dataDir' | 'testLimit'>): Dataset {
+  const splits = loadBuiltin(o.dataset, o.dataDir ? { dataDir: o.dataDir } : {});
+  return o.testLimit ? sliceDataset(splits.test, o.testLimit) : splits.test;
+}

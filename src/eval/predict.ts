@@ -1,0 +1,31 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../data/dataset.js';
+import type { GanModel } from '../models/model.js';
+import type { Tensors } from '../nn/params.js';
+import { argmaxRows } from './metrics.js';
+
+/** Deterministic (noise-free) class logits of D for every row of `data`, in chunks. */
+export function discriminatorLogits(model: GanModel, d: Tensors, data: Dataset, chunk = 2000): Float32Array {
+  const dim = data.x.length / data.n;
+  let k = 0;
+  const parts: Float32Array[] = [];
+  for (let s = 0; s < data.n; s += chunk) {
+    const e = Math.min(data.n, s + chunk);
+    const logits = tf.tidy(() => model.applyD(d, tf.tensor2d(data.x.subarray(s * dim, e * dim), [e - s, dim]), { noise: null }).logits);
+    k = logits.shape[1];
+    parts.push(logits.dataSync() as Float32Array);
+    logits.dispose();
+  }
+  const out = new Float32Array(data.n * k);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Predicted class per row. */
+export function predictClasses(model: GanModel, d: Tensors, data: Dataset): Int32Array {
+  return argmaxRows(discriminatorLogits(model, d, data), data.classes.length);
+}

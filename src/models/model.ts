@@ -1,0 +1,28 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../rng.js';
+import type { Params, Tensors } from '../nn/params.js';
+
+export interface DiscriminatorOutput {
+  /** [B, K] class logits; the fake class's logit is fixed at 0 and not computed. */
+  logits: tf.Tensor2D;
+  /** [B, F] the layer feature matching compares. */
+  features: tf.Tensor2D;
+}
+
+/** Noise on (training: pass the Rng) or off (evaluation: null). */
+export interface ApplyOptions {
+  noise: Rng | null;
+}
+
+/** A D/G pair for a data shape: what a preset builds and the trainer drives. */
+export interface GanModel {
+  preset: string;
+  zDim: number;
+  createD(rng: Rng): Params;
+  createG(rng: Rng): Params;
+  /** Data-dependent init of D's weight-normed layers on a batch of real inputs. */
+  initD(d: Params, x: tf.Tensor2D, opts: ApplyOptions): void;
+  applyD(d: Tensors, x: tf.Tensor2D, opts: ApplyOptions): DiscriminatorOutput;
+  /** z [B, zDim] -> samples [B, dim] in the data's range. */
+  applyG(g: Tensors, z: tf.Tensor2D): tf.Tensor2D;
+}

@@ -1,0 +1,127 @@
+import { configError } from '../errors.js';
+import { BACKENDS, type BackendChoice } from '../backend.js';
+
+export const MODES = ['fm', 'supervised'] as const;
+export type Mode = (typeof MODES)[number];
+
+/**
+ * Everything that defines a training run. Validated once (validateConfig), frozen, written to
+ * the run dir and into every checkpoint. Defaults are the paper's MNIST recipe.
+ */
+export interface TrainConfig {
+  dataset: string; // built-in dataset: mnist | fashion-mnist
+  dataDir: string | null; // folder with the four idx files, overriding the built-in location
+  labels: number | null; // total labeled examples, split evenly over classes (paper: 100)
+  labelsPerClass: number | null; // alternative to `labels`
+  trainLimit: number | null; // use only the first N training images (quick runs, tests)
+  testLimit: number | null; // evaluate on the first N test images only
+  preset: string; // model preset (mnist-mlp = the paper's MNIST D and G)
+  mode: Mode; // fm: K+1 GAN with feature matching; supervised: same D on the labeled set only
+  epochs: number; // total epochs (paper: 300)
+  itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
+  batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
+  lr: number; // Adam learning rate (paper MNIST: 0.003)
+  beta1: number; // Adam beta1 (0.5: GAN-stable)
+  beta2: number;
+  lrDecayStart: number | null; // from this epoch on, lr decays linearly to 0 at `epochs`
+  emaDecay: number; // decay of the weight average that is evaluated and exported
+  unlabeledWeight: number; // weight of the unsupervised loss in D's objective
+  initSize: number; // training images for D's data-dependent init (paper: 500)
+  seed: number; // parameter init, noise, minibatch order
+  seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code)
+  out: string; // run directory
+  backend: BackendChoice;
+  maxMinutes: number | null; // end the run cleanly (checkpoint + evaluation) after this budget
+}
+
+export const DEFAULT_CONFIG: TrainConfig = {
+  dataset: 'mnist',
+  dataDir: null,
+  labels: 100,
+  labelsPerClass: null,
+  trainLimit: null,
+  testLimit: null,
+  preset: 'mnist-mlp',
+  mode: 'fm',
+  epochs: 10,
+  itersPerEpoch: null,
+  batchSize: 100,
+  lr: 0.003,
+  beta1: 0.5,
+  beta2: 0.999,
+  lrDecayStart: null,
+  emaDecay: 0.999,
+  unlabeledWeight: 1,
+  initSize: 500,
+  seed: 1,
+  seedData: 1,
+  out: 'runs/latest',
+  backend: 'auto',
+  maxMinutes: null,
+};
+
+type Check = (v: unknown) => string | null; // null = ok, else what was expected
+
+const positiveInt: Check = (v) => (Number.isInteger(v) && (v as number) > 0 ? null : 'a positive integer');
+const nonNegInt: Check = (v) => (Number.isInteger(v) && (v as number) >= 0 ? null : 'a non-negative integer');
+const positiveNum: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? null : 'a positive number');
+const unit: Check = (v) => (typeof v === 'number' && v >= 0 && v < 1 ? null : 'a number in [0, 1)');
+const nonNeg: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? null : 'a non-negative number');
+const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
+const oneOf = (xs: readonly string[]): Check => (v) => (xs.includes(v as string) ? null : `one of ${xs.join(', ')}`);
+const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+
+const CHECKS: Record<keyof TrainConfig, Check> = {
+  dataset: str,
+  dataDir: nullable(str),
+  labels: nullable(positiveInt),
+  labelsPerClass: nullable(positiveInt),
+  trainLimit: nullable(positiveInt),
+  testLimit: nullable(positiveInt),
+  preset: str,
+  mode: oneOf(MODES),
+  epochs: positiveInt,
+  itersPerEpoch: nullable(positiveInt),
+  batchSize: positiveInt,
+  lr: positiveNum,
+  beta1: unit,
+  beta2: unit,
+  lrDecayStart: nullable(nonNegInt),
+  emaDecay: unit,
+  unlabeledWeight: nonNeg,
+  initSize: positiveInt,
+  seed: nonNegInt,
+  seedData: nonNegInt,
+  out: str,
+  backend: oneOf(BACKENDS),
+  maxMinutes: nullable(positiveNum),
+};
+
+/** Kebab-case flag name for error messages (`labelsPerClass` -> `--labels-per-class`). */
+export const flagName = (key: string) => '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** Reject unknown keys and wrong types (naming the flag, expectation and value); return a frozen config. */
+export function validateConfig(partial: Record<string, unknown>): Readonly<TrainConfig> {
+  for (const key of Object.keys(partial)) {
+    if (!(key in CHECKS)) throw configError(`unknown option ${flagName(key)}`);
+  }
+  const config = { ...DEFAULT_CONFIG, ...partial } as TrainConfig;
+  for (const [key, check] of Object.entries(CHECKS) as [keyof TrainConfig, Check][]) {
+    const expected = check(config[key]);
+    if (expected) throw configError(`${flagName(key)} must be ${expected}; received ${JSON.stringify(config[key])}`);
+  }
+  if (config.labels !== null && config.labelsPerClass !== null) {
+    throw configError('give either --labels (total) or --labels-per-class, not both');
+  }
+  if (config.lrDecayStart !== null && config.lrDecayStart >= config.epochs) {
+    throw configError(`--lr-decay-start must be below --epochs (${config.epochs}); received ${config.lrDecayStart}`);
+  }
+  return Object.freeze(config);
+}
+
+/** Learning rate for a 0-based epoch: constant, then linear decay to 0 at the last epoch. */
+export function lrAt(config: Pick<TrainConfig, 'lr' | 'epochs' | 'lrDecayStart'>, epoch: number): number {
+  const start = config.lrDecayStart;
+  if (start === null || epoch < start) return config.lr;
+  return config.lr * Math.max(0, (config.epochs - epoch) / (config.epochs - start));
+}

@@ -1,0 +1,51 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Params, Tensors } from '../nn/params.js';
+
+/**
+ * Exponential moving average of D's trainable weights; the averaged D is what is evaluated and
+ * exported (the official code's `disc_param_avg`). The shadow starts at zero and is
+ * bias-corrected (divided by 1 - decay^steps, as Adam's moments), so it is a proper weighted
+ * mean of past weights from the first step on rather than a shrunken copy.
+ */
+export class Ema {
+  readonly shadow: Record<string, tf.Variable> = {};
+  steps = 0;
+
+  constructor(
+    private readonly params: Params,
+    readonly decay: number,
+  ) {
+    for (const name of params.trainable) this.shadow[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
+  }
+
+  update(): void {
+    this.steps++;
+    const d = this.decay;
+    tf.tidy(() => {
+      for (const [name, s] of Object.entries(this.shadow)) s.assign(s.mul(d).add(this.params.vars[name].mul(1 - d)));
+    });
+  }
+
+  /** Bias-corrected averages of the trainable weights, current values of the fixed ones. Caller disposes. */
+  averaged(): Tensors {
+    return averagedWeights(this.params.vars, this.shadow, this.decay, this.steps);
+  }
+
+  dispose(): void {
+    for (const s of Object.values(this.shadow)) s.dispose();
+  }
+}
+
+/**
+ * The weights to evaluate: shadow / (1 - decay^steps) where a shadow exists, else the current
+ * value (weights fixed after init). Shared by the live trainer and by checkpoint readers.
+ */
+export function averagedWeights(current: Tensors, shadow: Tensors, decay: number, steps: number): Tensors {
+  const out: Tensors = {};
+  const correction = 1 / (1 - decay ** steps);
+  for (const [name, v] of Object.entries(current)) {
+    const s = shadow[name];
+    out[name] = s && steps > 0 ? s.mul(correction) : v.clone();
+  }
+  return out;
+}

@@ -1,0 +1,436 @@
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync, readFileSync, existsSync, appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Rng, type RngState } from '../rng.js';
+import { SemiganError } from '../errors.js';
+import { gatherRows, type Dataset } from '../data/dataset.js';
+import type { TrainData } from '../data/prepare.js';
+import type { SplitSummary } from '../data/split.js';
+import type { GanModel } from '../models/model.js';
+import { disposeParams, type Params, type Tensors } from '../nn/params.js';
+import { uniformNoise } from '../nn/noise.js';
+import { Adam } from './adam.js';
+import { Ema } from './ema.js';
+import { errorRate, featureMatchingLoss, supervisedLoss, unsupervisedLoss } from './losses.js';
+import { lrAt, type TrainConfig } from './config.js';
+import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
+import { createProgress, type ProgressStream } from './progress.js';
+import { predictClasses } from '../eval/predict.js';
+import { classificationReport } from '../eval/metrics.js';
+import { writeImageGrid } from '../viz/grid.js';
+import { SEMIGAN_VERSION } from '../version.js';
+
+export const CHECKPOINT_FILE = 'checkpoint.bin';
+export const METRICS_FILE = 'metrics.jsonl';
+
+/** Non-tensor training state, stored in the checkpoint header. */
+export interface CheckpointMeta {
+  semigan: string;
+  config: TrainConfig;
+  data: SplitSummary;
+  classes: string[];
+  inputShape: [number, number, number];
+  epoch: number; // completed epochs
+  epochIter: number; // iterations done in the epoch in progress (0 at an epoch boundary)
+  step: number; // total D steps
+  rng: RngState;
+  adamD: number; // Adam step counts
+  adamG: number;
+  emaSteps: number;
+  seconds: number; // training wall time so far
+}
+
+/** One line of metrics.jsonl, written after every epoch. */
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  lr: number;
+  loss_lab: number;
+  loss_unl: number;
+  loss_gen: number;
+  train_err: number;
+  test_acc: number; // EMA weights (what is exported)
+  test_errors: number;
+  test_acc_current: number; // current weights, for comparison
+  test_errors_current: number;
+  n_test: number;
+  epoch_seconds: number;
+  seconds: number;
+  rss_mb: number;
+}
+
+export interface TrainResult {
+  accuracy: number;
+  errors: number;
+  n: number;
+  epochs: number;
+  seconds: number;
+  stoppedEarly: boolean;
+  accuracyCurrent: number;
+  errorsCurrent: number;
+  step: number;
+  peakRssMb: number;
+  out: string;
+}
+
+interface EpochOrders {
+  lab: Int32Array;
+  unl: Int32Array;
+  unl2: Int32Array;
+}
+
+export interface TrainerIO {
+  log: (line: string) => void;
+  progressStream?: ProgressStream;
+}
+
+/** `len` indices drawn as back-to-back random permutations of 0..n-1 (every row once per pass). */
+function permutedOrder(rng: Rng, n: number, len: number): Int32Array {
+  const out = new Int32Array(len);
+  for (let off = 0; off < len; off += n) {
+    const p = rng.permutation(n);
+    out.set(p.subarray(0, Math.min(n, len - off)), off);
+  }
+  return out;
+}
+
+const toStored = (t: tf.Tensor): StoredTensor => ({ shape: t.shape, data: t.dataSync() as Float32Array });
+
+/**
+ * One training run: D (and G unless supervised) trained on TrainData with the K+1 losses,
+ * an EMA of D evaluated every epoch, and a checkpoint after every epoch.
+ */
+export class Trainer {
+  readonly d: Params;
+  readonly g: Params;
+  readonly optD: Adam;
+  readonly optG: Adam;
+  readonly ema: Ema;
+  rng: Rng;
+  epoch = 0;
+  epochIter = 0;
+  step = 0;
+  seconds = 0;
+  private orders: EpochOrders | null = null;
+  private peakRss = 0;
+  private readonly labelsOfLabeled: Int32Array;
+  private readonly itersPerEpoch: number;
+
+  constructor(
+    readonly config: TrainConfig,
+    readonly model: GanModel,
+    readonly data: TrainData,
+    private readonly io: TrainerIO,
+  ) {
+    this.rng = new Rng(config.seed);
+    this.d = model.createD(this.rng);
+    this.g = model.createG(this.rng);
+    const adamArgs = { beta1: config.beta1, beta2: config.beta2, epsilon: 1e-8 };
+    this.optD = new Adam(this.d, adamArgs);
+    this.optG = new Adam(this.g, adamArgs);
+    this.ema = new Ema(this.d, config.emaDecay);
+    this.labelsOfLabeled = Int32Array.from(data.labeled, (r) => data.train.y[r]);
+    this.itersPerEpoch = config.itersPerEpoch ?? Math.max(1, Math.floor(data.train.n / config.batchSize));
+  }
+
+  /** Fresh run: data-dependent init of D on the init rows (the labeled rows when supervised, as the peer). */
+  initialize(): void {
+    const rows = this.config.mode === 'supervised' ? this.data.labeled : this.data.initRows.subarray(0, this.config.initSize);
+    tf.tidy(() => this.model.initD(this.d, this.batch(this.data.train, rows), { noise: this.rng }));
+  }
+
+  private batch(data: Dataset, rows: ArrayLike<number>): tf.Tensor2D {
+    const dim = data.x.length / data.n;
+    return tf.tensor2d(gatherRows(data, rows), [rows.length, dim]);
+  }
+
+  private newOrders(): EpochOrders {
+    const len = this.itersPerEpoch * this.config.batchSize;
+    const lab = permutedOrder(this.rng, this.data.labeled.length, len);
+    const unl = this.config.mode === 'fm' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
+    const unl2 = this.config.mode === 'fm' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
+    return { lab, unl, unl2 };
+  }
+
+  private trainableVars(p: Params): tf.Variable[] {
+    return p.trainable.map((n) => p.vars[n]);
+  }
+
+  /** Gradients keyed by our parameter names (tfjs keys them by engine variable name). */
+  private byParamName(p: Params, grads: tf.NamedTensorMap): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    for (const n of p.trainable) out[n] = grads[p.vars[n].name];
+    return out;
+  }
+
+  /** One D step on a labeled batch, an unlabeled batch and a generated batch. */
+  private stepD(rowsLab: Int32Array, rowsUnl: Int32Array, lr: number): { lossLab: number; lossUnl: number; trainErr: number } {
+    const bs = rowsLab.length;
+    const yLab = tf.tensor1d(Int32Array.from(rowsLab, (i) => this.labelsOfLabeled[i]), 'int32');
+    const xLab = this.batch(this.data.train, Int32Array.from(rowsLab, (i) => this.data.labeled[i]));
+    const kept: tf.Tensor[] = [];
+    const supervised = this.config.mode === 'supervised';
+    tf.tidy(() => {
+      const xFake = supervised ? null : tf.tidy(() => this.model.applyG(this.g.vars, uniformNoise(bs, this.model.zDim, this.rng)));
+      const xUnl = supervised ? null : this.batch(this.data.train, rowsUnl);
+      const { grads } = tf.variableGrads(() => {
+        // D has no batch-dependent ops: one pass over the concatenation = three separate passes.
+        const x = supervised ? xLab : tf.concat([xLab, xUnl!, xFake!]); // [3B, dim]
+        const { logits } = this.model.applyD(this.d.vars, x, { noise: this.rng });
+        const logitsLab = logits.slice([0, 0], [bs, -1]);
+        const lossLab = supervisedLoss(logitsLab, yLab);
+        kept.push(tf.keep(lossLab), tf.keep(errorRate(logitsLab, yLab)));
+        if (supervised) return lossLab;
+        const logitsUnl = logits.slice([bs, 0], [rowsUnl.length, -1]);
+        const logitsFake = logits.slice([bs + rowsUnl.length, 0], [bs, -1]);
+        const lossUnl = unsupervisedLoss(logitsUnl, logitsFake);
+        kept.push(tf.keep(lossUnl));
+        return lossLab.add(lossUnl.mul(this.config.unlabeledWeight)) as tf.Scalar;
+      }, this.trainableVars(this.d));
+      this.optD.apply(this.byParamName(this.d, grads), lr);
+    });
+    this.ema.update();
+    const [lossLab, trainErr, lossUnl] = kept.map((t) => t.dataSync()[0]);
+    tf.dispose([...kept, xLab, yLab]);
+    return { lossLab, lossUnl: lossUnl ?? 0, trainErr };
+  }
+
+  /** One G step: match the mean of D's features on real and generated data. */
+  private stepG(rowsUnl: Int32Array, lr: number): number {
+    const bs = rowsUnl.length;
+    let loss = NaN;
+    tf.tidy(() => {
+      const featReal = this.model.applyD(this.d.vars, this.batch(this.data.train, rowsUnl), { noise: this.rng }).features; // [B, F]
+      const z = uniformNoise(bs, this.model.zDim, this.rng);
+      const { value, grads } = tf.variableGrads(() => {
+        const { features: featFake } = this.model.applyD(this.d.vars, this.model.applyG(this.g.vars, z), { noise: this.rng });
+        return featureMatchingLoss(featReal, featFake);
+      }, this.trainableVars(this.g));
+      this.optG.apply(this.byParamName(this.g, grads), lr);
+      loss = value.dataSync()[0];
+    });
+    return loss;
+  }
+
+  /** Test-set metrics of the EMA weights and of the current weights. */
+  evaluate(): { ema: ReturnType<typeof classificationReport>; current: ReturnType<typeof classificationReport> } {
+    const avg = this.ema.averaged();
+    try {
+      const test = this.data.test;
+      const ema = classificationReport(test.y, predictClasses(this.model, avg, test), test.classes);
+      const current = classificationReport(test.y, predictClasses(this.model, this.d.vars, test), test.classes);
+      return { ema, current };
+    } finally {
+      tf.dispose(Object.values(avg));
+    }
+  }
+
+  private checkpointPath(): string {
+    return join(this.config.out, CHECKPOINT_FILE);
+  }
+
+  private failNaN(what: string, value: number): never {
+    const ckpt = this.checkpointPath();
+    const last = existsSync(ckpt) ? `the last good checkpoint is ${ckpt} (epoch ${readCheckpoint<CheckpointMeta>(ckpt).meta.epoch})` : 'no checkpoint was written yet';
+    throw new SemiganError(
+      'SEMIGAN_ERR_NAN',
+      `${what} became ${value} at epoch ${this.epoch + 1}, iteration ${this.epochIter + 1}; training stopped and ${last}. Try a lower --lr.`,
+    );
+  }
+
+  /** Train until `config.epochs` are done or the time budget is spent. */
+  async run(): Promise<TrainResult> {
+    const { config } = this;
+    const bs = config.batchSize;
+    mkdirSync(join(config.out, 'samples'), { recursive: true });
+    const started = performance.now();
+    const secondsBefore = this.seconds;
+    const budgetMs = config.maxMinutes ? config.maxMinutes * 60_000 : Infinity;
+    let stoppedEarly = false;
+    let last: EpochMetrics | null = null;
+
+    while (this.epoch < config.epochs && !stoppedEarly) {
+      if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
+      const lr = lrAt(config, this.epoch);
+      const epochStart = performance.now();
+      const itersBefore = this.epochIter;
+      const progress = createProgress({
+        total: this.itersPerEpoch,
+        label: `epoch ${this.epoch + 1}/${config.epochs}`,
+        stream: this.io.progressStream,
+      });
+      const sums = { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 };
+      while (this.epochIter < this.itersPerEpoch) {
+        const at = this.epochIter * bs;
+        const { lossLab, lossUnl, trainErr } = this.stepD(this.orders.lab.subarray(at, at + bs), this.orders.unl.subarray(at, at + bs), lr);
+        if (!Number.isFinite(lossLab)) this.failNaN('loss_lab', lossLab);
+        if (!Number.isFinite(lossUnl)) this.failNaN('loss_unl', lossUnl);
+        const lossGen = config.mode === 'fm' ? this.stepG(this.orders.unl2.subarray(at, at + bs), lr) : 0;
+        if (!Number.isFinite(lossGen)) this.failNaN('loss_gen', lossGen);
+        this.epochIter++;
+        this.step++;
+        sums.loss_lab += lossLab;
+        sums.loss_unl += lossUnl;
+        sums.loss_gen += lossGen;
+        sums.train_err += trainErr;
+        progress.tick(this.epochIter, { loss_lab: lossLab, loss_unl: lossUnl, loss_gen: lossGen });
+        if (performance.now() - started > budgetMs && this.epochIter < this.itersPerEpoch) {
+          stoppedEarly = true;
+          break;
+        }
+      }
+      const itersRun = this.epochIter - itersBefore;
+      this.seconds = secondsBefore + (performance.now() - started) / 1000;
+      const epochSeconds = (performance.now() - epochStart) / 1000;
+      if (stoppedEarly) {
+        progress.done(`epoch ${this.epoch + 1}: time budget of ${config.maxMinutes} min spent after ${this.epochIter}/${this.itersPerEpoch} iterations`);
+        break;
+      }
+      this.epoch++;
+      this.epochIter = 0;
+      const { ema, current } = this.evaluate();
+      this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+      const n = Math.max(1, itersRun);
+      last = {
+        epoch: this.epoch,
+        step: this.step,
+        lr,
+        loss_lab: sums.loss_lab / n,
+        loss_unl: sums.loss_unl / n,
+        loss_gen: sums.loss_gen / n,
+        train_err: sums.train_err / n,
+        test_acc: ema.accuracy,
+        test_errors: ema.errors,
+        test_acc_current: current.accuracy,
+        test_errors_current: current.errors,
+        n_test: ema.n,
+        epoch_seconds: epochSeconds,
+        seconds: this.seconds,
+        rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
+      };
+      progress.done(
+        `epoch ${this.epoch}/${config.epochs}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
+          `${(100 * current.accuracy).toFixed(2)}% (current)  ${epochSeconds.toFixed(1)}s`,
+      );
+      // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
+      // drops metrics lines beyond the checkpoint's epoch.
+      appendFileSync(join(config.out, METRICS_FILE), JSON.stringify(last) + '\n');
+      await this.saveCheckpoint();
+      if (config.mode === 'fm') await this.writeSamples(join(config.out, 'samples', `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+    }
+
+    if (stoppedEarly) await this.saveCheckpoint();
+    const final = last && !stoppedEarly ? { ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test }, current: { accuracy: last.test_acc_current, errors: last.test_errors_current } } : this.evaluate();
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+    const result: TrainResult = {
+      accuracy: final.ema.accuracy,
+      errors: final.ema.errors,
+      n: final.ema.n,
+      epochs: this.epoch + this.epochIter / this.itersPerEpoch,
+      seconds: Math.round(this.seconds * 10) / 10,
+      stoppedEarly,
+      accuracyCurrent: final.current.accuracy,
+      errorsCurrent: final.current.errors,
+      step: this.step,
+      peakRssMb: Math.round(this.peakRss / 2 ** 20),
+      out: config.out,
+    };
+    writeFileSync(join(config.out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+    return result;
+  }
+
+  /** 10x10 grid from a fixed z (same z every epoch, so grids are comparable). */
+  async writeSamples(path: string): Promise<void> {
+    const z = uniformNoise(100, this.model.zDim, new Rng(this.config.seed + 0x5eed));
+    const x = tf.tidy(() => this.model.applyG(this.g.vars, z));
+    const pixels = x.dataSync() as Float32Array;
+    tf.dispose([x, z]);
+    await writeImageGrid(path, pixels, this.data.train.shape, { rows: 10, cols: 10 });
+  }
+
+  checkpoint(): Checkpoint<CheckpointMeta> {
+    const tensors: Record<string, StoredTensor> = {};
+    const add = (prefix: string, rec: Record<string, tf.Tensor>) => {
+      for (const [n, t] of Object.entries(rec)) tensors[`${prefix}/${n}`] = toStored(t);
+    };
+    add('d', this.d.vars);
+    add('g', this.g.vars);
+    add('ema', this.ema.shadow);
+    add('adamD.m', this.optD.state.m);
+    add('adamD.v', this.optD.state.v);
+    add('adamG.m', this.optG.state.m);
+    add('adamG.v', this.optG.state.v);
+    if (this.epochIter > 0 && this.orders) {
+      for (const [n, a] of Object.entries(this.orders)) tensors[`orders/${n}`] = { shape: [a.length], data: a };
+    }
+    const meta: CheckpointMeta = {
+      semigan: SEMIGAN_VERSION,
+      config: this.config,
+      data: this.data.summary,
+      classes: this.data.train.classes,
+      inputShape: this.data.train.shape,
+      epoch: this.epoch,
+      epochIter: this.epochIter,
+      step: this.step,
+      rng: this.rng.getState(),
+      adamD: this.optD.state.t,
+      adamG: this.optG.state.t,
+      emaSteps: this.ema.steps,
+      seconds: this.seconds,
+    };
+    return { meta, tensors };
+  }
+
+  async saveCheckpoint(): Promise<void> {
+    await writeCheckpoint(this.checkpointPath(), this.checkpoint());
+  }
+
+  /** Put every saved tensor and counter back (the inverse of checkpoint()). */
+  restore(ckpt: Checkpoint<CheckpointMeta>): void {
+    const load = (prefix: string, rec: Record<string, tf.Variable>) => {
+      for (const [n, v] of Object.entries(rec)) {
+        const s = ckpt.tensors[`${prefix}/${n}`];
+        if (!s) throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `checkpoint lacks ${prefix}/${n}: it was written by another model or version`);
+        v.assign(tf.tensor(s.data, s.shape));
+      }
+    };
+    load('d', this.d.vars);
+    load('g', this.g.vars);
+    load('ema', this.ema.shadow);
+    load('adamD.m', this.optD.state.m);
+    load('adamD.v', this.optD.state.v);
+    load('adamG.m', this.optG.state.m);
+    load('adamG.v', this.optG.state.v);
+    const m = ckpt.meta;
+    this.epoch = m.epoch;
+    this.epochIter = m.epochIter;
+    this.step = m.step;
+    this.seconds = m.seconds;
+    this.rng = Rng.fromState(m.rng);
+    this.optD.state.t = m.adamD;
+    this.optG.state.t = m.adamG;
+    this.ema.steps = m.emaSteps;
+    const o = (n: string) => ckpt.tensors[`orders/${n}`]?.data as Int32Array | undefined;
+    this.orders = m.epochIter > 0 && o('lab') ? { lab: o('lab')!, unl: o('unl')!, unl2: o('unl2')! } : null;
+  }
+
+  /** Drop metrics lines beyond the restored epoch (written just before a kill). */
+  trimMetrics(): void {
+    const path = join(this.config.out, METRICS_FILE);
+    if (!existsSync(path)) return;
+    const kept = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() && (JSON.parse(l) as EpochMetrics).epoch <= this.epoch);
+    writeFileSync(path, kept.map((l) => l + '\n').join(''));
+  }
+
+  dispose(): void {
+    disposeParams(this.d);
+    disposeParams(this.g);
+    this.optD.dispose();
+    this.optG.dispose();
+    this.ema.dispose();
+  }
+}
+
+export type { Tensors };
