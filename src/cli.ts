@@ -49,15 +49,16 @@ program
   .option('--seed-data <n>', 'seed choosing the labeled examples (default: --seed)', int)
   .option('--out <dir>', 'run directory (checkpoint, metrics.jsonl, samples/)', d.out)
   .option('--resume <dir>', 'continue the run in DIR from its last checkpoint')
+  .option('--overwrite', 'replace an earlier run in --out instead of refusing')
   .option('--max-minutes <x>', 'end cleanly (checkpoint + evaluation) after this many minutes', num)
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .action(async (opts, cmd: Command) => {
     // Only options the user typed: defaults live in validateConfig, and --resume must not see them.
     const given: Record<string, unknown> = {};
-    for (const key of Object.keys(opts)) if (cmd.getOptionValueSource(key) === 'cli' && key !== 'resume') given[key] = opts[key];
+    for (const key of Object.keys(opts)) if (cmd.getOptionValueSource(key) === 'cli' && key !== 'resume' && key !== 'overwrite') given[key] = opts[key];
     if (!opts.resume && given.seedData === undefined) given.seedData = opts.seed;
     if (!opts.resume && given.labels === undefined && given.labelsPerClass === undefined) given.labels = 100;
-    const result = await trainCommand(given as Partial<TrainConfig>, opts.resume ?? null);
+    const result = await trainCommand(given as Partial<TrainConfig>, opts.resume ?? null, opts.overwrite === true);
     process.stdout.write(JSON.stringify(result) + '\n');
   });
 

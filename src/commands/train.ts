@@ -1,10 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../backend.js';
 import { prepareData } from '../data/prepare.js';
 import { buildModel } from '../models/presets.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
-import { Trainer, type TrainResult } from '../train/trainer.js';
+import { CHECKPOINT_FILE, METRICS_FILE, Trainer, type TrainResult } from '../train/trainer.js';
 import { readRun } from '../eval/run_model.js';
 import { configError } from '../errors.js';
 
@@ -17,7 +17,7 @@ const RESUMABLE = ['epochs', 'maxMinutes', 'backend'] as const;
  * `semigan train`: validate the config, pick the backend, load data, train, print one JSON line.
  * With `resume`, the run's saved config is used and only RESUMABLE options may be given.
  */
-export async function trainCommand(options: Partial<TrainConfig>, resume: string | null): Promise<TrainResult> {
+export async function trainCommand(options: Partial<TrainConfig>, resume: string | null, overwrite = false): Promise<TrainResult> {
   let config: Readonly<TrainConfig>;
   const ckpt = resume ? readRun(resume) : null;
   if (ckpt) {
@@ -26,6 +26,7 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
     config = validateConfig({ ...ckpt.meta.config, ...options, out: resume! });
   } else {
     config = validateConfig(options);
+    claimRunDir(config.out, overwrite);
   }
 
   const backend = await initBackend(config.backend);
@@ -47,4 +48,13 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
   const result = await trainer.run();
   trainer.dispose();
   return result;
+}
+
+/** A fresh run must not mix its metrics and checkpoint with an earlier run's. */
+function claimRunDir(out: string, overwrite: boolean): void {
+  if (!existsSync(join(out, CHECKPOINT_FILE)) && !existsSync(join(out, METRICS_FILE))) return;
+  if (!overwrite) {
+    throw configError(`${out} already holds a run; continue it with --resume ${out}, start over with --overwrite, or pick another --out`);
+  }
+  for (const f of [CHECKPOINT_FILE, METRICS_FILE, 'result.json', 'config.json', 'samples']) rmSync(join(out, f), { recursive: true, force: true });
 }

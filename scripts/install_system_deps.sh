@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages semigan's tests and benchmarks use (run as root):
+#   dataset-fashion-mnist  the real Fashion-MNIST idx files (/usr/share/datasets/fashion-mnist)
+#   python3-torch + libopenblas0-openmp  only for the PyTorch peer benchmark (--with-peer)
+set -euo pipefail
+pkgs=(dataset-fashion-mnist)
+[[ "${1:-}" == "--with-peer" ]] && pkgs+=(python3-torch libopenblas0-openmp)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
