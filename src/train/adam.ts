@@ -27,10 +27,13 @@ export class Adam {
   ) {
     const m: Record<string, tf.Variable> = {};
     const v: Record<string, tf.Variable> = {};
-    for (const name of params.trainable) {
-      m[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
-      v[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
-    }
+    // tidy: the zerosLike temporaries would otherwise keep the moments' memory alive after dispose().
+    tf.tidy(() => {
+      for (const name of params.trainable) {
+        m[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
+        v[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
+      }
+    });
     this.state = { t: 0, m, v };
   }
 

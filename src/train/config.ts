@@ -106,6 +106,8 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
     if (!(key in CHECKS)) throw configError(`unknown option ${flagName(key)}`);
   }
   const config = { ...DEFAULT_CONFIG, ...partial } as TrainConfig;
+  // --labels-per-class alone replaces the default --labels rather than conflicting with it.
+  if (partial.labelsPerClass != null && partial.labels === undefined) config.labels = null;
   for (const [key, check] of Object.entries(CHECKS) as [keyof TrainConfig, Check][]) {
     const expected = check(config[key]);
     if (expected) throw configError(`${flagName(key)} must be ${expected}; received ${JSON.stringify(config[key])}`);

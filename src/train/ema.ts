@@ -15,7 +15,9 @@ export class Ema {
     private readonly params: Params,
     readonly decay: number,
   ) {
-    for (const name of params.trainable) this.shadow[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
+    tf.tidy(() => {
+      for (const name of params.trainable) this.shadow[name] = tf.variable(tf.zerosLike(params.vars[name]), false);
+    });
   }
 
   update(): void {

@@ -391,7 +391,7 @@ export class Trainer {
       for (const [n, v] of Object.entries(rec)) {
         const s = ckpt.tensors[`${prefix}/${n}`];
         if (!s) throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `checkpoint lacks ${prefix}/${n}: it was written by another model or version`);
-        v.assign(tf.tensor(s.data, s.shape));
+        tf.tidy(() => v.assign(tf.tensor(s.data, s.shape))); // tidy frees the temporary (the variable keeps the data)
       }
     };
     load('d', this.d.vars);
