@@ -29,7 +29,7 @@ export class Rng {
   }
 
   getState(): RngState {
-    return [this.a, this.b, this.c, this.d];
+    return [this.a >>> 0, this.b >>> 0, this.c >>> 0, this.d >>> 0];
   }
 
   setState([a, b, c, d]: RngState): void {

@@ -23,7 +23,8 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
   if (ckpt) {
     const extra = Object.keys(options).filter((k) => !(RESUMABLE as readonly string[]).includes(k));
     if (extra.length) throw configError(`--resume takes the run's saved config; only --epochs, --max-minutes and --backend may be given (got ${extra.map((k) => '--' + k).join(', ')})`);
-    config = validateConfig({ ...ckpt.meta.config, ...options, out: resume! });
+    // A time budget belongs to one invocation: a resumed run gets only the one given now.
+    config = validateConfig({ ...ckpt.meta.config, maxMinutes: null, ...options, out: resume! });
   } else {
     config = validateConfig(options);
     claimRunDir(config.out, overwrite);

@@ -82,6 +82,8 @@ interface EpochOrders {
 export interface TrainerIO {
   log: (line: string) => void;
   progressStream?: ProgressStream;
+  /** Called after every iteration (its work finished): benchmarks time iterations with it. */
+  onIteration?: (epoch: number, epochIter: number) => void;
 }
 
 /** `len` indices drawn as back-to-back random permutations of 0..n-1 (every row once per pass). */
@@ -274,6 +276,7 @@ export class Trainer {
         sums.loss_gen += lossGen;
         sums.train_err += trainErr;
         progress.tick(this.epochIter, { loss_lab: lossLab, loss_unl: lossUnl, loss_gen: lossGen });
+        this.io.onIteration?.(this.epoch + 1, this.epochIter);
         if (performance.now() - started > budgetMs && this.epochIter < this.itersPerEpoch) {
           stoppedEarly = true;
           break;
