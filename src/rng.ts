@@ -66,21 +66,43 @@ export class Rng {
   }
 
   /**
-   * Fill `out` with N(0, std^2), Box-Muller: two values per pair of uniforms. For odd lengths the
-   * last pair's second value is dropped, so the whole generator state stays four words.
+   * Fill `out` with N(0, std^2) by the ziggurat method (Marsaglia & Tsang 2000, 128 layers):
+   * ~98.8% of draws cost one uint32, a table lookup and a multiply. D's noise layers need ~1.5M
+   * normals per training step, where Box-Muller's log/sqrt/cos/sin took ~13% of the step.
+   * The layer index and the value come from disjoint bits of the draw (low 7 / high 25), which
+   * avoids the correlation of the original single-bits version.
    */
   fillNormal(out: Float32Array, std = 1): Float32Array {
-    const n = out.length;
-    const twoPi = 2 * Math.PI;
-    for (let i = 0; i < n; i += 2) {
-      const u1 = (this.nextUint32() + 1) / 4294967297; // (0, 1]: log never sees 0
-      const u2 = this.nextUint32() / 4294967296;
-      const r = Math.sqrt(-2 * Math.log(u1)) * std;
-      const th = twoPi * u2;
-      out[i] = r * Math.cos(th);
-      if (i + 1 < n) out[i + 1] = r * Math.sin(th);
+    const { k, w } = ZIGGURAT;
+    for (let i = 0; i < out.length; i++) {
+      const u = this.nextUint32();
+      const layer = u & 127;
+      const j = (u | 0) >> 7; // signed, 25 bits
+      out[i] = (Math.abs(j) < k[layer] ? j * w[layer] : this.normalSlow(j, layer)) * std;
     }
     return out;
+  }
+
+  /** The ziggurat's rare cases: the tail beyond R (layer 0) and the wedges between layers. */
+  private normalSlow(j: number, layer: number): number {
+    const { k, w, f } = ZIGGURAT;
+    for (;;) {
+      const x = j * w[layer];
+      if (layer === 0) {
+        let xt: number;
+        let y: number;
+        do {
+          xt = -Math.log(1 - this.uniform()) / ZIGGURAT_R;
+          y = -Math.log(1 - this.uniform());
+        } while (y + y < xt * xt);
+        return j > 0 ? ZIGGURAT_R + xt : -ZIGGURAT_R - xt;
+      }
+      if (f[layer] + this.uniform() * (f[layer - 1] - f[layer]) < Math.exp(-0.5 * x * x)) return x;
+      const u = this.nextUint32();
+      layer = u & 127;
+      j = (u | 0) >> 7;
+      if (Math.abs(j) < k[layer]) return j * w[layer];
+    }
   }
 
   /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
@@ -96,3 +118,30 @@ export class Rng {
     return p;
   }
 }
+
+/** Right edge of the ziggurat's base layer and its tables for 25-bit signed draws. */
+const ZIGGURAT_R = 3.442619855899;
+const ZIGGURAT = (() => {
+  const m = 2 ** 24; // |j| < 2^24
+  const v = 9.91256303526217e-3; // area of each layer
+  const k = new Float64Array(128);
+  const w = new Float64Array(128);
+  const f = new Float64Array(128);
+  let d = ZIGGURAT_R;
+  let t = d;
+  const q = v / Math.exp(-0.5 * d * d);
+  k[0] = (d / q) * m;
+  k[1] = 0;
+  w[0] = q / m;
+  w[127] = d / m;
+  f[0] = 1;
+  f[127] = Math.exp(-0.5 * d * d);
+  for (let i = 126; i >= 1; i--) {
+    d = Math.sqrt(-2 * Math.log(v / d + Math.exp(-0.5 * d * d)));
+    k[i + 1] = (d / t) * m;
+    t = d;
+    f[i] = Math.exp(-0.5 * d * d);
+    w[i] = d / m;
+  }
+  return { k, w, f };
+})();
