@@ -4,7 +4,7 @@ import { SemiganError } from './errors.js';
 import { BACKENDS } from './backend.js';
 import { BUILTIN_DATASETS } from './data/builtin.js';
 import { PRESET_NAMES } from './models/presets.js';
-import { DEFAULT_CONFIG, MODES, type TrainConfig } from './train/config.js';
+import { DEFAULT_CONFIG, FM_DISTANCES, MODES, type TrainConfig } from './train/config.js';
 import { SEMIGAN_VERSION } from './version.js';
 import { trainCommand } from './commands/train.js';
 import { evaluateCommand } from './commands/evaluate.js';
@@ -12,6 +12,10 @@ import { formatReport } from './eval/report.js';
 
 const int = (v: string) => {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer.');
+  return Number(v);
+};
+const signedInt = (v: string) => {
+  if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError('expected an integer.');
   return Number(v);
 };
 const num = (v: string) => {
@@ -36,7 +40,16 @@ program
   .option('--train-limit <n>', 'use only the first N training images (quick runs)', int)
   .option('--test-limit <n>', 'evaluate on the first N test images only', int)
   .option('--preset <name>', `model preset: ${PRESET_NAMES.join(', ')}`, d.preset)
-  .addOption(new Option('--mode <mode>', 'fm: K+1 GAN with feature matching; supervised: labeled data only').choices(MODES).default(d.mode))
+  .addOption(new Option('--mode <mode>', 'gan: K+1 GAN on labeled + unlabeled + generated data; supervised: labeled data only (the baseline)').choices([...MODES, 'fm']).default(d.mode))
+  .option('--no-fm', 'turn feature matching off: G minimizes the non-saturating -log D(G(z))')
+  .addOption(new Option('--fm-distance <d>', 'feature-matching distance: l2 (MNIST recipe) or l1 (CIFAR recipe)').choices(FM_DISTANCES).default(d.fmDistance))
+  .option('--fm-layer <i>', "D's hidden layer matched by G: 0-based, negative from the last", signedInt, d.fmLayer)
+  .option('--mbd', 'minibatch discrimination before D\'s output layer')
+  .option('--mbd-kernels <n>', 'minibatch discrimination kernels (B)', int, d.mbdKernels)
+  .option('--mbd-dim <n>', 'minibatch discrimination kernel dimension (C)', int, d.mbdDim)
+  .option('--ha <weight>', 'historical averaging weight for D and G (0 = off)', num, d.ha)
+  .option('--label-smoothing <alpha>', 'one-sided label smoothing: real target alpha, e.g. 0.9 (1 = off)', num, d.labelSmoothing)
+  .option('--vbn', 'virtual batch normalization in G')
   .option('--epochs <n>', 'epochs to train', int, d.epochs)
   .option('--iters-per-epoch <n>', 'iterations per epoch (default: unlabeled size / batch size)', int)
   .option('--batch-size <n>', 'rows per batch from each source (labeled, unlabeled, generated)', int, d.batchSize)

@@ -36,9 +36,10 @@ test('MBD: two identical rows and a far one, by hand', () => {
   assert.deepEqual(o.shape, [3, 2]);
   close(o.dataSync(), [1 + e9, 1 + e13, 1 + e9, 1 + e13, 2 * e9, 2 * e13], 1e-6, 'o');
 
-  const layer = minibatchDiscrimination(h, T, args);
+  const b = tf.tensor1d([-1, 0.5]); // the layer's learned bias is added to o
+  const layer = minibatchDiscrimination(h, T, b, args);
   assert.deepEqual(layer.shape, [3, 4]);
-  close(layer.dataSync(), [1, 2, 1 + e9, 1 + e13, 1, 2, 1 + e9, 1 + e13, 5, -3, 2 * e9, 2 * e13], 1e-6, 'concat([h, o])');
+  close(layer.dataSync(), [1, 2, e9, 1.5 + e13, 1, 2, e9, 1.5 + e13, 5, -3, 2 * e9 - 1, 2 * e13 + 0.5], 1e-6, 'concat([h, o + b])');
 
   // The tie (r0 = r1) is a kink of |.|: the gradient there must still be finite.
   const [gh, gT] = tf.grads((a: tf.Tensor, b: tf.Tensor) => minibatchFeatures(a as tf.Tensor2D, b as tf.Tensor2D, args).sum())([h, T]);
@@ -159,13 +160,14 @@ test('MBD: no tensors leak through forward or backward', () => {
   const args = { kernels: 3, dim: 2 };
   const h = tf.tensor2d(normal(rng, 6 * 4), [6, 4]);
   const T = initMinibatchKernel(rng, 4, args);
+  const bias = tf.zeros([3]) as tf.Tensor1D;
   const n0 = tf.memory().numTensors;
-  const out = minibatchDiscrimination(h, T, args, [2, 4]);
+  const out = minibatchDiscrimination(h, T, bias, args, [2, 4]);
   assert.equal(tf.memory().numTensors, n0 + 1);
   out.dispose();
-  const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => minibatchDiscrimination(a as tf.Tensor2D, b as tf.Tensor2D, args, [2, 4]).sum())([h, T]);
+  const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => minibatchDiscrimination(a as tf.Tensor2D, b as tf.Tensor2D, bias, args, [2, 4]).sum())([h, T]);
   assert.equal(tf.memory().numTensors, n0 + 2);
-  tf.dispose([...grads, h, T]);
+  tf.dispose([...grads, h, T, bias]);
 });
 
 // ---------------------------------------------------------------- virtual batch norm

@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { initBackend } from '../src/backend.js';
 import { prepareData } from '../src/data/prepare.js';
-import { buildModel } from '../src/models/presets.js';
+import { buildModelForConfig } from '../src/models/presets.js';
 import { validateConfig, type TrainConfig } from '../src/train/config.js';
 import { Trainer, type CheckpointMeta, type EpochMetrics, type TrainResult } from '../src/train/trainer.js';
 import { readCheckpoint, type Checkpoint } from '../src/train/checkpoint.js';
@@ -97,14 +97,14 @@ const u32 = (s: number[]) => s.map((w) => w >>> 0);
 // (a) in-process Trainer
 
 test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training equals uninterrupted training; no tensor leaks', async () => {
-  const base: Partial<TrainConfig> = { trainLimit: 300, testLimit: 100, itersPerEpoch: 3, batchSize: 20, mode: 'fm', epochs: 2, backend: 'wasm', seed: 5 };
+  const base: Partial<TrainConfig> = { trainLimit: 300, testLimit: 100, itersPerEpoch: 3, batchSize: 20, mode: 'gan', epochs: 2, backend: 'wasm', seed: 5 };
   const cfg = (over: Partial<TrainConfig>) => validateConfig({ ...base, ...over });
   const data = prepareData(cfg({}));
   assert.equal(data.train.n, 300);
   assert.equal(data.labeled.length, 100);
   const io = { log: () => {}, progressStream: { write: () => true } };
   const make = (config: Readonly<TrainConfig>) =>
-    new Trainer(config, buildModel(config.preset, { inputShape: data.train.shape, numClasses: data.train.classes.length }), data, io);
+    new Trainer(config, buildModelForConfig(config, data.train.shape, data.train.classes.length), data, io);
   const dir = (n: string) => join(tmp, `inproc-${n}`);
 
   // A: 2 epochs x 3 iterations straight through.

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareData, type TrainData } from '../../src/data/prepare.js';
-import { buildModel } from '../../src/models/presets.js';
+import { buildModelForConfig } from '../../src/models/presets.js';
 import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { Rng } from '../../src/rng.js';
@@ -42,7 +42,7 @@ export function benchConfig(overrides: Partial<TrainConfig> = {}): Readonly<Trai
     trainLimit: 6000,
     testLimit: 500, // evaluation runs between epochs only; keep it cheap
     preset: 'mnist-mlp',
-    mode: 'fm',
+    mode: 'gan',
     batchSize: 100,
     backend: 'wasm',
     out: 'unused', // replaced by a temporary directory per trainer
@@ -66,7 +66,7 @@ export async function timeIterations(base: Readonly<TrainConfig>, data: TrainDat
   const epochs = 1 + timedEpochs;
   const out = mkdtempSync(join(tmpdir(), 'semigan-bench-'));
   const config = validateConfig({ ...base, epochs, itersPerEpoch, out, seed: opts.seed ?? base.seed, maxMinutes: null });
-  const model = buildModel(config.preset, { inputShape: data.train.shape, numClasses: data.train.classes.length });
+  const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
 
   // Time spent in (and values drawn by) the Rng's noise fills, per iteration.
   let normalMs = 0;

@@ -12,7 +12,7 @@ export async function evaluateCommand(runDir: string, backend: BackendChoice): P
   const test = prepareTestData(ckpt.meta.config);
   const { model, weights } = loadEmaDiscriminator(ckpt);
   try {
-    return classificationReport(test.y, predictClasses(model, weights, test), test.classes);
+    return classificationReport(test.y, predictClasses(model, weights, test, ckpt.meta.config.batchSize), test.classes);
   } finally {
     tf.dispose(Object.values(weights));
   }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../backend.js';
 import { prepareData } from '../data/prepare.js';
-import { buildModel } from '../models/presets.js';
+import { buildModelForConfig } from '../models/presets.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
 import { CHECKPOINT_FILE, METRICS_FILE, Trainer, type TrainResult } from '../train/trainer.js';
 import { readRun } from '../eval/run_model.js';
@@ -34,7 +34,7 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
   log(`backend: ${backend.name} (${backend.reason})`);
   const data = prepareData(config);
   log(`data: ${data.summaryText} from ${data.source}`);
-  const model = buildModel(config.preset, { inputShape: data.train.shape, numClasses: data.train.classes.length });
+  const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
   const trainer = new Trainer(config, model, data, { log });
   if (ckpt) {
     trainer.restore(ckpt);

@@ -4,8 +4,13 @@ import type { GanModel } from '../models/model.js';
 import type { Tensors } from '../nn/params.js';
 import { argmaxRows } from './metrics.js';
 
-/** Deterministic (noise-free) class logits of D for every row of `data`, in chunks. */
-export function discriminatorLogits(model: GanModel, d: Tensors, data: Dataset, chunk = 2000): Float32Array {
+/**
+ * Deterministic (noise-free) class logits of D for every row of `data`, in chunks. A D with
+ * minibatch discrimination sees batches of `batchSize` rows, as in training; any other D gives
+ * the same logits whatever the chunking.
+ */
+export function discriminatorLogits(model: GanModel, d: Tensors, data: Dataset, batchSize = 100): Float32Array {
+  const chunk = model.batchDependentD ? batchSize : 2000;
   const dim = data.x.length / data.n;
   let k = 0;
   const parts: Float32Array[] = [];
@@ -26,6 +31,6 @@ export function discriminatorLogits(model: GanModel, d: Tensors, data: Dataset, 
 }
 
 /** Predicted class per row. */
-export function predictClasses(model: GanModel, d: Tensors, data: Dataset): Int32Array {
-  return argmaxRows(discriminatorLogits(model, d, data), data.classes.length);
+export function predictClasses(model: GanModel, d: Tensors, data: Dataset, batchSize = 100): Int32Array {
+  return argmaxRows(discriminatorLogits(model, d, data, batchSize), data.classes.length);
 }

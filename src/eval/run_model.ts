@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SemiganError } from '../errors.js';
-import { buildModel } from '../models/presets.js';
+import { buildModelForConfig } from '../models/presets.js';
+import { validateConfig } from '../train/config.js';
 import type { GanModel } from '../models/model.js';
 import type { Tensors } from '../nn/params.js';
 import { readCheckpoint, type Checkpoint, type StoredTensor } from '../train/checkpoint.js';
@@ -32,7 +33,8 @@ const tensorsWithPrefix = (ckpt: Checkpoint<CheckpointMeta>, prefix: string): Te
 /** The run's model and its EMA discriminator weights (what is evaluated and exported). Caller disposes `weights`. */
 export function loadEmaDiscriminator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {
   const { meta } = ckpt;
-  const model = buildModel(meta.config.preset, { inputShape: meta.inputShape, numClasses: meta.classes.length });
+  const config = validateConfig(meta.config as unknown as Record<string, unknown>); // fills options added since the run
+  const model = buildModelForConfig(config, meta.inputShape, meta.classes.length);
   const current = tensorsWithPrefix(ckpt, 'd');
   const shadow = tensorsWithPrefix(ckpt, 'ema');
   const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps);

@@ -4,8 +4,11 @@ import { makeParams, type Params, type Tensors } from '../nn/params.js';
 import { dataDependentInit, weightNormDense, weightNormKernel } from '../nn/weight_norm.js';
 import { gaussianNoise } from '../nn/noise.js';
 import { batchNormShift } from '../nn/batch_norm.js';
+import { virtualBatchNorm } from '../nn/virtual_batch_norm.js';
+import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
 import { stableSoftplus } from '../nn/activations.js';
 import type { ApplyOptions, DiscriminatorOutput, GanModel } from './model.js';
+import { configError } from '../errors.js';
 
 /**
  * The paper's permutation-invariant MNIST model (Salimans et al. 2016, Sec. 5.1; official
@@ -15,6 +18,11 @@ import type { ApplyOptions, DiscriminatorOutput, GanModel } from './model.js';
  *    v ~ N(0, 0.1^2), b = 0, g = 1, then data-dependent init; g is trained only in the last layer.
  *    Feature matching uses the last 250-unit hidden layer (after relu, before its noise).
  * G: z ~ U[0,1)^100 -> dense 500 (no bias) BN softplus -> dense 500 BN softplus -> WN-dense dim sigmoid.
+ *
+ * Options for the paper's other techniques: minibatch discrimination between D's last hidden layer
+ * (after its noise) and the output layer; virtual batch norm in G instead of batch norm, with a
+ * reference batch of z drawn once at creation and stored as a non-trainable G parameter (so it is
+ * checkpointed with G); feature matching on any hidden layer of D.
  */
 export interface MnistMlpArgs {
   inputDim: number;
@@ -24,7 +32,17 @@ export interface MnistMlpArgs {
   zDim?: number;
   inputNoise?: number; // std of D's input noise
   hiddenNoise?: number; // std of the noise after each hidden layer of D
+  featureLayer?: number; // hidden layer of D whose output is `features`: 0-based, negative from the last (-1)
+  mbd?: MinibatchDiscriminationArgs | null; // minibatch discrimination before D's output layer
+  vbn?: boolean; // virtual batch norm in G
+  vbnRefSize?: number; // rows in G's reference batch
 }
+
+/** Rows of the init batch that set the minibatch layer's scale (a training-sized minibatch). */
+const MBD_INIT_ROWS = 100;
+
+/** Consecutive groups of `size` rows (the last one shorter) covering n rows. */
+const minibatchGroups = (n: number, size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size));
 
 export function mnistMlp(args: MnistMlpArgs): GanModel {
   const hidden = args.hidden ?? [1000, 500, 250, 250, 250];
@@ -35,14 +53,26 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
   const dSizes = [args.inputDim, ...hidden, args.numClasses];
   const nD = dSizes.length - 1; // dense layers in D
   const last = nD - 1;
+  const featureLayer = (args.featureLayer ?? -1) < 0 ? hidden.length + (args.featureLayer ?? -1) : args.featureLayer!;
+  if (featureLayer < 0 || featureLayer >= hidden.length) {
+    throw configError(`--fm-layer ${args.featureLayer} is outside D's ${hidden.length} hidden layers (0..${hidden.length - 1} or -1..-${hidden.length})`);
+  }
+  const mbd = args.mbd ?? null;
+  const vbnRefSize = args.vbnRefSize ?? 100;
+  // The output layer's input: the last hidden layer, plus the minibatch features when on.
+  const outInDim = hidden[hidden.length - 1] + (mbd ? mbd.kernels : 0);
 
   function createD(rng: Rng): Params {
     const init: Record<string, tf.Tensor> = {};
     for (let i = 0; i < nD; i++) {
-      const [nin, nout] = [dSizes[i], dSizes[i + 1]];
+      const [nin, nout] = [i === last ? outInDim : dSizes[i], dSizes[i + 1]];
       init[`l${i}.v`] = tf.tensor2d(rng.fillNormal(new Float32Array(nin * nout), 0.1), [nin, nout]);
       init[`l${i}.g`] = tf.ones([nout]);
       init[`l${i}.b`] = tf.zeros([nout]);
+    }
+    if (mbd) {
+      init['mbd.T'] = initMinibatchKernel(rng, hidden[hidden.length - 1], mbd);
+      init['mbd.b'] = tf.zeros([mbd.kernels]);
     }
     const trainable = Object.keys(init).filter((k) => !k.endsWith('.g') || k === `l${last}.g`);
     return makeParams(init, trainable);
@@ -64,32 +94,53 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     init['out.v'] = glorotUniform(rng, genHidden[genHidden.length - 1], args.inputDim);
     init['out.g'] = tf.ones([args.inputDim]);
     init['out.b'] = tf.zeros([args.inputDim]);
-    return makeParams(init, Object.keys(init));
+    const trainable = Object.keys(init);
+    if (args.vbn) init['vbn.zref'] = tf.tensor2d(rng.fillUniform(new Float32Array(vbnRefSize * zDim)), [vbnRefSize, zDim]);
+    return makeParams(init, trainable);
   }
 
-  function applyD(d: Tensors, x: tf.Tensor2D, { noise }: ApplyOptions): DiscriminatorOutput {
+  const layer = (d: Tensors, i: number, h: tf.Tensor2D) =>
+    weightNormDense(h, d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D, d[`l${i}.b`] as tf.Tensor1D);
+
+  // Minibatch features of the clean last hidden layer, appended after its noise: computed on noisy
+  // rows, their distances (hence o) would differ between training and evaluation.
+  const withMinibatchFeatures = (d: Tensors, clean: tf.Tensor2D, noisy: tf.Tensor2D, groups?: number[]) =>
+    tf.concat([noisy, minibatchFeatures(clean, d['mbd.T'] as tf.Tensor2D, mbd!, groups).add(d['mbd.b'])], 1) as tf.Tensor2D; // [B, 250 + kernels]
+
+  function applyD(d: Tensors, x: tf.Tensor2D, { noise, groups }: ApplyOptions): DiscriminatorOutput {
     let h = noise ? gaussianNoise(x, inputNoise, noise) : x;
     let features: tf.Tensor2D | undefined;
+    let clean = h;
     for (let i = 0; i < last; i++) {
-      h = tf.relu(weightNormDense(h, d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D, d[`l${i}.b`] as tf.Tensor1D));
-      if (i === last - 1) features = h; // [B, 250]
-      if (noise) h = gaussianNoise(h, hiddenNoise, noise);
+      clean = tf.relu(layer(d, i, h));
+      if (i === featureLayer) features = clean; // [B, F]
+      h = noise ? gaussianNoise(clean, hiddenNoise, noise) : clean;
     }
-    const logits = weightNormDense(h, d[`l${last}.v`] as tf.Tensor2D, d[`l${last}.g`] as tf.Tensor1D, d[`l${last}.b`] as tf.Tensor1D); // [B, K]
+    if (mbd) h = withMinibatchFeatures(d, clean, h, groups);
+    const logits = layer(d, last, h); // [B, K]
     return { logits, features: features! };
   }
 
   // Layer by layer, as applyD, normalizing each pre-activation before going on.
-  function initD(d: Params, x: tf.Tensor2D, { noise }: ApplyOptions): void {
+  function initD(d: Params, x: tf.Tensor2D, { noise, groups }: ApplyOptions): void {
     tf.tidy(() => {
+      const v = d.vars;
       let h = noise ? gaussianNoise(x, inputNoise, noise) : x;
+      let clean = h;
       for (let i = 0; i < nD; i++) {
-        const v = d.vars;
+        if (i === last && mbd) {
+          // Scale the kernels and centre o on one minibatch-sized group, then use the same groups.
+          const n = Math.min(clean.shape[0], MBD_INIT_ROWS);
+          const init = initMinibatchLayer(clean.slice([0, 0], [n, -1]), v['mbd.T'] as tf.Tensor2D, mbd);
+          v['mbd.T'].assign(init.T);
+          v['mbd.b'].assign(init.b);
+          h = withMinibatchFeatures(v, clean, h, groups ?? minibatchGroups(clean.shape[0], MBD_INIT_ROWS));
+        }
         const a = tf.matMul(h, weightNormKernel(v[`l${i}.v`] as tf.Tensor2D, v[`l${i}.g`] as tf.Tensor1D)) as tf.Tensor2D; // [B, out]
         const normalized = dataDependentInit(a, v[`l${i}.g`], v[`l${i}.b`]);
         if (i < last) {
-          h = tf.relu(normalized);
-          if (noise) h = gaussianNoise(h, hiddenNoise, noise);
+          clean = tf.relu(normalized);
+          h = noise ? gaussianNoise(clean, hiddenNoise, noise) : clean;
         }
       }
     });
@@ -97,11 +148,20 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
 
   function applyG(g: Tensors, z: tf.Tensor2D): tf.Tensor2D {
     let h = z;
+    let hRef = g['vbn.zref'] as tf.Tensor2D | undefined; // [n, zDim] when VBN is on
     for (let i = 0; i < genHidden.length; i++) {
-      h = stableSoftplus(batchNormShift(tf.matMul(h, g[`h${i}.w`] as tf.Tensor2D), g[`h${i}.shift`] as tf.Tensor1D)) as tf.Tensor2D;
+      const w = g[`h${i}.w`] as tf.Tensor2D;
+      const shift = g[`h${i}.shift`] as tf.Tensor1D;
+      if (hRef) {
+        const { out, refOut } = virtualBatchNorm(tf.matMul(h, w), tf.matMul(hRef, w), shift);
+        h = stableSoftplus(out);
+        hRef = stableSoftplus(refOut);
+      } else {
+        h = stableSoftplus(batchNormShift(tf.matMul(h, w), shift));
+      }
     }
     return tf.sigmoid(weightNormDense(h, g['out.v'] as tf.Tensor2D, g['out.g'] as tf.Tensor1D, g['out.b'] as tf.Tensor1D)); // [B, dim]
   }
 
-  return { preset: 'mnist-mlp', zDim, createD, createG, initD, applyD, applyG };
+  return { preset: 'mnist-mlp', zDim, batchDependentD: mbd !== null, createD, createG, initD, applyD, applyG };
 }

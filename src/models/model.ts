@@ -12,6 +12,12 @@ export interface DiscriminatorOutput {
 /** Noise on (training: pass the Rng) or off (evaluation: null). */
 export interface ApplyOptions {
   noise: Rng | null;
+  /**
+   * Consecutive row counts that form separate minibatches (default: all rows one batch). Only
+   * batch-dependent layers (minibatch discrimination) look at it: the trainer concatenates
+   * labeled, unlabeled and generated rows into one pass, and each source gets its own statistics.
+   */
+  groups?: number[];
 }
 
 /** A D/G pair for a data shape: what a preset builds and the trainer drives. */
@@ -23,6 +29,8 @@ export interface GanModel {
   /** Data-dependent init of D's weight-normed layers on a batch of real inputs. */
   initD(d: Params, x: tf.Tensor2D, opts: ApplyOptions): void;
   applyD(d: Tensors, x: tf.Tensor2D, opts: ApplyOptions): DiscriminatorOutput;
+  /** True when D's output for a row depends on the other rows of its batch (minibatch discrimination). */
+  batchDependentD: boolean;
   /** z [B, zDim] -> samples [B, dim] in the data's range. */
   applyG(g: Tensors, z: tf.Tensor2D): tf.Tensor2D;
 }

@@ -14,8 +14,10 @@ import type { Rng } from '../rng.js';
  * labeled, unlabeled and generated rows through D in one pass; each source must get statistics
  * from its own rows only, or real rows would be told how close they are to generated ones.
  *
- * The official code also adds a learned bias (init -1) to o and scales T by a data-dependent
- * log-scale at init; those are left to the caller (o is returned unbiased).
+ * As in the official layer, o gets a learned per-kernel bias b, and a data-dependent init
+ * (initMinibatchLayer) scales each kernel so that the typical nearest-neighbour distance is ~2
+ * and centres o at 0: without it, o is either ~0 (far rows) or ~n (near rows) and swamps the
+ * logits.
  */
 export interface MinibatchDiscriminationArgs {
   /** Number of kernels B in the paper (100), i.e. features added per example. */
@@ -113,12 +115,33 @@ export function minibatchFeatures(
   });
 }
 
-/** The layer's output: h with its minibatch features appended, [B, in + kernels]. */
+/** The layer's output: h with its (biased) minibatch features appended, [B, in + kernels]. */
 export function minibatchDiscrimination(
   h: tf.Tensor2D,
   T: tf.Tensor2D,
+  b: tf.Tensor1D,
   args: MinibatchDiscriminationArgs,
   groups?: number[],
 ): tf.Tensor2D {
-  return tf.tidy(() => tf.concat([h, minibatchFeatures(h, T, args, groups)], 1));
+  return tf.tidy(() => tf.concat([h, minibatchFeatures(h, T, args, groups).add(b) as tf.Tensor2D], 1));
+}
+
+/**
+ * Data-dependent init on a batch h [n, in] (one group): per kernel k, s_k = 0.5 * mean_i min_{j != i}
+ * ||M_{i,k} - M_{j,k}||_1; T's columns of kernel k are divided by s_k (distances scale linearly
+ * with T), then b = -mean_i o(i) so the features start centred. Returns the new T and b.
+ */
+export function initMinibatchLayer(h: tf.Tensor2D, T: tf.Tensor2D, args: MinibatchDiscriminationArgs): { T: tf.Tensor2D; b: tf.Tensor1D } {
+  const { kernels, dim } = args;
+  const n = h.shape[0];
+  return tf.tidy(() => {
+    const m = tf.matMul(h, T).reshape([n, kernels, dim]).transpose([1, 0, 2]); // [kernels, n, dim]
+    const dist = m.reshape([kernels, n, 1, dim]).sub(m.reshape([kernels, 1, n, dim])).abs().sum(-1); // [kernels, n, n]
+    const self = tf.eye(n).mul(1e30).reshape([1, n, n]);
+    const scale = dist.add(self).min(-1).mean(-1).mul(0.5); // [kernels]
+    const colScale = scale.reshape([kernels, 1]).tile([1, dim]).reshape([1, kernels * dim]); // [1, kernels*dim]
+    const scaledT = T.div(colScale) as tf.Tensor2D;
+    const b = minibatchFeatures(h, scaledT, args).mean(0).neg() as tf.Tensor1D; // [kernels]
+    return { T: scaledT, b };
+  });
 }

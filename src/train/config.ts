@@ -1,8 +1,10 @@
 import { configError } from '../errors.js';
 import { BACKENDS, type BackendChoice } from '../backend.js';
 
-export const MODES = ['fm', 'supervised'] as const;
+export const MODES = ['gan', 'supervised'] as const;
 export type Mode = (typeof MODES)[number];
+export const FM_DISTANCES = ['l2', 'l1'] as const;
+export type FmDistance = (typeof FM_DISTANCES)[number];
 
 /**
  * Everything that defines a training run. Validated once (validateConfig), frozen, written to
@@ -16,7 +18,17 @@ export interface TrainConfig {
   trainLimit: number | null; // use only the first N training images (quick runs, tests)
   testLimit: number | null; // evaluate on the first N test images only
   preset: string; // model preset (mnist-mlp = the paper's MNIST D and G)
-  mode: Mode; // fm: K+1 GAN with feature matching; supervised: same D on the labeled set only
+  mode: Mode; // gan: K+1 GAN on labeled + unlabeled + generated data; supervised: same D on the labeled set only
+  // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching only).
+  fm: boolean; // feature matching for G; off: G minimizes the non-saturating -log D(G(z))
+  fmDistance: FmDistance; // l2: mean squared difference of mean features (MNIST recipe); l1: mean absolute (CIFAR)
+  fmLayer: number; // which hidden layer of D is matched: 0-based, negative counts from the last (-1 = last)
+  mbd: boolean; // minibatch discrimination before D's output layer
+  mbdKernels: number; // B in the paper (100)
+  mbdDim: number; // C in the paper (5)
+  ha: number; // historical averaging weight for D and G (0 = off)
+  labelSmoothing: number; // one-sided: real target of the real/fake part (1 = off; paper: 0.9)
+  vbn: boolean; // virtual batch norm in G instead of batch norm
   epochs: number; // total epochs (paper: 300)
   itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
   batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
@@ -42,7 +54,16 @@ export const DEFAULT_CONFIG: TrainConfig = {
   trainLimit: null,
   testLimit: null,
   preset: 'mnist-mlp',
-  mode: 'fm',
+  mode: 'gan',
+  fm: true,
+  fmDistance: 'l2',
+  fmLayer: -1,
+  mbd: false,
+  mbdKernels: 100,
+  mbdDim: 5,
+  ha: 0,
+  labelSmoothing: 1,
+  vbn: false,
   epochs: 10,
   itersPerEpoch: null,
   batchSize: 100,
@@ -70,6 +91,9 @@ const nonNeg: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
 const oneOf = (xs: readonly string[]): Check => (v) => (xs.includes(v as string) ? null : `one of ${xs.join(', ')}`);
 const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
+const integer: Check = (v) => (Number.isInteger(v) ? null : 'an integer');
+const smoothing: Check = (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1] (1 = no smoothing)');
 
 const CHECKS: Record<keyof TrainConfig, Check> = {
   dataset: str,
@@ -80,6 +104,15 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   testLimit: nullable(positiveInt),
   preset: str,
   mode: oneOf(MODES),
+  fm: bool,
+  fmDistance: oneOf(FM_DISTANCES),
+  fmLayer: integer,
+  mbd: bool,
+  mbdKernels: positiveInt,
+  mbdDim: positiveInt,
+  ha: nonNeg,
+  labelSmoothing: smoothing,
+  vbn: bool,
   epochs: positiveInt,
   itersPerEpoch: nullable(positiveInt),
   batchSize: positiveInt,
@@ -106,6 +139,7 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
     if (!(key in CHECKS)) throw configError(`unknown option ${flagName(key)}`);
   }
   const config = { ...DEFAULT_CONFIG, ...partial } as TrainConfig;
+  if ((config.mode as string) === 'fm') config.mode = 'gan'; // name used by semigan 0.1 runs
   // --labels-per-class alone replaces the default --labels rather than conflicting with it.
   if (partial.labelsPerClass != null && partial.labels === undefined) config.labels = null;
   for (const [key, check] of Object.entries(CHECKS) as [keyof TrainConfig, Check][]) {

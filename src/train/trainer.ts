@@ -11,7 +11,8 @@ import { disposeParams, type Params, type Tensors } from '../nn/params.js';
 import { uniformNoise } from '../nn/noise.js';
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
-import { errorRate, featureMatchingLoss, supervisedLoss, unsupervisedLoss } from './losses.js';
+import { errorRate, featureMatchingLoss, nonSaturatingGeneratorLoss, supervisedLoss, unsupervisedLoss } from './losses.js';
+import { HistoricalAverage } from './historical_averaging.js';
 import { lrAt, type TrainConfig } from './config.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
 import { createProgress, type ProgressStream } from './progress.js';
@@ -37,6 +38,7 @@ export interface CheckpointMeta {
   adamD: number; // Adam step counts
   adamG: number;
   emaSteps: number;
+  haSteps?: number; // historical averaging: steps folded into the running means
   seconds: number; // training wall time so far
 }
 
@@ -108,6 +110,9 @@ export class Trainer {
   readonly optD: Adam;
   readonly optG: Adam;
   readonly ema: Ema;
+  /** Historical averaging of D and G (null when --ha is 0). */
+  readonly haD: HistoricalAverage | null;
+  readonly haG: HistoricalAverage | null;
   rng: Rng;
   epoch = 0;
   epochIter = 0;
@@ -131,6 +136,8 @@ export class Trainer {
     this.optD = new Adam(this.d, adamArgs);
     this.optG = new Adam(this.g, adamArgs);
     this.ema = new Ema(this.d, config.emaDecay);
+    this.haD = config.ha > 0 ? new HistoricalAverage(this.d) : null;
+    this.haG = config.ha > 0 ? new HistoricalAverage(this.g) : null;
     this.labelsOfLabeled = Int32Array.from(data.labeled, (r) => data.train.y[r]);
     this.itersPerEpoch = config.itersPerEpoch ?? Math.max(1, Math.floor(data.train.n / config.batchSize));
   }
@@ -149,8 +156,8 @@ export class Trainer {
   private newOrders(): EpochOrders {
     const len = this.itersPerEpoch * this.config.batchSize;
     const lab = permutedOrder(this.rng, this.data.labeled.length, len);
-    const unl = this.config.mode === 'fm' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
-    const unl2 = this.config.mode === 'fm' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
+    const unl = this.config.mode === 'gan' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
+    const unl2 = this.config.mode === 'gan' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
     return { lab, unl, unl2 };
   }
 
@@ -165,29 +172,41 @@ export class Trainer {
     return out;
   }
 
+  /** weight * ||theta - historical mean||^2 for one player (after folding in the current theta). */
+  private historicalPenalty(ha: HistoricalAverage | null): tf.Scalar | null {
+    return ha ? (ha.penalty().mul(this.config.ha) as tf.Scalar) : null;
+  }
+
   /** One D step on a labeled batch, an unlabeled batch and a generated batch. */
   private stepD(rowsLab: Int32Array, rowsUnl: Int32Array, lr: number): { lossLab: number; lossUnl: number; trainErr: number } {
+    const { config } = this;
     const bs = rowsLab.length;
     const yLab = tf.tensor1d(Int32Array.from(rowsLab, (i) => this.labelsOfLabeled[i]), 'int32');
     const xLab = this.batch(this.data.train, Int32Array.from(rowsLab, (i) => this.data.labeled[i]));
     const kept: tf.Tensor[] = [];
-    const supervised = this.config.mode === 'supervised';
+    const supervised = config.mode === 'supervised';
+    this.haD?.observe();
     tf.tidy(() => {
       const xFake = supervised ? null : tf.tidy(() => this.model.applyG(this.g.vars, uniformNoise(bs, this.model.zDim, this.rng)));
       const xUnl = supervised ? null : this.batch(this.data.train, rowsUnl);
       const { grads } = tf.variableGrads(() => {
-        // D has no batch-dependent ops: one pass over the concatenation = three separate passes.
+        // One pass over the concatenation; `groups` keeps batch-dependent layers per source.
         const x = supervised ? xLab : tf.concat([xLab, xUnl!, xFake!]); // [3B, dim]
-        const { logits } = this.model.applyD(this.d.vars, x, { noise: this.rng });
+        const groups = supervised ? [bs] : [bs, rowsUnl.length, bs];
+        const { logits } = this.model.applyD(this.d.vars, x, { noise: this.rng, groups });
         const logitsLab = logits.slice([0, 0], [bs, -1]);
         const lossLab = supervisedLoss(logitsLab, yLab);
         kept.push(tf.keep(lossLab), tf.keep(errorRate(logitsLab, yLab)));
-        if (supervised) return lossLab;
-        const logitsUnl = logits.slice([bs, 0], [rowsUnl.length, -1]);
-        const logitsFake = logits.slice([bs + rowsUnl.length, 0], [bs, -1]);
-        const lossUnl = unsupervisedLoss(logitsUnl, logitsFake);
-        kept.push(tf.keep(lossUnl));
-        return lossLab.add(lossUnl.mul(this.config.unlabeledWeight)) as tf.Scalar;
+        let loss: tf.Scalar = lossLab;
+        if (!supervised) {
+          const logitsUnl = logits.slice([bs, 0], [rowsUnl.length, -1]);
+          const logitsFake = logits.slice([bs + rowsUnl.length, 0], [bs, -1]);
+          const lossUnl = unsupervisedLoss(logitsUnl, logitsFake, config.labelSmoothing);
+          kept.push(tf.keep(lossUnl));
+          loss = loss.add(lossUnl.mul(config.unlabeledWeight));
+        }
+        const penalty = this.historicalPenalty(this.haD);
+        return penalty ? loss.add(penalty) : loss;
       }, this.trainableVars(this.d));
       this.optD.apply(this.byParamName(this.d, grads), lr);
     });
@@ -197,16 +216,22 @@ export class Trainer {
     return { lossLab, lossUnl: lossUnl ?? 0, trainErr };
   }
 
-  /** One G step: match the mean of D's features on real and generated data. */
+  /** One G step: feature matching against a real batch, or the non-saturating loss when FM is off. */
   private stepG(rowsUnl: Int32Array, lr: number): number {
+    const { config } = this;
     const bs = rowsUnl.length;
     let loss = NaN;
+    this.haG?.observe();
     tf.tidy(() => {
-      const featReal = this.model.applyD(this.d.vars, this.batch(this.data.train, rowsUnl), { noise: this.rng }).features; // [B, F]
+      const featReal = config.fm
+        ? this.model.applyD(this.d.vars, this.batch(this.data.train, rowsUnl), { noise: this.rng }).features // [B, F]
+        : null;
       const z = uniformNoise(bs, this.model.zDim, this.rng);
       const { value, grads } = tf.variableGrads(() => {
-        const { features: featFake } = this.model.applyD(this.d.vars, this.model.applyG(this.g.vars, z), { noise: this.rng });
-        return featureMatchingLoss(featReal, featFake);
+        const fake = this.model.applyD(this.d.vars, this.model.applyG(this.g.vars, z), { noise: this.rng });
+        const lossGen = featReal ? featureMatchingLoss(featReal, fake.features, config.fmDistance) : nonSaturatingGeneratorLoss(fake.logits);
+        const penalty = this.historicalPenalty(this.haG);
+        return penalty ? lossGen.add(penalty) : lossGen;
       }, this.trainableVars(this.g));
       this.optG.apply(this.byParamName(this.g, grads), lr);
       loss = value.dataSync()[0];
@@ -219,8 +244,8 @@ export class Trainer {
     const avg = this.ema.averaged();
     try {
       const test = this.data.test;
-      const ema = classificationReport(test.y, predictClasses(this.model, avg, test), test.classes);
-      const current = classificationReport(test.y, predictClasses(this.model, this.d.vars, test), test.classes);
+      const ema = classificationReport(test.y, predictClasses(this.model, avg, test, this.config.batchSize), test.classes);
+      const current = classificationReport(test.y, predictClasses(this.model, this.d.vars, test, this.config.batchSize), test.classes);
       return { ema, current };
     } finally {
       tf.dispose(Object.values(avg));
@@ -267,7 +292,7 @@ export class Trainer {
         const { lossLab, lossUnl, trainErr } = this.stepD(this.orders.lab.subarray(at, at + bs), this.orders.unl.subarray(at, at + bs), lr);
         if (!Number.isFinite(lossLab)) this.failNaN('loss_lab', lossLab);
         if (!Number.isFinite(lossUnl)) this.failNaN('loss_unl', lossUnl);
-        const lossGen = config.mode === 'fm' ? this.stepG(this.orders.unl2.subarray(at, at + bs), lr) : 0;
+        const lossGen = config.mode === 'gan' ? this.stepG(this.orders.unl2.subarray(at, at + bs), lr) : 0;
         if (!Number.isFinite(lossGen)) this.failNaN('loss_gen', lossGen);
         this.epochIter++;
         this.step++;
@@ -319,7 +344,7 @@ export class Trainer {
       // drops metrics lines beyond the checkpoint's epoch.
       appendFileSync(join(config.out, METRICS_FILE), JSON.stringify(last) + '\n');
       await this.saveCheckpoint();
-      if (config.mode === 'fm') await this.writeSamples(join(config.out, 'samples', `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+      if (config.mode === 'gan') await this.writeSamples(join(config.out, 'samples', `epoch-${String(this.epoch).padStart(3, '0')}.png`));
     }
 
     if (stoppedEarly) await this.saveCheckpoint();
@@ -363,6 +388,10 @@ export class Trainer {
     add('adamD.v', this.optD.state.v);
     add('adamG.m', this.optG.state.m);
     add('adamG.v', this.optG.state.v);
+    if (this.haD && this.haG) {
+      add('haD', this.haD.mean);
+      add('haG', this.haG.mean);
+    }
     if (this.epochIter > 0 && this.orders) {
       for (const [n, a] of Object.entries(this.orders)) tensors[`orders/${n}`] = { shape: [a.length], data: a };
     }
@@ -379,6 +408,7 @@ export class Trainer {
       adamD: this.optD.state.t,
       adamG: this.optG.state.t,
       emaSteps: this.ema.steps,
+      haSteps: this.haD?.count ?? 0,
       seconds: this.seconds,
     };
     return { meta, tensors };
@@ -404,6 +434,11 @@ export class Trainer {
     load('adamD.v', this.optD.state.v);
     load('adamG.m', this.optG.state.m);
     load('adamG.v', this.optG.state.v);
+    if (this.haD && this.haG) {
+      load('haD', this.haD.mean);
+      load('haG', this.haG.mean);
+      this.haD.count = this.haG.count = ckpt.meta.haSteps ?? 0;
+    }
     const m = ckpt.meta;
     this.epoch = m.epoch;
     this.epochIter = m.epochIter;
@@ -433,6 +468,8 @@ export class Trainer {
     this.optD.dispose();
     this.optG.dispose();
     this.ema.dispose();
+    this.haD?.dispose();
+    this.haG?.dispose();
   }
 }
 
