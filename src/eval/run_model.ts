@@ -30,11 +30,21 @@ const tensorsWithPrefix = (ckpt: Checkpoint<CheckpointMeta>, prefix: string): Te
   return out;
 };
 
+/** The model a run's checkpoint describes. */
+function runModel(meta: CheckpointMeta): GanModel {
+  const config = validateConfig(meta.config as unknown as Record<string, unknown>); // fills options added since the run
+  return buildModelForConfig(config, meta.inputShape, meta.classes.length);
+}
+
+/** The run's model and its generator weights. Caller disposes `weights`. */
+export function loadGenerator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {
+  return { model: runModel(ckpt.meta), weights: tensorsWithPrefix(ckpt, 'g') };
+}
+
 /** The run's model and its EMA discriminator weights (what is evaluated and exported). Caller disposes `weights`. */
 export function loadEmaDiscriminator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {
   const { meta } = ckpt;
-  const config = validateConfig(meta.config as unknown as Record<string, unknown>); // fills options added since the run
-  const model = buildModelForConfig(config, meta.inputShape, meta.classes.length);
+  const model = runModel(meta);
   const current = tensorsWithPrefix(ckpt, 'd');
   const shadow = tensorsWithPrefix(ckpt, 'ema');
   const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps);

@@ -19,10 +19,13 @@ import { createProgress, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
 import { classificationReport } from '../eval/metrics.js';
 import { writeImageGrid } from '../viz/grid.js';
+import { generateImages } from '../eval/generate.js';
 import { SEMIGAN_VERSION } from '../version.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 export const METRICS_FILE = 'metrics.jsonl';
+/** Seed of the z behind every sample grid: seed + this offset (fixed per run, apart from training's). */
+export const SAMPLE_SEED_OFFSET = 0x5eed;
 
 /** Non-tensor training state, stored in the checkpoint header. */
 export interface CheckpointMeta {
@@ -369,10 +372,7 @@ export class Trainer {
 
   /** 10x10 grid from a fixed z (same z every epoch, so grids are comparable). */
   async writeSamples(path: string): Promise<void> {
-    const z = uniformNoise(100, this.model.zDim, new Rng(this.config.seed + 0x5eed));
-    const x = tf.tidy(() => this.model.applyG(this.g.vars, z));
-    const pixels = x.dataSync() as Float32Array;
-    tf.dispose([x, z]);
+    const pixels = generateImages(this.model, this.g.vars, 100, this.config.seed + SAMPLE_SEED_OFFSET);
     await writeImageGrid(path, pixels, this.data.train.shape, { rows: 10, cols: 10 });
   }
 
