@@ -12,21 +12,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { EpochMetrics, TrainResult } from '../src/train/trainer.js';
 
 /** PyTorch peer (../shared/peers/torch_improved_gan.py), MNIST, 100 labels, seed 1: EMA test errors of 10000. */
 export const PEER_MNIST_EMA_ERRORS: Readonly<Record<number, number>> = { 1: 2746, 5: 2400, 10: 1583, 18: 668 };
 const PEER_N_TEST = 10000;
 
-interface Metrics {
-  epoch: number;
-  test_errors: number;
-  test_errors_current: number;
-  test_acc: number;
-  test_acc_current: number;
-  epoch_seconds: number;
-  rss_mb: number;
-  n_test: number;
-}
+type Metrics = Pick<EpochMetrics, 'epoch' | 'test_errors' | 'test_errors_current' | 'test_acc' | 'test_acc_current' | 'epoch_seconds' | 'rss_mb' | 'n_test'>;
 
 interface RunConfig {
   dataset?: string;
@@ -39,15 +31,7 @@ interface RunConfig {
   preset?: string;
 }
 
-interface RunResult {
-  accuracy: number;
-  errors: number;
-  n: number;
-  epochs: number;
-  seconds: number;
-  stoppedEarly: boolean;
-  peakRssMb: number;
-}
+type RunResult = Pick<TrainResult, 'accuracy' | 'errors' | 'n' | 'epochs' | 'seconds' | 'stoppedEarly' | 'peakRssMb'>;
 
 function readJson<T>(path: string): T | null {
   if (!existsSync(path)) return null;

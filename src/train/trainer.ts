@@ -376,21 +376,25 @@ export class Trainer {
     await writeImageGrid(path, pixels, this.data.train.shape, { rows: 10, cols: 10 });
   }
 
+  /** Every variable record of the training state under its checkpoint prefix. */
+  private stateVariables(): [string, Record<string, tf.Variable>][] {
+    const records: [string, Record<string, tf.Variable>][] = [
+      ['d', this.d.vars],
+      ['g', this.g.vars],
+      ['ema', this.ema.shadow],
+      ['adamD.m', this.optD.state.m],
+      ['adamD.v', this.optD.state.v],
+      ['adamG.m', this.optG.state.m],
+      ['adamG.v', this.optG.state.v],
+    ];
+    if (this.haD && this.haG) records.push(['haD', this.haD.mean], ['haG', this.haG.mean]);
+    return records;
+  }
+
   checkpoint(): Checkpoint<CheckpointMeta> {
     const tensors: Record<string, StoredTensor> = {};
-    const add = (prefix: string, rec: Record<string, tf.Tensor>) => {
+    for (const [prefix, rec] of this.stateVariables()) {
       for (const [n, t] of Object.entries(rec)) tensors[`${prefix}/${n}`] = toStored(t);
-    };
-    add('d', this.d.vars);
-    add('g', this.g.vars);
-    add('ema', this.ema.shadow);
-    add('adamD.m', this.optD.state.m);
-    add('adamD.v', this.optD.state.v);
-    add('adamG.m', this.optG.state.m);
-    add('adamG.v', this.optG.state.v);
-    if (this.haD && this.haG) {
-      add('haD', this.haD.mean);
-      add('haG', this.haG.mean);
     }
     if (this.epochIter > 0 && this.orders) {
       for (const [n, a] of Object.entries(this.orders)) tensors[`orders/${n}`] = { shape: [a.length], data: a };
@@ -420,25 +424,14 @@ export class Trainer {
 
   /** Put every saved tensor and counter back (the inverse of checkpoint()). */
   restore(ckpt: Checkpoint<CheckpointMeta>): void {
-    const load = (prefix: string, rec: Record<string, tf.Variable>) => {
+    for (const [prefix, rec] of this.stateVariables()) {
       for (const [n, v] of Object.entries(rec)) {
         const s = ckpt.tensors[`${prefix}/${n}`];
         if (!s) throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `checkpoint lacks ${prefix}/${n}: it was written by another model or version`);
         tf.tidy(() => v.assign(tf.tensor(s.data, s.shape))); // tidy frees the temporary (the variable keeps the data)
       }
-    };
-    load('d', this.d.vars);
-    load('g', this.g.vars);
-    load('ema', this.ema.shadow);
-    load('adamD.m', this.optD.state.m);
-    load('adamD.v', this.optD.state.v);
-    load('adamG.m', this.optG.state.m);
-    load('adamG.v', this.optG.state.v);
-    if (this.haD && this.haG) {
-      load('haD', this.haD.mean);
-      load('haG', this.haG.mean);
-      this.haD.count = this.haG.count = ckpt.meta.haSteps ?? 0;
     }
+    if (this.haD && this.haG) this.haD.count = this.haG.count = ckpt.meta.haSteps ?? 0;
     const m = ckpt.meta;
     this.epoch = m.epoch;
     this.epochIter = m.epochIter;
