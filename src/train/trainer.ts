@@ -223,22 +223,24 @@ export class Trainer {
   private stepG(rowsUnl: Int32Array, lr: number): number {
     const { config } = this;
     const bs = rowsUnl.length;
-    let loss = NaN;
+    const kept: tf.Tensor[] = [];
     this.haG?.observe();
     tf.tidy(() => {
       const featReal = config.fm
         ? this.model.applyD(this.d.vars, this.batch(this.data.train, rowsUnl), { noise: this.rng }).features // [B, F]
         : null;
       const z = uniformNoise(bs, this.model.zDim, this.rng);
-      const { value, grads } = tf.variableGrads(() => {
+      const { grads } = tf.variableGrads(() => {
         const fake = this.model.applyD(this.d.vars, this.model.applyG(this.g.vars, z), { noise: this.rng });
         const lossGen = featReal ? featureMatchingLoss(featReal, fake.features, config.fmDistance) : nonSaturatingGeneratorLoss(fake.logits);
+        kept.push(tf.keep(lossGen)); // logged without the HA penalty, as D's losses
         const penalty = this.historicalPenalty(this.haG);
         return penalty ? lossGen.add(penalty) : lossGen;
       }, this.trainableVars(this.g));
       this.optG.apply(this.byParamName(this.g, grads), lr);
-      loss = value.dataSync()[0];
     });
+    const loss = kept[0].dataSync()[0];
+    tf.dispose(kept);
     return loss;
   }
 
