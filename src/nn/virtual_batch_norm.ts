@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * Virtual batch normalization (Salimans et al. 2016, Sec. 3.4), for the generator.
+ * Virtual batch normalization (Salimans et al. 2016, Sec. 3.5), for the generator.
  *
  * Batch norm makes each generated example depend on the other z's of its minibatch. VBN instead
  * normalizes every example x with the statistics of a reference batch (n rows, chosen once at the
