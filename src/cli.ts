@@ -8,6 +8,8 @@ import { DEFAULT_CONFIG, FM_DISTANCES, MODES, type TrainConfig } from './train/c
 import { SEMIGAN_VERSION } from './version.js';
 import { trainCommand } from './commands/train.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { exportCommand } from './commands/export.js';
+import { formatPredictions, predictCommand } from './commands/predict.js';
 import { formatReport } from './eval/report.js';
 
 const int = (v: string) => {
@@ -40,7 +42,7 @@ program
   .option('--train-limit <n>', 'use only the first N training images (quick runs)', int)
   .option('--test-limit <n>', 'evaluate on the first N test images only', int)
   .option('--preset <name>', `model preset: ${PRESET_NAMES.join(', ')}`, d.preset)
-  .addOption(new Option('--mode <mode>', 'gan: K+1 GAN on labeled + unlabeled + generated data; supervised: labeled data only (the baseline)').choices([...MODES, 'fm']).default(d.mode))
+  .addOption(new Option('--mode <mode>', 'gan: K+1 GAN on labeled + unlabeled + generated data; supervised: labeled data only (the baseline)').choices(MODES).default(d.mode))
   .option('--no-fm', 'turn feature matching off: G minimizes the non-saturating -log D(G(z))')
   .addOption(new Option('--fm-distance <d>', 'feature-matching distance: l2 (MNIST recipe) or l1 (CIFAR recipe)').choices(FM_DISTANCES).default(d.fmDistance))
   .option('--fm-layer <i>', "D's hidden layer matched by G: 0-based, negative from the last", signedInt, d.fmLayer)
@@ -77,14 +79,54 @@ program
 
 program
   .command('evaluate')
-  .description("test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator")
-  .argument('<run-dir>', 'a directory written by semigan train')
+  .description("test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator or of an exported model")
+  .argument('<dir>', 'a run directory (semigan train --out) or an exported model directory (semigan export --out)')
+  .option('--data <name>', `exported models: built-in dataset whose test split is scored (${BUILTIN_DATASETS.join(', ')}; default: the model's training dataset)`)
+  .option('--data-dir <dir>', 'exported models: folder holding the four idx files (overrides the built-in location)')
+  .option('--test-limit <n>', "score the first N test images only (a run: instead of the run's own --test-limit)", int)
   .option('--json', 'print one JSON object instead of the report')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
-  .action(async (runDir: string, opts) => {
-    const report = await evaluateCommand(runDir, opts.backend);
+  .action(async (dir: string, opts) => {
+    const report = await evaluateCommand(dir, { backend: opts.backend, data: opts.data, dataDir: opts.dataDir, testLimit: opts.testLimit });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(report));
   });
+
+program
+  .command('export')
+  .description("write a run's EMA discriminator as a standalone TensorFlow.js classifier (model.json, weights.bin, metadata.json)")
+  .argument('<run-dir>', 'a directory written by semigan train')
+  .requiredOption('--out <dir>', 'model directory to create (written atomically)')
+  .option('--overwrite', 'replace an earlier export in --out')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .action(async (runDir: string, opts) => {
+    const result = await exportCommand(runDir, opts.out, { overwrite: opts.overwrite === true, backend: opts.backend });
+    process.stdout.write(JSON.stringify(result) + '\n');
+  });
+
+const positiveInt = (v: string) => {
+  const n = int(v);
+  if (n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+};
+
+program
+  .command('predict')
+  .description('classify images with an exported model: label, probability, top-k and realness per input')
+  .argument('<model-dir>', 'a directory written by semigan export')
+  .argument('<inputs...>', 'image files (PNG, JPEG, WebP, GIF, TIFF, ...; any size) or idx image files (every image in them)')
+  .option('--json', 'print one JSON object {model, predictions: [...]} instead of the table')
+  .option('--top-k <k>', 'classes listed per input, most probable first', positiveInt, 3)
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .action(async (modelDir: string, inputs: string[], opts) => {
+    const out = await predictCommand(modelDir, inputs, { topK: opts.topK, backend: opts.backend });
+    process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatPredictions(out));
+  });
+
+// `semigan predict ... | head`: a closed pipe ends the output, not with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof SemiganError) {
