@@ -8,7 +8,10 @@ export type ErrorCode =
   | 'SEMIGAN_ERR_DATA'
   | 'SEMIGAN_ERR_RUN_DIR'
   | 'SEMIGAN_ERR_NAN'
-  | 'SEMIGAN_ERR_BACKEND';
+  | 'SEMIGAN_ERR_BACKEND'
+  | 'SEMIGAN_ERR_EXPORT' // a run that cannot be exported (e.g. minibatch discrimination)
+  | 'SEMIGAN_ERR_MODEL_DIR' // an exported model directory that is missing or malformed
+  | 'SEMIGAN_ERR_INPUT'; // an input to predict that cannot be read (undecodable image, CSV without a tabular model)
 
 export class SemiganError extends Error {
   constructor(

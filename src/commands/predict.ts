@@ -1,0 +1,122 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { initBackend, type BackendChoice } from '../backend.js';
+import { readIdxImages } from '../data/idx.js';
+import { SemiganError } from '../errors.js';
+import type { ClassifierMetadata } from '../export/metadata.js';
+import { Classifier, type Prediction } from '../serve/classifier.js';
+import { imageToInput, scalePixels } from '../serve/preprocess.js';
+
+export interface NamedPrediction extends Prediction {
+  /** The input file; `FILE[i]` for image i of an idx file. */
+  name: string;
+}
+
+export interface PredictOutput {
+  model: string;
+  predictions: NamedPrediction[];
+}
+
+const inputError = (msg: string) => new SemiganError('SEMIGAN_ERR_INPUT', msg);
+
+/** Images decoded at once (sharp runs them on its own thread pool). */
+const DECODE_CONCURRENCY = 16;
+const CSV_EXTENSIONS = new Set(['.csv', '.tsv']);
+
+const shapeText = (m: ClassifierMetadata) => m.inputShape.join('x');
+
+/** First bytes of an idx file (gunzipped if needed), or null if it is not one. */
+function idxKind(path: string, head: Buffer): 'images' | 'other' | null {
+  let b = head;
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
+    try {
+      b = gunzipSync(readFileSync(path));
+    } catch {
+      return null;
+    }
+  }
+  if (b.length < 4 || b[0] !== 0 || b[1] !== 0 || b[2] !== 0x08) return null;
+  return b[3] === 3 ? 'images' : 'other';
+}
+
+interface Batch {
+  names: string[];
+  rows: Float32Array[];
+}
+
+async function readInput(path: string, meta: ClassifierMetadata, modelDir: string): Promise<Batch> {
+  if (!existsSync(path)) throw inputError(`${path}: file not found`);
+  if (statSync(path).isDirectory()) throw inputError(`${path}: is a directory; give image files or an idx images file`);
+  const p = meta.preprocessing;
+  if (CSV_EXTENSIONS.has(extname(path).toLowerCase())) {
+    if (p.type === 'image') {
+      throw inputError(
+        `${path}: CSV input needs a tabular model (issue 5: tabular data), but ${modelDir} is an image model taking ${shapeText(meta)} images; give image files (PNG, JPEG, ...) or an idx images file`,
+      );
+    }
+    throw inputError(`${path}: tabular models are not supported by this semigan version yet`);
+  }
+  if (p.type !== 'image') throw inputError(`${path}: ${modelDir} is a ${p.type} model; it takes CSV rows, not files like this`);
+  const buf = readFileSync(path);
+  const idx = idxKind(path, buf);
+  if (idx === 'other') throw inputError(`${path}: an idx file but not of images (a label file?); give an idx images file [n, rows, cols]`);
+  if (idx === 'images') {
+    const img = readIdxImages(path);
+    if (img.rows !== p.height || img.cols !== p.width || p.channels !== 1) {
+      throw inputError(`${path}: idx images are ${img.rows}x${img.cols}x1 but ${modelDir} takes ${shapeText(meta)} images`);
+    }
+    const dim = img.rows * img.cols;
+    const rows: Float32Array[] = [];
+    const names: string[] = [];
+    for (let i = 0; i < img.n; i++) {
+      rows.push(scalePixels(img.pixels.subarray(i * dim, (i + 1) * dim)));
+      names.push(`${path}[${i}]`);
+    }
+    return { names, rows };
+  }
+  return { names: [path], rows: [await imageToInput(buf, meta, { name: path })] };
+}
+
+/** `semigan predict MODEL_DIR INPUT...`: label, probability, top-k and realness per input. */
+export async function predictCommand(modelDir: string, inputs: string[], opts: { topK?: number; backend?: BackendChoice } = {}): Promise<PredictOutput> {
+  await initBackend(opts.backend ?? 'auto');
+  const classifier = await Classifier.load(modelDir);
+  try {
+    const { metadata } = classifier;
+    const batches: Batch[] = [];
+    for (let s = 0; s < inputs.length; s += DECODE_CONCURRENCY) {
+      batches.push(...(await Promise.all(inputs.slice(s, s + DECODE_CONCURRENCY).map((p) => readInput(p, metadata, modelDir)))));
+    }
+    const names = batches.flatMap((b) => b.names);
+    const x = new Float32Array(names.length * classifier.dim);
+    let off = 0;
+    for (const b of batches) for (const r of b.rows) (x.set(r, off), (off += r.length));
+    const topK = Math.min(opts.topK ?? 3, classifier.classes.length);
+    const predictions = classifier.predict(x, names.length, topK).map((p, i) => ({ name: names[i], ...p }));
+    return { model: modelDir, predictions };
+  } finally {
+    classifier.dispose();
+  }
+}
+
+/**
+ * A table, one line per input:
+ *
+ *   input        label  probability  realness  top 3
+ *   digit-7.png  7           0.9934    0.9999  7 0.9934, 9 0.0041, 2 0.0012
+ */
+export function formatPredictions(out: PredictOutput): string {
+  const head = ['input', 'label', 'probability', 'realness', `top ${out.predictions[0]?.top.length ?? 0}`];
+  const rows = out.predictions.map((p) => [
+    p.name,
+    p.label,
+    p.probability.toFixed(4),
+    p.realness.toFixed(4),
+    p.top.map((t) => `${t.label} ${t.probability.toFixed(4)}`).join(', '),
+  ]);
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const right = [false, false, true, true, false];
+  const line = (cells: string[]) => cells.map((s, c) => (right[c] ? s.padStart(widths[c]) : c === cells.length - 1 ? s : s.padEnd(widths[c]))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}

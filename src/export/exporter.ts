@@ -1,0 +1,316 @@
+/**
+ * `semigan export`: a run's averaged (EMA) discriminator as a standalone TensorFlow.js
+ * LayersModel made of built-in layers only (Flatten + Dense), plus metadata.json. Loadable by
+ * plain `tf.loadLayersModel` in Node or a browser, without semigan (docs/model_format.md).
+ *
+ * What changes from training's D: weight norm is folded into plain kernels (W = v * g / ||v||),
+ * Gaussian noise is dropped (it is off at evaluation anyway), and the output is the K class
+ * logits; the "generated" class's logit is the constant 0 and is not stored.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { SemiganError } from '../errors.js';
+import { Rng } from '../rng.js';
+import { weightNormKernel } from '../nn/weight_norm.js';
+import type { Tensors } from '../nn/params.js';
+import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
+import type { Checkpoint } from '../train/checkpoint.js';
+import { METRICS_FILE, type CheckpointMeta, type EpochMetrics, type TrainResult } from '../train/trainer.js';
+import { SEMIGAN_VERSION } from '../version.js';
+import {
+  METADATA_FILE,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+  MODEL_JSON_FILE,
+  WEIGHTS_FILE,
+  type ClassifierMetadata,
+  type ImagePreprocessing,
+} from './metadata.js';
+
+const exportError = (msg: string) => new SemiganError('SEMIGAN_ERR_EXPORT', msg);
+
+/** Largest |exported logit - semigan's logit| accepted by the self-check on export. */
+const SELF_CHECK_TOLERANCE = 1e-4;
+const SELF_CHECK_ROWS = 64;
+
+export interface ExportResult {
+  out: string;
+  classes: string[];
+  inputShape: [number, number, number];
+  layers: number;
+  parameters: number;
+  weightBytes: number;
+  /** Test accuracy of the exported weights as the run measured it (null if the run has none for this checkpoint). */
+  testAccuracy: number | null;
+  /** Self-check: largest |exported model's logit - semigan D's logit| on random inputs. */
+  maxAbsLogitDiff: number;
+}
+
+/**
+ * Refuse runs whose D is not a per-example function. With minibatch discrimination, D's output
+ * for a row depends on the other rows of its batch; a classifier must give each input the same
+ * prediction whatever else is in its batch.
+ */
+export function assertExportable(ckpt: Checkpoint<CheckpointMeta>, runDir: string): void {
+  const { config } = ckpt.meta;
+  if (config.mbd) {
+    throw exportError(
+      `${runDir} was trained with minibatch discrimination (--mbd): its discriminator's output for an image depends on the other images in its batch, ` +
+        `so it cannot be exported as a classifier that gives each input the same prediction whatever else is in its batch; retrain without --mbd to export it`,
+    );
+  }
+  if (config.preset !== 'mnist-mlp') throw exportError(`${runDir}: preset '${config.preset}' has no exporter (only mnist-mlp)`);
+}
+
+/** Dense-layer indices of a mnist-mlp D: l0 .. l{n-1}, in order. */
+function denseLayerCount(d: Tensors): number {
+  let n = 0;
+  while (d[`l${n}.v`]) n++;
+  if (n === 0) throw exportError('the checkpoint has no discriminator layers (l0.v): not a mnist-mlp run');
+  return n;
+}
+
+/**
+ * The EMA discriminator as a tf.Sequential: Flatten([h, w, c]) -> Dense(relu) x (n-1) -> Dense(K).
+ * Caller disposes the model.
+ */
+export function buildClassifierModel(d: Tensors, inputShape: [number, number, number]): tf.Sequential {
+  const n = denseLayerCount(d);
+  const model = tf.sequential({ name: 'semigan_classifier' });
+  model.add(tf.layers.flatten({ inputShape, name: 'flatten' }));
+  for (let i = 0; i < n; i++) {
+    const units = d[`l${i}.v`].shape[1]!;
+    const last = i === n - 1;
+    const layer = tf.layers.dense({ units, activation: last ? 'linear' : 'relu', name: last ? 'logits' : `dense_${i}` });
+    model.add(layer);
+    const [kernel, bias] = tf.tidy(() => [weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D), d[`l${i}.b`].clone()]);
+    layer.setWeights([kernel, bias]);
+    tf.dispose([kernel, bias]);
+  }
+  return model;
+}
+
+/** The run's test metrics of the checkpointed EMA weights: result.json if it is for this checkpoint, else the matching metrics.jsonl line. */
+export function runTestMetrics(runDir: string, meta: CheckpointMeta): ClassifierMetadata['metrics'] {
+  const resultPath = join(runDir, 'result.json');
+  if (existsSync(resultPath)) {
+    const r = JSON.parse(readFileSync(resultPath, 'utf8')) as TrainResult;
+    if (r.step === meta.step) {
+      return {
+        source: 'result.json',
+        test: { accuracy: r.accuracy, errors: r.errors, n: r.n },
+        testCurrentWeights: { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
+      };
+    }
+  }
+  const metricsPath = join(runDir, METRICS_FILE);
+  if (existsSync(metricsPath)) {
+    const lines = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim());
+    const m = lines.map((l) => JSON.parse(l) as EpochMetrics).reverse().find((e) => e.step === meta.step);
+    if (m) {
+      return {
+        source: METRICS_FILE,
+        test: { accuracy: m.test_acc, errors: m.test_errors, n: m.n_test },
+        testCurrentWeights: { accuracy: m.test_acc_current, errors: m.test_errors_current, n: m.n_test },
+      };
+    }
+  }
+  return null;
+}
+
+/** Preprocessing of the built-in image datasets (MNIST, Fashion-MNIST): what training saw. */
+function imagePreprocessing([height, width, channels]: [number, number, number], dataset: string): ImagePreprocessing {
+  if (channels !== 1 && channels !== 3) throw exportError(`input shape [${height}, ${width}, ${channels}]: only 1 (grayscale) or 3 (RGB) channels can be exported`);
+  return {
+    type: 'image',
+    height,
+    width,
+    channels,
+    colorSpace: channels === 1 ? 'grayscale' : 'rgb',
+    ...(channels === 1 ? { toGrayscale: 'libvips b-w: sRGB-decode, Y = 0.2126 R + 0.7152 G + 0.0722 B in linear light, sRGB-encode' } : {}),
+    scale: { divisor: 255, range: [0, 1] },
+    layout: 'NHWC',
+    flatten: 'row-major HWC',
+    alpha: 'flatten-onto-black',
+    resize: { fit: 'contain', background: 0, kernel: 'lanczos3' },
+    polarity: dataset === 'mnist' || dataset === 'fashion-mnist' ? `${dataset}: light object (up to 255) on a black (0) background` : 'as the training images',
+  };
+}
+
+export function buildMetadata(runDir: string, ckpt: Checkpoint<CheckpointMeta>): ClassifierMetadata {
+  const { meta } = ckpt;
+  const [h, w, c] = meta.inputShape;
+  const k = meta.classes.length;
+  return {
+    format: MODEL_FORMAT,
+    formatVersion: MODEL_FORMAT_VERSION,
+    semiganVersion: SEMIGAN_VERSION,
+    createdAt: new Date().toISOString(),
+    files: { model: MODEL_JSON_FILE, weights: [WEIGHTS_FILE], metadata: METADATA_FILE },
+    classes: [...meta.classes],
+    inputShape: [h, w, c],
+    input: { dtype: 'float32', shape: [null, h, w, c] },
+    output: { name: 'logits', shape: [null, k] },
+    preprocessing: imagePreprocessing(meta.inputShape, meta.config.dataset),
+    postprocessing: {
+      fakeLogit: 0,
+      probabilities: 'p(class k | x, real) = softmax(logits)_k',
+      realness: 'D(x) = p(real | x) = sigmoid(logsumexp(logits)) = Z / (Z + 1), Z = sum_k exp(logits_k)',
+    },
+    training: {
+      run: resolve(runDir),
+      preset: meta.config.preset,
+      weights: `exponential moving average of D's weights (decay ${meta.config.emaDecay}, ${meta.emaSteps} steps)`,
+      epoch: meta.epoch,
+      epochIter: meta.epochIter,
+      step: meta.step,
+      emaSteps: meta.emaSteps,
+      data: meta.data,
+      config: meta.config,
+    },
+    metrics: runTestMetrics(runDir, meta),
+  };
+}
+
+/** The model's artifacts as model.json (tfjs's layers-model JSON) and the weights file. */
+async function modelFiles(model: tf.LayersModel): Promise<{ json: string; weights: Buffer }> {
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
+    }),
+  );
+  if (!artifacts?.weightData || !artifacts.weightSpecs) throw new Error('tfjs returned no weights when saving the model');
+  const weights = Buffer.from(tf.io.CompositeArrayBuffer.join(artifacts.weightData));
+  const json = {
+    format: artifacts.format ?? 'layers-model',
+    generatedBy: artifacts.generatedBy,
+    convertedBy: `semigan ${SEMIGAN_VERSION}`,
+    modelTopology: artifacts.modelTopology,
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs }],
+  };
+  return { json: JSON.stringify(json), weights };
+}
+
+/** Largest |layers model's logit - D's logit| on random inputs in [0, 1). */
+function selfCheck(model: tf.LayersModel, applyD: (x: tf.Tensor2D) => tf.Tensor2D, inputShape: [number, number, number]): number {
+  const dim = inputShape[0] * inputShape[1] * inputShape[2];
+  const x = new Rng(12345).fillUniform(new Float32Array(SELF_CHECK_ROWS * dim));
+  return tf.tidy(() => {
+    const ours = applyD(tf.tensor2d(x, [SELF_CHECK_ROWS, dim]));
+    const theirs = model.predict(tf.tensor4d(x, [SELF_CHECK_ROWS, ...inputShape])) as tf.Tensor;
+    return tf.max(tf.abs(ours.sub(theirs))).dataSync()[0];
+  });
+}
+
+async function writeSynced(path: string, data: Buffer | string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // best-effort (not possible on every platform)
+  }
+}
+
+/**
+ * What may be at MODEL_DIR before an export: nothing, an empty directory, or (with overwrite) an
+ * earlier export. Anything else is refused, so --overwrite never deletes a run or unrelated files.
+ */
+function checkTarget(out: string, overwrite: boolean): 'absent' | 'empty' | 'export' {
+  if (!existsSync(out)) return 'absent';
+  if (!statSync(out).isDirectory()) throw exportError(`--out ${out} is a file; expected a new directory for the exported model`);
+  const entries = readdirSync(out);
+  if (entries.length === 0) return 'empty';
+  if (!entries.includes(METADATA_FILE)) {
+    throw exportError(`--out ${out} is a non-empty directory that is not an exported model; pick a new directory`);
+  }
+  if (!overwrite) throw exportError(`--out ${out} already holds an exported model; pass --overwrite to replace it, or pick another directory`);
+  return 'export';
+}
+
+let tmpCounter = 0;
+
+/**
+ * Write model.json, weights.bin and metadata.json into a temporary directory next to `out`, then
+ * rename it to `out`: readers see the old export or the complete new one, never a partial one.
+ */
+async function writeModelDir(out: string, files: Record<string, Buffer | string>, overwrite: boolean): Promise<void> {
+  const parent = dirname(resolve(out));
+  await mkdir(parent, { recursive: true });
+  const stamp = `${process.pid}-${Date.now()}-${tmpCounter++}`;
+  const tmp = join(parent, `.${basename(out)}.tmp-${stamp}`);
+  await mkdir(tmp);
+  try {
+    for (const [name, data] of Object.entries(files)) await writeSynced(join(tmp, name), data);
+    await fsyncDir(tmp);
+    const state = checkTarget(out, overwrite); // again: it may have appeared meanwhile
+    if (state === 'empty') await rmdir(out);
+    if (state === 'export') {
+      const old = join(parent, `.${basename(out)}.old-${stamp}`);
+      await rename(out, old);
+      await rename(tmp, out);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(tmp, out);
+    }
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw err;
+  }
+  await fsyncDir(parent);
+}
+
+/** `semigan export RUN_DIR --out MODEL_DIR`. The tfjs backend must be initialized. */
+export async function exportRun(runDir: string, out: string, opts: { overwrite?: boolean } = {}): Promise<ExportResult> {
+  const ckpt = readRun(runDir);
+  assertExportable(ckpt, runDir);
+  checkTarget(out, opts.overwrite === true);
+  const { model: gan, weights } = loadEmaDiscriminator(ckpt);
+  let model: tf.Sequential | undefined;
+  try {
+    if (gan.batchDependentD) throw exportError(`${runDir}: its discriminator is batch-dependent; retrain without --mbd to export it`);
+    const inputShape = ckpt.meta.inputShape;
+    model = buildClassifierModel(weights, inputShape);
+    const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits, inputShape);
+    if (!(maxAbsLogitDiff <= SELF_CHECK_TOLERANCE)) {
+      throw new Error(`export self-check failed: exported logits differ from the discriminator's by ${maxAbsLogitDiff}`);
+    }
+    const metadata = buildMetadata(runDir, ckpt);
+    const { json, weights: weightBytes } = await modelFiles(model);
+    await writeModelDir(
+      out,
+      { [MODEL_JSON_FILE]: json, [WEIGHTS_FILE]: weightBytes, [METADATA_FILE]: JSON.stringify(metadata, null, 2) + '\n' },
+      opts.overwrite === true,
+    );
+    return {
+      out,
+      classes: metadata.classes,
+      inputShape,
+      layers: model.layers.length,
+      parameters: model.countParams(),
+      weightBytes: weightBytes.length,
+      testAccuracy: metadata.metrics?.test.accuracy ?? null,
+      maxAbsLogitDiff,
+    };
+  } finally {
+    model?.dispose();
+    tf.dispose(Object.values(weights));
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The exported model directory (docs/model_format.md): what `semigan export` writes and what
+ * `Classifier.load` reads. Plain data types and a reader; no tf here, so a server or a script can
+ * inspect a model directory cheaply.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { SemiganError } from '../errors.js';
+import type { SplitSummary } from '../data/split.js';
+import type { TrainConfig } from '../train/config.js';
+
+export const MODEL_FORMAT = 'semigan-classifier';
+export const MODEL_FORMAT_VERSION = 1;
+export const MODEL_JSON_FILE = 'model.json';
+export const WEIGHTS_FILE = 'weights.bin';
+export const METADATA_FILE = 'metadata.json';
+
+/**
+ * How an image becomes the model's input. Every field is what `imageToInput` does and what a
+ * browser or any other client must do too.
+ */
+export interface ImagePreprocessing {
+  type: 'image';
+  height: number;
+  width: number;
+  channels: number; // 1 = grayscale, 3 = RGB
+  colorSpace: 'grayscale' | 'rgb';
+  /** 1-channel models: how colour images become gray (gray images, R = G = B, stay unchanged). */
+  toGrayscale?: string;
+  /** x = pixel / divisor, giving values in `range`. */
+  scale: { divisor: 255; range: [0, 1] };
+  /** The model input is [n, height, width, channels] (NHWC); flattened, index = (y * width + x) * channels + c. */
+  layout: 'NHWC';
+  flatten: 'row-major HWC';
+  /** Transparent pixels are composited onto black: v' = floor(v * alpha / 255). */
+  alpha: 'flatten-onto-black';
+  /** Images of another size: scaled to fit inside height x width keeping the aspect ratio, padded with black. */
+  resize: { fit: 'contain'; background: 0; kernel: 'lanczos3' };
+  /** What the training images look like; inputs must look the same (no inversion is done). */
+  polarity: string;
+}
+
+/**
+ * Reserved for tabular models (not produced yet): the feature columns in model-input order and the
+ * standardization x' = (x - mean) / std learned on the training set.
+ */
+export interface TabularPreprocessing {
+  type: 'tabular';
+  features: string[];
+  mean: number[];
+  std: number[];
+}
+
+export type Preprocessing = ImagePreprocessing | TabularPreprocessing;
+
+export interface TestMetrics {
+  accuracy: number;
+  errors: number;
+  n: number;
+}
+
+export interface ClassifierMetadata {
+  format: typeof MODEL_FORMAT;
+  formatVersion: number;
+  semiganVersion: string;
+  createdAt: string;
+  files: { model: string; weights: string[]; metadata: string };
+  /** K class names; logit k of the model is class k. */
+  classes: string[];
+  /** Per-example shape [height, width, channels]. */
+  inputShape: [number, number, number];
+  /** Model input and output tensors. */
+  input: { dtype: 'float32'; shape: (number | null)[] };
+  output: { name: 'logits'; shape: (number | null)[] };
+  preprocessing: Preprocessing;
+  /** How to read the logits (see docs/recipe.md, "The K+1 discriminator"). */
+  postprocessing: {
+    fakeLogit: 0;
+    probabilities: string;
+    realness: string;
+  };
+  /** Where the weights come from. */
+  training: {
+    run: string;
+    preset: string;
+    weights: string;
+    epoch: number; // completed epochs
+    epochIter: number; // iterations into the next epoch (a run stopped by --max-minutes)
+    step: number;
+    emaSteps: number;
+    data: SplitSummary;
+    config: TrainConfig;
+  };
+  /** The run's test metrics of these (EMA) weights, on the run's test split; null if the run has none for this checkpoint. */
+  metrics: { source: string; test: TestMetrics; testCurrentWeights: TestMetrics | null } | null;
+}
+
+const modelDirError = (msg: string) => new SemiganError('SEMIGAN_ERR_MODEL_DIR', msg);
+
+/** True if DIR looks like an exported model (has metadata.json). */
+export const isModelDir = (dir: string) => existsSync(join(dir, METADATA_FILE));
+
+/** Parsed and checked metadata.json of a model directory. */
+export function readMetadata(dir: string): ClassifierMetadata {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw modelDirError(`${dir}: no such model directory (expected the --out directory of semigan export)`);
+  }
+  const path = join(dir, METADATA_FILE);
+  if (!existsSync(path)) throw modelDirError(`${dir} is not an exported model: it has no ${METADATA_FILE} (expected the --out directory of semigan export)`);
+  let meta: ClassifierMetadata;
+  try {
+    meta = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw modelDirError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (meta?.format !== MODEL_FORMAT) throw modelDirError(`${path}: format is ${JSON.stringify(meta?.format)}, expected "${MODEL_FORMAT}"`);
+  if (typeof meta.formatVersion !== 'number' || meta.formatVersion > MODEL_FORMAT_VERSION) {
+    throw modelDirError(`${path}: format version ${meta.formatVersion} is newer than this semigan reads (${MODEL_FORMAT_VERSION}); upgrade semigan`);
+  }
+  const shapeOk = Array.isArray(meta.inputShape) && meta.inputShape.length === 3 && meta.inputShape.every((v) => Number.isInteger(v) && v > 0);
+  if (!shapeOk) throw modelDirError(`${path}: inputShape ${JSON.stringify(meta.inputShape)}, expected [height, width, channels]`);
+  if (!Array.isArray(meta.classes) || meta.classes.length < 1) throw modelDirError(`${path}: classes ${JSON.stringify(meta.classes)}, expected a non-empty list of names`);
+  const kind = (meta.preprocessing as { type?: unknown } | undefined)?.type;
+  if (kind !== 'image' && kind !== 'tabular') {
+    throw modelDirError(`${path}: preprocessing.type ${JSON.stringify(kind)}, expected "image" or "tabular"`);
+  }
+  return meta;
+}
