@@ -45,9 +45,12 @@ async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promis
   await initBackend(opts.backend ?? 'auto');
   const classifier = await Classifier.load(modelDir);
   try {
-    const dataset = opts.data ?? classifier.metadata.training?.config?.dataset;
+    const trained = classifier.metadata.training?.config;
+    const dataset = opts.data ?? trained?.dataset;
     if (!dataset) throw configError(`${modelDir}: give --data (a built-in dataset) to evaluate this model on`);
-    const test = prepareTestData({ dataset, dataDir: opts.dataDir ?? null, testLimit: opts.testLimit ?? null });
+    // Without --data, the training data's location too (a --data-dir given to train).
+    const dataDir = opts.dataDir ?? (opts.data === undefined ? (trained?.dataDir ?? null) : null);
+    const test = prepareTestData({ dataset, dataDir, testLimit: opts.testLimit ?? null });
     const { classes, inputShape } = classifier.metadata;
     if (test.shape.join(',') !== inputShape.join(',')) {
       throw configError(`${modelDir} takes ${inputShape.join('x')} inputs but ${dataset} has ${test.shape.join('x')} images`);
