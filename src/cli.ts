@@ -10,6 +10,7 @@ import { trainCommand } from './commands/train.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { exportCommand } from './commands/export.js';
 import { formatPredictions, predictCommand } from './commands/predict.js';
+import { parseSize, serveCommand } from './commands/serve.js';
 import { formatReport } from './eval/report.js';
 
 const int = (v: string) => {
@@ -120,6 +121,44 @@ program
   .action(async (modelDir: string, inputs: string[], opts) => {
     const out = await predictCommand(modelDir, inputs, { topK: opts.topK, backend: opts.backend });
     process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatPredictions(out));
+  });
+
+const size = (v: string) => {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message + '.');
+  }
+};
+
+program
+  .command('serve')
+  .description('HTTP prediction server for an exported model: POST /v1/predict (images or JSON), GET /v1/metadata, GET /healthz (docs/serving.md)')
+  .argument('<model-dir>', 'a directory written by semigan export')
+  .option('--port <n>', 'TCP port (0: any free port; the chosen one is printed)', int, 8080)
+  .option('--host <addr>', 'address to bind (0.0.0.0 or :: for every interface)', '127.0.0.1')
+  .option('--workers <n>', 'server processes sharing the port (node:cluster; crashed ones are restarted)', positiveInt, 1)
+  .option('--max-batch <n>', 'most rows per model call (micro-batching of concurrent requests)', positiveInt, 64)
+  .option('--max-wait-ms <ms>', 'longest a queued row waits for more before its model call runs', num, 2)
+  .option('--body-limit <size>', 'largest request body (bytes, or e.g. 512kb, 1mb; 1kb = 1024)', size, 1024 * 1024)
+  .option('--timeout-ms <ms>', 'time a client has to send a whole request, else 408 (0 = no limit)', int, 30000)
+  .option('--top-k <k>', 'classes listed in each prediction\'s "top" (a request may say ?top_k=N)', positiveInt, 3)
+  .option('--token <token>', 'require "Authorization: Bearer TOKEN" (except on /healthz); default: $SEMIGAN_TOKEN if set')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .action(async (modelDir: string, opts) => {
+    const code = await serveCommand(modelDir, {
+      port: opts.port,
+      host: opts.host,
+      workers: opts.workers,
+      maxBatch: opts.maxBatch,
+      maxWaitMs: opts.maxWaitMs,
+      bodyLimit: opts.bodyLimit,
+      timeoutMs: opts.timeoutMs,
+      topK: opts.topK,
+      token: opts.token ?? null,
+      backend: opts.backend,
+    });
+    process.exit(code);
   });
 
 // `semigan predict ... | head`: a closed pipe ends the output, not with a stack trace.
