@@ -16,13 +16,7 @@ let tmpCounter = 0;
 export async function atomicWriteFile(path: string, data: Buffer | string): Promise<void> {
   const tmp = join(dirname(path), `${basename(path)}.tmp-${process.pid}-${tmpCounter++}`);
   try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeFileSynced(tmp, data);
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => {});
@@ -31,7 +25,19 @@ export async function atomicWriteFile(path: string, data: Buffer | string): Prom
   await fsyncDir(dirname(path));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** Write `data` to `path` and fsync it (durable, not atomic: see atomicWriteFile). */
+export async function writeFileSynced(path: string, data: Buffer | string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsync a directory so renames in it survive a crash; best-effort (not every platform can). */
+export async function fsyncDir(dir: string): Promise<void> {
   try {
     const dh = await open(dir, 'r');
     try {

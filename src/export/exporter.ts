@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SemiganError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -19,6 +19,7 @@ import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
 import type { Checkpoint } from '../train/checkpoint.js';
 import { METRICS_FILE, type CheckpointMeta, type EpochMetrics, type TrainResult } from '../train/trainer.js';
 import { SEMIGAN_VERSION } from '../version.js';
+import { fsyncDir, writeFileSynced } from '../fsutil.js';
 import {
   METADATA_FILE,
   MODEL_FORMAT,
@@ -206,29 +207,6 @@ function selfCheck(model: tf.LayersModel, applyD: (x: tf.Tensor2D) => tf.Tensor2
   });
 }
 
-async function writeSynced(path: string, data: Buffer | string): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // best-effort (not possible on every platform)
-  }
-}
-
 /**
  * What may be at MODEL_DIR before an export: nothing, an empty directory, or (with overwrite) an
  * earlier export. Anything else is refused, so --overwrite never deletes a run or unrelated files.
@@ -258,7 +236,7 @@ async function writeModelDir(out: string, files: Record<string, Buffer | string>
   const tmp = join(parent, `.${basename(out)}.tmp-${stamp}`);
   await mkdir(tmp);
   try {
-    for (const [name, data] of Object.entries(files)) await writeSynced(join(tmp, name), data);
+    for (const [name, data] of Object.entries(files)) await writeFileSynced(join(tmp, name), data);
     await fsyncDir(tmp);
     const state = checkTarget(out, overwrite); // again: it may have appeared meanwhile
     if (state === 'empty') await rmdir(out);
