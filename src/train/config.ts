@@ -71,7 +71,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   beta1: 0.5,
   beta2: 0.999,
   lrDecayStart: null,
-  emaDecay: 0.999,
+  emaDecay: 0.9999,
   unlabeledWeight: 1,
   initSize: 500,
   seed: 1,
