@@ -38,6 +38,16 @@ let result: TrainResult;
 let test300: Dataset;
 let classifier: Classifier;
 
+/** An idx3 images file (magic 0x803, n x 28 x 28) holding the first n test images. */
+function idxImages(n: number): Buffer {
+  const header = Buffer.alloc(16);
+  header.writeUInt32BE(0x803, 0);
+  header.writeUInt32BE(n, 4);
+  header.writeUInt32BE(28, 8);
+  header.writeUInt32BE(28, 12);
+  return Buffer.concat([header, ...Array.from({ length: n }, (_, i) => bytesOf(test300, i))]);
+}
+
 interface CliResult {
   code: number | null;
   stdout: string;
@@ -297,13 +307,7 @@ test('predict: PNG and JPEG files, an RGBA PNG of another size and an idx file g
   files.push(join(dir, 'rgba56.png'));
   // idx: the first 25 test images.
   const n = 25;
-  const header = Buffer.alloc(16);
-  header.writeUInt32BE(0x803, 0);
-  header.writeUInt32BE(n, 4);
-  header.writeUInt32BE(28, 8);
-  header.writeUInt32BE(28, 12);
-  const idxPixels = Buffer.concat(Array.from({ length: n }, (_, i) => bytesOf(test300, i)));
-  writeFileSync(join(dir, 'images-idx3-ubyte'), Buffer.concat([header, idxPixels]));
+  writeFileSync(join(dir, 'images-idx3-ubyte'), idxImages(n));
   files.push(join(dir, 'images-idx3-ubyte'));
 
   const r = ok(await runCli(['predict', modelDir, ...files, '--json', '--top-k', '2', '--backend', 'wasm']));
@@ -394,12 +398,7 @@ test("docs/model_format.md: the Node snippet (plain tfjs) runs verbatim and agre
     writeFileSync(join(dir, 'classify.mjs'), m[1]);
     const idx = join(tmp, 'snippet-idx3-ubyte');
     const n = 12;
-    const header = Buffer.alloc(16);
-    header.writeUInt32BE(0x803, 0);
-    header.writeUInt32BE(n, 4);
-    header.writeUInt32BE(28, 8);
-    header.writeUInt32BE(28, 12);
-    writeFileSync(idx, Buffer.concat([header, ...Array.from({ length: n }, (_, i) => bytesOf(test300, i))]));
+    writeFileSync(idx, idxImages(n));
     const r = ok(await runNode([join(dir, 'classify.mjs'), modelDir, idx, String(n)]));
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     const truth = classifier.predict(test300.x.subarray(0, n * 784), n);
