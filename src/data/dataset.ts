@@ -8,6 +8,10 @@ export interface Dataset {
   /** Per-example shape [height, width, channels]; dim = h * w * c. */
   shape: [number, number, number];
   classes: string[];
+  /** Where each row came from (a file path relative to the data spec, or `FILE:LINE` for CSV rows): for messages and `semigan suggest`. */
+  ids?: string[];
+  /** Tabular data: the feature column names, in row order (absent for images). */
+  features?: string[];
 }
 
 /** A built-in dataset: official train and test splits. */
@@ -36,5 +40,5 @@ export function gatherRows(d: Dataset, indices: ArrayLike<number>, out?: Float32
 export function sliceDataset(d: Dataset, n: number): Dataset {
   if (n >= d.n) return d;
   const dim = exampleDim(d);
-  return { ...d, x: d.x.subarray(0, n * dim), y: d.y.subarray(0, n), n };
+  return { ...d, x: d.x.subarray(0, n * dim), y: d.y.subarray(0, n), n, ...(d.ids ? { ids: d.ids.slice(0, n) } : {}) };
 }
