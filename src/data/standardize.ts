@@ -1,0 +1,55 @@
+/**
+ * Per-feature standardization for tabular data: x' = (x - mean) / std, with mean and std fitted on
+ * the training rows only, so nothing about the test rows leaks into the preprocessing. The same
+ * stats are applied to test data and saved with an exported model.
+ */
+
+export interface Standardizer {
+  mean: number[];
+  std: number[];
+}
+
+/**
+ * Mean and population std (divide by n, as scikit-learn's StandardScaler) of each of the `dim`
+ * columns of `x` ([n, dim] row-major), over `rows` (row indices; default all rows).
+ * Accumulates in float64, two passes (mean, then squared deviations), so a constant column gets
+ * exactly 0 variance rather than rounding noise.
+ */
+export function fitStandardizer(x: Float32Array, dim: number, rows?: ArrayLike<number>): Standardizer {
+  if (!Number.isInteger(dim) || dim < 1 || x.length % dim !== 0) {
+    throw new Error(`fitStandardizer: x has ${x.length} values, not a multiple of dim ${dim}`);
+  }
+  const n = rows ? rows.length : x.length / dim;
+  if (n === 0) throw new Error('fitStandardizer: no rows to fit on');
+  const row = (i: number) => (rows ? rows[i] : i);
+  const mean = new Float64Array(dim);
+  for (let i = 0; i < n; i++) {
+    const o = row(i) * dim;
+    for (let j = 0; j < dim; j++) mean[j] += x[o + j];
+  }
+  for (let j = 0; j < dim; j++) mean[j] /= n;
+  const sq = new Float64Array(dim);
+  for (let i = 0; i < n; i++) {
+    const o = row(i) * dim;
+    for (let j = 0; j < dim; j++) {
+      const d = x[o + j] - mean[j];
+      sq[j] += d * d;
+    }
+  }
+  // A column that is constant on the training rows carries no information; dividing by its std (0)
+  // would give NaN or Infinity. std = 1 maps it to 0 there and leaves test values merely centered.
+  const std = Array.from(sq, (s) => (s > 0 ? Math.sqrt(s / n) : 1));
+  return { mean: Array.from(mean), std };
+}
+
+/** (x - mean) / std per column, as a new Float32Array of the same shape. */
+export function standardize(x: Float32Array, dim: number, stats: Standardizer): Float32Array {
+  if (stats.mean.length !== dim || stats.std.length !== dim) {
+    throw new Error(`standardize: stats for ${stats.mean.length} features, data has ${dim}`);
+  }
+  const out = new Float32Array(x.length);
+  for (let o = 0; o < x.length; o += dim) {
+    for (let j = 0; j < dim; j++) out[o + j] = (x[o + j] - stats.mean[j]) / stats.std[j];
+  }
+  return out;
+}
