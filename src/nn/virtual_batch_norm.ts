@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { channelMoments } from './batch_norm.js';
 
 /**
  * Virtual batch normalization (Salimans et al. 2016, Sec. 3.5), for the generator.
@@ -42,6 +43,39 @@ export function virtualBatchNorm(
     const exampleVar = d.square().div(n + 1).add(variance).mul(w); // [B, U]
     const out = affine(d.mul(w).div(exampleVar.add(epsilon).sqrt())) as tf.Tensor2D; // [B, U]
     const refOut = affine(hRef.sub(mean).div(variance.add(epsilon).sqrt())) as tf.Tensor2D; // [n, U]
+    return { out, refOut };
+  });
+}
+
+/**
+ * Virtual batch norm for feature maps h [B, H, W, C] (per channel), as the official ImageNet
+ * code's VBN: an example's statistics (over its own H x W positions) get weight 1/(n+1), the
+ * reference batch's (over n x H x W) weight n/(n+1). With m, v the reference's per-channel mean
+ * and variance, d = h - m, and dMean, dVar the example's spatial mean and variance of d:
+ *   mu(x) - m = dMean / (n+1)
+ *   var(x)    = n/(n+1) v + 1/(n+1) dVar + n/(n+1)^2 dMean^2        (>= 0 term by term)
+ *   out(x)    = (d - dMean/(n+1)) / sqrt(var(x) + eps) + shift
+ * The reference batch is normalized with its own statistics (refOut), as in virtualBatchNorm.
+ */
+export function virtualBatchNormChannels(
+  h: tf.Tensor4D, // [B, H, W, C]
+  hRef: tf.Tensor4D, // [n, H, W, C]
+  shift: tf.Tensor1D, // [C]
+  epsilon = 1e-6,
+): { out: tf.Tensor4D; refOut: tf.Tensor4D } {
+  const n = hRef.shape[0];
+  if (n < 1) throw new Error('virtual batch norm: empty reference batch');
+  if (h.shape.slice(1).join() !== hRef.shape.slice(1).join())
+    throw new Error(`virtual batch norm: h is [${h.shape}], the reference [${hRef.shape}]; their H, W, C must agree`);
+  return tf.tidy(() => {
+    const { mean, variance } = channelMoments(hRef); // [C] each
+    const d = h.sub(mean); // [B, H, W, C]
+    const dMean = d.mean([1, 2], true); // [B, 1, 1, C]
+    const dVar = d.sub(dMean).square().mean([1, 2], true); // [B, 1, 1, C]
+    const w = 1 / (n + 1);
+    const exampleVar = variance.mul(1 - w).add(dVar.mul(w)).add(dMean.square().mul(w * (1 - w))); // [B, 1, 1, C]
+    const out = d.sub(dMean.mul(w)).div(exampleVar.add(epsilon).sqrt()).add(shift) as tf.Tensor4D;
+    const refOut = hRef.sub(mean).div(variance.add(epsilon).sqrt()).add(shift) as tf.Tensor4D;
     return { out, refOut };
   });
 }

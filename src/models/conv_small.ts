@@ -1,0 +1,56 @@
+import type { MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
+import { convGan, type ConvStep } from './conv_gan.js';
+import type { GanModel } from './model.js';
+
+/**
+ * conv-small: a fast convolutional D/G for small images (MNIST-sized, 28-32 px, 1 or 3 channels;
+ * any h x w works), the CIFAR recipe of conv_large.ts scaled down to cost about as much per
+ * training iteration as the paper's MNIST MLP on wasm.
+ *
+ * D: dropout 0.2 -> conv3x3 w0 -> conv3x3 w1 stride 2 -> dropout 0.5 -> conv3x3 w2
+ *    -> conv3x3 w3 stride 2 -> global average pool (the features) -> dense K.
+ *    Weight norm, leaky ReLU 0.2, data-dependent init (conv_gan.ts).
+ * G: z ~ U[0,1)^100 -> dense to (ceil(h/4) x ceil(w/4) x base) BN relu -> deconv stride 2 to
+ *    `deconv` channels, BN relu -> weight-normed deconv stride 2 to c, sigmoid; centre crop to h x w.
+ */
+export interface ConvSmallArgs {
+  inputShape: [number, number, number];
+  numClasses: number;
+  widths?: [number, number, number, number]; // D's four conv layers
+  genBase?: number; // G's dense layer channels
+  genDeconv?: number; // G's middle deconv channels
+  genKernel?: number;
+  inputDropout?: number;
+  dropout?: number;
+  zDim?: number;
+  featureLayer?: number;
+  mbd?: MinibatchDiscriminationArgs | null;
+  vbn?: boolean;
+}
+
+/** D's layer plan: conv strides and paddings are fixed, widths per run (the exporter reads them from the weights). */
+export function convSmallTrunk(widths: number[] = [32, 64, 64, 128], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
+  const conv = (filters: number, stride: number): ConvStep => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' });
+  return [
+    { kind: 'dropout', rate: inputDropout },
+    conv(widths[0], 1),
+    conv(widths[1], 2),
+    { kind: 'dropout', rate: dropout },
+    conv(widths[2], 1),
+    conv(widths[3], 2),
+  ];
+}
+
+export function convSmall(args: ConvSmallArgs): GanModel {
+  return convGan({
+    preset: 'conv-small',
+    inputShape: args.inputShape,
+    numClasses: args.numClasses,
+    trunk: convSmallTrunk(args.widths, args.inputDropout, args.dropout),
+    generator: { base: args.genBase ?? 128, deconvs: [args.genDeconv ?? 64], kernel: args.genKernel ?? 4 },
+    zDim: args.zDim,
+    featureLayer: args.featureLayer,
+    mbd: args.mbd,
+    vbn: args.vbn,
+  });
+}
