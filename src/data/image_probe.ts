@@ -66,6 +66,11 @@ async function readHead(path: string): Promise<Buffer> {
   }
 }
 
+/** Probe a whole file's bytes (throws ImageDecodeError like probeImageFile). */
+export async function probeImageBuffer(buf: Buffer): Promise<ImageProbe> {
+  return probePngHead(buf) ?? probeWithSharp(buf);
+}
+
 /**
  * Probe one file. Throws ImageDecodeError when its header is not an image's; a file whose pixels
  * are truncated or corrupt probes fine (only decoding finds that: see probeImages' `decode`).
