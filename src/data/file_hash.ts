@@ -1,7 +1,7 @@
 /** Content hashes of files (sha1 of the bytes), to find duplicate images whatever their names. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mapLimit } from './map_limit.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from './map_limit.js';
 
 /** Hex sha1 of the file's bytes, streamed (large files are never held whole). */
 export function sha1File(path: string): Promise<string> {
@@ -15,6 +15,6 @@ export function sha1File(path: string): Promise<string> {
 }
 
 /** sha1File for many files, `concurrency` at a time, in order. */
-export function sha1Files(paths: readonly string[], concurrency = 8): Promise<string[]> {
+export function sha1Files(paths: readonly string[], concurrency = DEFAULT_CONCURRENCY): Promise<string[]> {
   return mapLimit(paths, concurrency, (p) => sha1File(p));
 }

@@ -11,7 +11,9 @@ import { decodeCacheKey, defaultCacheDir, readDecodeCache, writeDecodeCache, typ
 import { decodeImageBuffer, oneLine, scalePixels, type Rgb } from './image_pipeline.js';
 import type { ImageEntry } from './image_entry.js';
 import { probeImageBuffer, probeImageFile, type ImageProbe } from './image_probe.js';
-import { mapLimit } from './map_limit.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from './map_limit.js';
+
+export { DEFAULT_CONCURRENCY } from './map_limit.js';
 
 export type { ImageEntry } from './image_entry.js';
 
@@ -49,11 +51,6 @@ export interface DecodedImages {
   seconds: number;
 }
 
-/**
- * Twice libuv's pool (UV_THREADPOOL_SIZE, default 4) where sharp decodes and files are read, so
- * the pool stays busy while JavaScript handles finished files (the PNG fast path runs in JS).
- */
-export const DEFAULT_CONCURRENCY = 2 * (Number(process.env.UV_THREADPOOL_SIZE) || 4);
 
 /** Files up to this size are read synchronously (see decodeImages). */
 const SMALL_FILE = 256 * 1024;

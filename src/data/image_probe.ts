@@ -6,7 +6,7 @@
 import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import { IMAGE_FORMATS_TEXT, ImageDecodeError, oneLine } from './image_pipeline.js';
-import { mapLimit } from './map_limit.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from './map_limit.js';
 import { pngHeader } from './png.js';
 
 export interface ImageProbe {
@@ -87,7 +87,7 @@ export type ProbeResult = { path: string } & ({ ok: true; probe: ImageProbe } | 
  * result carries the reason. I/O errors (permissions) are reported the same way.
  */
 export async function probeImages(paths: readonly string[], opts: { concurrency?: number; decode?: boolean } = {}): Promise<ProbeResult[]> {
-  return mapLimit(paths, opts.concurrency ?? 8, async (path): Promise<ProbeResult> => {
+  return mapLimit(paths, opts.concurrency ?? DEFAULT_CONCURRENCY, async (path): Promise<ProbeResult> => {
     try {
       const probe = await probeImageFile(path);
       if (opts.decode) {

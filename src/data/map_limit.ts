@@ -1,4 +1,11 @@
 /**
+ * Default number of files read/decoded at once: twice libuv's pool (UV_THREADPOOL_SIZE, default 4),
+ * where sharp decodes and files are read, so the pool stays busy while JavaScript handles finished
+ * files (the PNG fast path runs in JS).
+ */
+export const DEFAULT_CONCURRENCY = 2 * (Number(process.env.UV_THREADPOOL_SIZE) || 4);
+
+/**
  * `fn` over `items` with at most `limit` calls in flight; results in item order. The first
  * rejection rejects the whole call (no new calls start after it).
  */
