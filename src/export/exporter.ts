@@ -1,11 +1,12 @@
 /**
  * `semigan export`: a run's averaged (EMA) discriminator as a standalone TensorFlow.js
- * LayersModel made of built-in layers only (Flatten + Dense), plus metadata.json. Loadable by
- * plain `tf.loadLayersModel` in Node or a browser, without semigan (docs/model_format.md).
+ * LayersModel made of built-in layers only (mnist-mlp: Flatten + Dense; conv presets: Conv2D,
+ * LeakyReLU, GlobalAveragePooling2D, Dense), plus metadata.json. Loadable by plain
+ * `tf.loadLayersModel` in Node or a browser, without semigan (docs/model_format.md).
  *
  * What changes from training's D: weight norm is folded into plain kernels (W = v * g / ||v||),
- * Gaussian noise is dropped (it is off at evaluation anyway), and the output is the K class
- * logits; the "generated" class's logit is the constant 0 and is not stored.
+ * Gaussian noise and dropout are dropped (they are off at evaluation anyway), and the output is
+ * the K class logits; the "generated" class's logit is the constant 0 and is not stored.
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -14,6 +15,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { SemiganError } from '../errors.js';
 import { Rng } from '../rng.js';
 import { weightNormKernel } from '../nn/weight_norm.js';
+import { weightNormConvKernel } from '../nn/conv.js';
+import { trunkConvs, type ConvStep } from '../models/conv_gan.js';
+import { convSmallTrunk } from '../models/conv_small.js';
+import { convLargeTrunk } from '../models/conv_large.js';
 import type { Tensors } from '../nn/params.js';
 import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
 import type { Checkpoint } from '../train/checkpoint.js';
@@ -62,8 +67,16 @@ export function assertExportable(ckpt: Checkpoint<CheckpointMeta>, runDir: strin
         `so it cannot be exported as a classifier that gives each input the same prediction whatever else is in its batch; retrain without --mbd to export it`,
     );
   }
-  if (config.preset !== 'mnist-mlp') throw exportError(`${runDir}: preset '${config.preset}' has no exporter (only mnist-mlp)`);
 }
+
+/** Refuse a model (the preset a run's config resolved to) that has no exporter. */
+function assertExportablePreset(preset: string, runDir: string): void {
+  if (!EXPORTABLE_PRESETS.includes(preset)) throw exportError(`${runDir}: preset '${preset}' has no exporter (only ${EXPORTABLE_PRESETS.join(', ')})`);
+}
+
+/** D's layer plans of the conv presets: kernel sizes, strides and paddings (widths come from the weights). */
+const CONV_TRUNKS: Record<string, () => ConvStep[]> = { 'conv-small': () => convSmallTrunk(), 'conv-large': () => convLargeTrunk() };
+const EXPORTABLE_PRESETS = ['mnist-mlp', ...Object.keys(CONV_TRUNKS)];
 
 /** Dense-layer indices of a mnist-mlp D: l0 .. l{n-1}, in order. */
 function denseLayerCount(d: Tensors): number {
@@ -74,10 +87,12 @@ function denseLayerCount(d: Tensors): number {
 }
 
 /**
- * The EMA discriminator as a tf.Sequential: Flatten([h, w, c]) -> Dense(relu) x (n-1) -> Dense(K).
- * Caller disposes the model.
+ * The EMA discriminator as a tf.Sequential. mnist-mlp: Flatten([h, w, c]) -> Dense(relu) x (n-1)
+ * -> Dense(K); conv presets: buildConvClassifierModel. Caller disposes the model.
  */
-export function buildClassifierModel(d: Tensors, inputShape: [number, number, number]): tf.Sequential {
+export function buildClassifierModel(d: Tensors, inputShape: [number, number, number], preset = 'mnist-mlp'): tf.Sequential {
+  const trunk = CONV_TRUNKS[preset];
+  if (trunk) return buildConvClassifierModel(d, inputShape, trunk());
   const n = denseLayerCount(d);
   const model = tf.sequential({ name: 'semigan_classifier' });
   model.add(tf.layers.flatten({ inputShape, name: 'flatten' }));
@@ -90,6 +105,43 @@ export function buildClassifierModel(d: Tensors, inputShape: [number, number, nu
     layer.setWeights([kernel, bias]);
     tf.dispose([kernel, bias]);
   }
+  return model;
+}
+
+/**
+ * A conv preset's D (conv_gan.ts) as a tf.Sequential on NHWC input [h, w, c]: per conv layer of
+ * the trunk Conv2D (folded kernel + bias, the plan's stride and padding) -> LeakyReLU(0.2), then
+ * GlobalAveragePooling2D -> Dense(K) logits.
+ */
+export function buildConvClassifierModel(d: Tensors, inputShape: [number, number, number], trunk: ConvStep[]): tf.Sequential {
+  const convs = trunkConvs(trunk);
+  if (!d['c0.v'] || d[`c${convs.length}.v`] || !d[`c${convs.length - 1}.v`] || !d['out.v']) {
+    throw exportError(`the checkpoint's discriminator does not have the preset's ${convs.length} conv layers (c0.v .. c${convs.length - 1}.v) and out.v`);
+  }
+  const model = tf.sequential({ name: 'semigan_classifier' });
+  convs.forEach((s, i) => {
+    const v = d[`c${i}.v`] as tf.Tensor4D; // [kh, kw, in, out]
+    if (v.shape[0] !== s.kernel || v.shape[1] !== s.kernel) throw exportError(`conv layer ${i}: kernel [${v.shape}] is not ${s.kernel}x${s.kernel}`);
+    const conv = tf.layers.conv2d({
+      filters: v.shape[3],
+      kernelSize: s.kernel,
+      strides: s.stride,
+      padding: s.padding,
+      name: `conv_${i}`,
+      ...(i === 0 ? { inputShape } : {}),
+    });
+    model.add(conv);
+    const [kernel, bias] = tf.tidy(() => [weightNormConvKernel(v, d[`c${i}.g`] as tf.Tensor1D), d[`c${i}.b`].clone()]);
+    conv.setWeights([kernel, bias]);
+    tf.dispose([kernel, bias]);
+    model.add(tf.layers.leakyReLU({ alpha: 0.2, name: `leaky_relu_${i}` }));
+  });
+  model.add(tf.layers.globalAveragePooling2d({ name: 'global_pool' }));
+  const logits = tf.layers.dense({ units: d['out.v'].shape[1]!, activation: 'linear', name: 'logits' });
+  model.add(logits);
+  const [kernel, bias] = tf.tidy(() => [weightNormKernel(d['out.v'] as tf.Tensor2D, d['out.g'] as tf.Tensor1D), d['out.b'].clone()]);
+  logits.setWeights([kernel, bias]);
+  tf.dispose([kernel, bias]);
   return model;
 }
 
@@ -263,9 +315,10 @@ export async function exportRun(runDir: string, out: string, opts: { overwrite?:
   const { model: gan, weights } = loadEmaDiscriminator(ckpt);
   let model: tf.Sequential | undefined;
   try {
+    assertExportablePreset(gan.preset, runDir);
     if (gan.batchDependentD) throw exportError(`${runDir}: its discriminator is batch-dependent; retrain without --mbd to export it`);
     const inputShape = ckpt.meta.inputShape;
-    model = buildClassifierModel(weights, inputShape);
+    model = buildClassifierModel(weights, inputShape, gan.preset);
     const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits, inputShape);
     if (!(maxAbsLogitDiff <= SELF_CHECK_TOLERANCE)) {
       throw new Error(`export self-check failed: exported logits differ from the discriminator's by ${maxAbsLogitDiff}`);
