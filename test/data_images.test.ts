@@ -321,6 +321,8 @@ test('bad files: a data error naming the file and suggesting --skip-bad; skipBad
   const again = await decodeImages(list.entries, opts({ skipBad: true }));
   assert.deepEqual([again.cacheHit, again.skipped, again.kept, again.x], [true, d.skipped, d.kept, d.x]);
   await dataErr(decodeImages(list.entries, opts()), /--skip-bad/, join(dir, d.skipped[0].id));
+  const onlyBad = list.entries.filter((e) => bad.some(([n]) => n === e.id));
+  await dataErr(decodeImages(onlyBad, opts({ skipBad: true, cacheDir: null })), 'none of the 4 files is a readable image');
   // A file deleted since the scan.
   rmSync(join(dir, '0', '2.png'));
   await dataErr(decodeImages(list.entries, opts({ skipBad: true })), `${join(dir, '0', '2.png')}: file not found`);

@@ -41,16 +41,19 @@ export interface DecodedImages {
   /** Indices into the entries of the rows of x, ascending. */
   kept: Int32Array;
   skipped: { id: string; reason: string }[];
-  /** How the shape was chosen and what was found, e.g. "28x28 (9,412 of 10,000 files; also 32x32: 588)". */
+  /**
+   * How the shape was chosen and what was found, e.g. "28x28 pixels (height x width; 9,412 of
+   * 10,000 files; also 32x32: 588), 1 channel (grayscale in 10,000 of 10,000 files)".
+   */
   choice: string;
   cacheHit: boolean;
-  /** The cache's JSON file (read or written), or why it could not be written. */
+  /** The cache JSON this call wrote. */
   cacheFile?: string;
+  /** Why the cache could not be written (the load itself succeeded): for a warning line. */
   cacheWarning?: string;
   /** Wall time of the whole call (stat, cache, probe, decode). */
   seconds: number;
 }
-
 
 /** Files up to this size are read synchronously (see decodeImages). */
 const SMALL_FILE = 256 * 1024;
@@ -208,6 +211,8 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
     opts.onProgress?.('decode', ++done, entries.length - bad.size);
   });
 
+  if (bad.size === entries.length) throw dataError(`none of the ${fmt(entries.length)} files is a readable image`);
+
   // Compact the rows that decoded.
   const kept = new Int32Array(entries.length - bad.size);
   for (let i = 0, k = 0; i < entries.length; i++) {
@@ -227,7 +232,7 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
     cacheHit: false,
     seconds: 0,
   };
-  if (cacheDir !== null && kept.length > 0) {
+  if (cacheDir !== null) {
     try {
       result.cacheFile = await writeDecodeCache(cacheDir, key, entries.length, { shape, choice, skipped, kept, pixels: keptPixels });
     } catch (err) {
