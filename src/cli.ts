@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SemiganError } from './errors.js';
 import { BACKENDS } from './backend.js';
 import { BUILTIN_DATASETS } from './data/builtin.js';
+import { absoluteSpec, parseDataSpec, SPEC_HELP } from './data/spec.js';
+import { DEFAULT_TEST_SPLIT } from './data/load.js';
 import { PRESET_NAMES } from './models/presets.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, type TrainConfig } from './train/config.js';
 import { SEMIGAN_VERSION } from './version.js';
@@ -12,6 +14,9 @@ import { exportCommand } from './commands/export.js';
 import { formatPredictions, predictCommand } from './commands/predict.js';
 import { parseSize, serveCommand } from './commands/serve.js';
 import { formatReport } from './eval/report.js';
+import { formatSuggestions, suggestCommand } from './commands/suggest.js';
+import { SUGGEST_CRITERIA } from './eval/suggest.js';
+import { formatInspect, inspectData } from './data/inspect.js';
 
 const int = (v: string) => {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer.');
@@ -21,6 +26,7 @@ const signedInt = (v: string) => {
   if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError('expected an integer.');
   return Number(v);
 };
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 const num = (v: string) => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
@@ -36,10 +42,22 @@ const d = DEFAULT_CONFIG;
 program
   .command('train')
   .description('train a K+1-class discriminator (and its generator) on partially labeled data')
-  .option('--dataset <name>', `built-in dataset: ${BUILTIN_DATASETS.join(', ')}`, d.dataset)
-  .option('--data-dir <dir>', 'folder holding the four idx files (overrides the built-in location)')
-  .option('--labels <n>', 'labeled examples in total, split evenly over classes (default 100)', int)
-  .option('--labels-per-class <n>', 'labeled examples per class (instead of --labels)', int)
+  .option('--data <spec>', `training data: ${SPEC_HELP}`, d.dataset)
+  .addOption(new Option('--dataset <name>', 'same as --data (older name)').hideHelp())
+  .option('--data-dir <dir>', 'built-in datasets: folder holding the four idx files (overrides the built-in location)')
+  .option('--test <spec>', 'your own data: the test set (same kind and classes as --data)')
+  .option('--test-split <fraction>', `your own data: hold out this fraction of each class's labeled examples for testing (default ${DEFAULT_TEST_SPLIT} when no --test)`, num)
+  .option('--size <HxW>', 'images: resize to HEIGHTxWIDTH (default: the most common size found)')
+  .option('--channels <n>', 'images: 1 (grayscale) or 3 (RGB) (default: the most common found)', int)
+  .option('--background <color>', 'images: colour under transparent pixels and padding: black, white, #rrggbb or r,g,b', d.background)
+  .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
+  .option('--label-column <name>', 'csv: column holding the class (empty = unlabeled)')
+  .option('--features <names>', 'csv: comma-separated feature columns to use (default: all but the label)', list)
+  .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
+  .option('--skip-bad', 'skip unreadable images and bad CSV rows (counted and named) instead of stopping')
+  .option('--no-cache', 'images: decode again instead of using the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)')
+  .option('--labels <n>', 'use only N labeled examples in total, split evenly over classes (built-in datasets: default 100; your own data: default all labels)', int)
+  .option('--labels-per-class <n>', 'use only N labeled examples per class (instead of --labels)', int)
   .option('--train-limit <n>', 'use only the first N training images (quick runs)', int)
   .option('--test-limit <n>', 'evaluate on the first N test images only', int)
   .option('--preset <name>', `model preset: ${PRESET_NAMES.join(', ')}`, d.preset)
@@ -72,8 +90,12 @@ program
     // Only options the user typed: defaults live in validateConfig, and --resume must not see them.
     const given: Record<string, unknown> = {};
     for (const key of Object.keys(opts)) if (cmd.getOptionValueSource(key) === 'cli' && key !== 'resume' && key !== 'overwrite') given[key] = opts[key];
+    if (given.data !== undefined || given.dataset !== undefined) given.dataset = absoluteSpec((given.data ?? given.dataset) as string);
+    delete given.data;
+    if (given.test !== undefined) given.test = absoluteSpec(given.test as string);
     if (!opts.resume && given.seedData === undefined) given.seedData = opts.seed;
-    if (!opts.resume && given.labels === undefined && given.labelsPerClass === undefined) given.labels = 100;
+    const builtin = parseDataSpec((given.dataset as string | undefined) ?? d.dataset).kind === 'builtin';
+    if (!opts.resume && builtin && given.labels === undefined && given.labelsPerClass === undefined) given.labels = 100;
     const result = await trainCommand(given as Partial<TrainConfig>, opts.resume ?? null, opts.overwrite === true);
     process.stdout.write(JSON.stringify(result) + '\n');
   });
@@ -82,7 +104,7 @@ program
   .command('evaluate')
   .description("test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator or of an exported model")
   .argument('<dir>', 'a run directory (semigan train --out) or an exported model directory (semigan export --out)')
-  .option('--data <name>', `exported models: built-in dataset whose test split is scored (${BUILTIN_DATASETS.join(', ')}; default: the model's training dataset)`)
+  .option('--data <spec>', `exported models: data to score: a built-in dataset's test split (${BUILTIN_DATASETS.join(', ')}) or every example of images:DIR, manifest:FILE.csv or csv:FILE.csv (default: the model's own test set)`)
   .option('--data-dir <dir>', 'exported models: folder holding the four idx files (overrides the built-in location)')
   .option('--test-limit <n>', "score the first N test images only (a run: instead of the run's own --test-limit)", int)
   .option('--json', 'print one JSON object instead of the report')
@@ -159,6 +181,36 @@ program
       backend: opts.backend,
     });
     process.exit(code);
+  });
+
+const data = program.command('data').description('look at a dataset before training');
+data
+  .command('inspect')
+  .description('examples per class, labeled / unlabeled / test counts, sizes and channels (or feature columns), and problems: unreadable files or rows, odd sizes, classes with few labels, duplicates')
+  .argument('<spec>', 'images:DIR, manifest:FILE.csv or csv:FILE.csv')
+  .option('--test <spec>', 'a test set to check against the data (classes, duplicates across the two)')
+  .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
+  .option('--label-column <name>', 'csv: column holding the class')
+  .option('--features <names>', 'csv: comma-separated feature columns', list)
+  .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
+  .option('--json', 'print one JSON object instead of the report')
+  .action(async (spec: string, opts) => {
+    const report = await inspectData(spec, { test: opts.test ?? null, unlabeledDir: opts.unlabeledDir, labelColumn: opts.labelColumn ?? null, features: opts.features ?? null, dropColumns: opts.dropColumns ?? [] });
+    process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspect(report));
+  });
+
+program
+  .command('suggest')
+  .description("which examples to label next: a run's unlabeled training examples ranked by its classifier's uncertainty")
+  .argument('<run-dir>', 'a directory written by semigan train')
+  .option('--n <n>', 'how many examples to list', positiveInt, 50)
+  .addOption(new Option('--by <criterion>', 'margin: smallest gap between the two most probable classes; entropy: most spread-out class probabilities').choices(SUGGEST_CRITERIA).default('margin'))
+  .option('--out <file.csv>', 'also write them as CSV (rank,id,predicted,probability,runner_up,runner_up_probability,margin,entropy,realness)')
+  .option('--json', 'print one JSON object instead of the table')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .action(async (runDir: string, opts) => {
+    const out = await suggestCommand(runDir, { n: opts.n, by: opts.by, out: opts.out ?? null, backend: opts.backend });
+    process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatSuggestions(out, opts.by));
   });
 
 // `semigan predict ... | head`: a closed pipe ends the output, not with a stack trace.

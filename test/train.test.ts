@@ -335,7 +335,7 @@ test('CLI: bad input gives a one-line error, exit code 1, no stack trace', async
   const train = (...a: string[]) => ['train', '--backend', 'wasm', '--out', out, ...a];
 
   const cases: [string[], RegExp][] = [
-    [train('--dataset', 'nope'), /unknown dataset 'nope'.*mnist, fashion-mnist/],
+    [train('--dataset', 'nope'), /--data "nope": expected mnist, fashion-mnist, images:DIR/],
     [train('--preset', 'nope'), /unknown preset 'nope'.*mnist-mlp/],
     [train('--labels', '105'), /--labels 105 is not divisible by the 10 classes/],
     [train('--labels-per-class', '100000'), /--labels-per-class 100000 but class '\d' has only \d+ training examples/],

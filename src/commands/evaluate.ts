@@ -1,16 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { prepareTestData } from '../data/prepare.js';
+import { loadLabeledExamples, loadTestData } from '../data/load.js';
+import { absoluteSpec, parseDataSpec } from '../data/spec.js';
+import { sliceDataset, type Dataset } from '../data/dataset.js';
+import { standardize } from '../data/standardize.js';
+import { validateConfig, type TrainConfig } from '../train/config.js';
 import { configError } from '../errors.js';
 import { argmaxRows, classificationReport, type ClassificationReport } from '../eval/metrics.js';
 import { predictClasses } from '../eval/predict.js';
 import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
-import { isModelDir } from '../export/metadata.js';
+import { isModelDir, type ClassifierMetadata } from '../export/metadata.js';
 import { Classifier } from '../serve/classifier.js';
 
 export interface EvaluateOptions {
   backend?: BackendChoice;
-  /** Exported models only: the built-in dataset whose test split is scored (default: the one the model was trained on). */
+  /** Exported models only: a built-in dataset (its test split is scored) or your own labeled data spec (default: the model's own test set). */
   data?: string;
   dataDir?: string;
   /** Score the first N test images only (a run: instead of its own --test-limit). */
@@ -31,8 +36,8 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Class
     throw configError(`--data and --data-dir are for exported models; ${runDir} is a run, evaluated on its own test split (${ckpt.meta.config.dataset})`);
   }
   await initBackend(opts.backend ?? 'auto');
-  const config = ckpt.meta.config;
-  const test = prepareTestData({ ...config, testLimit: opts.testLimit ?? config.testLimit });
+  const config = validateConfig(ckpt.meta.config as unknown as Record<string, unknown>); // fills options added since the run
+  const test = await loadTestData({ ...config, testLimit: opts.testLimit ?? config.testLimit });
   const { model, weights } = loadEmaDiscriminator(ckpt);
   try {
     return classificationReport(test.y, predictClasses(model, weights, test, config.batchSize), test.classes);
@@ -41,23 +46,44 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Class
   }
 }
 
+/** A built-in dataset's official test split, checked against the model's input shape and classes. */
+function builtinTestSet(modelDir: string, meta: ClassifierMetadata, dataset: string, opts: EvaluateOptions, trained: TrainConfig | undefined): Dataset {
+  // Without --data, the training data's location too (a --data-dir given to train).
+  const dataDir = opts.dataDir ?? (opts.data === undefined ? (trained?.dataDir ?? null) : null);
+  const test = prepareTestData({ dataset, dataDir, testLimit: opts.testLimit ?? null });
+  const { classes, inputShape } = meta;
+  if (test.shape.join(',') !== inputShape.join(',')) {
+    throw configError(`the model takes ${inputShape.join('x')} inputs but ${dataset} has ${test.shape.join('x')} images (${modelDir})`);
+  }
+  if (test.classes.join('\u0000') !== classes.join('\u0000')) {
+    throw configError(`${modelDir} was trained on classes [${classes.join(', ')}] but ${dataset} has [${test.classes.join(', ')}]`);
+  }
+  return test;
+}
+
+/**
+ * Your own data: without --data, the run's own test set (rebuilt from its config); with --data,
+ * every example of that spec, shaped and standardized as the model expects.
+ */
+async function customTestSet(meta: ClassifierMetadata, opts: EvaluateOptions, trained: TrainConfig | undefined): Promise<Dataset> {
+  const config = validateConfig((trained ?? {}) as unknown as Record<string, unknown>);
+  if (opts.data === undefined) return loadTestData({ ...config, testLimit: opts.testLimit ?? null });
+  const p = meta.preprocessing;
+  const features = p.type === 'tabular' ? p.features : undefined;
+  let test = await loadLabeledExamples(absoluteSpec(opts.data), config, { classes: meta.classes, shape: meta.inputShape, features });
+  if (p.type === 'tabular') test = { ...test, x: standardize(test.x, features!.length, p) };
+  return opts.testLimit ? sliceDataset(test, opts.testLimit) : test;
+}
+
 async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promise<ClassificationReport> {
   await initBackend(opts.backend ?? 'auto');
   const classifier = await Classifier.load(modelDir);
   try {
     const trained = classifier.metadata.training?.config;
     const dataset = opts.data ?? trained?.dataset;
-    if (!dataset) throw configError(`${modelDir}: give --data (a built-in dataset) to evaluate this model on`);
-    // Without --data, the training data's location too (a --data-dir given to train).
-    const dataDir = opts.dataDir ?? (opts.data === undefined ? (trained?.dataDir ?? null) : null);
-    const test = prepareTestData({ dataset, dataDir, testLimit: opts.testLimit ?? null });
-    const { classes, inputShape } = classifier.metadata;
-    if (test.shape.join(',') !== inputShape.join(',')) {
-      throw configError(`${modelDir} takes ${inputShape.join('x')} inputs but ${dataset} has ${test.shape.join('x')} images`);
-    }
-    if (test.classes.join('\u0000') !== classes.join('\u0000')) {
-      throw configError(`${modelDir} was trained on classes [${classes.join(', ')}] but ${dataset} has [${test.classes.join(', ')}]`);
-    }
+    if (!dataset) throw configError(`${modelDir}: give --data (a built-in dataset, images:DIR, manifest:FILE.csv or csv:FILE.csv) to evaluate this model on`);
+    const test = parseDataSpec(dataset).kind === 'builtin' ? builtinTestSet(modelDir, classifier.metadata, dataset, opts, trained) : await customTestSet(classifier.metadata, opts, trained);
+    const { classes } = classifier.metadata;
     const pred = argmaxRows(classifier.predictLogits(test.x, test.n), classes.length);
     return classificationReport(test.y, pred, test.classes);
   } finally {

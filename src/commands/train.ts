@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../backend.js';
-import { prepareData } from '../data/prepare.js';
-import { buildModelForConfig } from '../models/presets.js';
+import { loadData } from '../data/load.js';
+import { autoPreset, buildModelForConfig } from '../models/presets.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
 import { CHECKPOINT_FILE, METRICS_FILE, Trainer, type TrainResult } from '../train/trainer.js';
 import { readRun } from '../eval/run_model.js';
@@ -32,8 +32,13 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
 
   const backend = await initBackend(config.backend);
   log(`backend: ${backend.name} (${backend.reason})`);
-  const data = prepareData(config);
+  const data = await loadData(config, log);
   log(`data: ${data.summaryText} from ${data.source}`);
+  if (config.preset === 'auto') {
+    const { preset, reason } = autoPreset(config.dataset, data.train.shape);
+    config = validateConfig({ ...config, preset });
+    log(`preset: ${preset} (${reason}; choose another with --preset)`);
+  }
   const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
   const trainer = new Trainer(config, model, data, { log });
   if (ckpt) {

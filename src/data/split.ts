@@ -95,6 +95,8 @@ export interface SplitSummary {
   unlabeled: number;
   test: number;
   seedData: number;
+  /** Tabular data: feature columns and the training rows' mean and std they are standardized with. */
+  standardization?: { features: string[]; mean: number[]; std: number[] };
 }
 
 export function splitSummary(s: {
@@ -121,4 +123,30 @@ export function splitSummary(s: {
     `${s.dataset}: ${s.train} train (${s.labeled} labeled, ${s.labelsPerClass} per class, ` +
     `seed-data ${s.seedData}; ${unl}), ${s.test} test`;
   return { text, json };
+}
+
+/** Every labeled row (y >= 0) is a labeled example; init rows as labeledSubset chooses them. */
+export function allLabeled(y: Int32Array, seedData: number): LabeledSubset {
+  const inds = new RandomState(seedData).permutation(y.length);
+  const labeled = Int32Array.from(inds.filter((r) => y[r] >= 0)).sort();
+  return { labeled, initRows: inds.slice(0, INIT_ROWS) };
+}
+
+/**
+ * Stratified holdout of labeled rows for a test set: per class, the first round(fraction * count)
+ * rows of a seeded permutation, leaving every class at least one labeled training row.
+ * Returns the held-out rows (ascending) and the classes that got none (too few labels).
+ */
+export function stratifiedHoldout(y: Int32Array, numClasses: number, fraction: number, seedData: number): { rows: Int32Array; emptyClasses: number[] } {
+  const inds = new RandomState((seedData + 1) % 2 ** 32).permutation(y.length); // not the labeled-subset permutation: independent choices
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  for (const r of inds) if (y[r] >= 0) byClass[y[r]].push(r);
+  const rows: number[] = [];
+  const emptyClasses: number[] = [];
+  byClass.forEach((rs, c) => {
+    const take = Math.min(Math.round(fraction * rs.length), rs.length - 1);
+    if (take <= 0) emptyClasses.push(c);
+    else rows.push(...rs.slice(0, take));
+  });
+  return { rows: Int32Array.from(rows).sort(), emptyClasses };
 }

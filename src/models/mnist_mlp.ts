@@ -36,6 +36,8 @@ export interface MnistMlpArgs {
   mbd?: MinibatchDiscriminationArgs | null; // minibatch discrimination before D's output layer
   vbn?: boolean; // virtual batch norm in G
   vbnRefSize?: number; // rows in G's reference batch
+  output?: 'sigmoid' | 'linear'; // G's output: sigmoid for [0, 1] pixels, linear for standardized features
+  preset?: string; // the name this model is registered under
 }
 
 /** Rows of the init batch that set the minibatch layer's scale (a training-sized minibatch). */
@@ -160,8 +162,9 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
         h = stableSoftplus(batchNormShift(tf.matMul(h, w), shift));
       }
     }
-    return tf.sigmoid(weightNormDense(h, g['out.v'] as tf.Tensor2D, g['out.g'] as tf.Tensor1D, g['out.b'] as tf.Tensor1D)); // [B, dim]
+    const out = weightNormDense(h, g['out.v'] as tf.Tensor2D, g['out.g'] as tf.Tensor1D, g['out.b'] as tf.Tensor1D); // [B, dim]
+    return args.output === 'linear' ? out : tf.sigmoid(out);
   }
 
-  return { preset: 'mnist-mlp', zDim, batchDependentD: mbd !== null, createD, createG, initD, applyD, applyG };
+  return { preset: args.preset ?? 'mnist-mlp', zDim, batchDependentD: mbd !== null, createD, createG, initD, applyD, applyG };
 }

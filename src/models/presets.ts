@@ -28,11 +28,27 @@ const PRESETS: Record<string, (a: PresetArgs) => GanModel> = {
       mbd: t.mbd ? { kernels: t.mbdKernels ?? 100, dim: t.mbdDim ?? 5 } : null,
       vbn: t.vbn ?? false,
     }),
+  // mnist-mlp's recipe for feature vectors: smaller layers, less input noise (features are
+  // standardized, so noise 0.3 is a third of a standard deviation), linear G output.
+  'tabular-mlp': ({ inputShape: [h, w, c], numClasses, techniques: t = {} }) =>
+    mnistMlp({
+      preset: 'tabular-mlp',
+      inputDim: h * w * c,
+      numClasses,
+      hidden: [256, 128, 128],
+      genHidden: [128, 128],
+      inputNoise: 0.1,
+      hiddenNoise: 0.3,
+      output: 'linear',
+      featureLayer: t.fmLayer ?? -1,
+      mbd: t.mbd ? { kernels: t.mbdKernels ?? 100, dim: t.mbdDim ?? 5 } : null,
+      vbn: t.vbn ?? false,
+    }),
   'conv-small': ({ inputShape, numClasses, techniques: t = {} }) => convSmall({ inputShape, numClasses, ...convTechniques(t) }),
   'conv-large': ({ inputShape, numClasses, techniques: t = {} }) => convLarge({ inputShape, numClasses, ...convTechniques(t) }),
 };
 
-export const PRESET_NAMES = Object.keys(PRESETS);
+export const PRESET_NAMES = ['auto', ...Object.keys(PRESETS)];
 
 export function buildModel(preset: string, args: PresetArgs): GanModel {
   const make = PRESETS[preset];
@@ -40,7 +56,20 @@ export function buildModel(preset: string, args: PresetArgs): GanModel {
   return make(args);
 }
 
+/**
+ * The preset `--preset auto` picks: the paper's MLP for the built-in MNIST-like datasets (its
+ * recipe), tabular-mlp for feature vectors, conv-small for small images, conv-large (the paper's
+ * CIFAR model) for larger ones.
+ */
+export function autoPreset(dataset: string, [h, w]: [number, number, number]): { preset: string; reason: string } {
+  if (!dataset.includes(':')) return { preset: 'mnist-mlp', reason: `the paper's model for ${dataset}` };
+  if (dataset.startsWith('csv:')) return { preset: 'tabular-mlp', reason: 'tabular data' };
+  if (Math.max(h, w) <= 48) return { preset: 'conv-small', reason: `${h}x${w} images` };
+  return { preset: 'conv-large', reason: `${h}x${w} images, larger than 48 px` };
+}
+
 /** The model a run's config describes (training, evaluation and export all build it this way). */
 export function buildModelForConfig(config: TrainConfig, inputShape: [number, number, number], numClasses: number): GanModel {
-  return buildModel(config.preset, { inputShape, numClasses, techniques: config });
+  const preset = config.preset === 'auto' ? autoPreset(config.dataset, inputShape).preset : config.preset;
+  return buildModel(preset, { inputShape, numClasses, techniques: config });
 }

@@ -11,13 +11,24 @@ export type FmDistance = (typeof FM_DISTANCES)[number];
  * the run dir and into every checkpoint. Defaults are the paper's MNIST recipe.
  */
 export interface TrainConfig {
-  dataset: string; // built-in dataset: mnist | fashion-mnist
+  dataset: string; // data spec (data/spec.ts): mnist | fashion-mnist | images:DIR | manifest:FILE.csv | csv:FILE.csv
+  test: string | null; // your own data: test set spec of the same kind (else a stratified --test-split)
+  testSplit: number | null; // your own data: fraction of each class's labeled examples held out for testing (default 0.2)
+  size: string | null; // images: HEIGHTxWIDTH to resize to (default: the most common size found)
+  channels: number | null; // images: 1 or 3 (default: the most common found)
+  background: string; // images: colour transparent pixels are composited onto (and padding)
+  unlabeledDir: string; // images:DIR: the subfolder holding unlabeled images
+  labelColumn: string | null; // csv: the column holding the class (empty = unlabeled)
+  features: string[] | null; // csv: feature columns to use (default: every other column)
+  dropColumns: string[]; // csv: columns to leave out
+  skipBad: boolean; // skip unreadable images / bad CSV rows (counted and named) instead of failing
+  cache: boolean; // images: keep decoded pixels in the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)
   dataDir: string | null; // folder with the four idx files, overriding the built-in location
   labels: number | null; // total labeled examples, split evenly over classes (paper: 100)
   labelsPerClass: number | null; // alternative to `labels`
   trainLimit: number | null; // use only the first N training images (quick runs, tests)
   testLimit: number | null; // evaluate on the first N test images only
-  preset: string; // model preset (mnist-mlp = the paper's MNIST D and G)
+  preset: string; // model preset (auto: chosen from the data, models/presets.ts autoPreset)
   mode: Mode; // gan: K+1 GAN on labeled + unlabeled + generated data; supervised: same D on the labeled set only
   // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching only).
   fm: boolean; // feature matching for G; off: G minimizes the non-saturating -log D(G(z))
@@ -48,12 +59,23 @@ export interface TrainConfig {
 
 export const DEFAULT_CONFIG: TrainConfig = {
   dataset: 'mnist',
+  test: null,
+  testSplit: null,
+  size: null,
+  channels: null,
+  background: 'black',
+  unlabeledDir: 'unlabeled',
+  labelColumn: null,
+  features: null,
+  dropColumns: [],
+  skipBad: false,
+  cache: true,
   dataDir: null,
   labels: 100,
   labelsPerClass: null,
   trainLimit: null,
   testLimit: null,
-  preset: 'mnist-mlp',
+  preset: 'auto',
   mode: 'gan',
   fm: true,
   fmDistance: 'l2',
@@ -95,8 +117,23 @@ const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
 const integer: Check = (v) => (Number.isInteger(v) ? null : 'an integer');
 const smoothing: Check = (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1] (1 = no smoothing)');
 
+const fraction: Check = (v) => (typeof v === 'number' && v > 0 && v < 1 ? null : 'a fraction in (0, 1)');
+const strList: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0) ? null : 'a list of column names');
+const channelCount: Check = (v) => (v === 1 || v === 3 ? null : '1 or 3');
+
 const CHECKS: Record<keyof TrainConfig, Check> = {
   dataset: str,
+  test: nullable(str),
+  testSplit: nullable(fraction),
+  size: nullable(str),
+  channels: nullable(channelCount),
+  background: str,
+  unlabeledDir: str,
+  labelColumn: nullable(str),
+  features: nullable(strList),
+  dropColumns: strList,
+  skipBad: bool,
+  cache: bool,
   dataDir: nullable(str),
   labels: nullable(positiveInt),
   labelsPerClass: nullable(positiveInt),
@@ -142,6 +179,8 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   if ((config.mode as string) === 'fm') config.mode = 'gan'; // name used by semigan 0.1 runs
   // --labels-per-class alone replaces the default --labels rather than conflicting with it.
   if (partial.labelsPerClass != null && partial.labels === undefined) config.labels = null;
+  // Your own data: every label given is used unless --labels says otherwise (the 100 is MNIST's).
+  if (partial.labels === undefined && partial.labelsPerClass === undefined && /^(images|manifest|csv):/.test(String(config.dataset))) config.labels = null;
   for (const [key, check] of Object.entries(CHECKS) as [keyof TrainConfig, Check][]) {
     const expected = check(config[key]);
     if (expected) throw configError(`${flagName(key)} must be ${expected}; received ${JSON.stringify(config[key])}`);

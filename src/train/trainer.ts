@@ -126,12 +126,16 @@ export class Trainer {
   private readonly labelsOfLabeled: Int32Array;
   private readonly itersPerEpoch: number;
 
+  readonly config: TrainConfig;
+
   constructor(
-    readonly config: TrainConfig,
+    config: TrainConfig,
     readonly model: GanModel,
     readonly data: TrainData,
     private readonly io: TrainerIO,
   ) {
+    // The checkpoint names the preset actually built, so `--preset auto` runs stay unambiguous.
+    this.config = config.preset === model.preset ? config : Object.freeze({ ...config, preset: model.preset });
     this.rng = new Rng(config.seed);
     this.d = model.createD(this.rng);
     this.g = model.createG(this.rng);
@@ -274,7 +278,7 @@ export class Trainer {
   async run(): Promise<TrainResult> {
     const { config } = this;
     const bs = config.batchSize;
-    mkdirSync(join(config.out, 'samples'), { recursive: true });
+    if (!this.data.train.features) mkdirSync(join(config.out, 'samples'), { recursive: true });
     const started = performance.now();
     const secondsBefore = this.seconds;
     const budgetMs = config.maxMinutes ? config.maxMinutes * 60_000 : Infinity;
@@ -349,7 +353,8 @@ export class Trainer {
       // drops metrics lines beyond the checkpoint's epoch.
       appendFileSync(join(config.out, METRICS_FILE), JSON.stringify(last) + '\n');
       await this.saveCheckpoint();
-      if (config.mode === 'gan') await this.writeSamples(join(config.out, 'samples', `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+      // Tabular rows have no picture; their samples are G's standardized feature vectors.
+      if (config.mode === 'gan' && !this.data.train.features) await this.writeSamples(join(config.out, 'samples', `epoch-${String(this.epoch).padStart(3, '0')}.png`));
     }
 
     if (stoppedEarly) await this.saveCheckpoint();

@@ -1,0 +1,184 @@
+/**
+ * `semigan data inspect SPEC`: what a data source holds and what is wrong with it, before any
+ * training: examples per class, labeled / unlabeled / test counts, image sizes and channels
+ * found (or feature columns), and problems — unreadable files and rows, sizes that will be
+ * resized, classes with too few labels, identical files on both sides of the train/test line or
+ * with two different labels. Problems are listed, not thrown: inspect reads everything.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parseDataSpec, type DataSpec } from './spec.js';
+import { scanImageFolder } from './image_folder.js';
+import { readManifest } from './manifest.js';
+import { probeImages } from './image_probe.js';
+import { mapLimit } from './map_limit.js';
+import { readTabularCsv } from './tabular.js';
+import type { ImageEntry } from './image_entry.js';
+import { configError } from '../errors.js';
+
+/** Fewer labeled examples than this in a class is reported. */
+export const FEW_LABELS = 5;
+const SHOW = 5;
+
+export interface InspectOptions {
+  test: string | null;
+  unlabeledDir: string;
+  labelColumn: string | null;
+  features: string[] | null;
+  dropColumns: string[];
+}
+
+export interface ClassCount {
+  name: string;
+  labeled: number;
+  test: number;
+}
+
+export interface InspectReport {
+  spec: string;
+  kind: DataSpec['kind'];
+  examples: number;
+  labeled: number;
+  unlabeled: number;
+  test: { spec: string; examples: number } | null;
+  classes: ClassCount[];
+  /** Images: "HxW" -> files; tabular: the feature columns. */
+  sizes?: { size: string; files: number }[];
+  channels?: { channels: number; files: number }[];
+  features?: string[];
+  problems: string[];
+}
+
+/** A labeled or unlabeled item of either side, with the bytes (or row) that identify its content. */
+interface Item {
+  id: string;
+  label: string | null;
+  side: 'data' | 'test';
+  key: () => Promise<string>;
+}
+
+const sha1 = (b: Uint8Array | string) => createHash('sha1').update(b).digest('hex');
+const plural = (n: number, s: string) => `${n.toLocaleString('en-US')} ${s}${n === 1 ? '' : 's'}`;
+const firstFew = (xs: string[]) => xs.slice(0, SHOW).join('; ') + (xs.length > SHOW ? `; ... (${xs.length} in all)` : '');
+
+export async function inspectData(specText: string, o: InspectOptions): Promise<InspectReport> {
+  const spec = parseDataSpec(specText);
+  if (spec.kind === 'builtin') throw configError(`${specText} is a built-in dataset (official splits, nothing to inspect); inspect your own data: images:DIR, manifest:FILE.csv or csv:FILE.csv`);
+  const testSpec = o.test ? parseDataSpec(o.test, '--test') : null;
+  if (testSpec && (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== (spec.kind === 'csv'))) {
+    throw configError(`--test ${o.test}: expected data of the same kind as ${specText}`);
+  }
+  const problems: string[] = [];
+  const items: Item[] = [];
+  let classes: string[];
+  const extra: Partial<InspectReport> = {};
+
+  if (spec.kind === 'csv') {
+    if (!o.labelColumn) throw configError(`${specText} needs --label-column NAME (the column holding the class)`);
+    const read = (path: string, side: 'data' | 'test', fixed?: { classes: string[]; features: string[] }) => {
+      const t = readTabularCsv(path, { labelColumn: o.labelColumn!, features: o.features, drop: o.dropColumns, skipBad: true, ...(fixed ? { featureNames: fixed.features } : {}) });
+      for (const s of t.skipped) problems.push(`bad row ${s.id}: ${s.reason}`);
+      const dim = t.features.length;
+      for (let r = 0; r < t.n; r++) {
+        const row = t.x.subarray(r * dim, (r + 1) * dim);
+        items.push({ id: t.ids[r], label: t.y[r] < 0 ? null : t.classes[t.y[r]], side, key: async () => sha1(Buffer.from(row.buffer, row.byteOffset, row.byteLength)) });
+      }
+      return t;
+    };
+    const t = read(spec.path, 'data');
+    classes = t.classes;
+    extra.features = t.features;
+    if (testSpec) read(testSpec.path, 'test', { classes: t.classes, features: t.features });
+  } else {
+    const list = (s: DataSpec) => (s.kind === 'images' ? scanImageFolder(s.path, { unlabeledDir: o.unlabeledDir }) : readManifest((s as { path: string }).path));
+    const data = list(spec);
+    const test = testSpec ? list(testSpec) : null;
+    for (const l of [data, test]) if (l?.ignored.length) problems.push(`${plural(l.ignored.length, 'file')} without an image extension in ${l.source} (training stops on them unless --skip-bad): ${firstFew(l.ignored)}`);
+    classes = data.classes;
+    const entries: [ImageEntry, 'data' | 'test'][] = [...data.entries.map((e) => [e, 'data'] as [ImageEntry, 'data']), ...(test?.entries ?? []).map((e) => [e, 'test'] as [ImageEntry, 'test'])];
+    const probes = await probeImages(entries.map(([e]) => e.path), { decode: true });
+    const sizes = new Map<string, number>();
+    const channels = new Map<number, number>();
+    const unreadable: string[] = [];
+    probes.forEach((p, i) => {
+      if (!p.ok) return void unreadable.push(`${entries[i][0].id}: ${p.error}`);
+      const size = `${p.probe.height}x${p.probe.width}`;
+      sizes.set(size, (sizes.get(size) ?? 0) + 1);
+      channels.set(p.probe.channels, (channels.get(p.probe.channels) ?? 0) + 1);
+    });
+    if (unreadable.length) problems.push(`${plural(unreadable.length, 'unreadable file')} (training stops on them unless --skip-bad): ${firstFew(unreadable)}`);
+    extra.sizes = [...sizes].sort((a, b) => b[1] - a[1]).map(([size, files]) => ({ size, files }));
+    extra.channels = [...channels].sort((a, b) => b[1] - a[1]).map(([c, files]) => ({ channels: c, files }));
+    const common = extra.sizes[0]?.size;
+    const odd = probes.flatMap((p, i) => (p.ok && `${p.probe.height}x${p.probe.width}` !== common ? [`${entries[i][0].id} (${p.probe.height}x${p.probe.width})`] : []));
+    if (odd.length) problems.push(`${plural(odd.length, 'file')} not ${common} (the most common size; they are resized to fit, padded with the background, unless --size says otherwise): ${firstFew(odd)}`);
+    for (const [e, side] of entries) items.push({ id: e.id, label: e.label, side, key: async () => sha1(await readFile(e.path)) });
+    if (testSpec) {
+      const unknown = test!.entries.filter((e) => e.label !== null && !classes.includes(e.label)).map((e) => `${e.id} ('${e.label}')`);
+      if (unknown.length) problems.push(`${plural(unknown.length, 'test example')} with a class training does not have [${classes.join(', ')}]: ${firstFew(unknown)}`);
+    }
+  }
+
+  const dataItems = items.filter((i) => i.side === 'data');
+  const testItems = items.filter((i) => i.side === 'test');
+  const unlabeledTest = testItems.filter((i) => i.label === null).map((i) => i.id);
+  if (unlabeledTest.length) problems.push(`${plural(unlabeledTest.length, 'test example')} without a label (every test example needs one): ${firstFew(unlabeledTest)}`);
+  const counts: ClassCount[] = classes.map((name) => ({
+    name,
+    labeled: dataItems.filter((i) => i.label === name).length,
+    test: testItems.filter((i) => i.label === name).length,
+  }));
+  const few = counts.filter((c) => c.labeled < FEW_LABELS).map((c) => `'${c.name}' (${c.labeled})`);
+  if (few.length) problems.push(`${plural(few.length, 'class')} with fewer than ${FEW_LABELS} labeled examples: ${few.join(', ')}`);
+  const labeled = dataItems.filter((i) => i.label !== null).length;
+  if (labeled === dataItems.length) problems.push('no unlabeled examples: the GAN needs some (add them, or train with --labels N or --mode supervised)');
+  problems.push(...(await duplicateProblems(items)));
+
+  return {
+    spec: specText,
+    kind: spec.kind,
+    examples: dataItems.length,
+    labeled,
+    unlabeled: dataItems.length - labeled,
+    test: testSpec ? { spec: o.test!, examples: testItems.length } : null,
+    classes: counts,
+    ...extra,
+    problems,
+  };
+}
+
+/** Identical contents across the train/test line, or labeled twice with different classes. */
+async function duplicateProblems(items: Item[]): Promise<string[]> {
+  const keys = await mapLimit(items, 16, (i) => i.key().catch(() => null));
+  const groups = new Map<string, Item[]>();
+  items.forEach((item, i) => {
+    const k = keys[i];
+    if (k !== null) groups.set(k, [...(groups.get(k) ?? []), item]);
+  });
+  const crossing: string[] = [];
+  const conflicting: string[] = [];
+  for (const g of groups.values()) {
+    if (g.length < 2) continue;
+    const names = g.map((i) => `${i.side === 'test' ? 'test ' : ''}${i.id}`).join(' = ');
+    if (g.some((i) => i.side === 'test') && g.some((i) => i.side === 'data')) crossing.push(names);
+    const labels = new Set(g.flatMap((i) => (i.label === null ? [] : [i.label])));
+    if (labels.size > 1) conflicting.push(`${names} (${[...labels].join(' vs ')})`);
+  }
+  const out: string[] = [];
+  if (crossing.length) out.push(`${plural(crossing.length, 'example')} in both the data and the test set (identical contents; test accuracy would be inflated): ${firstFew(crossing)}`);
+  if (conflicting.length) out.push(`${plural(conflicting.length, 'example')} with identical contents but different labels: ${firstFew(conflicting)}`);
+  return out;
+}
+
+export function formatInspect(r: InspectReport): string {
+  const lines = [`${r.spec}: ${plural(r.examples, 'example')} (${r.labeled.toLocaleString('en-US')} labeled, ${r.unlabeled.toLocaleString('en-US')} unlabeled)${r.test ? `; test ${r.test.spec}: ${plural(r.test.examples, 'example')}` : ''}`];
+  const w = Math.max(5, ...r.classes.map((c) => c.name.length));
+  lines.push(`  ${'class'.padEnd(w)}  labeled${r.test ? '     test' : ''}`);
+  for (const c of r.classes) lines.push(`  ${c.name.padEnd(w)}  ${String(c.labeled).padStart(7)}${r.test ? String(c.test).padStart(9) : ''}`);
+  if (r.sizes) lines.push(`sizes (HxW): ${r.sizes.map((s) => `${s.size}: ${s.files}`).join(', ')}`);
+  if (r.channels) lines.push(`channels: ${r.channels.map((c) => `${c.channels === 1 ? 'grayscale' : 'colour'}: ${c.files}`).join(', ')}`);
+  if (r.features) lines.push(`features (${r.features.length}): ${r.features.slice(0, 20).join(', ')}${r.features.length > 20 ? ', ...' : ''}`);
+  lines.push(r.problems.length ? `problems (${r.problems.length}):` : 'problems: none found');
+  for (const p of r.problems) lines.push(`  - ${p}`);
+  return lines.join('\n') + '\n';
+}

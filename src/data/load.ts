@@ -1,0 +1,225 @@
+/**
+ * Any data spec -> what training needs (TrainData): built-in datasets keep the official split
+ * (prepare.ts); image folders, manifests and tabular CSVs get a test set from --test SPEC or a
+ * stratified --test-split, the labeled subset from --labels (or every labeled example), and,
+ * for tabular data, features standardized with the training rows' statistics.
+ */
+import { configError, dataError } from '../errors.js';
+import { exampleDim, gatherRows, sliceDataset, type Dataset } from './dataset.js';
+import { prepareData, type TrainData } from './prepare.js';
+import { parseDataSpec, type DataSpec } from './spec.js';
+import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split.js';
+import { scanImageFolder } from './image_folder.js';
+import { readManifest } from './manifest.js';
+import { decodeImages, decodeSummary, skippedSummary } from './image_decode.js';
+import { defaultCacheDir } from './decode_cache.js';
+import { imageDataset } from './image_entry.js';
+import { describeSkipped, readTabularCsv } from './tabular.js';
+import { fitStandardizer, standardize, type Standardizer } from './standardize.js';
+
+/** The feature columns and their training-set statistics (kept for evaluation and export). */
+export type Standardization = Standardizer & { features: string[] };
+
+export interface LoadOptions {
+  dataset: string; // a data spec (spec.ts)
+  dataDir: string | null;
+  labels: number | null;
+  labelsPerClass: number | null;
+  trainLimit: number | null;
+  testLimit: number | null;
+  seedData: number;
+  test: string | null;
+  testSplit: number | null;
+  size: string | null; // "HxW"
+  channels: number | null;
+  background: string;
+  unlabeledDir: string;
+  labelColumn: string | null;
+  features: string[] | null;
+  dropColumns: string[];
+  skipBad: boolean;
+  cache: boolean;
+  mode?: string; // 'gan' needs unlabeled examples
+}
+
+/** Used when neither --test nor --test-split is given for a user's dataset. */
+export const DEFAULT_TEST_SPLIT = 0.2;
+const CUSTOM_ONLY = ['test', 'testSplit', 'size', 'channels', 'labelColumn', 'features'] as const;
+
+type Log = (line: string) => void;
+
+/** What a loaded source holds beyond the Dataset: where it came from and what was skipped. */
+interface Loaded {
+  data: Dataset;
+  notes: string[];
+}
+
+export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<TrainData> {
+  const spec = parseDataSpec(o.dataset);
+  if (spec.kind === 'builtin') {
+    const given = CUSTOM_ONLY.filter((k) => o[k] !== null && o[k] !== undefined);
+    if (given.length) throw configError(`${given.map(flag).join(', ')} ${given.length > 1 ? 'apply' : 'applies'} to your own data (images:, manifest:, csv:), not to the built-in ${spec.name}, which has its official test split`);
+    return prepareData(o);
+  }
+  const all = await loadSource(spec, o, null, log);
+  const classes = all.data.classes;
+  let train: Dataset;
+  let test: Dataset;
+  let testText: string;
+  if (o.test !== null) {
+    if (o.testSplit !== null) throw configError('give either --test SPEC or --test-split FRACTION, not both');
+    test = await loadLabeledExamples(o.test, o, all.data, log, spec);
+    train = all.data;
+    testText = `test from ${o.test}`;
+  } else {
+    const fraction = o.testSplit ?? DEFAULT_TEST_SPLIT;
+    const { rows, emptyClasses } = stratifiedHoldout(all.data.y, classes.length, fraction, o.seedData);
+    const held = new Uint8Array(all.data.n);
+    for (const r of rows) held[r] = 1;
+    const keep = Int32Array.from({ length: all.data.n }, (_, i) => i).filter((i) => !held[i]);
+    train = subset(all.data, keep);
+    test = subset(all.data, rows);
+    testText = `test = ${(fraction * 100).toFixed(0)}% of each class's labeled examples (--test-split ${fraction}, stratified, seed-data ${o.seedData})`;
+    if (emptyClasses.length) all.notes.push(`warning: too few labels to hold out test examples of ${emptyClasses.map((c) => `'${classes[c]}'`).join(', ')}; the test set has none of them`);
+  }
+  if (o.trainLimit) train = sliceDataset(train, o.trainLimit);
+  if (o.testLimit) test = sliceDataset(test, o.testLimit);
+
+  let standardization: Standardization | undefined;
+  if (spec.kind === 'csv') {
+    const dim = exampleDim(train);
+    standardization = { features: train.features!, ...fitStandardizer(train.x, dim) };
+    train = { ...train, x: standardize(train.x, dim, standardization) };
+    test = { ...test, x: standardize(test.x, dim, standardization) };
+  }
+
+  const k = classes.length;
+  const useSubset = o.labels !== null || o.labelsPerClass !== null;
+  const perClass = useSubset ? resolveLabelsPerClass({ labels: o.labels ?? undefined, labelsPerClass: o.labelsPerClass ?? undefined }, k) : null;
+  const { labeled, initRows } = perClass ? labeledSubset(train.y, k, perClass, o.seedData, classes) : allLabeled(train.y, o.seedData);
+  const counts = new Array<number>(k).fill(0);
+  for (const r of labeled) counts[train.y[r]]++;
+  const missing = counts.flatMap((c, i) => (c === 0 ? [`'${classes[i]}'`] : []));
+  if (missing.length) throw dataError(`${o.dataset}: no labeled training examples of class ${missing.join(', ')}; every class needs at least one (add labels, or lower --test-split)`);
+  const unlabeledCount = train.n - labeled.length;
+  if ((o.mode ?? 'gan') === 'gan' && unlabeledCount === 0) {
+    throw dataError(
+      `${o.dataset}: every training example is labeled, so there is no unlabeled data for the GAN; ` +
+        `${spec.kind === 'images' ? `add unlabeled images under ${o.unlabeledDir}/, ` : 'add rows with an empty label, '}use --labels N to keep only N labels, or train with --mode supervised`,
+    );
+  }
+  const { text, json } = splitSummary({
+    dataset: o.dataset,
+    train: train.n,
+    test: test.n,
+    labeled: labeled.length,
+    labelsPerClass: perClass ?? Math.min(...counts),
+    seedData: o.seedData,
+  });
+  const labelText = perClass ? '' : `; labels per class ${counts.map((c, i) => `${classes[i]}: ${c}`).join(', ')}`;
+  return {
+    train,
+    test,
+    labeled,
+    initRows,
+    summary: { ...json, ...(standardization ? { standardization } : {}) },
+    summaryText: `${text}; ${testText}${labelText}`,
+    source: [spec.path, ...all.notes].join('\n  '),
+  };
+}
+
+/**
+ * Every example of `specText` as a labeled set shaped like `like` (its classes, image size and
+ * feature columns): a --test set, or data to evaluate an exported model on. Tabular features
+ * are returned raw (not standardized).
+ */
+export async function loadLabeledExamples(specText: string, o: LoadOptions, like: Pick<Dataset, 'classes' | 'shape' | 'features'>, log: Log = () => {}, trainSpec?: DataSpec): Promise<Dataset> {
+  const testSpec = parseDataSpec(specText, '--test');
+  const tabular = like.features !== undefined;
+  if (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== tabular) {
+    throw configError(`${specText}: expected data of the same kind as the training data${trainSpec ? ` (${trainSpec.kind}:...)` : ''}: ${tabular ? 'csv:FILE.csv' : 'images:DIR or manifest:FILE.csv'}`);
+  }
+  const test = (await loadSource(testSpec, o, like, log)).data;
+  const unlabeled = test.y.findIndex((c) => c < 0);
+  if (unlabeled >= 0) throw dataError(`${specText}: every test example needs a label, but ${test.ids?.[unlabeled] ?? `row ${unlabeled}`} has none`);
+  return test;
+}
+
+/** Only the test set of a run's data (for evaluation). */
+export async function loadTestData(o: LoadOptions): Promise<Dataset> {
+  return (await loadData({ ...o, mode: 'supervised' })).test;
+}
+
+const flag = (key: string) => '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** Rows of `d` as a new Dataset (ids kept). */
+function subset(d: Dataset, rows: Int32Array): Dataset {
+  return {
+    ...d,
+    x: gatherRows(d, rows),
+    y: Int32Array.from(rows, (r) => d.y[r]),
+    n: rows.length,
+    ...(d.ids ? { ids: Array.from(rows, (r) => d.ids![r]) } : {}),
+  };
+}
+
+/** "28x28" -> [28, 28]. */
+export function parseImageSize(s: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/.exec(s);
+  if (!m || +m[1] < 1 || +m[2] < 1) throw configError(`--size ${JSON.stringify(s)}: expected HEIGHTxWIDTH in pixels, e.g. 28x28`);
+  return [+m[1], +m[2]];
+}
+
+/** black | white | #rrggbb | r,g,b -> [r, g, b]. */
+export function parseBackground(s: string): [number, number, number] {
+  if (s === 'black') return [0, 0, 0];
+  if (s === 'white') return [255, 255, 255];
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(s);
+  if (hex) return [parseInt(hex[1], 16), parseInt(hex[2], 16), parseInt(hex[3], 16)];
+  const rgb = s.split(',').map(Number);
+  if (rgb.length === 3 && rgb.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) return rgb as [number, number, number];
+  throw configError(`--background ${JSON.stringify(s)}: expected black, white, #rrggbb or r,g,b (0-255)`);
+}
+
+/** Read one spec. `train` (for a --test spec) fixes the classes, image shape and feature columns. */
+async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, 'classes' | 'shape' | 'features'> | null, log: Log): Promise<Loaded> {
+  const notes: string[] = [];
+  const what = train ? '--test' : '--data';
+  if (spec.kind === 'csv') {
+    if (!o.labelColumn) throw configError(`${what} csv:${spec.path} needs --label-column NAME (the column holding the class; empty = unlabeled)`);
+    const t = readTabularCsv(spec.path, {
+      labelColumn: o.labelColumn,
+      features: o.features,
+      drop: o.dropColumns,
+      skipBad: o.skipBad,
+      ...(train ? { classes: train.classes, featureNames: train.features } : {}),
+    });
+    if (t.skipped.length) log(`--skip-bad: ${describeSkipped(t.skipped)}`);
+    const { skipped: _, ...data } = t;
+    return { data, notes };
+  }
+  if (spec.kind === 'builtin') throw configError(`${what} ${spec.name}: built-in datasets cannot be mixed with your own data`);
+  const found = spec.kind === 'images' ? scanImageFolder(spec.path, { unlabeledDir: o.unlabeledDir }) : readManifest(spec.path);
+  const classes = train ? train.classes : found.classes;
+  const index = new Map(classes.map((c, i) => [c, i]));
+  if (train) {
+    const unknown = found.entries.find((e) => e.label !== null && !index.has(e.label));
+    if (unknown) throw dataError(`${unknown.id}${unknown.line ? ` (line ${unknown.line})` : ''}: class '${unknown.label}' is not one of the training classes [${classes.join(', ')}]`);
+  }
+  if (found.ignored.length) {
+    const first = found.ignored.slice(0, 3).join(', ');
+    if (!o.skipBad) throw dataError(`${first}${found.ignored.length > 1 ? ` (and ${found.ignored.length - 1} more)` : ''}: not an image file (by its extension) in ${found.source}; remove it, or pass --skip-bad to leave such files out (they are listed)`);
+    log(`--skip-bad: left out ${found.ignored.length} non-image file(s) in ${found.source}: ${first}${found.ignored.length > 3 ? ', ...' : ''}`);
+  }
+  const decoded = await decodeImages(found.entries, {
+    size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
+    channels: train ? (train.shape[2] as 1 | 3) : (o.channels as 1 | 3 | null),
+    background: parseBackground(o.background),
+    skipBad: o.skipBad,
+    cacheDir: o.cache ? defaultCacheDir() : null,
+  });
+  log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; size ${decoded.choice}`);
+  const skipped = skippedSummary(decoded);
+  if (skipped) log(skipped);
+  return { data: imageDataset({ entries: found.entries, classes }, decoded), notes };
+}

@@ -1,0 +1,142 @@
+/**
+ * Data specs end to end on real files: an image folder of real MNIST PNGs and a CSV of real
+ * MNIST features go through loadData (test split or --test set, labeled subset, checks), as
+ * `semigan train` loads them. The loaders themselves are tested in data_images/data_tabular.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDataSpec, absoluteSpec } from '../src/data/spec.js';
+import { allLabeled, stratifiedHoldout } from '../src/data/split.js';
+import { loadData, parseBackground, parseImageSize, type LoadOptions } from '../src/data/load.js';
+import { validateConfig } from '../src/train/config.js';
+import { autoPreset } from '../src/models/presets.js';
+import { SemiganError } from '../src/errors.js';
+import { mnistBytes, writeMnistFolder, writeMnistPng } from './lib/mnist_files.js';
+
+let tmp: string;
+let rowsOf: Map<string, number>;
+const DIGITS = [0, 1, 2];
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'semigan-load-'));
+  process.env.SEMIGAN_CACHE_DIR = join(tmp, 'cache');
+  rowsOf = await writeMnistFolder(join(tmp, 'digits'), DIGITS, 12, 20);
+});
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const opts = (o: Record<string, unknown>): LoadOptions => validateConfig(o) as unknown as LoadOptions;
+const dataErr = (re: RegExp) => (e: unknown) => e instanceof SemiganError && re.test(e.message);
+
+test('data specs: built-in names, kind:PATH, and a clear error otherwise', () => {
+  assert.deepEqual(parseDataSpec('mnist'), { kind: 'builtin', name: 'mnist' });
+  assert.deepEqual(parseDataSpec('images:/a/b'), { kind: 'images', path: '/a/b' });
+  assert.deepEqual(parseDataSpec('csv:x:y.csv'), { kind: 'csv', path: 'x:y.csv' });
+  assert.equal(absoluteSpec('manifest:m.csv'), `manifest:${join(process.cwd(), 'm.csv')}`);
+  assert.throws(() => parseDataSpec('cifar'), /--data "cifar": expected mnist, fashion-mnist, images:DIR/);
+  assert.throws(() => parseDataSpec('images:'), /expected/);
+  assert.deepEqual(parseImageSize('32x28'), [32, 28]);
+  assert.throws(() => parseImageSize('32'), /HEIGHTxWIDTH/);
+  assert.deepEqual(parseBackground('#ff8000'), [255, 128, 0]);
+  assert.deepEqual(parseBackground('1,2,3'), [1, 2, 3]);
+  assert.throws(() => parseBackground('pink'), /black, white, #rrggbb/);
+});
+
+test('stratifiedHoldout: round(fraction x count) per class, labeled rows only, at least one left to train', () => {
+  //               0  1  2  3  4  5  6   7  8  9 10
+  const y = Int32Array.from([0, 0, 0, 0, 0, 1, 1, -1, 1, 1, 2]);
+  const { rows, emptyClasses } = stratifiedHoldout(y, 3, 0.4, 7);
+  const per = [0, 0, 0];
+  for (const r of rows) per[y[r]]++;
+  assert.deepEqual(per, [2, 2, 0]); // round(0.4*5) = 2, round(0.4*4) = 2 (1.6), class 2 has 1 label: keeps it
+  assert.deepEqual(emptyClasses, [2]);
+  assert.ok(!rows.includes(7), 'an unlabeled row is never a test row');
+  assert.deepEqual(stratifiedHoldout(y, 3, 0.4, 7).rows, rows, 'same seed, same rows');
+  assert.deepEqual([...allLabeled(y, 7).labeled], [0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
+});
+
+test('image folder: stratified test split, every label used, pixels as the MNIST idx file', async () => {
+  const data = await loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, testSplit: 0.25 }));
+  assert.deepEqual(data.train.classes, ['0', '1', '2']);
+  assert.deepEqual(data.train.shape, [28, 28, 1]);
+  assert.equal(data.test.n, 9); // 3 of 12 per class
+  assert.equal(data.train.n, 27 + 20);
+  assert.equal(data.labeled.length, 27);
+  assert.deepEqual([...data.test.y].sort(), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+  for (const d of [data.train, data.test]) {
+    for (let r = 0; r < d.n; r++) {
+      const id = d.ids![r];
+      const expected = id.startsWith('unlabeled/') ? -1 : Number(id[0]);
+      assert.equal(d.y[r], expected, id);
+    }
+  }
+  const testIds = new Set(data.test.ids);
+  assert.ok(data.train.ids!.every((id) => !testIds.has(id)), 'no test image is a training image');
+  const r = data.train.ids!.indexOf('unlabeled/00005.png');
+  const bytes = mnistBytes(rowsOf.get('unlabeled/00005.png')!);
+  assert.deepEqual(Array.from(data.train.x.subarray(r * 784, (r + 1) * 784)), Array.from(bytes, (v) => Math.fround(v / 255)));
+});
+
+test('image folder: --labels-per-class keeps N per class labeled; the rest become unlabeled', async () => {
+  const data = await loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, labelsPerClass: 2 }));
+  assert.equal(data.labeled.length, 6);
+  // The default --test-split 0.2 holds out round(0.2 x 12) = 2 per class: 10 per class + 20 unlabeled train.
+  assert.equal(data.test.n, 6);
+  assert.equal(data.train.n, 50);
+  assert.deepEqual(Array.from(data.labeled, (r) => data.train.y[r]), [0, 0, 1, 1, 2, 2]);
+  assert.match(data.summaryText, /50 train \(6 labeled, 2 per class/);
+});
+
+test('--test images:DIR2: its classes must be training classes, and every test image labeled', async () => {
+  const dir2 = join(tmp, 'test-ok');
+  await writeMnistPng(join(dir2, '1', 'a.png'), 100);
+  await writeMnistPng(join(dir2, '2', 'b.png'), 101);
+  const data = await loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `images:${dir2}` }));
+  assert.equal(data.test.n, 2);
+  assert.deepEqual([...data.test.y], [1, 2]);
+  assert.equal(data.train.n, 56); // nothing held out
+  const bad = join(tmp, 'test-bad');
+  await writeMnistPng(join(bad, '7', 'c.png'), 102);
+  await assert.rejects(loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `images:${bad}` })), dataErr(/c\.png.*class '7' is not one of the training classes \[0, 1, 2\]/));
+  await assert.rejects(loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `csv:${join(tmp, 'x.csv')}`, labelColumn: 'y' })), /same kind/);
+});
+
+test('every example labeled and no --labels: the GAN has no unlabeled data, said clearly', async () => {
+  const dir = join(tmp, 'all-labeled');
+  for (const [k, i] of [[0, 3], [0, 10], [1, 2], [1, 5]]) await writeMnistPng(join(dir, String(k), `${i}.png`), i);
+  await assert.rejects(loadData(opts({ dataset: `images:${dir}`, testSplit: 0.5 })), dataErr(/every training example is labeled.*unlabeled\/.*--labels N.*--mode supervised/));
+  const sup = await loadData({ ...opts({ dataset: `images:${dir}`, testSplit: 0.5 }), mode: 'supervised' });
+  assert.equal(sup.labeled.length, 2);
+});
+
+test('csv: test split, standardization fitted on the training rows only', async () => {
+  const path = join(tmp, 'table.csv');
+  // Class a: x = 1, 2, 3, 4, 5; class b: x = 10, 20, 30, 40, 50; two unlabeled rows.
+  const rows = ['x,z,label', ...[1, 2, 3, 4, 5].map((v) => `${v},${-v},a`), ...[10, 20, 30, 40, 50].map((v) => `${v},0,b`), '7,7,', '8,8,'];
+  writeFileSync(path, rows.join('\n') + '\n');
+  const data = await loadData(opts({ dataset: `csv:${path}`, labelColumn: 'label', testSplit: 0.2, seedData: 3 }));
+  assert.deepEqual(data.train.shape, [1, 1, 2]);
+  assert.deepEqual(data.train.features, ['x', 'z']);
+  assert.equal(data.test.n, 2); // round(0.2 x 5) = 1 per class
+  const st = data.summary.standardization!;
+  // Hand-check: mean and (population) std of the 10 training rows' x, from their ids.
+  const trainX = data.train.ids!.map((id) => Number(rows[Number(id.split(':').pop()) - 1].split(',')[0]));
+  const mean = trainX.reduce((a, b) => a + b, 0) / trainX.length;
+  const std = Math.sqrt(trainX.reduce((a, b) => a + (b - mean) ** 2, 0) / trainX.length);
+  assert.ok(Math.abs(st.mean[0] - mean) < 1e-9 && Math.abs(st.std[0] - std) < 1e-6, `${st.mean[0]} ${st.std[0]} vs ${mean} ${std}`);
+  for (let r = 0; r < data.train.n; r++) assert.ok(Math.abs(data.train.x[r * 2] - (trainX[r] - mean) / std) < 1e-5);
+  await assert.rejects(loadData(opts({ dataset: `csv:${path}` })), /needs --label-column/);
+});
+
+test('built-in datasets keep their official test split', async () => {
+  await assert.rejects(loadData(opts({ dataset: 'mnist', testSplit: 0.2 })), /--test-split applies to your own data/);
+});
+
+test('--preset auto: the paper MLP for built-ins, tabular-mlp for CSV, conv for images', () => {
+  assert.equal(autoPreset('mnist', [28, 28, 1]).preset, 'mnist-mlp');
+  assert.equal(autoPreset('csv:/t.csv', [1, 1, 30]).preset, 'tabular-mlp');
+  assert.equal(autoPreset('images:/d', [32, 32, 3]).preset, 'conv-small');
+  assert.equal(autoPreset('manifest:/m.csv', [96, 96, 3]).preset, 'conv-large');
+});
