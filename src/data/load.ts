@@ -63,6 +63,7 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
   }
   const all = await loadSource(spec, o, null, log);
   const classes = all.data.classes;
+  if (classes.length < 2) throw dataError(`${o.dataset}: found ${classes.length === 0 ? 'no labeled examples' : `only one class ('${classes[0]}')`}; a classifier needs labeled examples of at least two classes`);
   let train: Dataset;
   let test: Dataset;
   let testText: string;
@@ -206,10 +207,13 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
     const unknown = found.entries.find((e) => e.label !== null && !index.has(e.label));
     if (unknown) throw dataError(`${unknown.id}${unknown.line ? ` (line ${unknown.line})` : ''}: class '${unknown.label}' is not one of the training classes [${classes.join(', ')}]`);
   }
-  if (found.ignored.length) {
-    const first = found.ignored.slice(0, 3).join(', ');
-    if (!o.skipBad) throw dataError(`${first}${found.ignored.length > 1 ? ` (and ${found.ignored.length - 1} more)` : ''}: not an image file (by its extension) in ${found.source}; remove it, or pass --skip-bad to leave such files out (they are listed)`);
-    log(`--skip-bad: left out ${found.ignored.length} non-image file(s) in ${found.source}: ${first}${found.ignored.length > 3 ? ', ...' : ''}`);
+  // A stray file next to the class folders (a README) is noted; one inside a class folder is bad data.
+  const [inClass, beside] = [found.ignored.filter((f) => /[\\/]/.test(f)), found.ignored.filter((f) => !/[\\/]/.test(f))];
+  if (beside.length) log(`note: ${beside.length} non-image file(s) in ${found.source} left out: ${beside.slice(0, 3).join(', ')}${beside.length > 3 ? ', ...' : ''}`);
+  if (inClass.length) {
+    const first = inClass.slice(0, 3).join(', ');
+    if (!o.skipBad) throw dataError(`${first}${inClass.length > 1 ? ` (and ${inClass.length - 1} more)` : ''}: not an image file (by its extension) in ${found.source}; remove it, or pass --skip-bad to leave such files out (they are listed)`);
+    log(`--skip-bad: left out ${inClass.length} non-image file(s) in ${found.source}: ${first}${inClass.length > 3 ? ', ...' : ''}`);
   }
   const decoded = await decodeImages(found.entries, {
     size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
@@ -218,7 +222,7 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
     skipBad: o.skipBad,
     cacheDir: o.cache ? defaultCacheDir() : null,
   });
-  log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; size ${decoded.choice}`);
+  log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
   const skipped = skippedSummary(decoded);
   if (skipped) log(skipped);
   return { data: imageDataset({ entries: found.entries, classes }, decoded), notes };
