@@ -355,7 +355,7 @@ test('predict: an undecodable file, a missing file and CSV input give one-line e
   ]);
   assert.equal(oneLineError(e1), `error: ${bad}: cannot decode as an image (Input buffer contains unsupported image format); expected PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG`);
   assert.match(oneLineError(e2), new RegExp(`^error: ${truncated.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot decode as an image`));
-  assert.match(oneLineError(e3), /rows\.csv: CSV input needs a tabular model \(issue 5: tabular data\), but .* is an image model taking 28x28x1 images/);
+  assert.match(oneLineError(e3), /rows\.csv: CSV rows need a tabular model, but .* is an image model taking 28x28x1 images/);
   assert.match(oneLineError(e4), /missing\.png: file not found/);
   // In-process too: a SemiganError naming the input.
   await assert.rejects(imageToInput(readFileSync(bad), classifier.metadata, { name: 'upload #3' }), (e: Error) => e.name === 'SemiganError' && /^upload #3: cannot decode/.test(e.message));

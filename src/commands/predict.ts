@@ -4,7 +4,9 @@ import { gunzipSync } from 'node:zlib';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { readIdxImages } from '../data/idx.js';
 import { SemiganError } from '../errors.js';
-import type { ClassifierMetadata } from '../export/metadata.js';
+import type { ClassifierMetadata, TabularPreprocessing } from '../export/metadata.js';
+import { readTabularCsv } from '../data/tabular.js';
+import { standardize } from '../data/standardize.js';
 import { Classifier, type Prediction } from '../serve/classifier.js';
 import { imageToInput, scalePixels } from '../serve/preprocess.js';
 
@@ -51,13 +53,11 @@ async function readInput(path: string, meta: ClassifierMetadata, modelDir: strin
   const p = meta.preprocessing;
   if (CSV_EXTENSIONS.has(extname(path).toLowerCase())) {
     if (p.type === 'image') {
-      throw inputError(
-        `${path}: CSV input needs a tabular model (issue 5: tabular data), but ${modelDir} is an image model taking ${shapeText(meta)} images; give image files (PNG, JPEG, ...) or an idx images file`,
-      );
+      throw inputError(`${path}: CSV rows need a tabular model, but ${modelDir} is an image model taking ${shapeText(meta)} images; give image files (PNG, JPEG, ...) or an idx images file`);
     }
-    throw inputError(`${path}: tabular models are not supported by this semigan version yet`);
+    return tabularRows(path, p, meta.training?.config?.labelColumn ?? null);
   }
-  if (p.type !== 'image') throw inputError(`${path}: ${modelDir} is a ${p.type} model; it takes CSV rows, not files like this`);
+  if (p.type !== 'image') throw inputError(`${path}: ${modelDir} is a tabular model; it takes CSV files with the columns ${p.features.slice(0, 5).join(', ')}${p.features.length > 5 ? ', ...' : ''}, not files like this`);
   const buf = readFileSync(path);
   const idx = idxKind(path, buf);
   if (idx === 'other') throw inputError(`${path}: an idx file but not of images (a label file?); give an idx images file [n, rows, cols]`);
@@ -76,6 +76,20 @@ async function readInput(path: string, meta: ClassifierMetadata, modelDir: strin
     return { names, rows };
   }
   return { names: [path], rows: [await imageToInput(buf, meta, { name: path })] };
+}
+
+/** CSV rows (a header naming the model's feature columns; a label column, if present, is ignored), standardized as in training. */
+function tabularRows(path: string, p: TabularPreprocessing, labelColumn: string | null): Batch {
+  let t;
+  try {
+    t = readTabularCsv(path, { labelColumn: labelColumn ?? '', featureNames: p.features, labelOptional: true });
+  } catch (e) {
+    if (e instanceof SemiganError) throw inputError(e.message);
+    throw e;
+  }
+  const dim = p.features.length;
+  const x = standardize(t.x, dim, p);
+  return { names: t.ids, rows: Array.from({ length: t.n }, (_, i) => x.subarray(i * dim, (i + 1) * dim)) };
 }
 
 /** `semigan predict MODEL_DIR INPUT...`: label, probability, top-k and realness per input. */

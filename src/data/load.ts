@@ -114,7 +114,7 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     train: train.n,
     test: test.n,
     labeled: labeled.length,
-    labelsPerClass: perClass ?? Math.min(...counts),
+    labelsPerClass: perClass,
     seedData: o.seedData,
   });
   const labelText = perClass ? '' : `; labels per class ${counts.map((c, i) => `${classes[i]}: ${c}`).join(', ')}`;

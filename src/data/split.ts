@@ -90,7 +90,8 @@ export interface SplitSummary {
   dataset: string;
   train: number;
   labeled: number;
-  labelsPerClass: number;
+  /** null: every label the data has is used (your own data without --labels). */
+  labelsPerClass: number | null;
   /** Rows used as unlabeled data; the official setup uses all training rows. */
   unlabeled: number;
   test: number;
@@ -104,7 +105,7 @@ export function splitSummary(s: {
   train: number;
   test: number;
   labeled: number;
-  labelsPerClass: number;
+  labelsPerClass: number | null;
   seedData: number;
   unlabeled?: number;
 }): { text: string; json: SplitSummary } {
@@ -120,7 +121,7 @@ export function splitSummary(s: {
   };
   const unl = unlabeled === s.train ? `${unlabeled} unlabeled = all train` : `${unlabeled} unlabeled`;
   const text =
-    `${s.dataset}: ${s.train} train (${s.labeled} labeled, ${s.labelsPerClass} per class, ` +
+    `${s.dataset}: ${s.train} train (${s.labeled} labeled, ${s.labelsPerClass === null ? 'all labels given' : `${s.labelsPerClass} per class`}, ` +
     `seed-data ${s.seedData}; ${unl}), ${s.test} test`;
   return { text, json };
 }

@@ -25,6 +25,8 @@ export interface TabularOptions {
    * be a column of the file; other columns are ignored, and `features` and `drop` are not used.
    */
   featureNames?: string[];
+  /** Rows to classify (semigan predict): a file without the label column is fine, every row unlabeled. */
+  labelOptional?: boolean;
   /** How ids name the file (default: the path as given). */
   idName?: string;
 }
@@ -154,7 +156,7 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
   checkHeader(path, header, opts.labelColumn);
   const columns = header.fields;
   const labelCol = columns.indexOf(opts.labelColumn);
-  if (labelCol < 0) {
+  if (labelCol < 0 && !opts.labelOptional) {
     const near = columns.find((c) => c.toLowerCase() === opts.labelColumn.toLowerCase());
     const hint = near !== undefined ? ` (did you mean ${quote(near)}?)` : columns.length === 1 && /[;\t|]/.test(columns[0]) ? ' (the file must be comma-separated)' : '';
     throw dataError(`${at}: no label column ${quote(opts.labelColumn)}${hint}; columns found: ${listNames(columns)}`);
@@ -177,7 +179,7 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
       skipped.push({ id: `${name}:${line}`, reason });
       continue;
     }
-    const label = fields[labelCol];
+    const label = labelCol < 0 ? '' : fields[labelCol];
     // Not skippable: a label the model does not know means the files do not belong together.
     if (known && label !== '' && !known.has(label)) {
       throw dataError(`${path}:${line}: label ${quote(label)} is not one of the known classes: ${listNames(opts.classes!)}`);

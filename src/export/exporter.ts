@@ -33,7 +33,10 @@ import {
   WEIGHTS_FILE,
   type ClassifierMetadata,
   type ImagePreprocessing,
+  type Preprocessing,
 } from './metadata.js';
+import { parseBackground } from '../data/load.js';
+import { validateConfig } from '../train/config.js';
 
 const exportError = (msg: string) => new SemiganError('SEMIGAN_ERR_EXPORT', msg);
 
@@ -76,7 +79,7 @@ function assertExportablePreset(preset: string, runDir: string): void {
 
 /** D's layer plans of the conv presets: kernel sizes, strides and paddings (widths come from the weights). */
 const CONV_TRUNKS: Record<string, () => ConvStep[]> = { 'conv-small': () => convSmallTrunk(), 'conv-large': () => convLargeTrunk() };
-const EXPORTABLE_PRESETS = ['mnist-mlp', ...Object.keys(CONV_TRUNKS)];
+const EXPORTABLE_PRESETS = ['mnist-mlp', 'tabular-mlp', ...Object.keys(CONV_TRUNKS)];
 
 /** Dense-layer indices of a mnist-mlp D: l0 .. l{n-1}, in order. */
 function denseLayerCount(d: Tensors): number {
@@ -173,8 +176,16 @@ export function runTestMetrics(runDir: string, meta: CheckpointMeta): Classifier
   return null;
 }
 
-/** Preprocessing of the built-in image datasets (MNIST, Fashion-MNIST): what training saw. */
-function imagePreprocessing([height, width, channels]: [number, number, number], dataset: string): ImagePreprocessing {
+/** How inputs become what training saw: the image pipeline with the run's background, or the tabular standardization. */
+function preprocessingOf(meta: CheckpointMeta): Preprocessing {
+  const st = meta.data.standardization;
+  if (st) return { type: 'tabular', features: [...st.features], mean: [...st.mean], std: [...st.std] };
+  const background = parseBackground(validateConfig(meta.config as unknown as Record<string, unknown>).background);
+  return imagePreprocessing(meta.inputShape, meta.config.dataset, background);
+}
+
+function imagePreprocessing([height, width, channels]: [number, number, number], dataset: string, background: [number, number, number]): ImagePreprocessing {
+  const black = background.every((v) => v === 0);
   if (channels !== 1 && channels !== 3) throw exportError(`input shape [${height}, ${width}, ${channels}]: only 1 (grayscale) or 3 (RGB) channels can be exported`);
   return {
     type: 'image',
@@ -186,8 +197,9 @@ function imagePreprocessing([height, width, channels]: [number, number, number],
     scale: { divisor: 255, range: [0, 1] },
     layout: 'NHWC',
     flatten: 'row-major HWC',
-    alpha: 'flatten-onto-black',
-    resize: { fit: 'contain', background: 0, kernel: 'lanczos3' },
+    alpha: black ? 'flatten-onto-black' : 'flatten-onto-background',
+    resize: { fit: 'contain', background: black ? 0 : 'background', kernel: 'lanczos3' },
+    ...(black ? {} : { background }),
     polarity: dataset === 'mnist' || dataset === 'fashion-mnist' ? `${dataset}: light object (up to 255) on a black (0) background` : 'as the training images',
   };
 }
@@ -206,7 +218,7 @@ export function buildMetadata(runDir: string, ckpt: Checkpoint<CheckpointMeta>):
     inputShape: [h, w, c],
     input: { dtype: 'float32', shape: [null, h, w, c] },
     output: { name: 'logits', shape: [null, k] },
-    preprocessing: imagePreprocessing(meta.inputShape, meta.config.dataset),
+    preprocessing: preprocessingOf(meta),
     postprocessing: {
       fakeLogit: 0,
       probabilities: 'p(class k | x, real) = softmax(logits)_k',

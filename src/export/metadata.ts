@@ -32,17 +32,19 @@ export interface ImagePreprocessing {
   /** The model input is [n, height, width, channels] (NHWC); flattened, index = (y * width + x) * channels + c. */
   layout: 'NHWC';
   flatten: 'row-major HWC';
-  /** Transparent pixels are composited onto black: v' = floor(v * alpha / 255). */
-  alpha: 'flatten-onto-black';
-  /** Images of another size: scaled to fit inside height x width keeping the aspect ratio, padded with black. */
-  resize: { fit: 'contain'; background: 0; kernel: 'lanczos3' };
+  /** Transparent pixels are composited onto black (v' = floor(v * alpha / 255)), or onto `background`. */
+  alpha: 'flatten-onto-black' | 'flatten-onto-background';
+  /** Images of another size: scaled to fit inside height x width keeping the aspect ratio, padded with black (0) or `background`. */
+  resize: { fit: 'contain'; background: 0 | 'background'; kernel: 'lanczos3' };
+  /** [r, g, b] 0..255 the model was trained with (--background); absent = black. Gray images use r. */
+  background?: [number, number, number];
   /** What the training images look like; inputs must look the same (no inversion is done). */
   polarity: string;
 }
 
 /**
- * Reserved for tabular models (not produced yet): the feature columns in model-input order and the
- * standardization x' = (x - mean) / std learned on the training set.
+ * Tabular models: the feature columns in model-input order and the standardization
+ * x' = (x - mean) / std learned on the training rows; the model input is [n, 1, 1, features].
  */
 export interface TabularPreprocessing {
   type: 'tabular';

@@ -37,7 +37,7 @@ export async function imageToInput(buf: Buffer, meta: ClassifierMetadata | Image
   const name = opts.name ?? 'input';
   const p = imagePreprocessing(meta, name);
   try {
-    const spec = { height: p.height, width: p.width, channels: p.channels as 1 | 3 };
+    const spec = { height: p.height, width: p.width, channels: p.channels as 1 | 3, ...(p.background ? { background: p.background } : {}) };
     return scalePixels(await decodeImageBuffer(buf, spec, { fastPath: opts.fastPath }));
   } catch (e) {
     if (e instanceof ImageDecodeError) throw inputError(`${name}: ${e.message}`);

@@ -20,6 +20,7 @@ import { SemiganError } from '../errors.js';
 import { METADATA_FILE, type ImagePreprocessing } from '../export/metadata.js';
 import { MicroBatcher, type BatcherStats } from './batcher.js';
 import { predictionsFromLogits, type Classifier, type Prediction } from './classifier.js';
+import { standardize } from '../data/standardize.js';
 import { HTTP_ERRORS, HttpError, type HttpErrorCode } from './http_errors.js';
 import { decodePngFast, imageToInput, scalePixels } from './preprocess.js';
 
@@ -232,6 +233,10 @@ export class PredictionServer {
         `${type ? `Content-Type ${type}` : 'no Content-Type'} is not accepted; send an image (${IMAGE_TYPES.join(', ')}) or ${JSON_TYPE} ({"inputs": [[...]]} or {"images": ["<base64>"]})`,
       );
     }
+    const tabular = this.classifier.metadata.preprocessing;
+    if (isImage && tabular.type === 'tabular') {
+      throw new HttpError('SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE', `this is a tabular model: send ${JSON_TYPE} {"inputs": [[${tabular.features.length} feature values], ...]} (columns in the order of /v1/metadata's preprocessing.features), not an image`);
+    }
     const body = await this.readBody(req, res);
     if (body.length === 0) throw new HttpError('SEMIGAN_ERR_EMPTY_INPUT', `the body is empty; expected ${isImage ? `the bytes of an image (${type})` : '{"inputs": [[...]]} or {"images": ["<base64>"]}'}`);
     const { x, n } = isImage ? { x: await this.imageRow(body, 'the body'), n: 1 } : await this.jsonRows(body);
@@ -322,7 +327,11 @@ export class PredictionServer {
   /** A JSON body -> rows: {"inputs": [[...], ...]} or {"images": ["<base64>", ...]}. */
   private async jsonRows(buf: Buffer): Promise<{ x: Float32Array; n: number }> {
     const dim = this.classifier.dim;
-    const expected = `{"inputs": [[${dim} numbers in [0, 1]], ...]} (${this.shape} pixels / 255, row-major) or {"images": ["<base64 PNG, JPEG or WebP>", ...]}`;
+    const p = this.classifier.metadata.preprocessing;
+    const tabular = p.type === 'tabular';
+    const expected = tabular
+      ? `{"inputs": [[${dim} feature values], ...]} (raw values of ${p.features.slice(0, 3).join(', ')}${dim > 3 ? ', ...' : ''}, in the order of /v1/metadata's preprocessing.features)`
+      : `{"inputs": [[${dim} numbers in [0, 1]], ...]} (${this.shape} pixels / 255, row-major) or {"images": ["<base64 PNG, JPEG or WebP>", ...]}`;
     let body: unknown;
     try {
       body = JSON.parse(buf.toString('utf8'));
@@ -342,6 +351,7 @@ export class PredictionServer {
       );
     }
     const key = has('inputs') ? 'inputs' : 'images';
+    if (tabular && key === 'images') throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `"images" given, but this is a tabular model; expected ${expected}`);
     const list = o[key];
     if (!Array.isArray(list)) throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `"${key}" is ${describe(list)}; expected an array: ${expected}`);
     if (list.length === 0) throw new HttpError('SEMIGAN_ERR_EMPTY_INPUT', `"${key}" is empty; expected at least one ${key === 'inputs' ? 'row' : 'image'}: ${expected}`);
@@ -354,15 +364,15 @@ export class PredictionServer {
           throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `inputs[${i}] is ${describe(row)}; expected an array of ${dim} numbers (inputs is a list of rows: a single row is [[...]])`);
         }
         if (row.length !== dim) {
-          throw new HttpError('SEMIGAN_ERR_FEATURE_COUNT', `inputs[${i}] has ${row.length} values; expected ${dim} (the model takes ${this.shape} pixels, flattened row-major)`);
+          throw new HttpError('SEMIGAN_ERR_FEATURE_COUNT', `inputs[${i}] has ${row.length} values; expected ${dim} (${tabular ? 'one per feature column' : `the model takes ${this.shape} pixels, flattened row-major`})`);
         }
         const off = i * dim;
         for (let j = 0; j < dim; j++) {
           const v = row[j];
           if (typeof v !== 'number' || !Number.isFinite(v)) {
-            throw new HttpError('SEMIGAN_ERR_NON_NUMERIC', `inputs[${i}][${j}] is ${describe(v)}; expected a finite number in [0, 1]`);
+            throw new HttpError('SEMIGAN_ERR_NON_NUMERIC', `inputs[${i}][${j}] is ${describe(v)}; expected a finite number${tabular ? '' : ' in [0, 1]'}`);
           }
-          if (v < 0 || v > 1) throw new HttpError('SEMIGAN_ERR_OUT_OF_RANGE', `inputs[${i}][${j}] is ${v}; expected a number in [0, 1] (pixel values divided by 255)`);
+          if (!tabular && (v < 0 || v > 1)) throw new HttpError('SEMIGAN_ERR_OUT_OF_RANGE', `inputs[${i}][${j}] is ${v}; expected a number in [0, 1] (pixel values divided by 255)`);
           x[off + j] = v;
         }
       }
@@ -380,7 +390,7 @@ export class PredictionServer {
       );
       rows.forEach((r, i) => x.set(r, i * dim));
     }
-    return { x, n };
+    return { x: tabular ? standardize(x, dim, p) : x, n };
   }
 
   // ---- responses ----
