@@ -6,12 +6,15 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { firstOfDigits, mnistBytes, mnistTest, writeMnistPng } from './lib/mnist_files.js';
 import { cleanError, ok, runCli } from './lib/cli.js';
+import { initBackend } from '../src/backend.js';
+import { Classifier } from '../src/serve/classifier.js';
+import { PredictionServer } from '../src/serve/server.js';
 
 let tmp: string;
 let env: NodeJS.ProcessEnv;
@@ -142,6 +145,27 @@ test('tabular CSV: train (auto preset tabular-mlp), evaluate, suggest rows, expo
   const pred = JSON.parse(ok(await runCli(['predict', model, rows, '--json', '--backend', 'wasm'], env)).stdout);
   assert.deepEqual(pred.predictions.map((p: { name: string }) => p.name), [`${rows}:2`, `${rows}:3`]);
   assert.equal(JSON.parse(ok(await runCli(['evaluate', model, '--json', '--backend', 'wasm'], env)).stdout).accuracy, result.accuracy);
+
+  // Served over HTTP on 127.0.0.1: raw feature rows in, the same predictions as predict's.
+  await initBackend('wasm');
+  const classifier = await Classifier.load(model);
+  const server = await PredictionServer.start(classifier, { port: 0 });
+  try {
+    const raw = [1, 2].map((l) => lines[l].split(',').slice(1, 50).map(Number));
+    const res = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: raw }) });
+    assert.equal(res.status, 200);
+    const served = (await res.json()) as { predictions: { label: string; probability: number }[] };
+    served.predictions.forEach((p, i) => {
+      assert.equal(p.label, pred.predictions[i].label);
+      assert.ok(Math.abs(p.probability - pred.predictions[i].probability) < 1e-6);
+    });
+    const image = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync(join(tmp, 'test', '0', readdirSync(join(tmp, 'test', '0'))[0])) });
+    assert.equal(image.status, 415);
+    assert.match(((await image.json()) as { error: { message: string } }).error.message, /tabular model/);
+  } finally {
+    await server.shutdown();
+    classifier.dispose();
+  }
 });
 
 test('bad input: one-line errors naming the file (and line), never a stack trace; --skip-bad skips with a count', async () => {
