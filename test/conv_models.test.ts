@@ -19,7 +19,7 @@ import { leakyRelu } from '../src/nn/activations.js';
 import { dropout, dropoutMask } from '../src/nn/dropout.js';
 import { channelMoments } from '../src/nn/batch_norm.js';
 import { virtualBatchNormChannels } from '../src/nn/virtual_batch_norm.js';
-import { dataDependentInitChannels, weightNormConv2d, weightNormConvKernel, weightNormConvTransposeKernel } from '../src/nn/conv.js';
+import { convTranspose2d, dataDependentInitChannels, weightNormConv2d, weightNormConvKernel, weightNormConvTransposeKernel } from '../src/nn/conv.js';
 import { convSmall, type ConvSmallArgs } from '../src/models/conv_small.js';
 import { convLarge } from '../src/models/conv_large.js';
 import { buildModelForConfig } from '../src/models/presets.js';
@@ -86,6 +86,23 @@ test('weight-normed conv = plain conv with the kernel folded by hand (v * g / ||
   const vt = tf.tensor4d(rng.fillNormal(new Float32Array(5 * 5 * 3 * 4), 1), [5, 5, 3, 4]);
   const norms = values(weightNormConvTransposeKernel(vt, gT).square().sum([0, 1, 3]).sqrt());
   assert.ok(maxAbsDiff(norms, [0.5, 2, 1]) < 1e-5, `deconv channel norms ${norms}`);
+});
+
+test("G's transposed conv (convTranspose2d) = tf.conv2dTranspose, values and gradients", () => {
+  const rng = new Rng(9);
+  const normal = (shape: number[]) => tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b)), 1), shape);
+  for (const k of [3, 4, 5]) {
+    tf.tidy(() => {
+      const x = normal([2, 4, 3, 5]) as tf.Tensor4D;
+      const f = normal([k, k, 2, 5]) as tf.Tensor4D; // [kh, kw, out, in]
+      const out: [number, number, number, number] = [2, 8, 6, 2];
+      const dy = normal(out);
+      assert.ok(maxAbsDiff(values(convTranspose2d(x, f, 2)), values(tf.conv2dTranspose(x, f, out, 2, 'same'))) < 1e-4, `k ${k} values`);
+      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => convTranspose2d(a as tf.Tensor4D, b as tf.Tensor4D, 2).mul(dy).sum())([x, f]);
+      const [rx, rf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, out, 2, 'same').mul(dy).sum())([x, f]);
+      assert.ok(maxAbsDiff(values(gx), values(rx)) < 1e-4 && maxAbsDiff(values(gf), values(rf)) < 1e-4, `k ${k} gradients`);
+    });
+  }
 });
 
 test('data-dependent init by hand: g <- g * s, b <- -mean * s, s = target / std, per channel over batch, height, width', () => {
@@ -188,9 +205,9 @@ test("conv-large's parameters are the paper's CIFAR model (9 conv layers + dense
   assert.deepEqual(shapes['out.v'], [192, 10]);
   assert.ok(!d.trainable.includes('c0.g') && d.trainable.includes('out.g'), 'g trained in the output layer only (official)');
   disposeParams(d);
-  // G at 8x8 (a 1x1 dense map; its init pass is cheap), same layer widths as at 32x32.
-  const g = convLarge({ inputShape: [8, 8, 3], numClasses: 10 }).createG(rng);
-  assert.deepEqual([g.vars['fc.w'].shape, g.vars['dc0.w'].shape, g.vars['dc1.w'].shape, g.vars['out.v'].shape], [[100, 512], [5, 5, 256, 512], [5, 5, 128, 256], [5, 5, 3, 128]]);
+  // G at 9x9 (a 2x2 dense map; its init pass is cheap), same layer widths as at 32x32.
+  const g = convLarge({ inputShape: [9, 9, 3], numClasses: 10 }).createG(rng);
+  assert.deepEqual([g.vars['fc.w'].shape, g.vars['dc0.w'].shape, g.vars['dc1.w'].shape, g.vars['out.v'].shape], [[100, 2048], [5, 5, 256, 512], [5, 5, 128, 256], [5, 5, 3, 128]]);
   disposeParams(g);
 });
 
@@ -264,6 +281,9 @@ test('--fm-layer other than -1 is a config error for the conv presets', () => {
     );
     assert.equal(buildModelForConfig(validateConfig({ preset, fmLayer: -1 }), [28, 28, 1], 10).preset, preset);
   }
+  // conv-large's valid 3x3 conv needs a 3x3 map after two stride-2 convs: at least 9x9 input.
+  assert.throws(() => convLarge({ inputShape: [8, 8, 3], numClasses: 2 }), /8x8 images are too small .* 8 -> 8 -> 4 -> 4 -> 4 -> 2 -> 0 -> 0 -> 0 rows/);
+  assert.equal(convLarge({ inputShape: [9, 9, 1], numClasses: 2 }).preset, 'conv-large');
 });
 
 // ---------------------------------------------------------------------------------------------

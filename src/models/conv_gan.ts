@@ -60,9 +60,12 @@ const G_INIT_ROWS = 100; // the official batch for G's data-dependent init
 
 const minibatchGroups = (n: number, size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size));
 
-/** Conv layers of a trunk with their index among convs (parameter names c0, c1, ...). */
-export const trunkConvs = (trunk: ConvStep[]) =>
-  trunk.flatMap((s) => (s.kind === 'conv' ? [s] : []));
+/** The conv layers of a trunk, in order (their parameters are c0, c1, ...). */
+export const trunkConvs = (trunk: ConvStep[]) => trunk.flatMap((s) => (s.kind === 'conv' ? [s] : []));
+
+/** Spatial size after each conv of the trunk (TF's 'same' / 'valid' arithmetic). */
+const trunkSizes = (trunk: ConvStep[], size: number) =>
+  trunkConvs(trunk).map((s) => (size = s.padding === 'same' ? Math.ceil(size / s.stride) : Math.ceil((size - s.kernel + 1) / s.stride)));
 
 export function convGan(args: ConvGanArgs): GanModel {
   const [h, w, c] = args.inputShape;
@@ -76,6 +79,9 @@ export function convGan(args: ConvGanArgs): GanModel {
   const convs = trunkConvs(trunk);
   if (convs.length === 0) throw new Error(`${args.preset}: the trunk has no conv layer`);
   const pooled = convs[convs.length - 1].filters;
+  if ([...trunkSizes(trunk, h), ...trunkSizes(trunk, w)].some((n) => n < 1)) {
+    throw configError(`${args.preset}: ${h}x${w} images are too small for its conv layers (feature maps ${trunkSizes(trunk, h).join(' -> ')} rows); use a smaller preset`);
+  }
   // G's geometry: k upsamplings by 2 from an H0 x W0 map, then a centre crop to h x w.
   const ups = gen.deconvs.length + 1;
   const [h0, w0] = [Math.ceil(h / 2 ** ups), Math.ceil(w / 2 ** ups)];

@@ -4,14 +4,16 @@ import type { GanModel } from './model.js';
 
 /**
  * conv-small: a fast convolutional D/G for small images (MNIST-sized, 28-32 px, 1 or 3 channels;
- * any h x w works), the CIFAR recipe of conv_large.ts scaled down to cost about as much per
- * training iteration as the paper's MNIST MLP on wasm.
+ * any h x w works), the CIFAR recipe of conv_large.ts scaled down to a training iteration that
+ * costs ~2.8x the paper's MNIST MLP's on wasm (scripts/bench_presets.ts; conv-large: ~50x).
  *
- * D: dropout 0.2 -> conv3x3 w0 -> conv3x3 w1 stride 2 -> dropout 0.5 -> conv3x3 w2
- *    -> conv3x3 w3 stride 2 -> global average pool (the features) -> dense K.
+ * D: dropout 0.2 -> conv3x3 16 -> conv3x3 32 stride 2 -> dropout 0.5 -> conv3x3 32
+ *    -> conv3x3 64 stride 2 -> global average pool (the features) -> dense K.
  *    Weight norm, leaky ReLU 0.2, data-dependent init (conv_gan.ts).
- * G: z ~ U[0,1)^100 -> dense to (ceil(h/4) x ceil(w/4) x base) BN relu -> deconv stride 2 to
- *    `deconv` channels, BN relu -> weight-normed deconv stride 2 to c, sigmoid; centre crop to h x w.
+ * G: z ~ U[0,1)^100 -> dense to (ceil(h/4) x ceil(w/4) x 64) BN relu -> deconv 4x4 stride 2 to 32,
+ *    BN relu -> weight-normed deconv 4x4 stride 2 to c, sigmoid; centre crop to h x w.
+ * Widths are the cost lever: D's convs at 14x14 dominate, and cost grows with width squared
+ * (32-64-64-128 measured 3.3x slower than these widths; a 5x5 G kernel +20%).
  */
 export interface ConvSmallArgs {
   inputShape: [number, number, number];
@@ -29,7 +31,7 @@ export interface ConvSmallArgs {
 }
 
 /** D's layer plan: conv strides and paddings are fixed, widths per run (the exporter reads them from the weights). */
-export function convSmallTrunk(widths: number[] = [32, 64, 64, 128], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
+export function convSmallTrunk(widths: number[] = [16, 32, 32, 64], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
   const conv = (filters: number, stride: number): ConvStep => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' });
   return [
     { kind: 'dropout', rate: inputDropout },
@@ -47,7 +49,7 @@ export function convSmall(args: ConvSmallArgs): GanModel {
     inputShape: args.inputShape,
     numClasses: args.numClasses,
     trunk: convSmallTrunk(args.widths, args.inputDropout, args.dropout),
-    generator: { base: args.genBase ?? 128, deconvs: [args.genDeconv ?? 64], kernel: args.genKernel ?? 4 },
+    generator: { base: args.genBase ?? 64, deconvs: [args.genDeconv ?? 32], kernel: args.genKernel ?? 4 },
     zDim: args.zDim,
     featureLayer: args.featureLayer,
     mbd: args.mbd,
