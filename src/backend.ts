@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SemiganError } from './errors.js';
 import { useExplicitTransposeMatMulGrad } from './nn/matmul_grad.js';
+import { useWasmConvGrads } from './nn/conv_grad.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -34,6 +35,7 @@ async function tryWasm(): Promise<boolean> {
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) return false;
     useExplicitTransposeMatMulGrad();
+    useWasmConvGrads(); // wasm has no Conv2DBackpropFilter kernel
     return true;
   } catch {
     return false;
