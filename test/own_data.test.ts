@@ -63,7 +63,7 @@ test('image folder: inspect, train (auto preset conv-small), evaluate, suggest, 
   const r = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--out', run), env));
   assert.match(r.stderr, /decoded 70 images/);
   assert.match(r.stderr, /28x28 pixels .*64 of 70 files.*1 channel/);
-  assert.match(r.stderr, /preset: conv-small \(28x28 images/);
+  assert.match(r.stderr, /preset: conv-small \(28x28x1 images/);
   const result = JSON.parse(r.stdout);
   assert.equal(result.n, 9);
 

@@ -35,7 +35,7 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
   const data = await loadData(config, log);
   log(`data: ${data.summaryText} from ${data.source}`);
   if (config.preset === 'auto') {
-    const { preset, reason } = autoPreset(config.dataset, data.train.shape);
+    const { preset, reason } = autoPreset(config.dataset, data.train.shape, backend.name);
     config = validateConfig({ ...config, preset });
     log(`preset: ${preset} (${reason}; choose another with --preset)`);
   }
