@@ -6,7 +6,7 @@
  */
 import { configError, dataError } from '../errors.js';
 import { exampleDim, gatherRows, sliceDataset, type Dataset } from './dataset.js';
-import { prepareData, type TrainData } from './prepare.js';
+import { prepareData, type DataOptions, type TrainData } from './prepare.js';
 import { parseDataSpec, type DataSpec } from './spec.js';
 import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split.js';
 import { scanImageFolder } from './image_folder.js';
@@ -20,14 +20,8 @@ import { fitStandardizer, standardize, type Standardizer } from './standardize.j
 /** The feature columns and their training-set statistics (kept for evaluation and export). */
 export type Standardization = Standardizer & { features: string[] };
 
-export interface LoadOptions {
-  dataset: string; // a data spec (spec.ts)
-  dataDir: string | null;
-  labels: number | null;
-  labelsPerClass: number | null;
-  trainLimit: number | null;
-  testLimit: number | null;
-  seedData: number;
+/** The data options of a TrainConfig (train/config.ts documents each); `dataset` is a data spec (spec.ts). */
+export interface LoadOptions extends DataOptions {
   test: string | null;
   testSplit: number | null;
   size: string | null; // "HxW"
