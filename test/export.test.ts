@@ -5,9 +5,9 @@
  * run's accuracy; predict on PNG/JPEG/RGBA/idx files gives the labels of the raw pixels; bad
  * inputs and --mbd runs give one-line errors; the Node snippet of docs/model_format.md runs.
  */
+import { runCli, runNode, type CliResult } from './lib/cli.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,6 @@ import type { PredictOutput } from '../src/commands/predict.js';
 import type { TrainResult } from '../src/train/trainer.js';
 import { SEMIGAN_VERSION } from '../src/version.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const TEST_LIMIT = 300;
 
@@ -48,24 +47,7 @@ function idxImages(n: number): Buffer {
   return Buffer.concat([header, ...Array.from({ length: n }, (_, i) => bytesOf(test300, i))]);
 }
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function runNode(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-const runCli = (args: string[]) => runNode([CLI, ...args]);
 
 function ok(r: CliResult): CliResult {
   assert.equal(r.code, 0, `exit code ${r.code}; stderr:\n${r.stderr}`);

@@ -5,6 +5,7 @@
  * (serves, a killed worker is replaced). Answers are compared with Classifier.predict on the same
  * decoded inputs.
  */
+import { runCli } from './lib/cli.js';
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -59,18 +60,6 @@ const postImage = (base: string, img: Buffer, type = 'image/png', extra: Record<
   request(base + '/v1/predict', { method: 'POST', headers: { 'content-type': type, ...extra }, body: new Uint8Array(img) });
 const postJson = (base: string, body: unknown, query = '') =>
   request(base + '/v1/predict' + query, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** The server's prediction agrees with Classifier.predict on the same input (label exactly, numbers to 1e-5). */
 function assertSamePrediction(got: Prediction, want: Prediction, what: string): void {
