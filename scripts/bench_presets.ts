@@ -7,7 +7,8 @@
  *
  * Presets alternate within each round so that a change in machine load hits all alike; every
  * round trains a fresh Trainer with one warm-up epoch. conv-large (the paper's CIFAR model) is
- * ~50x slower than mnist-mlp, so it gets few timed iterations (--large-iters). Prints figures,
+ * ~100x slower than mnist-mlp (~30 s per iteration here), so it gets few timed iterations
+ * (--large-iters). Prints figures,
  * asserts nothing.
  */
 import * as tf from '@tensorflow/tfjs';
