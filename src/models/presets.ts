@@ -60,13 +60,13 @@ export function buildModel(preset: string, args: PresetArgs): GanModel {
  * The preset `--preset auto` picks: the paper's MLP for the built-in MNIST-like datasets (its
  * recipe), tabular-mlp for feature vectors, and conv-small for images — except colour images of
  * at least 32x32 on native TensorFlow, which get the paper's CIFAR/SVHN model conv-large (about
- * 50x the cost of conv-small per iteration: hours per epoch on wasm, fine on a GPU).
+ * 40x the cost of conv-small per iteration: hours per epoch on wasm, fine on a GPU).
  */
 export function autoPreset(dataset: string, [h, w, c]: [number, number, number], backend?: string): { preset: string; reason: string } {
   if (!dataset.includes(':')) return { preset: 'mnist-mlp', reason: `the paper's model for ${dataset}` };
   if (dataset.startsWith('csv:')) return { preset: 'tabular-mlp', reason: 'tabular data' };
   if (c === 3 && Math.min(h, w) >= 32 && backend === 'tensorflow') return { preset: 'conv-large', reason: `${h}x${w} colour images on native TensorFlow: the paper's CIFAR/SVHN model` };
-  return { preset: 'conv-small', reason: `${h}x${w}x${c} images${backend === 'tensorflow' ? '' : `; conv-large, the paper's CIFAR model, is ~50x slower per iteration on ${backend ?? 'wasm'}`}` };
+  return { preset: 'conv-small', reason: `${h}x${w}x${c} images${backend === 'tensorflow' ? '' : `; conv-large, the paper's CIFAR model, is ~40x slower per iteration than conv-small on ${backend ?? 'wasm'}`}` };
 }
 
 /** The model a run's config describes (training, evaluation and export all build it this way). */
