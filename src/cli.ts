@@ -189,13 +189,14 @@ data
   .description('examples per class, labeled / unlabeled / test counts, sizes and channels (or feature columns), and problems: unreadable files or rows, odd sizes, classes with few labels, duplicates')
   .argument('<spec>', 'images:DIR, manifest:FILE.csv or csv:FILE.csv')
   .option('--test <spec>', 'a test set to check against the data (classes, duplicates across the two)')
+  .option('--test-split <fraction>', `without --test: the fraction of each class's labels training would hold out (default ${DEFAULT_TEST_SPLIT})`, num)
   .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
   .option('--label-column <name>', 'csv: column holding the class')
   .option('--features <names>', 'csv: comma-separated feature columns', list)
   .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
   .option('--json', 'print one JSON object instead of the report')
   .action(async (spec: string, opts) => {
-    const report = await inspectData(spec, { test: opts.test ?? null, unlabeledDir: opts.unlabeledDir, labelColumn: opts.labelColumn ?? null, features: opts.features ?? null, dropColumns: opts.dropColumns ?? [] });
+    const report = await inspectData(spec, { test: opts.test ?? null, testSplit: opts.testSplit, unlabeledDir: opts.unlabeledDir, labelColumn: opts.labelColumn ?? null, features: opts.features ?? null, dropColumns: opts.dropColumns ?? [] });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspect(report));
   });
 

@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDataSpec, absoluteSpec } from '../src/data/spec.js';
@@ -14,7 +14,8 @@ import { loadData, parseBackground, parseImageSize, type LoadOptions } from '../
 import { validateConfig } from '../src/train/config.js';
 import { autoPreset } from '../src/models/presets.js';
 import { SemiganError } from '../src/errors.js';
-import { mnistBytes, writeMnistFolder, writeMnistPng } from './lib/mnist_files.js';
+import { firstOfDigits, mnistBytes, writeMnistFolder, writeMnistPng } from './lib/mnist_files.js';
+import { inspectData } from '../src/data/inspect.js';
 
 let tmp: string;
 let rowsOf: Map<string, number>;
@@ -141,4 +142,27 @@ test('--preset auto: the paper MLP for built-ins, tabular-mlp for CSV, conv-smal
   assert.equal(autoPreset('manifest:/m.csv', [96, 96, 3], 'wasm').preset, 'conv-small');
   assert.equal(autoPreset('images:/d', [32, 32, 3], 'tensorflow').preset, 'conv-large');
   assert.equal(autoPreset('images:/d', [28, 28, 1], 'tensorflow').preset, 'conv-small');
+});
+
+test('data inspect: counts, the --test-split preview, and problems (unreadable, odd size, duplicates, few labels)', async () => {
+  const dir = join(tmp, 'inspect');
+  await writeMnistFolder(dir, DIGITS, 4, 3);
+  writeFileSync(join(dir, '1', 'cut.png'), readFileSync(join(dir, '0', readdirSync(join(dir, '0'))[0])).subarray(0, 60));
+  await writeMnistPng(join(dir, '2', 'copy-of-a-0.png'), firstOfDigits([0], 1).get(0)![0]); // same bytes, another label
+  const clean = await inspectData(`images:${join(tmp, 'digits')}`, { test: null, unlabeledDir: 'unlabeled', labelColumn: null, features: null, dropColumns: [] });
+  assert.deepEqual(clean.classes, DIGITS.map((k) => ({ name: String(k), labeled: 12, test: 2 }))); // round(0.2 x 12)
+  assert.deepEqual([clean.examples, clean.labeled, clean.unlabeled, clean.test.examples], [56, 36, 20, 6]);
+  assert.deepEqual(clean.sizes, [{ size: '28x28', files: 56 }]);
+  assert.deepEqual(clean.problems, []);
+
+  const testDir = join(tmp, 'inspect-test');
+  await writeMnistPng(join(testDir, '1', 'again.png'), rowsOf.get(readdirSync(join(tmp, 'digits', '1')).map((f) => `1/${f}`)[0])!);
+  const r = await inspectData(`images:${dir}`, { test: `images:${testDir}`, unlabeledDir: 'unlabeled', labelColumn: null, features: null, dropColumns: [] });
+  assert.equal(r.test.examples, 1);
+  const problems = r.problems.join('\n');
+  assert.match(problems, /1 unreadable file .*1\/cut\.png/);
+  assert.match(problems, /identical contents but different labels: 0\/\d+\.png = 2\/copy-of-a-0\.png \(0 vs 2\)/);
+  assert.match(problems, /^1 class with fewer than 5 labeled examples: '0' \(4\)$/m); // 1 and 2 have 5 files each (one bad or a copy)
+  assert.match(problems, /1 example in both the data and the test set .*: 1\/\d+\.png = test 1\/again\.png/);
+  assert.equal(r.problems.length, 4);
 });

@@ -15,6 +15,7 @@ import { mapLimit } from './map_limit.js';
 import { readTabularCsv } from './tabular.js';
 import type { ImageEntry } from './image_entry.js';
 import { configError } from '../errors.js';
+import { DEFAULT_TEST_SPLIT } from './load.js';
 
 /** Fewer labeled examples than this in a class is reported. */
 export const FEW_LABELS = 5;
@@ -22,6 +23,8 @@ const SHOW = 5;
 
 export interface InspectOptions {
   test: string | null;
+  /** Without --test: the fraction of each class's labels `train` would hold out (DEFAULT_TEST_SPLIT). */
+  testSplit?: number;
   unlabeledDir: string;
   labelColumn: string | null;
   features: string[] | null;
@@ -40,7 +43,8 @@ export interface InspectReport {
   examples: number;
   labeled: number;
   unlabeled: number;
-  test: { spec: string; examples: number } | null;
+  /** The test set: --test's examples, or the labeled examples --test-split would hold out of the data. */
+  test: { spec: string; examples: number };
   classes: ClassCount[];
   /** Images: "HxW" -> files; tabular: the feature columns. */
   sizes?: { size: string; files: number }[];
@@ -123,11 +127,13 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
   const testItems = items.filter((i) => i.side === 'test');
   const unlabeledTest = testItems.filter((i) => i.label === null).map((i) => i.id);
   if (unlabeledTest.length) problems.push(`${plural(unlabeledTest.length, 'test example')} without a label (every test example needs one): ${firstFew(unlabeledTest)}`);
-  const counts: ClassCount[] = classes.map((name) => ({
-    name,
-    labeled: dataItems.filter((i) => i.label === name).length,
-    test: testItems.filter((i) => i.label === name).length,
-  }));
+  const split = o.testSplit ?? DEFAULT_TEST_SPLIT;
+  const counts: ClassCount[] = classes.map((name) => {
+    const labeled = dataItems.filter((i) => i.label === name).length;
+    // As stratifiedHoldout counts: round(split x labels), leaving at least one to train on.
+    const test = testSpec ? testItems.filter((i) => i.label === name).length : Math.max(0, Math.min(Math.round(split * labeled), labeled - 1));
+    return { name, labeled, test };
+  });
   const few = counts.filter((c) => c.labeled < FEW_LABELS).map((c) => `'${c.name}' (${c.labeled})`);
   if (few.length) problems.push(`${plural(few.length, 'class')} with fewer than ${FEW_LABELS} labeled examples: ${few.join(', ')}`);
   const labeled = dataItems.filter((i) => i.label !== null).length;
@@ -140,7 +146,7 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
     examples: dataItems.length,
     labeled,
     unlabeled: dataItems.length - labeled,
-    test: testSpec ? { spec: o.test!, examples: testItems.length } : null,
+    test: testSpec ? { spec: o.test!, examples: testItems.length } : { spec: `--test-split ${split}`, examples: counts.reduce((a, c) => a + c.test, 0) },
     classes: counts,
     ...extra,
     problems,
@@ -171,10 +177,12 @@ async function duplicateProblems(items: Item[]): Promise<string[]> {
 }
 
 export function formatInspect(r: InspectReport): string {
-  const lines = [`${r.spec}: ${plural(r.examples, 'example')} (${r.labeled.toLocaleString('en-US')} labeled, ${r.unlabeled.toLocaleString('en-US')} unlabeled)${r.test ? `; test ${r.test.spec}: ${plural(r.test.examples, 'example')}` : ''}`];
+  const split = r.test.spec.startsWith('--test-split');
+  const testText = split ? `; ${r.test.spec} would hold out ${plural(r.test.examples, 'labeled example')} for testing` : `; test ${r.test.spec}: ${plural(r.test.examples, 'example')}`;
+  const lines = [`${r.spec}: ${plural(r.examples, 'example')} (${r.labeled.toLocaleString('en-US')} labeled, ${r.unlabeled.toLocaleString('en-US')} unlabeled)${testText}`];
   const w = Math.max(5, ...r.classes.map((c) => c.name.length));
-  lines.push(`  ${'class'.padEnd(w)}  labeled${r.test ? '     test' : ''}`);
-  for (const c of r.classes) lines.push(`  ${c.name.padEnd(w)}  ${String(c.labeled).padStart(7)}${r.test ? String(c.test).padStart(9) : ''}`);
+  lines.push(`  ${'class'.padEnd(w)}  labeled     test`);
+  for (const c of r.classes) lines.push(`  ${c.name.padEnd(w)}  ${String(c.labeled).padStart(7)}${String(c.test).padStart(9)}`);
   if (r.sizes) lines.push(`sizes (HxW): ${r.sizes.map((s) => `${s.size}: ${s.files}`).join(', ')}`);
   if (r.channels) lines.push(`channels: ${r.channels.map((c) => `${c.channels === 1 ? 'grayscale' : 'colour'}: ${c.files}`).join(', ')}`);
   if (r.features) lines.push(`features (${r.features.length}): ${r.features.slice(0, 20).join(', ')}${r.features.length > 20 ? ', ...' : ''}`);
