@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readIdxImages, readIdxLabels } from '../src/data/idx.js';
-import { describeSkipped, naturalCompare, readTabularCsv, type TabularOptions } from '../src/data/tabular.js';
+import { describeSkipped, readTabularCsv, type TabularOptions } from '../src/data/tabular.js';
+import { naturalCompare } from '../src/data/natural_sort.js';
 import { fitStandardizer, standardize } from '../src/data/standardize.js';
 import { SemiganError } from '../src/errors.js';
 

@@ -4,6 +4,7 @@
  * Rows become Dataset examples of shape [1, 1, F]. Errors name FILE:LINE (the file line where the
  * record starts, header = line 1), the column and the value; nothing bad is dropped silently.
  */
+import { naturalCompare } from './natural_sort.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { dataError } from '../errors.js';
@@ -48,9 +49,6 @@ export interface TabularData extends Dataset {
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const MAX_LISTED = 30;
 
-const collator = new Intl.Collator('en', { numeric: true });
-/** Natural order ("2" before "10"); ties in collation ("01" vs "1") fall back to code units, so the order is total. */
-export const naturalCompare = (a: string, b: string) => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
 
 const quote = (v: string) => JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
 function listNames(names: readonly string[]): string {
