@@ -134,9 +134,9 @@ const positiveInt = (v: string) => {
 
 program
   .command('predict')
-  .description('classify images with an exported model: label, probability, top-k and realness per input')
+  .description('classify images (or CSV rows, for a tabular model) with an exported model: label, probability, top-k and realness per input')
   .argument('<model-dir>', 'a directory written by semigan export')
-  .argument('<inputs...>', 'image files (PNG, JPEG, WebP, GIF, TIFF, ...; any size) or idx image files (every image in them)')
+  .argument('<inputs...>', 'image files (PNG, JPEG, WebP, GIF, TIFF, ...; any size) or idx image files (every image in them); tabular models: CSV files with the feature columns')
   .option('--json', 'print one JSON object {model, predictions: [...]} instead of the table')
   .option('--top-k <k>', 'classes listed per input, most probable first', positiveInt, 3)
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
