@@ -135,13 +135,15 @@ test('built-in datasets keep their official test split', async () => {
   await assert.rejects(loadData(opts({ dataset: 'mnist', testSplit: 0.2 })), /--test-split applies to your own data/);
 });
 
-test('--preset auto: the paper MLP for built-ins, tabular-mlp for CSV, conv-small for images (conv-large for colour 32 px+ on native TensorFlow)', () => {
+test('--preset auto: the paper MLP for built-ins and small grayscale images, tabular-mlp for CSV, conv-small for other images (conv-large for colour 32 px+ on native TensorFlow)', () => {
   assert.equal(autoPreset('mnist', [28, 28, 1]).preset, 'mnist-mlp');
   assert.equal(autoPreset('csv:/t.csv', [1, 1, 30]).preset, 'tabular-mlp');
   assert.equal(autoPreset('images:/d', [32, 32, 3], 'wasm').preset, 'conv-small');
   assert.equal(autoPreset('manifest:/m.csv', [96, 96, 3], 'wasm').preset, 'conv-small');
   assert.equal(autoPreset('images:/d', [32, 32, 3], 'tensorflow').preset, 'conv-large');
-  assert.equal(autoPreset('images:/d', [28, 28, 1], 'tensorflow').preset, 'conv-small');
+  assert.equal(autoPreset('images:/d', [28, 28, 1], 'wasm').preset, 'mnist-mlp');
+  assert.equal(autoPreset('images:/d', [64, 64, 1], 'wasm').preset, 'conv-small');
+  assert.equal(autoPreset('images:/d', [28, 28, 3], 'tensorflow').preset, 'conv-small');
 });
 
 test('data inspect: counts, the --test-split preview, and problems (unreadable, odd size, duplicates, few labels)', async () => {

@@ -51,7 +51,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const train = (...args: string[]) => ['train', '--backend', 'wasm', '--epochs', '1', '--iters-per-epoch', '3', '--batch-size', '16', ...args];
 
-test('image folder: inspect, train (auto preset conv-small), evaluate, suggest, export, predict; the second load comes from the cache', async () => {
+test('image folder: inspect, train (conv-small), evaluate, suggest, export, predict; the second load comes from the cache', async () => {
   const data = `images:${join(tmp, 'img')}`;
   const inspect = ok(await runCli(['data', 'inspect', data, '--test', `images:${join(tmp, 'test')}`], env)).stdout;
   assert.match(inspect, /70 examples \(30 labeled, 40 unlabeled\); test .*: 9 examples/);
@@ -60,14 +60,14 @@ test('image folder: inspect, train (auto preset conv-small), evaluate, suggest, 
   assert.match(inspect, /3 classes with fewer than 5 labeled|problems \(/);
 
   const run = join(tmp, 'run');
-  const r = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--out', run), env));
+  const r = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--preset', 'conv-small', '--out', run), env));
   assert.match(r.stderr, /decoded 70 images/);
   assert.match(r.stderr, /28x28 pixels .*64 of 70 files.*1 channel/);
-  assert.match(r.stderr, /preset: conv-small \(28x28x1 images/);
+  assert.match(r.stderr, /model: conv-small, mode gan/);
   const result = JSON.parse(r.stdout);
   assert.equal(result.n, 9);
 
-  const again = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--out', run, '--overwrite'), env));
+  const again = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--preset', 'conv-small', '--out', run, '--overwrite'), env));
   assert.match(again.stderr, /loaded 70 images from the decode cache/);
   assert.deepEqual(JSON.parse(again.stdout).accuracy, result.accuracy, 'same seed, same data: same run');
 

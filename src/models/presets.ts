@@ -58,13 +58,16 @@ export function buildModel(preset: string, args: PresetArgs): GanModel {
 
 /**
  * The preset `--preset auto` picks: the paper's MLP for the built-in MNIST-like datasets (its
- * recipe), tabular-mlp for feature vectors, and conv-small for images — except colour images of
- * at least 32x32 on native TensorFlow, which get the paper's CIFAR/SVHN model conv-large (about
- * 40x the cost of conv-small per iteration: hours per epoch on wasm, fine on a GPU).
+ * recipe) and for other small grayscale images (up to 32x32: measured better than conv-small on
+ * MNIST and Fashion-MNIST files with few labels, and 2.7x faster; docs/benchmarks.md),
+ * tabular-mlp for feature vectors, conv-small for colour or larger images — and the paper's
+ * CIFAR/SVHN model conv-large for colour images of at least 32x32 on native TensorFlow (it costs
+ * ~40x conv-small per iteration: hours per epoch on wasm, fine on a GPU).
  */
 export function autoPreset(dataset: string, [h, w, c]: [number, number, number], backend?: string): { preset: string; reason: string } {
   if (!dataset.includes(':')) return { preset: 'mnist-mlp', reason: `the paper's model for ${dataset}` };
   if (dataset.startsWith('csv:')) return { preset: 'tabular-mlp', reason: 'tabular data' };
+  if (c === 1 && h * w <= 32 * 32) return { preset: 'mnist-mlp', reason: `${h}x${w} grayscale images: the paper's MNIST model` };
   if (c === 3 && Math.min(h, w) >= 32 && backend === 'tensorflow') return { preset: 'conv-large', reason: `${h}x${w} colour images on native TensorFlow: the paper's CIFAR/SVHN model` };
   return { preset: 'conv-small', reason: `${h}x${w}x${c} images${backend === 'tensorflow' ? '' : `; conv-large, the paper's CIFAR model, is ~40x slower per iteration than conv-small on ${backend ?? 'wasm'}`}` };
 }
