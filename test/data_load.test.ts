@@ -90,6 +90,23 @@ test('image folder: --labels-per-class keeps N per class labeled; the rest becom
   assert.match(data.summaryText, /50 train \(6 labeled, 2 per class/);
 });
 
+test('manifest: paths relative to the CSV, empty label = unlabeled, rows in CSV order', async () => {
+  const ids = [...rowsOf.keys()].filter((id) => id.startsWith('1/') || id.startsWith('2/') || id.startsWith('unlabeled/')).slice(0, 30);
+  const manifest = join(tmp, 'list.csv');
+  writeFileSync(manifest, ['path,label', ...ids.map((id) => `digits/${id},${id.startsWith('unlabeled/') ? '' : id[0]}`)].join('\n') + '\n');
+  const data = await loadData(opts({ dataset: `manifest:${manifest}`, testSplit: 0.25 }));
+  assert.deepEqual(data.train.classes, ['1', '2']);
+  const all = [...data.train.ids!, ...data.test.ids!];
+  assert.deepEqual(all.sort(), ids.map((id) => `digits/${id}`).sort());
+  for (const d of [data.train, data.test]) {
+    d.ids!.forEach((id, r) => {
+      const row = rowsOf.get(id.slice('digits/'.length))!;
+      assert.equal(d.y[r], id.includes('unlabeled/') ? -1 : Number(id['digits/'.length]) - 1, id);
+      assert.equal(d.x[r * 784 + 400], Math.fround(mnistBytes(row)[400] / 255));
+    });
+  }
+});
+
 test('--test images:DIR2: its classes must be training classes, and every test image labeled', async () => {
   const dir2 = join(tmp, 'test-ok');
   await writeMnistPng(join(dir2, '1', 'a.png'), 100);

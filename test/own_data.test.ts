@@ -94,6 +94,8 @@ test('image folder: inspect, train (conv-small), evaluate, suggest, export, pred
   assert.equal(meta.training.preset, 'conv-small');
   const fromModel = JSON.parse(ok(await runCli(['evaluate', model, '--json', '--backend', 'wasm'], env)).stdout);
   assert.equal(fromModel.accuracy, result.accuracy, 'the exported model scores its own test set as the run did');
+  const onFolder = JSON.parse(ok(await runCli(['evaluate', model, '--data', `images:${join(tmp, 'test')}`, '--json', '--backend', 'wasm'], env)).stdout);
+  assert.deepEqual([onFolder.n, onFolder.accuracy], [9, result.accuracy], 'the same test folder given as --data');
   const testFile = join(tmp, 'test', '1', `${firstOfDigits([1], 1, 10).get(1)![0]}.png`);
   const jpeg = join(tmp, 'img', '0', `${firstOfDigits([0], 4).get(0)![3]}.jpg`);
   const pred = JSON.parse(ok(await runCli(['predict', model, testFile, jpeg, '--json', '--backend', 'wasm'], env)).stdout);
