@@ -42,12 +42,6 @@ const CUSTOM_ONLY = ['test', 'testSplit', 'size', 'channels', 'labelColumn', 'fe
 
 type Log = (line: string) => void;
 
-/** What a loaded source holds beyond the Dataset: where it came from and what was skipped. */
-interface Loaded {
-  data: Dataset;
-  notes: string[];
-}
-
 export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<TrainData> {
   const spec = parseDataSpec(o.dataset);
   if (spec.kind === 'builtin') {
@@ -56,26 +50,26 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     return prepareData(o);
   }
   const all = await loadSource(spec, o, null, log);
-  const classes = all.data.classes;
+  const classes = all.classes;
   if (classes.length < 2) throw dataError(`${o.dataset}: found ${classes.length === 0 ? 'no labeled examples' : `only one class ('${classes[0]}')`}; a classifier needs labeled examples of at least two classes`);
   let train: Dataset;
   let test: Dataset;
   let testText: string;
   if (o.test !== null) {
     if (o.testSplit !== null) throw configError('give either --test SPEC or --test-split FRACTION, not both');
-    test = await loadLabeledExamples(o.test, o, all.data, log, spec);
-    train = all.data;
+    test = await loadLabeledExamples(o.test, o, all, log, spec);
+    train = all;
     testText = `test from ${o.test}`;
   } else {
     const fraction = o.testSplit ?? DEFAULT_TEST_SPLIT;
-    const { rows, emptyClasses } = stratifiedHoldout(all.data.y, classes.length, fraction, o.seedData);
-    const held = new Uint8Array(all.data.n);
+    const { rows, emptyClasses } = stratifiedHoldout(all.y, classes.length, fraction, o.seedData);
+    const held = new Uint8Array(all.n);
     for (const r of rows) held[r] = 1;
-    const keep = Int32Array.from({ length: all.data.n }, (_, i) => i).filter((i) => !held[i]);
-    train = subset(all.data, keep);
-    test = subset(all.data, rows);
+    const keep = Int32Array.from({ length: all.n }, (_, i) => i).filter((i) => !held[i]);
+    train = subset(all, keep);
+    test = subset(all, rows);
     testText = `test = ${(fraction * 100).toFixed(0)}% of each class's labeled examples (--test-split ${fraction}, stratified, seed-data ${o.seedData})`;
-    if (emptyClasses.length) all.notes.push(`warning: too few labels to hold out test examples of ${emptyClasses.map((c) => `'${classes[c]}'`).join(', ')}; the test set has none of them`);
+    if (emptyClasses.length) log(`warning: too few labels to hold out test examples of ${emptyClasses.map((c) => `'${classes[c]}'`).join(', ')}; the test set has none of them`);
   }
   if (o.trainLimit) train = sliceDataset(train, o.trainLimit);
   if (o.testLimit) test = sliceDataset(test, o.testLimit);
@@ -119,7 +113,7 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     initRows,
     summary: { ...json, ...(standardization ? { standardization } : {}) },
     summaryText: `${text}; ${testText}${labelText}`,
-    source: [spec.path, ...all.notes].join('\n  '),
+    source: spec.path,
   };
 }
 
@@ -134,7 +128,7 @@ export async function loadLabeledExamples(specText: string, o: LoadOptions, like
   if (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== tabular) {
     throw configError(`${specText}: expected data of the same kind as the training data${trainSpec ? ` (${trainSpec.kind}:...)` : ''}: ${tabular ? 'csv:FILE.csv' : 'images:DIR or manifest:FILE.csv'}`);
   }
-  const test = (await loadSource(testSpec, o, like, log)).data;
+  const test = await loadSource(testSpec, o, like, log);
   const unlabeled = test.y.findIndex((c) => c < 0);
   if (unlabeled >= 0) throw dataError(`${specText}: every test example needs a label, but ${test.ids?.[unlabeled] ?? `row ${unlabeled}`} has none`);
   return test;
@@ -177,8 +171,7 @@ export function parseBackground(s: string): [number, number, number] {
 }
 
 /** Read one spec. `train` (for a --test spec) fixes the classes, image shape and feature columns. */
-async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, 'classes' | 'shape' | 'features'> | null, log: Log): Promise<Loaded> {
-  const notes: string[] = [];
+async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, 'classes' | 'shape' | 'features'> | null, log: Log): Promise<Dataset> {
   const what = train ? '--test' : '--data';
   if (spec.kind === 'csv') {
     if (!o.labelColumn) throw configError(`${what} csv:${spec.path} needs --label-column NAME (the column holding the class; empty = unlabeled)`);
@@ -190,8 +183,7 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
       ...(train ? { classes: train.classes, featureNames: train.features } : {}),
     });
     if (t.skipped.length) log(`--skip-bad: ${describeSkipped(t.skipped)}`);
-    const { skipped: _, ...data } = t;
-    return { data, notes };
+    return t;
   }
   if (spec.kind === 'builtin') throw configError(`${what} ${spec.name}: built-in datasets cannot be mixed with your own data`);
   const found = spec.kind === 'images' ? scanImageFolder(spec.path, { unlabeledDir: o.unlabeledDir }) : readManifest(spec.path);
@@ -219,5 +211,5 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
   const skipped = skippedSummary(decoded);
   if (skipped) log(skipped);
-  return { data: imageDataset({ entries: found.entries, classes }, decoded), notes };
+  return imageDataset({ entries: found.entries, classes }, decoded);
 }
