@@ -8,6 +8,8 @@ import { predictionsFromLogits } from '../eval/predictions.js';
 import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
 import { rankByUncertainty, suggestionsCsv, type SuggestCriterion, type Suggestion } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
+import { parseDataSpec } from '../data/spec.js';
+import { dirname, resolve } from 'node:path';
 import { validateConfig } from '../train/config.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
@@ -41,7 +43,10 @@ export async function suggestCommand(runDir: string, opts: SuggestOptions): Prom
     tf.dispose(Object.values(weights));
   }
   const ids = data.train.ids;
-  const idOf = (row: number) => ids?.[row] ?? `${config.dataset} train #${row}`;
+  // Image rows as absolute paths, so the list can go straight to a labeling tool; CSV rows are FILE:LINE already.
+  const spec = parseDataSpec(config.dataset);
+  const base = spec.kind === 'images' ? spec.path : spec.kind === 'manifest' ? dirname(spec.path) : null;
+  const idOf = (row: number) => (ids ? (base ? resolve(base, ids[row]) : ids[row]) : `${config.dataset} train #${row}`);
   const suggestions = rankByUncertainty(predictionsFromLogits(logits, data.train.classes, 2), rows, idOf, opts.n, opts.by);
   if (opts.out) {
     await atomicWriteFile(opts.out, suggestionsCsv(suggestions));
