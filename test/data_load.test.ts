@@ -5,12 +5,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDataSpec, absoluteSpec } from '../src/data/spec.js';
 import { allLabeled, stratifiedHoldout } from '../src/data/split.js';
-import { loadData, parseBackground, parseImageSize, type LoadOptions } from '../src/data/load.js';
+import { grayFromEqualChannels, loadData, parseBackground, parseImageSize, type LoadOptions } from '../src/data/load.js';
 import { validateConfig } from '../src/train/config.js';
 import { autoPreset } from '../src/models/presets.js';
 import { SemiganError } from '../src/errors.js';
@@ -105,6 +106,24 @@ test('manifest: paths relative to the CSV, empty label = unlabeled, rows in CSV 
       assert.equal(d.x[r * 784 + 400], Math.fround(mnistBytes(row)[400] / 255));
     });
   }
+});
+
+test('gray pictures saved as RGB PNGs become 1 channel (the same pixels as grayscale files); --channels 3 keeps 3', async () => {
+  const dir = join(tmp, 'rgb-gray');
+  const rows = [...rowsOf].filter(([id]) => id.startsWith('0/') || id.startsWith('1/') || id.startsWith('unlabeled/')).slice(0, 30);
+  for (const [id, i] of rows) {
+    mkdirSync(join(dir, id, '..'), { recursive: true });
+    await sharp(Buffer.from(mnistBytes(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').png().toFile(join(dir, id));
+  }
+  const lines: string[] = [];
+  const data = await loadData(opts({ dataset: `images:${dir}`, testSplit: 0.2 }), (l) => lines.push(l));
+  assert.match(lines.join('\n'), /3 channels .*every colour image is gray \(R = G = B in every pixel\): using 1 channel/s);
+  assert.deepEqual(data.train.shape, [28, 28, 1]);
+  data.train.ids!.forEach((id, r) => assert.equal(data.train.x[r * 784 + 350], Math.fround(mnistBytes(rowsOf.get(id)!)[350] / 255)));
+  const kept = await loadData(opts({ dataset: `images:${dir}`, testSplit: 0.2, channels: 3 }));
+  assert.deepEqual(kept.train.shape, [28, 28, 3]);
+  assert.equal(grayFromEqualChannels(Float32Array.from([0.1, 0.1, 0.1, 0.2, 0.2, 0.3])), null);
+  assert.deepEqual(Array.from(grayFromEqualChannels(Float32Array.from([0.5, 0.5, 0.5, 0, 0, 0]))!), [0.5, 0]);
 });
 
 test('--test images:DIR2: its classes must be training classes, and every test image labeled', async () => {

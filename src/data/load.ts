@@ -211,5 +211,24 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
   const skipped = skippedSummary(decoded);
   if (skipped) log(skipped);
+  // Many tools save grayscale pictures as RGB PNGs; file headers cannot tell, the pixels can.
+  if (!train && o.channels === null && decoded.shape[2] === 3) {
+    const gray = grayFromEqualChannels(decoded.x);
+    if (gray) {
+      log(`${what} ${spec.kind}:${spec.path}: every colour image is gray (R = G = B in every pixel): using 1 channel (--channels 3 keeps 3)`);
+      return imageDataset({ entries: found.entries, classes }, { ...decoded, x: gray, shape: [decoded.shape[0], decoded.shape[1], 1] });
+    }
+  }
   return imageDataset({ entries: found.entries, classes }, decoded);
+}
+
+/**
+ * HWC rows with 3 channels -> 1 channel when R = G = B everywhere (else null). sharp's grayscale
+ * conversion leaves such pixels unchanged, so this equals decoding with --channels 1.
+ */
+export function grayFromEqualChannels(x: Float32Array): Float32Array | null {
+  for (let i = 0; i < x.length; i += 3) if (x[i] !== x[i + 1] || x[i] !== x[i + 2]) return null;
+  const out = new Float32Array(x.length / 3);
+  for (let i = 0; i < out.length; i++) out[i] = x[3 * i];
+  return out;
 }
