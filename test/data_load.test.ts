@@ -165,6 +165,17 @@ test('csv: test split, standardization fitted on the training rows only', async 
   assert.ok(Math.abs(st.mean[0] - mean) < 1e-9 && Math.abs(st.std[0] - std) < 1e-6, `${st.mean[0]} ${st.std[0]} vs ${mean} ${std}`);
   for (let r = 0; r < data.train.n; r++) assert.ok(Math.abs(data.train.x[r * 2] - (trainX[r] - mean) / std) < 1e-5);
   await assert.rejects(loadData(opts({ dataset: `csv:${path}` })), /needs --label-column/);
+
+  // --test csv:FILE: its rows are standardized with the training rows' statistics, columns matched by name.
+  const testPath = join(tmp, 'table-test.csv');
+  writeFileSync(testPath, 'label,z,x\nb,0,25\na,-3,3\n');
+  const withTest = await loadData(opts({ dataset: `csv:${path}`, labelColumn: 'label', test: `csv:${testPath}` }));
+  const s2 = withTest.summary.standardization!;
+  assert.deepEqual([withTest.train.n, withTest.test.n], [12, 2]);
+  assert.deepEqual([...withTest.test.y], [1, 0]);
+  assert.ok(Math.abs(withTest.test.x[0] - (25 - s2.mean[0]) / s2.std[0]) < 1e-5 && Math.abs(withTest.test.x[3] - (-3 - s2.mean[1]) / s2.std[1]) < 1e-5);
+  writeFileSync(testPath, 'x,z,label\n1,2,c\n');
+  await assert.rejects(loadData(opts({ dataset: `csv:${path}`, labelColumn: 'label', test: `csv:${testPath}` })), /table-test\.csv:2: label "c" is not one of the known classes/);
 });
 
 test('built-in datasets keep their official test split', async () => {
