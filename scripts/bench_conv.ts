@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { positiveIntOption } from './lib/args.js';
 import { initBackend } from '../src/backend.js';
 import { Rng } from '../src/rng.js';
 import { conv2dFilterGrad, conv2dInputGrad } from '../src/nn/conv_grad.js';
@@ -30,11 +31,7 @@ const { values } = parseArgs({
     'cpu-iters': { type: 'string', default: '1' },
   },
 });
-const int = (name: keyof typeof values) => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
-  return v;
-};
+const int = (name: keyof typeof values) => positiveIntOption(values, name);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

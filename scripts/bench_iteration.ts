@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { positiveIntOption } from './lib/args.js';
 import { initBackend } from '../src/backend.js';
 import { explicitTransposeMatMulGrad, useExplicitTransposeMatMulGrad } from '../src/nn/matmul_grad.js';
 import { benchConfig, loadBenchData, median, quantile, timeFillNormal, timeIterations, wasmInfo, type IterationTiming } from './lib/trainer_timing.js';
@@ -29,11 +30,7 @@ const { values } = parseArgs({
     'iters-per-epoch': { type: 'string', default: '11' },
   },
 });
-const int = (name: keyof typeof values) => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
-  return v;
-};
+const int = (name: keyof typeof values) => positiveIntOption(values, name);
 
 const VARIANTS = [
   { key: 'default', label: "tfjs default MatMul grad", use: () => tf.registerGradient(TFJS_MATMUL_GRAD), grad: () => TFJS_MATMUL_GRAD },

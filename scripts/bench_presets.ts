@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { positiveIntOption } from './lib/args.js';
 import { initBackend } from '../src/backend.js';
 import { buildModelForConfig } from '../src/models/presets.js';
 import { Rng } from '../src/rng.js';
@@ -29,11 +30,7 @@ const { values } = parseArgs({
     'train-limit': { type: 'string', default: '2000' },
   },
 });
-const int = (name: keyof typeof values) => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
-  return v;
-};
+const int = (name: keyof typeof values) => positiveIntOption(values, name);
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const count = (p: Params, names = Object.keys(p.vars)) => names.reduce((s, n) => s + p.vars[n].size, 0);
 
