@@ -30,9 +30,10 @@ const { values } = parseArgs({
     python: { type: 'string', default: '/usr/bin/python3' },
     peer: { type: 'string', default: resolve(ROOT, '../shared/peers/torch_improved_gan.py') },
     'train-limit': { type: 'string' }, // default: all 60000, as the peer
+    threads: { type: 'string' }, // semigan's matMul threads (default: every core)
   },
 });
-const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit') => {
+const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads') => {
   const v = Number(values[name]);
   if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
   return v;
@@ -69,11 +70,11 @@ async function main(): Promise<void> {
   const peer = resolve(values.peer!);
 
   // 1. semigan, in this process, exactly as `semigan train --backend wasm` runs.
-  const backend = await initBackend('wasm');
+  const backend = await initBackend('wasm', { threads: values.threads ? int('threads') : null });
   const config = benchConfig(values['train-limit'] ? { trainLimit: int('train-limit') } : { trainLimit: null });
   const data = loadBenchData(config);
   console.log(`# node ${process.version}, ${cpus().length} cores`);
-  console.log(`# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); data ${data.summaryText}`);
+  console.log(`# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); ${backend.threadsReason}; data ${data.summaryText}`);
   console.log(`# semigan: timing >= ${iters} iterations (whole epochs of 10) after a warm-up epoch, loadavg ${load()}`);
   const timing = await timeIterations(config, data, { iters });
   const ours = median(timing.ms);
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const wasmThreads = (await wasmInfo()).match(/threads (\d+)/)?.[1] ?? '?';
+  const wasmThreads = String(backend.threads);
   const peerLabel = `peer (PyTorch ${peerRes?.env?.torch ?? ''})`.replace(' )', ')');
   const oursLabel = `semigan (tfjs ${config.backend})`;
   const w = Math.max('implementation'.length, peerLabel.length, oursLabel.length);
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
     console.log(`semigan ms/iter: ${fmt(ours)}`);
     console.log(`peer ms/iter:    ${fmt(peerRes.iter_ms_median)} (D ${fmt(peerRes.d_step_ms_median ?? NaN)} + G ${fmt(peerRes.g_step_ms_median ?? NaN)}; ${peerRes.bench_iters ?? peerIters} iterations)`);
     console.log(`ratio semigan / peer: ${(ours / peerRes.iter_ms_median).toFixed(2)}x`);
-    console.log(`peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan wasm threads: ${wasmThreads}`);
+    console.log(`peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan threads: ${wasmThreads}`);
     console.log(JSON.stringify({ bench: 'vs_peer', semigan_ms_median: ours, peer_ms_median: peerRes.iter_ms_median, ratio: ours / peerRes.iter_ms_median, peer_threads: th, semigan_threads: Number(wasmThreads), loadavg: loadavg()[0] }));
   } else {
     row(peerLabel, 'unavailable', '-');

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages semigan's tests and benchmarks use (run as root):
-#   dataset-fashion-mnist  the real Fashion-MNIST idx files (/usr/share/datasets/fashion-mnist)
-#   python3-torch + libopenblas0-openmp  only for the PyTorch peer benchmark (--with-peer)
+#   dataset-fashion-mnist   the real Fashion-MNIST idx files (/usr/share/datasets/fashion-mnist)
+#   libopenblas-openmp-dev  OpenBLAS for the optional native matMul addon (src/native/, built by
+#                           npm install): the wasm backend's matMuls on every core. The OpenMP
+#                           build is the one the PyTorch peer uses too, so both share one BLAS.
+#   python3-torch           only for the PyTorch peer benchmark (--with-peer)
 set -euo pipefail
-pkgs=(dataset-fashion-mnist)
+pkgs=(dataset-fashion-mnist libopenblas-openmp-dev)
 [[ "${1:-}" == "--with-peer" ]] && pkgs+=(python3-torch libopenblas0-openmp)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

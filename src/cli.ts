@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SemiganError } from './errors.js';
-import { BACKENDS } from './backend.js';
+import { BACKENDS, defaultThreads, MATMULS } from './backend.js';
 import { BUILTIN_DATASETS } from './data/builtin.js';
 import { absoluteSpec, parseDataSpec, SPEC_HELP } from './data/spec.js';
 import { DEFAULT_TEST_SPLIT } from './data/load.js';
@@ -32,6 +32,14 @@ const num = (v: string) => {
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
   return n;
 };
+
+const threadsArg = (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256) throw new InvalidArgumentError(`expected a positive integer from 1 to 256 (threads for matMuls; this machine has ${defaultThreads()} cores).`);
+  return Number(v);
+};
+const matmulOption = () =>
+  new Option('--matmul <kernels>', "wasm backend's matMuls: auto (OpenBLAS on --threads when built), openblas, or wasm (tfjs's own, one thread: bit-exact with earlier runs)").choices(MATMULS).default('auto');
+const threadsOption = (what: string) => new Option('--threads <n>', `threads for matMuls on the wasm backend (default: ${what})`).argParser(threadsArg);
 
 const program = new Command('semigan')
   .description('Semi-supervised classification with GANs (Salimans et al. 2016)')
@@ -86,6 +94,8 @@ program
   .option('--overwrite', 'replace an earlier run in --out instead of refusing')
   .option('--max-minutes <x>', 'end cleanly (checkpoint + evaluation) after this many minutes', num)
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
   .action(async (opts, cmd: Command) => {
     // Only options the user typed: defaults live in validateConfig, and --resume must not see them.
     const given: Record<string, unknown> = {};
@@ -109,8 +119,10 @@ program
   .option('--test-limit <n>', "score the first N test images only (a run: instead of the run's own --test-limit)", int)
   .option('--json', 'print one JSON object instead of the report')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
   .action(async (dir: string, opts) => {
-    const report = await evaluateCommand(dir, { backend: opts.backend, data: opts.data, dataDir: opts.dataDir, testLimit: opts.testLimit });
+    const report = await evaluateCommand(dir, { backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul, data: opts.data, dataDir: opts.dataDir, testLimit: opts.testLimit });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(report));
   });
 
@@ -121,8 +133,10 @@ program
   .requiredOption('--out <dir>', 'model directory to create (written atomically)')
   .option('--overwrite', 'replace an earlier export in --out')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
   .action(async (runDir: string, opts) => {
-    const result = await exportCommand(runDir, opts.out, { overwrite: opts.overwrite === true, backend: opts.backend });
+    const result = await exportCommand(runDir, opts.out, { overwrite: opts.overwrite === true, backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul });
     process.stdout.write(JSON.stringify(result) + '\n');
   });
 
@@ -140,8 +154,10 @@ program
   .option('--json', 'print one JSON object {model, predictions: [...]} instead of the table')
   .option('--top-k <k>', 'classes listed per input, most probable first', positiveInt, 3)
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
   .action(async (modelDir: string, inputs: string[], opts) => {
-    const out = await predictCommand(modelDir, inputs, { topK: opts.topK, backend: opts.backend });
+    const out = await predictCommand(modelDir, inputs, { topK: opts.topK, backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul });
     process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatPredictions(out));
   });
 
@@ -167,6 +183,8 @@ program
   .option('--top-k <k>', 'classes listed in each prediction\'s "top" (a request may say ?top_k=N)', positiveInt, 3)
   .option('--token <token>', 'require "Authorization: Bearer TOKEN" (except on /healthz); default: $SEMIGAN_TOKEN if set')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(threadsOption('the cores divided among --workers'))
+  .addOption(matmulOption())
   .action(async (modelDir: string, opts) => {
     const code = await serveCommand(modelDir, {
       port: opts.port,
@@ -179,6 +197,7 @@ program
       topK: opts.topK,
       token: opts.token ?? null,
       backend: opts.backend,
+      threads: opts.threads ?? null, matmul: opts.matmul,
     });
     process.exit(code);
   });
@@ -209,8 +228,10 @@ program
   .option('--out <file.csv>', 'also write them as CSV (rank,id,predicted,probability,runner_up,runner_up_probability,margin,entropy,realness)')
   .option('--json', 'print one JSON object instead of the table')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
   .action(async (runDir: string, opts) => {
-    const out = await suggestCommand(runDir, { n: opts.n, by: opts.by, out: opts.out ?? null, backend: opts.backend });
+    const out = await suggestCommand(runDir, { n: opts.n, by: opts.by, out: opts.out ?? null, backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul });
     process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatSuggestions(out, opts.by));
   });
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../backend.js';
+import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { prepareTestData } from '../data/prepare.js';
 import { loadLabeledExamples, loadTestData } from '../data/load.js';
 import { absoluteSpec, parseDataSpec } from '../data/spec.js';
@@ -15,6 +15,8 @@ import { Classifier } from '../serve/classifier.js';
 
 export interface EvaluateOptions {
   backend?: BackendChoice;
+  threads?: number | null;
+  matmul?: MatMulChoice;
   /** Exported models only: a built-in dataset (its test split is scored) or your own labeled data spec (default: the model's own test set). */
   data?: string;
   dataDir?: string;
@@ -35,7 +37,7 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Class
   if (opts.data !== undefined || opts.dataDir !== undefined) {
     throw configError(`--data and --data-dir are for exported models; ${runDir} is a run, evaluated on its own test split (${ckpt.meta.config.dataset})`);
   }
-  await initBackend(opts.backend ?? 'auto');
+  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = validateConfig(ckpt.meta.config as unknown as Record<string, unknown>); // fills options added since the run
   const test = await loadTestData({ ...config, testLimit: opts.testLimit ?? config.testLimit });
   const { model, weights } = loadEmaDiscriminator(ckpt);
@@ -76,7 +78,7 @@ async function customTestSet(meta: ClassifierMetadata, opts: EvaluateOptions, tr
 }
 
 async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promise<ClassificationReport> {
-  await initBackend(opts.backend ?? 'auto');
+  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const classifier = await Classifier.load(modelDir);
   try {
     const trained = classifier.metadata.training?.config;

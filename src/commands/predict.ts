@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { initBackend, type BackendChoice } from '../backend.js';
+import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { readIdxImages } from '../data/idx.js';
 import { SemiganError } from '../errors.js';
 import type { ClassifierMetadata, TabularPreprocessing } from '../export/metadata.js';
@@ -93,8 +93,8 @@ function tabularRows(path: string, p: TabularPreprocessing, labelColumn: string 
 }
 
 /** `semigan predict MODEL_DIR INPUT...`: label, probability, top-k and realness per input. */
-export async function predictCommand(modelDir: string, inputs: string[], opts: { topK?: number; backend?: BackendChoice } = {}): Promise<PredictOutput> {
-  await initBackend(opts.backend ?? 'auto');
+export async function predictCommand(modelDir: string, inputs: string[], opts: { topK?: number; backend?: BackendChoice; threads?: number | null; matmul?: MatMulChoice } = {}): Promise<PredictOutput> {
+  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const classifier = await Classifier.load(modelDir);
   try {
     const { metadata } = classifier;

@@ -9,7 +9,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { isIP } from 'node:net';
-import { initBackend, type BackendChoice } from '../backend.js';
+import { defaultThreads, describeBackend, initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { configError } from '../errors.js';
 import { readMetadata } from '../export/metadata.js';
 import { Classifier } from '../serve/classifier.js';
@@ -18,6 +18,9 @@ import { DEFAULT_SERVER_OPTIONS, PredictionServer, type ServerOptions } from '..
 export interface ServeOptions extends ServerOptions {
   workers: number;
   backend: BackendChoice;
+  /** matMul threads per server process (null: the cores divided among the workers). */
+  threads: number | null;
+  matmul: MatMulChoice;
 }
 
 /** What the server announces on stdout once it listens. */
@@ -68,7 +71,7 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
  * `token`: null here means "none given": $SEMIGAN_TOKEN is read then.
  */
 export async function serveCommand(modelDir: string, options: Partial<ServeOptions> = {}): Promise<number> {
-  const o: ServeOptions = { ...DEFAULT_SERVER_OPTIONS, workers: 1, backend: 'auto', ...options };
+  const o: ServeOptions = { ...DEFAULT_SERVER_OPTIONS, workers: 1, backend: 'auto', threads: null, matmul: 'auto', ...options };
   o.token = o.token || process.env.SEMIGAN_TOKEN || null;
   if (cluster.isWorker) return runServer(modelDir, o);
   checkOptions(modelDir, o);
@@ -81,7 +84,7 @@ const settingsText = (o: ServeOptions) =>
 
 /** One server process (alone, or a cluster worker). */
 async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
-  const backend = await initBackend(o.backend);
+  const backend = await initBackend(o.backend, { threads: o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.workers)), matmul: o.matmul });
   const classifier = await Classifier.load(modelDir);
   let server: PredictionServer;
   try {
@@ -95,9 +98,9 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
     throw e;
   }
   if (cluster.isWorker) {
-    log(`listening (backend ${backend.name})`);
+    log(`listening (backend ${backend.name}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})`);
   } else {
-    log(`${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; backend ${backend.name} (${backend.reason})`);
+    log(`${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; ${describeBackend(backend)}`);
     log(`listening on ${server.url} (${settingsText(o)})`);
     const ready: ServeReady = { url: server.url, host: o.host, port: server.port, workers: 1, pid: process.pid };
     process.stdout.write(JSON.stringify(ready) + '\n');

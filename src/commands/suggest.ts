@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../backend.js';
+import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
 import { loadData } from '../data/load.js';
 import { dataError } from '../errors.js';
@@ -19,6 +19,8 @@ export interface SuggestOptions {
   by: SuggestCriterion;
   out: string | null;
   backend?: BackendChoice;
+  threads?: number | null;
+  matmul?: MatMulChoice;
 }
 
 /**
@@ -27,7 +29,7 @@ export interface SuggestOptions {
  */
 export async function suggestCommand(runDir: string, opts: SuggestOptions): Promise<{ unlabeled: number; suggestions: Suggestion[] }> {
   const ckpt = readRun(runDir);
-  await initBackend(opts.backend ?? 'auto');
+  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = validateConfig(ckpt.meta.config as unknown as Record<string, unknown>);
   const data = await loadData(config, log);
   const isLabeled = new Uint8Array(data.train.n);

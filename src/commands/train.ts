@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend } from '../backend.js';
+import { describeBackend, initBackend } from '../backend.js';
 import { loadData } from '../data/load.js';
 import { autoPreset, buildModelForConfig } from '../models/presets.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
@@ -11,7 +11,7 @@ import { configError } from '../errors.js';
 const log = (line: string) => process.stderr.write(line + '\n');
 
 /** Options that may change when a run is resumed; everything else comes from its checkpoint. */
-const RESUMABLE = ['epochs', 'maxMinutes', 'backend'] as const;
+const RESUMABLE = ['epochs', 'maxMinutes', 'backend', 'threads', 'matmul'] as const;
 
 /**
  * `semigan train`: validate the config, pick the backend, load data, train, print one JSON line.
@@ -22,7 +22,7 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
   const ckpt = resume ? readRun(resume) : null;
   if (ckpt) {
     const extra = Object.keys(options).filter((k) => !(RESUMABLE as readonly string[]).includes(k));
-    if (extra.length) throw configError(`--resume takes the run's saved config; only --epochs, --max-minutes and --backend may be given (got ${extra.map((k) => '--' + k).join(', ')})`);
+    if (extra.length) throw configError(`--resume takes the run's saved config; only --epochs, --max-minutes, --backend, --threads and --matmul may be given (got ${extra.map((k) => '--' + k).join(', ')})`);
     // A time budget belongs to one invocation: a resumed run gets only the one given now.
     config = validateConfig({ ...ckpt.meta.config, maxMinutes: null, ...options, out: resume! });
   } else {
@@ -30,8 +30,8 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
     claimRunDir(config.out, overwrite);
   }
 
-  const backend = await initBackend(config.backend);
-  log(`backend: ${backend.name} (${backend.reason})`);
+  const backend = await initBackend(config.backend, { threads: config.threads, matmul: config.matmul });
+  log(describeBackend(backend));
   const data = await loadData(config, log);
   log(`data: ${data.summaryText} from ${data.source}`);
   if (config.preset === 'auto') {
@@ -49,7 +49,7 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
     mkdirSync(config.out, { recursive: true });
     trainer.initialize();
   }
-  writeFileSync(join(config.out, 'config.json'), JSON.stringify({ ...config, data: data.summary, backend: backend.name }, null, 2) + '\n');
+  writeFileSync(join(config.out, 'config.json'), JSON.stringify({ ...config, data: data.summary, backend: backend.name, threadsUsed: backend.threads, matmulUsed: backend.matmul }, null, 2) + '\n');
   log(`model: ${config.preset}, mode ${config.mode}, ${config.epochs} epochs -> ${config.out}`);
   const result = await trainer.run();
   trainer.dispose();

@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { BACKENDS, type BackendChoice } from '../backend.js';
+import { BACKENDS, MATMULS, type BackendChoice, type MatMulChoice } from '../backend.js';
 
 export const MODES = ['gan', 'supervised'] as const;
 export type Mode = (typeof MODES)[number];
@@ -54,6 +54,8 @@ export interface TrainConfig {
   seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code)
   out: string; // run directory
   backend: BackendChoice;
+  threads: number | null; // wasm: threads for matMuls (null: every core); native TensorFlow picks its own
+  matmul: MatMulChoice; // wasm: OpenBLAS matMuls when built (auto), or tfjs's own single-threaded kernels (wasm)
   maxMinutes: number | null; // end the run cleanly (checkpoint + evaluation) after this budget
 }
 
@@ -100,6 +102,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   seedData: 1,
   out: 'runs/latest',
   backend: 'auto',
+  threads: null,
+  matmul: 'auto',
   maxMinutes: null,
 };
 
@@ -164,6 +168,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   seedData: nonNegInt,
   out: str,
   backend: oneOf(BACKENDS),
+  threads: nullable(positiveInt),
+  matmul: oneOf(MATMULS),
   maxMinutes: nullable(positiveNum),
 };
 

@@ -1,0 +1,138 @@
+// OpenBLAS sgemm on tensors that live in the tfjs wasm backend's heap.
+//
+// The wasm backend (XNNPACK) runs one thread in Node; OpenBLAS uses every core with native AVX
+// kernels. The caller passes the heap's ArrayBuffer and byte offsets of rank-3 operands, so no
+// tensor is copied in or out. Everything here is synchronous: the heap cannot grow or move while
+// sgemm runs, because JavaScript is blocked in this call.
+#include <node_api.h>
+#include <cblas.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CHECK(call)                                                               \
+  do {                                                                            \
+    if ((call) != napi_ok) {                                                      \
+      napi_throw_error(env, NULL, "openblas_matmul: N-API call failed: " #call); \
+      return NULL;                                                                \
+    }                                                                             \
+  } while (0)
+
+enum { ARG_HEAP, ARG_A, ARG_B, ARG_OUT, ARG_BATCH_A, ARG_BATCH_B, ARG_M, ARG_N, ARG_K, ARG_TA, ARG_TB,
+       ARG_BIAS, ARG_ACT, ARG_ALPHA, N_ARGS };
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY_RELU = 2 };
+
+static bool in_heap(int64_t off, int64_t floats, size_t heap_bytes) {
+  return off >= 0 && floats >= 0 && (uint64_t)(off + floats * 4) <= heap_bytes && off % 4 == 0;
+}
+
+// matmul(heap, aOff, bOff, outOff, batchA, batchB, m, n, k, transposeA, transposeB, biasOff, act, alpha)
+// a: [batchA, m, k] ([batchA, k, m] when transposed), b: [batchB, k, n] ([batchB, n, k] when
+// transposed), out: [max(batchA, batchB), m, n]; a batch of 1 broadcasts. Offsets are bytes into
+// the heap. Epilogue: biasOff (-1: none) points at n floats added to every row, then act.
+static napi_value matmul(napi_env env, napi_callback_info info) {
+  size_t argc = N_ARGS;
+  napi_value argv[N_ARGS];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != N_ARGS) {
+    napi_throw_type_error(env, NULL, "openblas_matmul: expected 14 arguments");
+    return NULL;
+  }
+  void *heap = NULL;
+  size_t heap_bytes = 0;
+  CHECK(napi_get_arraybuffer_info(env, argv[ARG_HEAP], &heap, &heap_bytes));
+  int64_t a_off, b_off, out_off, batch_a, batch_b, m, n, k, bias_off, act;
+  CHECK(napi_get_value_int64(env, argv[ARG_A], &a_off));
+  CHECK(napi_get_value_int64(env, argv[ARG_B], &b_off));
+  CHECK(napi_get_value_int64(env, argv[ARG_OUT], &out_off));
+  CHECK(napi_get_value_int64(env, argv[ARG_BATCH_A], &batch_a));
+  CHECK(napi_get_value_int64(env, argv[ARG_BATCH_B], &batch_b));
+  CHECK(napi_get_value_int64(env, argv[ARG_M], &m));
+  CHECK(napi_get_value_int64(env, argv[ARG_N], &n));
+  CHECK(napi_get_value_int64(env, argv[ARG_K], &k));
+  CHECK(napi_get_value_int64(env, argv[ARG_BIAS], &bias_off));
+  CHECK(napi_get_value_int64(env, argv[ARG_ACT], &act));
+  bool ta, tb;
+  CHECK(napi_get_value_bool(env, argv[ARG_TA], &ta));
+  CHECK(napi_get_value_bool(env, argv[ARG_TB], &tb));
+  double alpha;
+  CHECK(napi_get_value_double(env, argv[ARG_ALPHA], &alpha));
+
+  const int64_t batch = batch_a > batch_b ? batch_a : batch_b;
+  const bool shapes_ok = m > 0 && n > 0 && k > 0 && batch_a > 0 && batch_b > 0 &&
+                         (batch_a == batch || batch_a == 1) && (batch_b == batch || batch_b == 1) &&
+                         m < INT32_MAX && n < INT32_MAX && k < INT32_MAX;
+  if (!shapes_ok || !in_heap(a_off, batch_a * m * k, heap_bytes) || !in_heap(b_off, batch_b * k * n, heap_bytes) ||
+      !in_heap(out_off, batch * m * n, heap_bytes) || (bias_off != -1 && !in_heap(bias_off, n, heap_bytes)) ||
+      act < ACT_LINEAR || act > ACT_LEAKY_RELU) {
+    napi_throw_range_error(env, NULL, "openblas_matmul: operand outside the heap or bad shape");
+    return NULL;
+  }
+  char *base = (char *)heap;
+  const float *bias = bias_off == -1 ? NULL : (const float *)(base + bias_off);
+  for (int64_t i = 0; i < batch; i++) {
+    const float *a = (const float *)(base + a_off) + (batch_a == 1 ? 0 : i * m * k);
+    const float *b = (const float *)(base + b_off) + (batch_b == 1 ? 0 : i * k * n);
+    float *c = (float *)(base + out_off) + i * m * n;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                (int)k, 1.0f, a, ta ? (int)m : (int)k, b, tb ? (int)k : (int)n, 0.0f, c, (int)n);
+    if (bias == NULL && act == ACT_LINEAR) continue;
+    const float slope = (float)alpha;
+    for (int64_t r = 0; r < m; r++) {
+      float *row = c + r * n;
+      for (int64_t j = 0; j < n; j++) {
+        float x = bias ? row[j] + bias[j] : row[j];
+        if (act == ACT_RELU) x = x > 0.0f ? x : 0.0f;
+        else if (act == ACT_LEAKY_RELU) x = x > 0.0f ? x : x * slope;
+        row[j] = x;
+      }
+    }
+  }
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t threads = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1) {
+    napi_throw_range_error(env, NULL, "openblas_matmul: threads must be a positive integer");
+    return NULL;
+  }
+  openblas_set_num_threads(threads);
+  return NULL;
+}
+
+static napi_value get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &out));
+  return out;
+}
+
+// "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64 (pthreads)"
+static napi_value describe(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const char *kinds[] = {"sequential", "pthreads", "OpenMP"};
+  int parallel = openblas_get_parallel();
+  char text[512];
+  snprintf(text, sizeof text, "%s core %s (%s)", openblas_get_config(), openblas_get_corename(),
+           parallel >= 0 && parallel <= 2 ? kinds[parallel] : "unknown threading");
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"matmul", NULL, matmul, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"describe", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

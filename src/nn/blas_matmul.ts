@@ -1,0 +1,164 @@
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The wasm backend's matMul kernels run through OpenBLAS on every core.
+ *
+ * tfjs's wasm backend is single-threaded in Node, and matMuls are ~70% of a training step. The
+ * optional native addon (src/native/openblas_matmul.c, built by `npm run build:native` when
+ * OpenBLAS is installed) multiplies tensors in place on the wasm heap with cblas_sgemm; this module
+ * registers it as the wasm BatchMatMul and _FusedMatMul kernels. Anything it does not handle (a
+ * non-float32 dtype, prelu or other fused activations) goes to the original wasm kernel.
+ */
+
+interface OpenBlasAddon {
+  matmul(
+    heap: ArrayBuffer,
+    aOff: number,
+    bOff: number,
+    outOff: number,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    biasOff: number,
+    act: number,
+    alpha: number,
+  ): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  describe(): string;
+}
+
+/** What the wasm backend object exposes that the kernels need (tfjs-backend-wasm 4.x internals). */
+interface WasmBackendInternals {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+/** Where `npm run build:native` puts the addon, relative to this file (src/nn or dist/src/nn). */
+function addonCandidates(): string[] {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const rel = 'native/build/Release/openblas_matmul.node';
+  return [`${here}../${rel}`, `${here}../../../src/${rel}`];
+}
+
+export type BlasLoad = { ok: true; addon: OpenBlasAddon; path: string } | { ok: false; why: string };
+
+/** Load the addon, or say why it cannot be used (never throws). `path` overrides the search. */
+export function loadOpenBlas(path?: string): BlasLoad {
+  const paths = path ? [path] : addonCandidates();
+  const found = paths.find((p) => existsSync(p));
+  if (!found) return { ok: false, why: `native OpenBLAS addon not built (install libopenblas-dev, then npm run build:native)` };
+  try {
+    const addon = createRequire(import.meta.url)(found) as OpenBlasAddon;
+    if (typeof addon.matmul !== 'function') return { ok: false, why: `${found} is not the OpenBLAS matMul addon` };
+    return { ok: true, addon, path: found };
+  } catch (e) {
+    return { ok: false, why: `native OpenBLAS addon did not load: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
+
+interface MatMulShape {
+  outShape: number[];
+  batchA: number;
+  batchB: number;
+  m: number;
+  n: number;
+  k: number;
+}
+
+/** tfjs's BatchMatMul shape rules (batch dims broadcast only when one side has batch 1). */
+function matMulShape(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): MatMulShape | null {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if (ra < 2 || rb < 2) return null;
+  const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+  if (k !== (tb ? b.shape[rb - 1] : b.shape[rb - 2])) return null;
+  const m = ta ? a.shape[ra - 1] : a.shape[ra - 2];
+  const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const batchA = tf.util.sizeFromShape(outerA);
+  const batchB = tf.util.sizeFromShape(outerB);
+  let outer: number[];
+  if (batchA === batchB && outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i])) outer = outerA;
+  else if (batchB === 1 && outerB.length <= outerA.length) outer = outerA;
+  else if (batchA === 1 && outerA.length <= outerB.length) outer = outerB;
+  else return null; // general broadcasting: leave it to the original kernel
+  if (m === 0 || n === 0 || k === 0) return null;
+  return { outShape: [...outer, m, n], batchA, batchB, m, n, k };
+}
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+function blasKernel(addon: OpenBlasAddon, original: tf.KernelFunc, fused: boolean): tf.KernelFunc {
+  return ((args: KernelArgs) => {
+    const { inputs, attrs = {} } = args;
+    const backend = args.backend as WasmBackendInternals;
+    const { a, b, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const ta = Boolean(attrs.transposeA);
+    const tb = Boolean(attrs.transposeB);
+    const activation = fused ? ((attrs.activation as string | undefined) ?? 'linear') : 'linear';
+    const act = ACT[activation as keyof typeof ACT];
+    const shape = a && b ? matMulShape(a, b, ta, tb) : null;
+    const biasOk = !bias || (bias.dtype === 'float32' && bias.shape.length <= 1 && tf.util.sizeFromShape(bias.shape) === shape?.n);
+    if (!a || !b || !shape || a.dtype !== 'float32' || b.dtype !== 'float32' || act === undefined || preluActivationWeights || !biasOk)
+      return original(args as Parameters<tf.KernelFunc>[0]);
+    const out = backend.makeOutput(shape.outShape, 'float32');
+    const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
+    // makeOutput may have grown the heap: take its buffer only now.
+    addon.matmul(
+      backend.wasm.HEAPU8.buffer as ArrayBuffer,
+      off(a),
+      off(b),
+      off(out),
+      shape.batchA,
+      shape.batchB,
+      shape.m,
+      shape.n,
+      shape.k,
+      ta,
+      tb,
+      bias ? off(bias) : -1,
+      act,
+      Number(attrs.leakyreluAlpha ?? 0.2),
+    );
+    return out;
+  }) as unknown as tf.KernelFunc;
+}
+
+/** Replace the wasm matMul kernels by OpenBLAS ones with `threads` threads (wasm must be active). */
+export function useOpenBlasMatMul(addon: OpenBlasAddon, threads: number): void {
+  addon.setThreads(threads);
+  for (const [name, fused] of [
+    [tf.BatchMatMul, false],
+    [tf._FusedMatMul, true],
+  ] as const) {
+    const config = tf.getKernel(name, 'wasm');
+    if (!config) throw new Error(`wasm backend has no ${name} kernel`);
+    const original = (config as { originalKernelFunc?: tf.KernelFunc }).originalKernelFunc ?? config.kernelFunc;
+    tf.unregisterKernel(name, 'wasm');
+    const replaced = { ...config, kernelFunc: blasKernel(addon, original, fused), originalKernelFunc: original };
+    tf.registerKernel(replaced as tf.KernelConfig);
+  }
+}
+
+/** Put tfjs's own wasm matMul kernels back (used by tests to compare both). */
+export function useWasmMatMul(): void {
+  for (const name of [tf.BatchMatMul, tf._FusedMatMul]) {
+    const config = tf.getKernel(name, 'wasm') as (tf.KernelConfig & { originalKernelFunc?: tf.KernelFunc }) | undefined;
+    if (!config?.originalKernelFunc) continue;
+    tf.unregisterKernel(name, 'wasm');
+    const { originalKernelFunc, ...rest } = config;
+    tf.registerKernel({ ...rest, kernelFunc: originalKernelFunc });
+  }
+}
