@@ -19,7 +19,7 @@ const NATIVE = join(ROOT, 'src', 'native');
 const strict = process.argv.includes('--strict');
 
 function give(reason: string): never {
-  process.stderr.write(`semigan: native OpenBLAS matMul not built (${reason}); the wasm backend will use 1 thread\n`);
+  process.stderr.write(`semigan: native kernels addon not built (${reason}); the wasm backend will use 1 thread\n`);
   process.exit(strict ? 1 : 0);
 }
 
@@ -50,4 +50,4 @@ if (run.status !== 0) {
   const firstError = out.split('\n').find((l) => /error/i.test(l) && !/^gyp ERR! (stack|cwd|node -v|node-gyp -v|System|command)/.test(l)) ?? `exit ${run.status}`;
   give(`node-gyp failed: ${firstError.trim()}`);
 }
-process.stderr.write(`semigan: built the OpenBLAS matMul addon (${join('src', 'native', 'build', 'Release', 'openblas_matmul.node')})\n`);
+process.stderr.write(`semigan: built the native kernels addon (${join('src', 'native', 'build', 'Release', 'semigan_native.node')})\n`);

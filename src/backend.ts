@@ -3,7 +3,9 @@ import { availableParallelism } from 'node:os';
 import { SemiganError } from './errors.js';
 import { useExplicitTransposeMatMulGrad } from './nn/matmul_grad.js';
 import { useWasmConvGrads } from './nn/conv_grad.js';
-import { loadOpenBlas, useOpenBlasMatMul, useWasmMatMul } from './nn/blas_matmul.js';
+import { useOpenBlasMatMul, useWasmMatMul } from './nn/blas_matmul.js';
+import { useInPlaceUpdates } from './nn/in_place_updates.js';
+import { loadNative } from './nn/native_addon.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -20,8 +22,8 @@ export interface BackendOptions {
    * result never depends on the other rows of its batch; OpenBLAS's agree to float32 rounding.
    */
   matmul?: MatMulChoice;
-  /** Where the OpenBLAS addon is (default: the built one); $SEMIGAN_OPENBLAS_ADDON also sets it. */
-  openBlasAddon?: string;
+  /** Where the native addon is (default: the built one); $SEMIGAN_NATIVE_ADDON also sets it. */
+  nativeAddon?: string;
 }
 
 export interface BackendInfo {
@@ -67,25 +69,28 @@ async function tryWasm(): Promise<boolean> {
 }
 
 /**
- * wasm runs one thread in Node; its matMuls (~70% of a training step) go to OpenBLAS on `threads`
- * threads when the optional addon is built. Without it, one thread, with the reason.
+ * wasm runs one thread in Node. With the optional native addon, its matMuls (~70% of a training
+ * step) go to OpenBLAS on `threads` threads, and Adam / EMA updates run in place (bit-identical).
+ * --matmul wasm keeps tfjs's own matMuls (bit-exact with earlier runs). Without the addon: one
+ * thread, and the reason.
  */
 function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threadsReason' | 'matmul'> {
   useWasmConvGrads(); // wasm has no Conv2DBackpropFilter kernel
-  const wanted = opts.threads ?? defaultThreads();
   const matmul = opts.matmul ?? 'auto';
-  const blas = matmul === 'wasm' ? ({ ok: false, why: '--matmul wasm' } as const) : loadOpenBlas(opts.openBlasAddon ?? process.env.SEMIGAN_OPENBLAS_ADDON);
-  if (!blas.ok) {
-    if (matmul === 'openblas') throw backendError(`--matmul openblas: ${blas.why}`);
+  const native = loadNative(opts.nativeAddon ?? process.env.SEMIGAN_NATIVE_ADDON);
+  useInPlaceUpdates(native.ok ? native.addon : null);
+  if (!native.ok || matmul === 'wasm') {
+    if (!native.ok && matmul === 'openblas') throw backendError(`--matmul openblas: ${native.why}`);
     useWasmMatMul(); // in case an earlier initBackend of this process installed OpenBLAS's
     useExplicitTransposeMatMulGrad(); // wasm's transposed matMul is ~17x slower than a plain one
-    return { threads: 1, threadsReason: `1 thread (${blas.why}; wasm runs one thread in Node)`, matmul: 'wasm' };
+    const why = native.ok ? '--matmul wasm' : native.why;
+    return { threads: 1, threadsReason: `1 thread (${why}; wasm runs one thread in Node)`, matmul: 'wasm' };
   }
-  useOpenBlasMatMul(blas.addon, wanted);
-  const threads = blas.addon.getThreads();
+  useOpenBlasMatMul(native.addon, opts.threads ?? defaultThreads());
+  const threads = native.addon.getThreads();
   const why = opts.threads == null ? 'every core' : '--threads';
   const over = threads > defaultThreads() ? `; more than the ${defaultThreads()} cores, threads will share them` : '';
-  return { threads, threadsReason: `${threads} thread${threads === 1 ? '' : 's'} for matMuls (${why}${over}; ${blas.addon.describe()}), other kernels on 1 wasm thread`, matmul: 'openblas' };
+  return { threads, threadsReason: `${threads} thread${threads === 1 ? '' : 's'} for matMuls (${why}${over}; ${native.addon.describe()}), other kernels on 1 wasm thread`, matmul: 'openblas' };
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The OpenBLAS matMul kernels (src/nn/blas_matmul.ts + src/native/openblas_matmul.c) against
+ * The OpenBLAS matMul kernels (src/nn/blas_matmul.ts + src/native/semigan_native.c) against
  * float64 matMuls computed here and against tfjs's own wasm kernels, and the fallback to one
  * wasm thread when the addon cannot load. Kernel registration is global, so this file (its own
  * process under node --test) is the one that switches between the two.
@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { Rng } from '../src/rng.js';
-import { loadOpenBlas, useOpenBlasMatMul, useWasmMatMul } from '../src/nn/blas_matmul.js';
+import { useOpenBlasMatMul, useWasmMatMul } from '../src/nn/blas_matmul.js';
+import { loadNative } from '../src/nn/native_addon.js';
 
 const OPENBLAS_INSTALLED = ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h'].some(existsSync);
-const blas = loadOpenBlas();
+const blas = loadNative();
 const needsAddon = { skip: !blas.ok && !OPENBLAS_INSTALLED ? `OpenBLAS not installed here (${blas.ok ? '' : blas.why})` : false };
 
 test('the addon is built wherever OpenBLAS is installed', { skip: !OPENBLAS_INSTALLED && 'OpenBLAS not installed here' }, () => {
@@ -153,17 +154,17 @@ test('the addon refuses operands outside the heap instead of reading past it', n
 });
 
 test('a missing or broken addon: one wasm thread and the reason, never a crash', async () => {
-  const missing = loadOpenBlas('/nonexistent/openblas_matmul.node');
+  const missing = loadNative('/nonexistent/semigan_native.node');
   assert.equal(missing.ok, false);
   assert.match(missing.ok ? '' : missing.why, /not built/);
 
   const dir = mkdtempSync(join(tmpdir(), 'semigan-blas-'));
-  const broken = join(dir, 'openblas_matmul.node');
+  const broken = join(dir, 'semigan_native.node');
   writeFileSync(broken, 'not a shared library');
-  const info = await initBackend('wasm', { threads: 2, openBlasAddon: broken });
+  const info = await initBackend('wasm', { threads: 2, nativeAddon: broken });
   assert.equal(info.name, 'wasm');
   assert.equal(info.threads, 1);
-  assert.match(info.threadsReason, /^1 thread \(native OpenBLAS addon did not load: .+; wasm runs one thread in Node\)$/);
+  assert.match(info.threadsReason, /^1 thread \(native kernels addon did not load: .+; wasm runs one thread in Node\)$/);
   // The wasm kernels still multiply correctly.
   const a = normal([8, 5]);
   const b = normal([5, 3]);

@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOpenBlas } from '../src/nn/blas_matmul.js';
+import { loadNative } from '../src/nn/native_addon.js';
 import type { EpochMetrics } from '../src/train/trainer.js';
 import { ok, runCli } from './lib/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'semigan-threads-'));
-const blas = loadOpenBlas();
+const blas = loadNative();
 // One iteration per "epoch": metrics.jsonl then holds the losses of every step.
 const QUICK = ['train', '--dataset', 'mnist', '--labels', '100', '--train-limit', '1000', '--test-limit', '100', '--iters-per-epoch', '1', '--epochs', '4', '--backend', 'wasm'];
 
@@ -49,14 +49,14 @@ test('2 OpenBLAS threads train like the 1-thread wasm path: the same first step 
 });
 
 test('an addon that cannot load: training runs on 1 wasm thread and says why, in one line', async () => {
-  const r = await train('fallback', ['--epochs', '1'], { SEMIGAN_OPENBLAS_ADDON: join(tmp, 'missing', 'openblas_matmul.node') });
-  assert.match(r.stderr, /^backend: wasm \([^\n]*\); 1 thread \(native OpenBLAS addon not built \(install libopenblas-dev, then npm run build:native\); wasm runs one thread in Node\)$/m);
+  const r = await train('fallback', ['--epochs', '1'], { SEMIGAN_NATIVE_ADDON: join(tmp, 'missing', 'semigan_native.node') });
+  assert.match(r.stderr, /^backend: wasm \([^\n]*\); 1 thread \(native kernels addon not built \(install libopenblas-dev, then npm run build:native\); wasm runs one thread in Node\)$/m);
   assert.equal(r.config.threadsUsed, 1);
   assert.ok(Number.isFinite(r.metrics[0].loss_lab));
   // Asking for OpenBLAS by name is an error instead.
-  const forced = await runCli([...QUICK, '--out', join(tmp, 'forced'), '--matmul', 'openblas'], { SEMIGAN_OPENBLAS_ADDON: join(tmp, 'missing.node') });
+  const forced = await runCli([...QUICK, '--out', join(tmp, 'forced'), '--matmul', 'openblas'], { SEMIGAN_NATIVE_ADDON: join(tmp, 'missing.node') });
   assert.equal(forced.code, 1);
-  assert.match(forced.stderr, /^error: --matmul openblas: native OpenBLAS addon not built/m);
+  assert.match(forced.stderr, /^error: --matmul openblas: native kernels addon not built/m);
   assert.doesNotMatch(forced.stderr, /\n\s+at .+:\d+:\d+/);
 });
 

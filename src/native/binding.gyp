@@ -1,10 +1,10 @@
 {
   "targets": [
     {
-      "target_name": "openblas_matmul",
-      "sources": ["openblas_matmul.c"],
-      "cflags": ["-O2", "-std=c11"],
-      "libraries": ["-lopenblas"]
+      "target_name": "semigan_native",
+      "sources": ["semigan_native.c"],
+      "cflags": ["-O2", "-std=c11", "-ffp-contract=off", "-fno-fast-math"],
+      "libraries": ["-lopenblas", "-lm"]
     }
   ]
 }

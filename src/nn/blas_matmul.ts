@@ -1,69 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
 
 /**
  * The wasm backend's matMul kernels run through OpenBLAS on every core.
  *
  * tfjs's wasm backend is single-threaded in Node, and matMuls are ~70% of a training step. The
- * optional native addon (src/native/openblas_matmul.c, built by `npm run build:native` when
- * OpenBLAS is installed) multiplies tensors in place on the wasm heap with cblas_sgemm; this module
+ * optional native addon (src/native/semigan_native.c, nn/native_addon.ts) multiplies tensors
+ * where they lie on the wasm heap with cblas_sgemm; this module
  * registers it as the wasm BatchMatMul and _FusedMatMul kernels. Anything it does not handle (a
  * non-float32 dtype, prelu or other fused activations) goes to the original wasm kernel.
  */
-
-interface OpenBlasAddon {
-  matmul(
-    heap: ArrayBuffer,
-    aOff: number,
-    bOff: number,
-    outOff: number,
-    batchA: number,
-    batchB: number,
-    m: number,
-    n: number,
-    k: number,
-    transposeA: boolean,
-    transposeB: boolean,
-    biasOff: number,
-    act: number,
-    alpha: number,
-  ): void;
-  setThreads(n: number): void;
-  getThreads(): number;
-  describe(): string;
-}
-
-/** What the wasm backend object exposes that the kernels need (tfjs-backend-wasm 4.x internals). */
-interface WasmBackendInternals {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
-
-/** Where `npm run build:native` puts the addon, relative to this file (src/nn or dist/src/nn). */
-function addonCandidates(): string[] {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const rel = 'native/build/Release/openblas_matmul.node';
-  return [`${here}../${rel}`, `${here}../../../src/${rel}`];
-}
-
-export type BlasLoad = { ok: true; addon: OpenBlasAddon; path: string } | { ok: false; why: string };
-
-/** Load the addon, or say why it cannot be used (never throws). `path` overrides the search. */
-export function loadOpenBlas(path?: string): BlasLoad {
-  const paths = path ? [path] : addonCandidates();
-  const found = paths.find((p) => existsSync(p));
-  if (!found) return { ok: false, why: `native OpenBLAS addon not built (install libopenblas-dev, then npm run build:native)` };
-  try {
-    const addon = createRequire(import.meta.url)(found) as OpenBlasAddon;
-    if (typeof addon.matmul !== 'function') return { ok: false, why: `${found} is not the OpenBLAS matMul addon` };
-    return { ok: true, addon, path: found };
-  } catch (e) {
-    return { ok: false, why: `native OpenBLAS addon did not load: ${(e as Error).message.split('\n')[0]}` };
-  }
-}
 
 const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
 
@@ -100,7 +46,7 @@ function matMulShape(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolea
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
-function blasKernel(addon: OpenBlasAddon, original: tf.KernelFunc, fused: boolean): tf.KernelFunc {
+function blasKernel(addon: NativeAddon, original: tf.KernelFunc, fused: boolean): tf.KernelFunc {
   return ((args: KernelArgs) => {
     const { inputs, attrs = {} } = args;
     const backend = args.backend as WasmBackendInternals;
@@ -113,8 +59,8 @@ function blasKernel(addon: OpenBlasAddon, original: tf.KernelFunc, fused: boolea
     const biasOk = !bias || (bias.dtype === 'float32' && bias.shape.length <= 1 && tf.util.sizeFromShape(bias.shape) === shape?.n);
     if (!a || !b || !shape || a.dtype !== 'float32' || b.dtype !== 'float32' || act === undefined || preluActivationWeights || !biasOk)
       return original(args as Parameters<tf.KernelFunc>[0]);
-    const out = backend.makeOutput(shape.outShape, 'float32');
-    const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
+    const out = backend.makeOutput(shape.outShape, 'float32') as tf.TensorInfo;
+    const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
     // makeOutput may have grown the heap: take its buffer only now.
     addon.matmul(
       backend.wasm.HEAPU8.buffer as ArrayBuffer,
@@ -137,7 +83,7 @@ function blasKernel(addon: OpenBlasAddon, original: tf.KernelFunc, fused: boolea
 }
 
 /** Replace the wasm matMul kernels by OpenBLAS ones with `threads` threads (wasm must be active). */
-export function useOpenBlasMatMul(addon: OpenBlasAddon, threads: number): void {
+export function useOpenBlasMatMul(addon: NativeAddon, threads: number): void {
   addon.setThreads(threads);
   for (const [name, fused] of [
     [tf.BatchMatMul, false],

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Params } from '../nn/params.js';
+import { adamInPlace } from '../nn/in_place_updates.js';
 
 /**
  * Adam over a Params record, as the official improved-gan code (eps inside the square root:
@@ -43,12 +44,14 @@ export class Adam {
     const t = ++this.state.t;
     const c1 = 1 - beta1 ** t;
     const c2 = 1 - beta2 ** t;
+    const step = { beta1, beta2, lrOverC1: lr / c1, c2, epsilon };
     tf.tidy(() => {
       for (const name of this.params.trainable) {
         const g = grads[name];
         if (!g) throw new Error(`Adam: no gradient for ${name}`);
         const m = this.state.m[name];
         const v = this.state.v[name];
+        if (adamInPlace(this.params.vars[name], m, v, g, step)) continue; // the same numbers, natively
         m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
         v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
         const p = this.params.vars[name];

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Params, Tensors } from '../nn/params.js';
+import { emaInPlace } from '../nn/in_place_updates.js';
 
 /**
  * Exponential moving average of D's trainable weights; the averaged D is what is evaluated and
@@ -24,7 +25,10 @@ export class Ema {
     this.steps++;
     const d = this.decay;
     tf.tidy(() => {
-      for (const [name, s] of Object.entries(this.shadow)) s.assign(s.mul(d).add(this.params.vars[name].mul(1 - d)));
+      for (const [name, s] of Object.entries(this.shadow)) {
+        const p = this.params.vars[name];
+        if (!emaInPlace(s, p, d)) s.assign(s.mul(d).add(p.mul(1 - d)));
+      }
     });
   }
 

@@ -1,0 +1,63 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The optional native addon (src/native/semigan_native.c, built by `npm install` or
+ * `npm run build:native` when OpenBLAS is installed): OpenBLAS matMuls and in-place Adam / EMA
+ * updates on tensors in the tfjs wasm backend's heap. Without it, everything runs on tfjs's own
+ * wasm kernels.
+ */
+export interface NativeAddon {
+  matmul(
+    heap: ArrayBuffer,
+    aOff: number,
+    bOff: number,
+    outOff: number,
+    batchA: number,
+    batchB: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    biasOff: number,
+    act: number,
+    alpha: number,
+  ): void;
+  adam(heap: ArrayBuffer, pOff: number, mOff: number, vOff: number, gOff: number, n: number, beta1: number, beta2: number, lrOverC1: number, c2: number, eps: number): void;
+  ema(heap: ArrayBuffer, sOff: number, pOff: number, n: number, decay: number): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  describe(): string;
+}
+
+/** Where the build puts the addon, relative to this file (src/nn or dist/src/nn). */
+function addonCandidates(): string[] {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const rel = 'native/build/Release/semigan_native.node';
+  return [`${here}../${rel}`, `${here}../../../src/${rel}`];
+}
+
+export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; why: string };
+
+/** Load the addon, or say why it cannot be used (never throws). `path` overrides the search. */
+export function loadNative(path?: string): NativeLoad {
+  const paths = path ? [path] : addonCandidates();
+  const found = paths.find((p) => existsSync(p));
+  if (!found) return { ok: false, why: 'native kernels addon not built (install libopenblas-dev, then npm run build:native)' };
+  try {
+    const addon = createRequire(import.meta.url)(found) as NativeAddon;
+    if (typeof addon.matmul !== 'function' || typeof addon.adam !== 'function') return { ok: false, why: `${found} is not semigan's native kernels addon` };
+    return { ok: true, addon, path: found };
+  } catch (e) {
+    return { ok: false, why: `native kernels addon did not load: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** What the wasm backend object exposes that native kernels need (tfjs-backend-wasm 4.x internals). */
+export interface WasmBackendInternals {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number; refCount: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): { dataId: object; shape: number[]; dtype: string };
+}
