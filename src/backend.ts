@@ -1,11 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import { SemiganError } from './errors.js';
+import { useNativeNormal } from './rng.js';
 import { useExplicitTransposeMatMulGrad } from './nn/matmul_grad.js';
 import { useWasmConvGrads } from './nn/conv_grad.js';
 import { useOpenBlasMatMul, useWasmMatMul } from './nn/blas_matmul.js';
 import { useInPlaceUpdates } from './nn/in_place_updates.js';
 import { loadNative } from './nn/native_addon.js';
+import { useNativeSum, useWasmSum } from './nn/native_sum.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -70,7 +72,8 @@ async function tryWasm(): Promise<boolean> {
 
 /**
  * wasm runs one thread in Node. With the optional native addon, its matMuls (~70% of a training
- * step) go to OpenBLAS on `threads` threads, and Adam / EMA updates run in place (bit-identical).
+ * step) go to OpenBLAS on `threads` threads; Adam / EMA updates, sums over leading axes and the
+ * noise sampler run natively (bit-identical).
  * --matmul wasm keeps tfjs's own matMuls (bit-exact with earlier runs). Without the addon: one
  * thread, and the reason.
  */
@@ -78,7 +81,11 @@ function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threads
   useWasmConvGrads(); // wasm has no Conv2DBackpropFilter kernel
   const matmul = opts.matmul ?? 'auto';
   const native = loadNative(opts.nativeAddon ?? process.env.SEMIGAN_NATIVE_ADDON);
+  // Bit-identical to tfjs's own kernels, so used whatever --matmul says.
   useInPlaceUpdates(native.ok ? native.addon : null);
+  useNativeNormal(native.ok ? native.addon : null);
+  if (native.ok) useNativeSum(native.addon);
+  else useWasmSum();
   if (!native.ok || matmul === 'wasm') {
     if (!native.ok && matmul === 'openblas') throw backendError(`--matmul openblas: ${native.why}`);
     useWasmMatMul(); // in case an earlier initBackend of this process installed OpenBLAS's

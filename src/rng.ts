@@ -8,6 +8,23 @@
  */
 export type RngState = [number, number, number, number];
 
+/**
+ * The ziggurat's common case in native code (the optional addon, src/native/semigan_native.c):
+ * fills out[from..] until a draw needs the slow path, returns its index with the draw in
+ * state[4]; state[0..3] is the generator. Same arithmetic, so the same numbers, ~4x faster.
+ */
+export interface NativeNormal {
+  setZiggurat(k: Float64Array, w: Float64Array): void;
+  fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
+}
+let nativeNormal: NativeNormal | null = null;
+
+/** Use the native sampler (or, with null, JavaScript only) in every Rng from now on. */
+export function useNativeNormal(native: NativeNormal | null): void {
+  native?.setZiggurat(ZIGGURAT.k, ZIGGURAT.w);
+  nativeNormal = native;
+}
+
 export class Rng {
   private a: number;
   private b: number;
@@ -73,6 +90,7 @@ export class Rng {
    * avoids the correlation of the original single-bits version.
    */
   fillNormal(out: Float32Array, std = 1): Float32Array {
+    if (nativeNormal) return this.fillNormalNative(nativeNormal, out, std);
     const { k, w } = ZIGGURAT;
     for (let i = 0; i < out.length; i++) {
       const u = this.nextUint32();
@@ -81,6 +99,21 @@ export class Rng {
       out[i] = (Math.abs(j) < k[layer] ? j * w[layer] : this.normalSlow(j, layer)) * std;
     }
     return out;
+  }
+
+  private readonly nativeState = new Uint32Array(5);
+
+  /** fillNormal with the common case in native code, the slow path here (it draws more). */
+  private fillNormalNative(native: NativeNormal, out: Float32Array, std: number): Float32Array {
+    const st = this.nativeState;
+    for (let i = 0; ; i++) {
+      [st[0], st[1], st[2], st[3]] = this.getState();
+      i = native.fillNormal(out, i, st, std);
+      this.setState([st[0], st[1], st[2], st[3]]);
+      if (i >= out.length) return out;
+      const u = st[4];
+      out[i] = this.normalSlow((u | 0) >> 7, u & 127) * std;
+    }
   }
 
   /** The ziggurat's rare cases: the tail beyond R (layer 0) and the wedges between layers. */

@@ -1,6 +1,8 @@
 // Native kernels on tensors that live in the tfjs wasm backend's heap:
 //  - matmul: OpenBLAS sgemm. The wasm backend (XNNPACK) runs one thread in Node; OpenBLAS uses
 //    every core with native AVX kernels.
+//  - sum_rows: sums over leading axes without tfjs's transpose, in tfjs's order (bit-identical).
+//  - fill_normal: the common case of the seeded normal sampler (src/rng.ts), bit-identical.
 //  - adam, ema: the optimizer and weight-average updates in one pass, in place, instead of ~13
 //    and 3 tfjs kernel calls per parameter. Same float32 operations in the same order as the tfjs
 //    code they replace (src/train/adam.ts, ema.ts), each correctly rounded (no FMA contraction,
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #define CHECK(call)                                                               \
   do {                                                                            \
@@ -166,6 +169,111 @@ static napi_value ema(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// sum_rows(heap, xOff, outOff, rows, cols): out[c] = x[0][c] + x[1][c] + ... in row order, a
+// float32 accumulator per column, which is the order tfjs's wasm Sum uses after it transposes the
+// reduced axes innermost; here without the transpose.
+static napi_value sum_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) {
+    napi_throw_type_error(env, NULL, "semigan_native.sumRows: expected 5 arguments");
+    return NULL;
+  }
+  void *heap = NULL;
+  size_t heap_bytes = 0;
+  CHECK(napi_get_arraybuffer_info(env, argv[0], &heap, &heap_bytes));
+  int64_t x_off, out_off, rows, cols;
+  CHECK(napi_get_value_int64(env, argv[1], &x_off));
+  CHECK(napi_get_value_int64(env, argv[2], &out_off));
+  CHECK(napi_get_value_int64(env, argv[3], &rows));
+  CHECK(napi_get_value_int64(env, argv[4], &cols));
+  if (rows < 1 || cols < 1 || !in_heap(x_off, rows * cols, heap_bytes) || !in_heap(out_off, cols, heap_bytes)) {
+    napi_throw_range_error(env, NULL, "semigan_native.sumRows: operand outside the heap or bad shape");
+    return NULL;
+  }
+  const float *x = (const float *)((char *)heap + x_off);
+  float *out = (float *)((char *)heap + out_off);
+  for (int64_t c = 0; c < cols; c++) out[c] = 0.0f;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    for (int64_t c = 0; c < cols; c++) out[c] += row[c];
+  }
+  return NULL;
+}
+
+// The ziggurat normal sampler of src/rng.ts (sfc32 draws, 128 layers), its common case only:
+// fill_normal(out, from, state, std) fills out[from..] until it meets a draw that needs the
+// ziggurat's slow path (tail or wedge, ~1.2%); it returns that index, with the draw in state[4],
+// and JavaScript computes that value (its Math.log / Math.exp) before calling again. state[0..3]
+// is the generator, read and written back. The arithmetic is JavaScript's (double, one rounding
+// to float32 at the end), so the numbers are bit-identical.
+static double zig_k[128], zig_w[128];
+static bool zig_ready = false;
+
+static napi_value set_ziggurat(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double *tables[2] = {zig_k, zig_w};
+  for (int t = 0; t < 2; t++) {
+    napi_typedarray_type type;
+    size_t len;
+    void *data;
+    if (argc != 2 || napi_get_typedarray_info(env, argv[t], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_float64_array || len != 128) {
+      napi_throw_type_error(env, NULL, "semigan_native.setZiggurat: expected two Float64Arrays of 128");
+      return NULL;
+    }
+    memcpy(tables[t], data, sizeof zig_k);
+  }
+  zig_ready = true;
+  return NULL;
+}
+
+static napi_value fill_normal(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type out_type, st_type;
+  size_t n, st_len;
+  void *out_data, *st_data;
+  int64_t from;
+  double std_;
+  if (argc != 4 || !zig_ready || napi_get_typedarray_info(env, argv[0], &out_type, &n, &out_data, NULL, NULL) != napi_ok ||
+      out_type != napi_float32_array || napi_get_value_int64(env, argv[1], &from) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &st_type, &st_len, &st_data, NULL, NULL) != napi_ok ||
+      st_type != napi_uint32_array || st_len != 5 || napi_get_value_double(env, argv[3], &std_) != napi_ok || from < 0) {
+    napi_throw_type_error(env, NULL, "semigan_native.fillNormal: expected (Float32Array, from, Uint32Array(5), std) after setZiggurat");
+    return NULL;
+  }
+  float *out = (float *)out_data;
+  uint32_t *st = (uint32_t *)st_data;
+  uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+  size_t i = (size_t)from;
+  for (; i < n; i++) {
+    const uint32_t u = a + b + d; // sfc32, as Rng.nextUint32
+    d = d + 1;
+    a = b ^ (b >> 9);
+    b = c + (c << 3);
+    c = (c << 21) | (c >> 11);
+    c = c + u;
+    const int layer = (int)(u & 127);
+    const int32_t j = ((int32_t)u) >> 7;
+    if (!(fabs((double)j) < zig_k[layer])) {
+      st[4] = u;
+      break;
+    }
+    out[i] = (float)(((double)j * zig_w[layer]) * std_);
+  }
+  st[0] = a;
+  st[1] = b;
+  st[2] = c;
+  st[3] = d;
+  napi_value ret;
+  CHECK(napi_create_int64(env, (int64_t)i, &ret));
+  return ret;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -204,6 +312,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"matmul", NULL, matmul, NULL, NULL, NULL, napi_default, NULL},
       {"adam", NULL, adam, NULL, NULL, NULL, napi_default, NULL},
       {"ema", NULL, ema, NULL, NULL, NULL, napi_default, NULL},
+      {"sumRows", NULL, sum_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"setZiggurat", NULL, set_ziggurat, NULL, NULL, NULL, napi_default, NULL},
+      {"fillNormal", NULL, fill_normal, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"describe", NULL, describe, NULL, NULL, NULL, napi_default, NULL},

@@ -27,6 +27,9 @@ export interface NativeAddon {
   ): void;
   adam(heap: ArrayBuffer, pOff: number, mOff: number, vOff: number, gOff: number, n: number, beta1: number, beta2: number, lrOverC1: number, c2: number, eps: number): void;
   ema(heap: ArrayBuffer, sOff: number, pOff: number, n: number, decay: number): void;
+  sumRows(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, cols: number): void;
+  setZiggurat(k: Float64Array, w: Float64Array): void;
+  fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
   setThreads(n: number): void;
   getThreads(): number;
   describe(): string;
@@ -48,7 +51,7 @@ export function loadNative(path?: string): NativeLoad {
   if (!found) return { ok: false, why: 'native kernels addon not built (install libopenblas-dev, then npm run build:native)' };
   try {
     const addon = createRequire(import.meta.url)(found) as NativeAddon;
-    if (typeof addon.matmul !== 'function' || typeof addon.adam !== 'function') return { ok: false, why: `${found} is not semigan's native kernels addon` };
+    if (typeof addon.matmul !== 'function' || typeof addon.adam !== 'function' || typeof addon.sumRows !== 'function' || typeof addon.fillNormal !== 'function') return { ok: false, why: `${found} is not semigan's native kernels addon` };
     return { ok: true, addon, path: found };
   } catch (e) {
     return { ok: false, why: `native kernels addon did not load: ${(e as Error).message.split('\n')[0]}` };
