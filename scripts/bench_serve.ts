@@ -5,7 +5,7 @@
  * process. Then in-process Classifier.predict rates at batch 1 and 256 for comparison.
  *
  *   npx tsc -p . && node dist/scripts/bench_serve.js [MODEL_DIR] [--duration 10] [--connections 1,16,64]
- *       [--workers 1,2] [--max-batch 64] [--max-wait-ms 2] [--backend wasm] [--check]
+ *       [--workers 1,2] [--max-batch 64] [--max-wait-ms 2] [--backend wasm] [--matmul auto|wasm] [--threads N] [--check]
  *
  * Without MODEL_DIR a tiny model is trained and exported first (~15 s; speed does not depend on
  * how long the model was trained: the network is the same). Prints markdown tables. --check
@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
-import { initBackend, type BackendChoice } from '../src/backend.js';
+import { initBackend, type BackendChoice, type MatMulChoice } from '../src/backend.js';
 import { readIdxImages } from '../src/data/idx.js';
 import { Classifier } from '../src/serve/classifier.js';
 import { scalePixels } from '../src/serve/preprocess.js';
@@ -40,6 +40,8 @@ const { values, positionals } = parseArgs({
     'max-wait-ms': { type: 'string', default: '2' },
     images: { type: 'string', default: '256' },
     backend: { type: 'string', default: 'wasm' },
+    matmul: { type: 'string', default: 'auto' }, // wasm: tfjs's own single-threaded matMuls (as before OpenBLAS)
+    threads: { type: 'string' }, // matMul threads per server process (default: cores / workers)
     check: { type: 'boolean', default: false },
   },
 });
@@ -86,7 +88,7 @@ interface Server {
 }
 
 function startServer(workers: number): Promise<Server> {
-  const args = ['serve', modelDir, '--port', '0', '--workers', String(workers), '--backend', values.backend!, '--max-batch', values['max-batch']!, '--max-wait-ms', values['max-wait-ms']!];
+  const args = ['serve', modelDir, '--port', '0', '--workers', String(workers), '--backend', values.backend!, '--max-batch', values['max-batch']!, '--max-wait-ms', values['max-wait-ms']!, '--matmul', values.matmul!, ...(values.threads ? ['--threads', values.threads] : [])];
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b) => (err += b));
@@ -188,11 +190,12 @@ async function rate(fn: () => unknown, per: number, seconds: number): Promise<nu
   }
   return (calls * per) / ((performance.now() - t0) / 1000);
 }
-const backend = await initBackend(values.backend as BackendChoice);
+const backend = await initBackend(values.backend as BackendChoice, { matmul: values.matmul as MatMulChoice, threads: values.threads ? Number(values.threads) : null });
 const classifier = await Classifier.load(modelDir);
 const x = scalePixels(img.pixels.subarray(0, 256 * 784));
 const inProcess = [
   ['Classifier.predict, batch 1', await rate(() => classifier.predict(x.subarray(0, 784), 1), 1, Math.min(duration, 5))],
+  ['Classifier.predict, batch 64', await rate(() => classifier.predict(x.subarray(0, 64 * 784), 64), 64, Math.min(duration, 5))],
   ['Classifier.predict, batch 256', await rate(() => classifier.predict(x, 256), 256, Math.min(duration, 5))],
 ] as const;
 classifier.dispose();
@@ -200,7 +203,7 @@ if (tmp) rmSync(tmp, { recursive: true, force: true });
 
 // ---- report ----
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
-console.log(`\n${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}; backend ${backend.name}; ` +
+console.log(`\n${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}; backend ${backend.name}, in-process ${backend.threadsReason}; ` +
   `${duration} s per run, single 28x28 PNG per request, max batch ${values['max-batch']}, max wait ${values['max-wait-ms']} ms; load generator (autocannon) on the same machine\n`);
 console.log('| server | concurrency | predictions/s | p50 ms | p90 ms | p99 ms | mean rows per model call | failed |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');

@@ -101,6 +101,12 @@ test('BatchMatMul on OpenBLAS equals a float64 matMul (within float32 rounding) 
         assertWithinRounding(got, reference(a, b, tA, tB), `batch [${ba}]x[${bb}] tA=${tA} tB=${tB}`);
         tf.dispose([a, b, got]);
       }
+  // Large enough (>= 100M multiply-adds) to run on both threads, and with m = 1 (the wasm kernel).
+  for (const [m2, k2, n2] of [[400, 512, 512], [1, 300, 29]]) {
+    const a = normal([m2, k2]);
+    const b = normal([k2, n2]);
+    assertWithinRounding(tf.matMul(a, b), reference(a, b, false, false), `[${m2}, ${k2}] x [${k2}, ${n2}]`);
+  }
 });
 
 test('_FusedMatMul on OpenBLAS (bias + relu / leaky relu / linear) equals the wasm kernel; prelu falls back to it', needsAddon, async () => {
@@ -148,9 +154,9 @@ test('setThreads: the addon reports what it was given', needsAddon, () => {
 test('the addon refuses operands outside the heap instead of reading past it', needsAddon, () => {
   assert.ok(blas.ok);
   const heap = new ArrayBuffer(1024);
-  assert.throws(() => blas.addon.matmul(heap, 0, 512, 1000, 1, 1, 4, 4, 4, false, false, -1, 0, 0), /outside the heap/);
-  assert.throws(() => blas.addon.matmul(heap, 0, 64, 128, 1, 1, 4, 4, 0, false, false, -1, 0, 0), /bad shape/);
-  blas.addon.matmul(heap, 0, 64, 128, 1, 1, 4, 4, 4, false, false, -1, 0, 0); // inside: fine
+  assert.throws(() => blas.addon.matmul(heap, 0, 512, 1000, 1, 1, 4, 4, 4, false, false, -1, 0, 0, 1), /outside the heap/);
+  assert.throws(() => blas.addon.matmul(heap, 0, 64, 128, 1, 1, 4, 4, 0, false, false, -1, 0, 0, 1), /bad shape/);
+  blas.addon.matmul(heap, 0, 64, 128, 1, 1, 4, 4, 4, false, false, -1, 0, 0, 1); // inside: fine
 });
 
 test('a missing or broken addon: one wasm thread and the reason, never a crash', async () => {

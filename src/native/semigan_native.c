@@ -27,14 +27,24 @@
   } while (0)
 
 enum { ARG_HEAP, ARG_A, ARG_B, ARG_OUT, ARG_BATCH_A, ARG_BATCH_B, ARG_M, ARG_N, ARG_K, ARG_TA, ARG_TB,
-       ARG_BIAS, ARG_ACT, ARG_ALPHA, N_ARGS };
+       ARG_BIAS, ARG_ACT, ARG_ALPHA, ARG_THREADS, N_ARGS };
 enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY_RELU = 2 };
 
 static bool in_heap(int64_t off, int64_t floats, size_t heap_bytes) {
   return off >= 0 && floats >= 0 && (uint64_t)(off + floats * 4) <= heap_bytes && off % 4 == 0;
 }
 
-// matmul(heap, aOff, bOff, outOff, batchA, batchB, m, n, k, transposeA, transposeB, biasOff, act, alpha)
+// The thread count OpenBLAS was last set to (setting it costs little, but only when it changes).
+static int current_threads = 0;
+
+static void use_threads(int threads) {
+  if (threads != current_threads) {
+    openblas_set_num_threads(threads);
+    current_threads = threads;
+  }
+}
+
+// matmul(heap, aOff, bOff, outOff, batchA, batchB, m, n, k, transposeA, transposeB, biasOff, act, alpha, threads)
 // a: [batchA, m, k] ([batchA, k, m] when transposed), b: [batchB, k, n] ([batchB, n, k] when
 // transposed), out: [max(batchA, batchB), m, n]; a batch of 1 broadcasts. Offsets are bytes into
 // the heap. Epilogue: biasOff (-1: none) points at n floats added to every row, then act.
@@ -43,7 +53,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   napi_value argv[N_ARGS];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != N_ARGS) {
-    napi_throw_type_error(env, NULL, "semigan_native: expected 14 arguments");
+    napi_throw_type_error(env, NULL, "semigan_native: expected 15 arguments");
     return NULL;
   }
   void *heap = NULL;
@@ -65,6 +75,9 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_bool(env, argv[ARG_TB], &tb));
   double alpha;
   CHECK(napi_get_value_double(env, argv[ARG_ALPHA], &alpha));
+  int32_t threads;
+  CHECK(napi_get_value_int32(env, argv[ARG_THREADS], &threads));
+  if (threads < 1) threads = 1;
 
   const int64_t batch = batch_a > batch_b ? batch_a : batch_b;
   const bool shapes_ok = m > 0 && n > 0 && k > 0 && batch_a > 0 && batch_b > 0 &&
@@ -76,6 +89,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "semigan_native: operand outside the heap or bad shape");
     return NULL;
   }
+  use_threads(threads);
   char *base = (char *)heap;
   const float *bias = bias_off == -1 ? NULL : (const float *)(base + bias_off);
   for (int64_t i = 0; i < batch; i++) {
@@ -283,7 +297,7 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "semigan_native: threads must be a positive integer");
     return NULL;
   }
-  openblas_set_num_threads(threads);
+  use_threads(threads);
   return NULL;
 }
 

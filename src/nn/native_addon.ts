@@ -24,6 +24,7 @@ export interface NativeAddon {
     biasOff: number,
     act: number,
     alpha: number,
+    threads: number,
   ): void;
   adam(heap: ArrayBuffer, pOff: number, mOff: number, vOff: number, gOff: number, n: number, beta1: number, beta2: number, lrOverC1: number, c2: number, eps: number): void;
   ema(heap: ArrayBuffer, sOff: number, pOff: number, n: number, decay: number): void;
