@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import { readRun, loadGenerator } from '../src/eval/run_model.js';
+import { readRun, loadGenerator } from '../src/train/run_dir.js';
 import { generateImages } from '../src/eval/generate.js';
 import { sampleQuality } from '../src/eval/sample_quality.js';
 

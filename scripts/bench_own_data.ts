@@ -28,7 +28,8 @@ import { mapLimit } from '../src/data/map_limit.js';
 import type { TrainData } from '../src/data/prepare.js';
 import { buildModelForConfig } from '../src/models/presets.js';
 import { validateConfig, type TrainConfig } from '../src/train/config.js';
-import { Trainer, type TrainResult } from '../src/train/trainer.js';
+import { Trainer } from '../src/train/trainer.js';
+import type { TrainResult } from '../src/train/run_dir.js';
 import { Rng } from '../src/rng.js';
 import { disposeParams } from '../src/nn/params.js';
 

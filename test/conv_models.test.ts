@@ -27,7 +27,7 @@ import type { GanModel } from '../src/models/model.js';
 import { prepareData, type TrainData } from '../src/data/prepare.js';
 import { validateConfig, type TrainConfig } from '../src/train/config.js';
 import { Trainer } from '../src/train/trainer.js';
-import { loadEmaDiscriminator, readRun } from '../src/eval/run_model.js';
+import { loadEmaDiscriminator, readRun } from '../src/train/run_dir.js';
 import { exportRun } from '../src/export/exporter.js';
 
 let tmp: string;

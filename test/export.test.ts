@@ -18,13 +18,13 @@ import sharp from 'sharp';
 import { initBackend } from '../src/backend.js';
 import { prepareTestData } from '../src/data/prepare.js';
 import type { Dataset } from '../src/data/dataset.js';
-import { loadEmaDiscriminator, readRun } from '../src/eval/run_model.js';
+import { loadEmaDiscriminator, readRun } from '../src/train/run_dir.js';
 import type { ClassificationReport } from '../src/eval/metrics.js';
 import type { ClassifierMetadata, ImagePreprocessing } from '../src/export/metadata.js';
 import { Classifier, predictionsFromLogits } from '../src/serve/classifier.js';
 import { decodePngFast, imageToInput } from '../src/serve/preprocess.js';
 import type { PredictOutput } from '../src/commands/predict.js';
-import type { TrainResult } from '../src/train/trainer.js';
+import type { TrainResult } from '../src/train/run_dir.js';
 import { SEMIGAN_VERSION } from '../src/version.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));

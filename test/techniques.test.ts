@@ -23,7 +23,8 @@ import type { ApplyOptions, GanModel } from '../src/models/model.js';
 import { buildModelForConfig } from '../src/models/presets.js';
 import { prepareData, type TrainData } from '../src/data/prepare.js';
 import { validateConfig, type TrainConfig } from '../src/train/config.js';
-import { Trainer, type EpochMetrics } from '../src/train/trainer.js';
+import { Trainer } from '../src/train/trainer.js';
+import type { EpochMetrics } from '../src/train/run_dir.js';
 
 let tmp: string;
 let data: TrainData;

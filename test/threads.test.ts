@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNative } from '../src/nn/native_addon.js';
-import type { EpochMetrics } from '../src/train/trainer.js';
+import type { EpochMetrics } from '../src/train/run_dir.js';
 import { ok, runCli } from './lib/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'semigan-threads-'));

@@ -17,7 +17,8 @@ import { initBackend } from '../src/backend.js';
 import { prepareData } from '../src/data/prepare.js';
 import { buildModelForConfig } from '../src/models/presets.js';
 import { validateConfig, type TrainConfig } from '../src/train/config.js';
-import { Trainer, type CheckpointMeta, type EpochMetrics, type TrainResult } from '../src/train/trainer.js';
+import { Trainer } from '../src/train/trainer.js';
+import type { CheckpointMeta, EpochMetrics, TrainResult } from '../src/train/run_dir.js';
 import { readCheckpoint, type Checkpoint } from '../src/train/checkpoint.js';
 import type { ClassificationReport } from '../src/eval/metrics.js';
 

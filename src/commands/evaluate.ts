@@ -9,7 +9,7 @@ import { validateConfig, type TrainConfig } from '../train/config.js';
 import { configError } from '../errors.js';
 import { argmaxRows, classificationReport, type ClassificationReport } from '../eval/metrics.js';
 import { predictClasses } from '../eval/predict.js';
-import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
+import { loadEmaDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { isModelDir, type ClassifierMetadata } from '../export/metadata.js';
 import { Classifier } from '../serve/classifier.js';
 
@@ -38,7 +38,7 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Class
     throw configError(`--data and --data-dir are for exported models; ${runDir} is a run, evaluated on its own test split (${ckpt.meta.config.dataset})`);
   }
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
-  const config = validateConfig(ckpt.meta.config as unknown as Record<string, unknown>); // fills options added since the run
+  const config = runConfig(ckpt.meta);
   const test = await loadTestData({ ...config, testLimit: opts.testLimit ?? config.testLimit });
   const { model, weights } = loadEmaDiscriminator(ckpt);
   try {

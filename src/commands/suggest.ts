@@ -5,12 +5,11 @@ import { loadData } from '../data/load.js';
 import { dataError } from '../errors.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
-import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
+import { loadEmaDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { rankByUncertainty, suggestionsCsv, type SuggestCriterion, type Suggestion } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
 import { parseDataSpec } from '../data/spec.js';
 import { dirname, resolve } from 'node:path';
-import { validateConfig } from '../train/config.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
@@ -30,7 +29,7 @@ export interface SuggestOptions {
 export async function suggestCommand(runDir: string, opts: SuggestOptions): Promise<{ unlabeled: number; suggestions: Suggestion[] }> {
   const ckpt = readRun(runDir);
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
-  const config = validateConfig(ckpt.meta.config as unknown as Record<string, unknown>);
+  const config = runConfig(ckpt.meta);
   const data = await loadData(config, log);
   const isLabeled = new Uint8Array(data.train.n);
   for (const r of data.labeled) isLabeled[r] = 1;

@@ -1,11 +1,10 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { describeBackend, initBackend } from '../backend.js';
 import { loadData } from '../data/load.js';
 import { autoPreset, buildModelForConfig } from '../models/presets.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
-import { CHECKPOINT_FILE, METRICS_FILE, Trainer, type TrainResult } from '../train/trainer.js';
-import { readRun } from '../eval/run_model.js';
+import { Trainer } from '../train/trainer.js';
+import { claimRunDir, readRun, writeRunConfig, type TrainResult } from '../train/run_dir.js';
 import { configError } from '../errors.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
@@ -49,18 +48,9 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
     mkdirSync(config.out, { recursive: true });
     trainer.initialize();
   }
-  writeFileSync(join(config.out, 'config.json'), JSON.stringify({ ...config, data: data.summary, backend: backend.name, threadsUsed: backend.threads, matmulUsed: backend.matmul }, null, 2) + '\n');
+  writeRunConfig(config.out, config, { data: data.summary, backend: backend.name, threadsUsed: backend.threads, matmulUsed: backend.matmul });
   log(`model: ${config.preset}, mode ${config.mode}, ${config.epochs} epochs -> ${config.out}`);
   const result = await trainer.run();
   trainer.dispose();
   return result;
-}
-
-/** A fresh run must not mix its metrics and checkpoint with an earlier run's. */
-function claimRunDir(out: string, overwrite: boolean): void {
-  if (!existsSync(join(out, CHECKPOINT_FILE)) && !existsSync(join(out, METRICS_FILE))) return;
-  if (!overwrite) {
-    throw configError(`${out} already holds a run; continue it with --resume ${out}, start over with --overwrite, or pick another --out`);
-  }
-  for (const f of [CHECKPOINT_FILE, METRICS_FILE, 'result.json', 'config.json', 'samples']) rmSync(join(out, f), { recursive: true, force: true });
 }

@@ -9,7 +9,7 @@
  * the K class logits; the "generated" class's logit is the constant 0 and is not stored.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SemiganError } from '../errors.js';
@@ -20,9 +20,8 @@ import { trunkConvs, type ConvStep } from '../models/conv_gan.js';
 import { convSmallTrunk } from '../models/conv_small.js';
 import { convLargeTrunk } from '../models/conv_large.js';
 import type { Tensors } from '../nn/params.js';
-import { loadEmaDiscriminator, readRun } from '../eval/run_model.js';
+import { loadEmaDiscriminator, readMetrics, readResult, readRun, runConfig, METRICS_FILE, RESULT_FILE, type CheckpointMeta } from '../train/run_dir.js';
 import type { Checkpoint } from '../train/checkpoint.js';
-import { METRICS_FILE, type CheckpointMeta, type EpochMetrics, type TrainResult } from '../train/trainer.js';
 import { SEMIGAN_VERSION } from '../version.js';
 import { fsyncDir, writeFileSynced } from '../fsutil.js';
 import {
@@ -36,7 +35,6 @@ import {
   type Preprocessing,
 } from './metadata.js';
 import { parseBackground } from '../data/load.js';
-import { validateConfig } from '../train/config.js';
 
 const exportError = (msg: string) => new SemiganError('SEMIGAN_ERR_EXPORT', msg);
 
@@ -150,37 +148,28 @@ export function buildConvClassifierModel(d: Tensors, inputShape: [number, number
 
 /** The run's test metrics of the checkpointed EMA weights: result.json if it is for this checkpoint, else the matching metrics.jsonl line. */
 export function runTestMetrics(runDir: string, meta: CheckpointMeta): ClassifierMetadata['metrics'] {
-  const resultPath = join(runDir, 'result.json');
-  if (existsSync(resultPath)) {
-    const r = JSON.parse(readFileSync(resultPath, 'utf8')) as TrainResult;
-    if (r.step === meta.step) {
-      return {
-        source: 'result.json',
-        test: { accuracy: r.accuracy, errors: r.errors, n: r.n },
-        testCurrentWeights: { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
-      };
-    }
+  const r = readResult(runDir);
+  if (r && r.step === meta.step) {
+    return {
+      source: RESULT_FILE,
+      test: { accuracy: r.accuracy, errors: r.errors, n: r.n },
+      testCurrentWeights: { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
+    };
   }
-  const metricsPath = join(runDir, METRICS_FILE);
-  if (existsSync(metricsPath)) {
-    const lines = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim());
-    const m = lines.map((l) => JSON.parse(l) as EpochMetrics).reverse().find((e) => e.step === meta.step);
-    if (m) {
-      return {
-        source: METRICS_FILE,
-        test: { accuracy: m.test_acc, errors: m.test_errors, n: m.n_test },
-        testCurrentWeights: { accuracy: m.test_acc_current, errors: m.test_errors_current, n: m.n_test },
-      };
-    }
-  }
-  return null;
+  const m = readMetrics(runDir).reverse().find((e) => e.step === meta.step);
+  if (!m) return null;
+  return {
+    source: METRICS_FILE,
+    test: { accuracy: m.test_acc, errors: m.test_errors, n: m.n_test },
+    testCurrentWeights: { accuracy: m.test_acc_current, errors: m.test_errors_current, n: m.n_test },
+  };
 }
 
 /** How inputs become what training saw: the image pipeline with the run's background, or the tabular standardization. */
 function preprocessingOf(meta: CheckpointMeta): Preprocessing {
   const st = meta.data.standardization;
   if (st) return { type: 'tabular', features: [...st.features], mean: [...st.mean], std: [...st.std] };
-  const background = parseBackground(validateConfig(meta.config as unknown as Record<string, unknown>).background);
+  const background = parseBackground(runConfig(meta).background);
   return imagePreprocessing(meta.inputShape, meta.config.dataset, background);
 }
 

@@ -20,6 +20,24 @@ export interface ApplyOptions {
   groups?: number[];
 }
 
+/** The training options that change the networks (techniques that live in D or G). */
+export interface ModelTechniques {
+  fmLayer: number; // which hidden layer of D is matched: 0-based, negative counts from the last (-1 = last)
+  mbd: boolean; // minibatch discrimination before D's output layer
+  mbdKernels: number; // B in the paper (100)
+  mbdDim: number; // C in the paper (5)
+  vbn: boolean; // virtual batch norm in G instead of batch norm
+}
+
+/** The paper's MNIST recipe: feature matching on the last hidden layer, nothing else. */
+export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({ fmLayer: -1, mbd: false, mbdKernels: 100, mbdDim: 5, vbn: false });
+
+/** What picks and shapes a model: a preset (auto: chosen from the data spec) and the techniques. */
+export interface ModelSpec extends ModelTechniques {
+  preset: string;
+  dataset: string;
+}
+
 /** A D/G pair for a data shape: what a preset builds and the trainer drives. */
 export interface GanModel {
   preset: string;

@@ -1,6 +1,5 @@
 import { configError } from '../errors.js';
-import type { GanModel } from './model.js';
-import type { TrainConfig } from '../train/config.js';
+import { PAPER_TECHNIQUES, type GanModel, type ModelSpec, type ModelTechniques } from './model.js';
 import { mnistMlp } from './mnist_mlp.js';
 import { convSmall } from './conv_small.js';
 import { convLarge } from './conv_large.js';
@@ -8,29 +7,24 @@ import { convLarge } from './conv_large.js';
 export interface PresetArgs {
   inputShape: [number, number, number];
   numClasses: number;
-  /** The techniques that change the networks (defaults: the paper's MNIST recipe). */
-  techniques?: Partial<Pick<TrainConfig, 'fmLayer' | 'mbd' | 'mbdKernels' | 'mbdDim' | 'vbn'>>;
+  /** The techniques that change the networks (default: the paper's MNIST recipe). */
+  techniques?: Partial<ModelTechniques>;
 }
 
-/** The technique options of the conv presets (conv_gan.ts). */
-const convTechniques = (t: NonNullable<PresetArgs['techniques']>) => ({
-  featureLayer: t.fmLayer ?? -1,
-  mbd: t.mbd ? { kernels: t.mbdKernels ?? 100, dim: t.mbdDim ?? 5 } : null,
-  vbn: t.vbn ?? false,
+/** The technique options every preset's builder takes. */
+const builderTechniques = (t: ModelTechniques) => ({
+  featureLayer: t.fmLayer,
+  mbd: t.mbd ? { kernels: t.mbdKernels, dim: t.mbdDim } : null,
+  vbn: t.vbn,
 });
 
-const PRESETS: Record<string, (a: PresetArgs) => GanModel> = {
-  'mnist-mlp': ({ inputShape: [h, w, c], numClasses, techniques: t = {} }) =>
-    mnistMlp({
-      inputDim: h * w * c,
-      numClasses,
-      featureLayer: t.fmLayer ?? -1,
-      mbd: t.mbd ? { kernels: t.mbdKernels ?? 100, dim: t.mbdDim ?? 5 } : null,
-      vbn: t.vbn ?? false,
-    }),
+type Preset = (a: { inputShape: [number, number, number]; numClasses: number; t: ModelTechniques }) => GanModel;
+
+const PRESETS: Record<string, Preset> = {
+  'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) => mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t) }),
   // mnist-mlp's recipe for feature vectors: smaller layers, less input noise (features are
   // standardized, so noise 0.3 is a third of a standard deviation), linear G output.
-  'tabular-mlp': ({ inputShape: [h, w, c], numClasses, techniques: t = {} }) =>
+  'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) =>
     mnistMlp({
       preset: 'tabular-mlp',
       inputDim: h * w * c,
@@ -40,12 +34,10 @@ const PRESETS: Record<string, (a: PresetArgs) => GanModel> = {
       inputNoise: 0.1,
       hiddenNoise: 0.3,
       output: 'linear',
-      featureLayer: t.fmLayer ?? -1,
-      mbd: t.mbd ? { kernels: t.mbdKernels ?? 100, dim: t.mbdDim ?? 5 } : null,
-      vbn: t.vbn ?? false,
+      ...builderTechniques(t),
     }),
-  'conv-small': ({ inputShape, numClasses, techniques: t = {} }) => convSmall({ inputShape, numClasses, ...convTechniques(t) }),
-  'conv-large': ({ inputShape, numClasses, techniques: t = {} }) => convLarge({ inputShape, numClasses, ...convTechniques(t) }),
+  'conv-small': ({ inputShape, numClasses, t }) => convSmall({ inputShape, numClasses, ...builderTechniques(t) }),
+  'conv-large': ({ inputShape, numClasses, t }) => convLarge({ inputShape, numClasses, ...builderTechniques(t) }),
 };
 
 export const PRESET_NAMES = ['auto', ...Object.keys(PRESETS)];
@@ -53,7 +45,7 @@ export const PRESET_NAMES = ['auto', ...Object.keys(PRESETS)];
 export function buildModel(preset: string, args: PresetArgs): GanModel {
   const make = PRESETS[preset];
   if (!make) throw configError(`unknown preset '${preset}'; expected one of: ${PRESET_NAMES.join(', ')}`);
-  return make(args);
+  return make({ inputShape: args.inputShape, numClasses: args.numClasses, t: { ...PAPER_TECHNIQUES, ...args.techniques } });
 }
 
 /**
@@ -73,7 +65,7 @@ export function autoPreset(dataset: string, [h, w, c]: [number, number, number],
 }
 
 /** The model a run's config describes (training, evaluation and export all build it this way). */
-export function buildModelForConfig(config: TrainConfig, inputShape: [number, number, number], numClasses: number): GanModel {
+export function buildModelForConfig(config: ModelSpec, inputShape: [number, number, number], numClasses: number): GanModel {
   const preset = config.preset === 'auto' ? autoPreset(config.dataset, inputShape).preset : config.preset;
   return buildModel(preset, { inputShape, numClasses, techniques: config });
 }

@@ -1,4 +1,5 @@
 import { configError } from '../errors.js';
+import { PAPER_TECHNIQUES, type ModelTechniques } from '../models/model.js';
 import { BACKENDS, MATMULS, type BackendChoice, type MatMulChoice } from '../backend.js';
 
 export const MODES = ['gan', 'supervised'] as const;
@@ -10,7 +11,7 @@ export type FmDistance = (typeof FM_DISTANCES)[number];
  * Everything that defines a training run. Validated once (validateConfig), frozen, written to
  * the run dir and into every checkpoint. Defaults are the paper's MNIST recipe.
  */
-export interface TrainConfig {
+export interface TrainConfig extends ModelTechniques {
   dataset: string; // data spec (data/spec.ts): mnist | fashion-mnist | images:DIR | manifest:FILE.csv | csv:FILE.csv
   test: string | null; // your own data: test set spec of the same kind (else a stratified --test-split)
   testSplit: number | null; // your own data: fraction of each class's labeled examples held out for testing (default 0.2)
@@ -30,16 +31,12 @@ export interface TrainConfig {
   testLimit: number | null; // evaluate on the first N test images only
   preset: string; // model preset (auto: chosen from the data, models/presets.ts autoPreset)
   mode: Mode; // gan: K+1 GAN on labeled + unlabeled + generated data; supervised: same D on the labeled set only
-  // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching only).
+  // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching
+  // only). Those that change the networks (fmLayer, mbd, mbdKernels, mbdDim, vbn) are ModelTechniques.
   fm: boolean; // feature matching for G; off: G minimizes the non-saturating -log D(G(z))
   fmDistance: FmDistance; // l2: mean squared difference of mean features (MNIST recipe); l1: mean absolute (CIFAR)
-  fmLayer: number; // which hidden layer of D is matched: 0-based, negative counts from the last (-1 = last)
-  mbd: boolean; // minibatch discrimination before D's output layer
-  mbdKernels: number; // B in the paper (100)
-  mbdDim: number; // C in the paper (5)
   ha: number; // historical averaging weight for D and G (0 = off)
   labelSmoothing: number; // one-sided: real target of the real/fake part (1 = off; paper: 0.9)
-  vbn: boolean; // virtual batch norm in G instead of batch norm
   epochs: number; // total epochs (paper: 300)
   itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
   batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
@@ -81,13 +78,9 @@ export const DEFAULT_CONFIG: TrainConfig = {
   mode: 'gan',
   fm: true,
   fmDistance: 'l2',
-  fmLayer: -1,
-  mbd: false,
-  mbdKernels: 100,
-  mbdDim: 5,
+  ...PAPER_TECHNIQUES,
   ha: 0,
   labelSmoothing: 1,
-  vbn: false,
   epochs: 10,
   itersPerEpoch: null,
   batchSize: 100,

@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, readFileSync, existsSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng, type RngState } from '../rng.js';
+import { Rng } from '../rng.js';
 import { SemiganError } from '../errors.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
 import type { TrainData } from '../data/prepare.js';
-import type { SplitSummary } from '../data/split.js';
 import type { GanModel } from '../models/model.js';
 import { disposeParams, type Params, type Tensors } from '../nn/params.js';
 import { uniformNoise } from '../nn/noise.js';
@@ -15,6 +14,7 @@ import { errorRate, featureMatchingLoss, nonSaturatingGeneratorLoss, supervisedL
 import { HistoricalAverage } from './historical_averaging.js';
 import { lrAt, type TrainConfig } from './config.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
+import { appendMetrics, checkpointPath, SAMPLES_DIR, trimMetrics, writeResult, type CheckpointMeta, type EpochMetrics, type TrainResult } from './run_dir.js';
 import { createProgress, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
 import { classificationReport } from '../eval/metrics.js';
@@ -22,61 +22,8 @@ import { writeImageGrid } from '../viz/grid.js';
 import { generateImages } from '../eval/generate.js';
 import { SEMIGAN_VERSION } from '../version.js';
 
-export const CHECKPOINT_FILE = 'checkpoint.bin';
-export const METRICS_FILE = 'metrics.jsonl';
 /** Seed of the z behind every sample grid: seed + this offset (fixed per run, apart from training's). */
 export const SAMPLE_SEED_OFFSET = 0x5eed;
-
-/** Non-tensor training state, stored in the checkpoint header. */
-export interface CheckpointMeta {
-  semigan: string;
-  config: TrainConfig;
-  data: SplitSummary;
-  classes: string[];
-  inputShape: [number, number, number];
-  epoch: number; // completed epochs
-  epochIter: number; // iterations done in the epoch in progress (0 at an epoch boundary)
-  step: number; // total D steps
-  rng: RngState;
-  adamD: number; // Adam step counts
-  adamG: number;
-  emaSteps: number;
-  haSteps?: number; // historical averaging: steps folded into the running means
-  seconds: number; // training wall time so far
-}
-
-/** One line of metrics.jsonl, written after every epoch. */
-export interface EpochMetrics {
-  epoch: number;
-  step: number;
-  lr: number;
-  loss_lab: number;
-  loss_unl: number;
-  loss_gen: number;
-  train_err: number;
-  test_acc: number; // EMA weights (what is exported)
-  test_errors: number;
-  test_acc_current: number; // current weights, for comparison
-  test_errors_current: number;
-  n_test: number;
-  epoch_seconds: number;
-  seconds: number;
-  rss_mb: number;
-}
-
-export interface TrainResult {
-  accuracy: number;
-  errors: number;
-  n: number;
-  epochs: number;
-  seconds: number;
-  stoppedEarly: boolean;
-  accuracyCurrent: number;
-  errorsCurrent: number;
-  step: number;
-  peakRssMb: number;
-  out: string;
-}
 
 interface EpochOrders {
   lab: Int32Array;
@@ -262,7 +209,7 @@ export class Trainer {
   }
 
   private checkpointPath(): string {
-    return join(this.config.out, CHECKPOINT_FILE);
+    return checkpointPath(this.config.out);
   }
 
   private failNaN(what: string, value: number): never {
@@ -278,7 +225,7 @@ export class Trainer {
   async run(): Promise<TrainResult> {
     const { config } = this;
     const bs = config.batchSize;
-    if (!this.data.train.features) mkdirSync(join(config.out, 'samples'), { recursive: true });
+    if (!this.data.train.features) mkdirSync(join(config.out, SAMPLES_DIR), { recursive: true });
     const started = performance.now();
     const secondsBefore = this.seconds;
     const budgetMs = config.maxMinutes ? config.maxMinutes * 60_000 : Infinity;
@@ -351,10 +298,10 @@ export class Trainer {
       );
       // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
       // drops metrics lines beyond the checkpoint's epoch.
-      appendFileSync(join(config.out, METRICS_FILE), JSON.stringify(last) + '\n');
+      appendMetrics(config.out, last);
       await this.saveCheckpoint();
       // Tabular rows have no picture; their samples are G's standardized feature vectors.
-      if (config.mode === 'gan' && !this.data.train.features) await this.writeSamples(join(config.out, 'samples', `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+      if (config.mode === 'gan' && !this.data.train.features) await this.writeSamples(join(config.out, SAMPLES_DIR, `epoch-${String(this.epoch).padStart(3, '0')}.png`));
     }
 
     if (stoppedEarly) await this.saveCheckpoint();
@@ -373,7 +320,7 @@ export class Trainer {
       peakRssMb: Math.round(this.peakRss / 2 ** 20),
       out: config.out,
     };
-    writeFileSync(join(config.out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+    writeResult(config.out, result);
     return result;
   }
 
@@ -454,12 +401,7 @@ export class Trainer {
 
   /** Drop metrics lines beyond the restored epoch (written just before a kill). */
   trimMetrics(): void {
-    const path = join(this.config.out, METRICS_FILE);
-    if (!existsSync(path)) return;
-    const kept = readFileSync(path, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() && (JSON.parse(l) as EpochMetrics).epoch <= this.epoch);
-    writeFileSync(path, kept.map((l) => l + '\n').join(''));
+    trimMetrics(this.config.out, this.epoch);
   }
 
   dispose(): void {

@@ -1,0 +1,165 @@
+import * as tf from '@tensorflow/tfjs';
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SemiganError, configError } from '../errors.js';
+import type { SplitSummary } from '../data/split.js';
+import type { RngState } from '../rng.js';
+import type { GanModel } from '../models/model.js';
+import { buildModelForConfig } from '../models/presets.js';
+import type { Tensors } from '../nn/params.js';
+import { readCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
+import { validateConfig, type TrainConfig } from './config.js';
+import { averagedWeights } from './ema.js';
+
+/**
+ * The files of a run directory (`semigan train --out DIR`), and everything that reads or writes
+ * them: the trainer, evaluate, suggest, export and resume all go through here.
+ */
+export const CHECKPOINT_FILE = 'checkpoint.bin';
+export const METRICS_FILE = 'metrics.jsonl';
+export const RESULT_FILE = 'result.json';
+export const CONFIG_FILE = 'config.json';
+export const SAMPLES_DIR = 'samples';
+
+/** Non-tensor training state, stored in the checkpoint header. */
+export interface CheckpointMeta {
+  semigan: string;
+  config: TrainConfig;
+  data: SplitSummary;
+  classes: string[];
+  inputShape: [number, number, number];
+  epoch: number; // completed epochs
+  epochIter: number; // iterations done in the epoch in progress (0 at an epoch boundary)
+  step: number; // total D steps
+  rng: RngState;
+  adamD: number; // Adam step counts
+  adamG: number;
+  emaSteps: number;
+  haSteps?: number; // historical averaging: steps folded into the running means
+  seconds: number; // training wall time so far
+}
+
+/** One line of metrics.jsonl, written after every epoch. */
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  lr: number;
+  loss_lab: number;
+  loss_unl: number;
+  loss_gen: number;
+  train_err: number;
+  test_acc: number; // EMA weights (what is exported)
+  test_errors: number;
+  test_acc_current: number; // current weights, for comparison
+  test_errors_current: number;
+  n_test: number;
+  epoch_seconds: number;
+  seconds: number;
+  rss_mb: number;
+}
+
+/** result.json, also the last stdout line of `semigan train`. */
+export interface TrainResult {
+  accuracy: number;
+  errors: number;
+  n: number;
+  epochs: number;
+  seconds: number;
+  stoppedEarly: boolean;
+  accuracyCurrent: number;
+  errorsCurrent: number;
+  step: number;
+  peakRssMb: number;
+  out: string;
+}
+
+export const checkpointPath = (runDir: string) => join(runDir, CHECKPOINT_FILE);
+
+/** A run directory's checkpoint, with a clear error when DIR is not a run. */
+export function readRun(runDir: string): Checkpoint<CheckpointMeta> {
+  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) {
+    throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `${runDir}: no such run directory (expected the --out directory of a semigan train run)`);
+  }
+  const path = checkpointPath(runDir);
+  if (!existsSync(path)) {
+    throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `${runDir} is not a semigan run: it has no ${CHECKPOINT_FILE} (expected the --out directory of a semigan train run)`);
+  }
+  return readCheckpoint<CheckpointMeta>(path);
+}
+
+/** A stored run's config, validated again: options added since the run get their defaults. */
+export const runConfig = (meta: CheckpointMeta): Readonly<TrainConfig> => validateConfig(meta.config as unknown as Record<string, unknown>);
+
+/** A fresh run must not mix its metrics and checkpoint with an earlier run's. */
+export function claimRunDir(out: string, overwrite: boolean): void {
+  if (!existsSync(checkpointPath(out)) && !existsSync(join(out, METRICS_FILE))) return;
+  if (!overwrite) {
+    throw configError(`${out} already holds a run; continue it with --resume ${out}, start over with --overwrite, or pick another --out`);
+  }
+  for (const f of [CHECKPOINT_FILE, METRICS_FILE, RESULT_FILE, CONFIG_FILE, SAMPLES_DIR]) rmSync(join(out, f), { recursive: true, force: true });
+}
+
+/** config.json: the validated config plus what the run found (data summary, backend). */
+export function writeRunConfig(out: string, config: Readonly<TrainConfig>, found: Record<string, unknown>): void {
+  writeFileSync(join(out, CONFIG_FILE), JSON.stringify({ ...config, ...found }, null, 2) + '\n');
+}
+
+export function appendMetrics(out: string, m: EpochMetrics): void {
+  appendFileSync(join(out, METRICS_FILE), JSON.stringify(m) + '\n');
+}
+
+/** Every metrics.jsonl line (none when the file does not exist). */
+export function readMetrics(runDir: string): EpochMetrics[] {
+  const path = join(runDir, METRICS_FILE);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as EpochMetrics);
+}
+
+/** Drop metrics lines beyond `epoch` (written just before a kill, redone after resume). */
+export function trimMetrics(runDir: string, epoch: number): void {
+  const path = join(runDir, METRICS_FILE);
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && (JSON.parse(l) as EpochMetrics).epoch <= epoch);
+  writeFileSync(path, kept.map((l) => l + '\n').join(''));
+}
+
+export function writeResult(out: string, r: TrainResult): void {
+  writeFileSync(join(out, RESULT_FILE), JSON.stringify(r, null, 2) + '\n');
+}
+
+export function readResult(runDir: string): TrainResult | null {
+  const path = join(runDir, RESULT_FILE);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as TrainResult) : null;
+}
+
+const tensorsWithPrefix = (ckpt: Checkpoint<CheckpointMeta>, prefix: string): Tensors => {
+  const out: Tensors = {};
+  for (const [name, s] of Object.entries(ckpt.tensors) as [string, StoredTensor][]) {
+    if (name.startsWith(prefix + '/')) out[name.slice(prefix.length + 1)] = tf.tensor(s.data, s.shape);
+  }
+  return out;
+};
+
+/** The model a run's checkpoint describes. */
+const runModel = (meta: CheckpointMeta): GanModel => buildModelForConfig(runConfig(meta), meta.inputShape, meta.classes.length);
+
+/** The run's model and its generator weights. Caller disposes `weights`. */
+export function loadGenerator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {
+  return { model: runModel(ckpt.meta), weights: tensorsWithPrefix(ckpt, 'g') };
+}
+
+/** The run's model and its EMA discriminator weights (what is evaluated and exported). Caller disposes `weights`. */
+export function loadEmaDiscriminator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {
+  const { meta } = ckpt;
+  const model = runModel(meta);
+  const current = tensorsWithPrefix(ckpt, 'd');
+  const shadow = tensorsWithPrefix(ckpt, 'ema');
+  const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps);
+  tf.dispose([...Object.values(current), ...Object.values(shadow)]);
+  return { model, weights };
+}
