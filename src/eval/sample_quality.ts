@@ -11,11 +11,11 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { loadBuiltin } from '../data/builtin.js';
 import { dataError } from '../errors.js';
 import { frechetDistanceFromStats, gaussianStats, type GaussianStats } from './frechet.js';
+import { PACKAGE_ROOT } from '../package_paths.js';
 
 export const FEATURE_NET_FORMAT = 'semigan-feature-net';
 export const FEATURE_NET_FORMAT_VERSION = 1;
@@ -85,26 +85,8 @@ export interface FeatureNet {
   layers: FeatureNetLayer[];
 }
 
-/** The package root (holds package.json and datasets/), found from this file's location. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url)); // dist/src/eval when compiled
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'semigan') return dir;
-      } catch {
-        // not ours; keep climbing
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw dataError(`cannot find the semigan package root above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-}
-
 export function featureNetDir(): string {
-  return join(packageRoot(), 'datasets', 'feature-nets');
+  return join(PACKAGE_ROOT, 'datasets', 'feature-nets');
 }
 
 const netCache = new Map<string, FeatureNet>();

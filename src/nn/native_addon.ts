@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../package_paths.js';
 
 /**
  * The optional native addon (src/native/semigan_native.c, built by `npm install` or
@@ -36,20 +37,15 @@ export interface NativeAddon {
   describe(): string;
 }
 
-/** Where the build puts the addon, relative to this file (src/nn or dist/src/nn). */
-function addonCandidates(): string[] {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const rel = 'native/build/Release/semigan_native.node';
-  return [`${here}../${rel}`, `${here}../../../src/${rel}`];
-}
+/** Where `npm run build:native` puts the addon. */
+const ADDON_PATH = join(PACKAGE_ROOT, 'src', 'native', 'build', 'Release', 'semigan_native.node');
 
 export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; why: string };
 
 /** Load the addon, or say why it cannot be used (never throws). `path` overrides the search. */
 export function loadNative(path?: string): NativeLoad {
-  const paths = path ? [path] : addonCandidates();
-  const found = paths.find((p) => existsSync(p));
-  if (!found) return { ok: false, why: 'native kernels addon not built (install libopenblas-dev, then npm run build:native)' };
+  const found = path ?? ADDON_PATH;
+  if (!existsSync(found)) return { ok: false, why: 'native kernels addon not built (install libopenblas-dev, then npm run build:native)' };
   try {
     const addon = createRequire(import.meta.url)(found) as NativeAddon;
     if (typeof addon.matmul !== 'function' || typeof addon.adam !== 'function' || typeof addon.sumRows !== 'function' || typeof addon.fillNormal !== 'function') return { ok: false, why: `${found} is not semigan's native kernels addon` };

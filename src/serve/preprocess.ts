@@ -6,14 +6,13 @@
  * with black, lanczos3), convert to the model's channels, scale by 1/255, flatten row-major HWC;
  * PNGs of the model's size take a zlib-only fast path with identical values.
  */
-import { SemiganError } from '../errors.js';
+import { inputError } from '../errors.js';
 import type { ClassifierMetadata, ImagePreprocessing } from '../export/metadata.js';
 import { decodeImageBuffer, ImageDecodeError, scalePixels } from '../data/image_pipeline.js';
 
 export { decodePngFast, isPng } from '../data/png.js';
 export { scalePixels } from '../data/image_pipeline.js';
 
-const inputError = (msg: string) => new SemiganError('SEMIGAN_ERR_INPUT', msg);
 
 export interface ImageToInputOptions {
   /** Names the input in error messages (a file name, an upload's field). */

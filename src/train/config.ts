@@ -48,7 +48,7 @@ export interface TrainConfig extends ModelTechniques {
   unlabeledWeight: number; // weight of the unsupervised loss in D's objective
   initSize: number; // training images for D's data-dependent init (paper: 500)
   seed: number; // parameter init, noise, minibatch order
-  seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code)
+  seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code); default: seed
   out: string; // run directory
   backend: BackendChoice;
   threads: number | null; // wasm: threads for matMuls (null: every core); native TensorFlow picks its own
@@ -176,6 +176,8 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   }
   const config = { ...DEFAULT_CONFIG, ...partial } as TrainConfig;
   if ((config.mode as string) === 'fm') config.mode = 'gan'; // name used by semigan 0.1 runs
+  // Vary both seeds together unless told otherwise (the official code's README says to vary both).
+  if (partial.seedData === undefined) config.seedData = config.seed;
   // --labels-per-class alone replaces the default --labels rather than conflicting with it.
   if (partial.labelsPerClass != null && partial.labels === undefined) config.labels = null;
   // Your own data: every label given is used unless --labels says otherwise (the 100 is MNIST's).

@@ -25,6 +25,16 @@ import { SEMIGAN_VERSION } from '../version.js';
 /** Seed of the z behind every sample grid: seed + this offset (fixed per run, apart from training's). */
 export const SAMPLE_SEED_OFFSET = 0x5eed;
 
+/** The epoch in progress: its learning rate, clock, running loss sums and progress bar. */
+interface EpochRun {
+  lr: number;
+  started: number;
+  itersBefore: number;
+  sums: { loss_lab: number; loss_unl: number; loss_gen: number; train_err: number };
+  progress: ReturnType<typeof createProgress>;
+  stoppedEarly: boolean;
+}
+
 interface EpochOrders {
   lab: Int32Array;
   unl: Int32Array;
@@ -224,88 +234,108 @@ export class Trainer {
   /** Train until `config.epochs` are done or the time budget is spent. */
   async run(): Promise<TrainResult> {
     const { config } = this;
-    const bs = config.batchSize;
     if (!this.data.train.features) mkdirSync(join(config.out, SAMPLES_DIR), { recursive: true });
-    const started = performance.now();
-    const secondsBefore = this.seconds;
-    const budgetMs = config.maxMinutes ? config.maxMinutes * 60_000 : Infinity;
-    let stoppedEarly = false;
+    const clock = { started: performance.now(), secondsBefore: this.seconds, budgetMs: config.maxMinutes ? config.maxMinutes * 60_000 : Infinity };
     let last: EpochMetrics | null = null;
-
-    while (this.epoch < config.epochs && !stoppedEarly) {
-      if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
-      const lr = lrAt(config, this.epoch);
-      const epochStart = performance.now();
-      const itersBefore = this.epochIter;
-      const progress = createProgress({
-        total: this.itersPerEpoch,
-        label: `epoch ${this.epoch + 1}/${config.epochs}`,
-        stream: this.io.progressStream,
-      });
-      const sums = { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 };
-      while (this.epochIter < this.itersPerEpoch) {
-        const at = this.epochIter * bs;
-        const { lossLab, lossUnl, trainErr } = this.stepD(this.orders.lab.subarray(at, at + bs), this.orders.unl.subarray(at, at + bs), lr);
-        if (!Number.isFinite(lossLab)) this.failNaN('loss_lab', lossLab);
-        if (!Number.isFinite(lossUnl)) this.failNaN('loss_unl', lossUnl);
-        const lossGen = config.mode === 'gan' ? this.stepG(this.orders.unl2.subarray(at, at + bs), lr) : 0;
-        if (!Number.isFinite(lossGen)) this.failNaN('loss_gen', lossGen);
-        this.epochIter++;
-        this.step++;
-        sums.loss_lab += lossLab;
-        sums.loss_unl += lossUnl;
-        sums.loss_gen += lossGen;
-        sums.train_err += trainErr;
-        progress.tick(this.epochIter, { loss_lab: lossLab, loss_unl: lossUnl, loss_gen: lossGen });
-        this.io.onIteration?.(this.epoch + 1, this.epochIter);
-        if (performance.now() - started > budgetMs && this.epochIter < this.itersPerEpoch) {
-          stoppedEarly = true;
-          break;
-        }
-      }
-      const itersRun = this.epochIter - itersBefore;
-      this.seconds = secondsBefore + (performance.now() - started) / 1000;
-      const epochSeconds = (performance.now() - epochStart) / 1000;
-      if (stoppedEarly) {
-        progress.done(`epoch ${this.epoch + 1}: time budget of ${config.maxMinutes} min spent after ${this.epochIter}/${this.itersPerEpoch} iterations`);
+    let stoppedEarly = false;
+    while (this.epoch < config.epochs) {
+      const epoch = this.runEpoch(clock);
+      this.seconds = clock.secondsBefore + (performance.now() - clock.started) / 1000;
+      if (epoch.stoppedEarly) {
+        epoch.progress.done(`epoch ${this.epoch + 1}: time budget of ${config.maxMinutes} min spent after ${this.epochIter}/${this.itersPerEpoch} iterations`);
+        stoppedEarly = true;
         break;
       }
-      this.epoch++;
-      this.epochIter = 0;
-      const { ema, current } = this.evaluate();
-      this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
-      const n = Math.max(1, itersRun);
-      last = {
-        epoch: this.epoch,
-        step: this.step,
-        lr,
-        loss_lab: sums.loss_lab / n,
-        loss_unl: sums.loss_unl / n,
-        loss_gen: sums.loss_gen / n,
-        train_err: sums.train_err / n,
-        test_acc: ema.accuracy,
-        test_errors: ema.errors,
-        test_acc_current: current.accuracy,
-        test_errors_current: current.errors,
-        n_test: ema.n,
-        epoch_seconds: epochSeconds,
-        seconds: this.seconds,
-        rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
-      };
-      progress.done(
-        `epoch ${this.epoch}/${config.epochs}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
-          `${(100 * current.accuracy).toFixed(2)}% (current)  ${epochSeconds.toFixed(1)}s`,
-      );
-      // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
-      // drops metrics lines beyond the checkpoint's epoch.
-      appendMetrics(config.out, last);
-      await this.saveCheckpoint();
-      // Tabular rows have no picture; their samples are G's standardized feature vectors.
-      if (config.mode === 'gan' && !this.data.train.features) await this.writeSamples(join(config.out, SAMPLES_DIR, `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+      last = await this.endEpoch(epoch);
     }
-
     if (stoppedEarly) await this.saveCheckpoint();
-    const final = last && !stoppedEarly ? { ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test }, current: { accuracy: last.test_acc_current, errors: last.test_errors_current } } : this.evaluate();
+    return this.finish(last, stoppedEarly);
+  }
+
+  /** The iterations left in the current epoch (all of them, unless the time budget runs out). */
+  private runEpoch(clock: { started: number; budgetMs: number }): EpochRun {
+    const { config } = this;
+    const bs = config.batchSize;
+    if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
+    const orders = this.orders;
+    const lr = lrAt(config, this.epoch);
+    const run: EpochRun = {
+      lr,
+      started: performance.now(),
+      itersBefore: this.epochIter,
+      sums: { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
+      progress: createProgress({ total: this.itersPerEpoch, label: `epoch ${this.epoch + 1}/${config.epochs}`, stream: this.io.progressStream }),
+      stoppedEarly: false,
+    };
+    while (this.epochIter < this.itersPerEpoch) {
+      const at = this.epochIter * bs;
+      const { lossLab, lossUnl, trainErr } = this.stepD(orders.lab.subarray(at, at + bs), orders.unl.subarray(at, at + bs), lr);
+      if (!Number.isFinite(lossLab)) this.failNaN('loss_lab', lossLab);
+      if (!Number.isFinite(lossUnl)) this.failNaN('loss_unl', lossUnl);
+      const lossGen = config.mode === 'gan' ? this.stepG(orders.unl2.subarray(at, at + bs), lr) : 0;
+      if (!Number.isFinite(lossGen)) this.failNaN('loss_gen', lossGen);
+      this.epochIter++;
+      this.step++;
+      run.sums.loss_lab += lossLab;
+      run.sums.loss_unl += lossUnl;
+      run.sums.loss_gen += lossGen;
+      run.sums.train_err += trainErr;
+      run.progress.tick(this.epochIter, { loss_lab: lossLab, loss_unl: lossUnl, loss_gen: lossGen });
+      this.io.onIteration?.(this.epoch + 1, this.epochIter);
+      if (performance.now() - clock.started > clock.budgetMs && this.epochIter < this.itersPerEpoch) {
+        run.stoppedEarly = true;
+        break;
+      }
+    }
+    return run;
+  }
+
+  /** A finished epoch: evaluate, log, append its metrics, checkpoint, draw samples. */
+  private async endEpoch(run: EpochRun): Promise<EpochMetrics> {
+    const { config } = this;
+    const itersRun = this.epochIter - run.itersBefore;
+    const epochSeconds = (performance.now() - run.started) / 1000;
+    this.epoch++;
+    this.epochIter = 0;
+    const { ema, current } = this.evaluate();
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+    const n = Math.max(1, itersRun);
+    const metrics: EpochMetrics = {
+      epoch: this.epoch,
+      step: this.step,
+      lr: run.lr,
+      loss_lab: run.sums.loss_lab / n,
+      loss_unl: run.sums.loss_unl / n,
+      loss_gen: run.sums.loss_gen / n,
+      train_err: run.sums.train_err / n,
+      test_acc: ema.accuracy,
+      test_errors: ema.errors,
+      test_acc_current: current.accuracy,
+      test_errors_current: current.errors,
+      n_test: ema.n,
+      epoch_seconds: epochSeconds,
+      seconds: this.seconds,
+      rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
+    };
+    run.progress.done(
+      `epoch ${this.epoch}/${config.epochs}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
+        `${(100 * current.accuracy).toFixed(2)}% (current)  ${epochSeconds.toFixed(1)}s`,
+    );
+    // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
+    // drops metrics lines beyond the checkpoint's epoch.
+    appendMetrics(config.out, metrics);
+    await this.saveCheckpoint();
+    // Tabular rows have no picture; their samples are G's standardized feature vectors.
+    if (config.mode === 'gan' && !this.data.train.features) await this.writeSamples(join(config.out, SAMPLES_DIR, `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+    return metrics;
+  }
+
+  /** result.json from the last epoch's metrics (or a fresh evaluation when the budget cut an epoch short). */
+  private finish(last: EpochMetrics | null, stoppedEarly: boolean): TrainResult {
+    const final =
+      last && !stoppedEarly
+        ? { ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test }, current: { accuracy: last.test_acc_current, errors: last.test_errors_current } }
+        : this.evaluate();
     this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
     const result: TrainResult = {
       accuracy: final.ema.accuracy,
@@ -318,9 +348,9 @@ export class Trainer {
       errorsCurrent: final.current.errors,
       step: this.step,
       peakRssMb: Math.round(this.peakRss / 2 ** 20),
-      out: config.out,
+      out: this.config.out,
     };
-    writeResult(config.out, result);
+    writeResult(this.config.out, result);
     return result;
   }
 
