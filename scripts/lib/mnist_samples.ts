@@ -1,6 +1,6 @@
 /**
  * Real MNIST test images as the kinds of files users bring: PNG files in class folders, and a
- * tabular CSV of 7x7 average-pooled pixels. Used by scripts/make_samples.ts and by the tests.
+ * tabular CSV of 7x7 average-pooled pixels. Used by scripts/tools/make_samples.ts and by the tests.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';

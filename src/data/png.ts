@@ -4,7 +4,7 @@
  * images per second, against ~1-2 thousand through sharp, and gives exactly sharp's values:
  * compositing is floor(v * a / 255) as libvips does, and RGB only becomes 1-channel here when
  * R = G = B (otherwise sharp's grayscale conversion applies). Anything else returns null and goes
- * through sharp. test/export.test.ts checks the equality against sharp.
+ * through sharp. test/export/exporter.test.ts checks the equality against sharp.
  */
 import { inflateSync } from 'node:zlib';
 

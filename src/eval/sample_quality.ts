@@ -2,7 +2,7 @@
  * Sample quality of generated images as a Fréchet distance (FID-style) in the feature space of a
  * fixed, separately trained classifier for the dataset ("feature net"): there is no Inception
  * network offline, so each built-in dataset has its own small supervised MLP, trained once by
- * scripts/train_feature_net.ts on all 60k labeled training images and committed under
+ * scripts/tools/train_feature_net.ts on all 60k labeled training images and committed under
  * datasets/feature-nets/<dataset>.json (metadata + weight manifest) + <dataset>.bin (float32 LE).
  * Its 64-unit hidden ReLU layer is the feature space. See docs/sample_quality.md.
  *
@@ -105,10 +105,10 @@ export function loadFeatureNet(dataset: string): FeatureNet {
     throw dataError(
       `no feature net for dataset '${dataset}' (expected ${metaPath}); sample quality is available for: ` +
         `${have.length ? have.join(', ') : '(none)'}; train one with ` +
-        '`node dist/scripts/train_feature_net.js --dataset <name>`',
+        '`node dist/scripts/tools/train_feature_net.js --dataset <name>`',
     );
   }
-  const bad = (what: string) => dataError(`${metaPath}: not a usable feature net (${what}); retrain it with \`node dist/scripts/train_feature_net.js --dataset ${dataset}\``);
+  const bad = (what: string) => dataError(`${metaPath}: not a usable feature net (${what}); retrain it with \`node dist/scripts/tools/train_feature_net.js --dataset ${dataset}\``);
   let meta: FeatureNetMeta;
   try {
     meta = JSON.parse(readFileSync(metaPath, 'utf8'));

@@ -7,7 +7,7 @@ import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
  * In tfjs each parameter's Adam step is ~13 kernel calls (and a fresh tensor each), the EMA 3:
  * ~520 calls per training iteration of the paper's model, a quarter of the step once matMuls run
  * on OpenBLAS. The native loops do the same float32 operations in the same order, so the numbers
- * are bit-identical (test/in_place_updates.test.ts). Only tensors that no other tensor shares
+ * are bit-identical (test/nn/in_place_updates.test.ts). Only tensors that no other tensor shares
  * (refCount 1) are written in place; anything else takes the tfjs path.
  */
 let native: NativeAddon | null = null;

@@ -5,7 +5,7 @@ import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
  * The wasm Sum kernel over leading axes (e.g. axis 0 of a [784, 1000] weight, as weight norm and
  * bias gradients need) without tfjs's transpose: tfjs moves the reduced axes innermost with a
  * full copy first, which made Sum the second-largest kernel of a training step. The native loop
- * adds in the same order, so the numbers are bit-identical (test/native_sum.test.ts). Any other
+ * adds in the same order, so the numbers are bit-identical (test/nn/native_sum.test.ts). Any other
  * reduction goes to the original kernel.
  */
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };

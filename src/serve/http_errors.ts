@@ -1,6 +1,6 @@
 /**
  * The HTTP server's error codes: one table, code -> HTTP status, and when each is returned.
- * docs/serving.md reproduces this table (test/serve.test.ts checks that they match), and every
+ * docs/serving.md reproduces this table (test/serve/server.test.ts checks that they match), and every
  * error response is `{"error": {"code": CODE, "message": "..."}}` with this status. Codes are
  * stable: clients may branch on them; messages say what was wrong and what was expected, and may
  * change.

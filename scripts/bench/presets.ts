@@ -1,0 +1,88 @@
+/**
+ * Milliseconds per training iteration (D step on 100 labeled + 100 unlabeled + 100 generated
+ * rows, then the G step) of each model preset on MNIST (28x28x1) with wasm, in one process, plus
+ * each preset's parameter counts. Same Trainer, data and seed for every preset.
+ *
+ *   npx tsc -p . && node dist/scripts/bench/presets.js [--presets mnist-mlp,conv-small,conv-large] [--iters 10] [--rounds 2]
+ *
+ * Presets alternate within each round so that a change in machine load hits all alike; every
+ * round trains a fresh Trainer with one warm-up epoch. conv-large (the paper's CIFAR model) is
+ * ~100x slower than mnist-mlp (~30 s per iteration here), so it gets few timed iterations
+ * (--large-iters). Prints figures,
+ * asserts nothing.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { positiveIntOption } from '../lib/args.js';
+import { initBackend } from '../../src/backend.js';
+import { buildModelForConfig } from '../../src/models/presets.js';
+import { Rng } from '../../src/rng.js';
+import { disposeParams, type Params } from '../../src/nn/params.js';
+import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
+
+const { values } = parseArgs({
+  options: {
+    presets: { type: 'string', default: 'mnist-mlp,conv-small,conv-large' },
+    iters: { type: 'string', default: '10' }, // timed iterations per preset (conv-large: --large-iters)
+    'large-iters': { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '2' },
+    'train-limit': { type: 'string', default: '2000' },
+  },
+});
+const int = (name: keyof typeof values) => positiveIntOption(values, name);
+const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const count = (p: Params, names = Object.keys(p.vars)) => names.reduce((s, n) => s + p.vars[n].size, 0);
+
+async function main(): Promise<void> {
+  const presets = String(values.presets).split(',');
+  const rounds = int('rounds');
+  const backend = await initBackend('wasm');
+  const base = benchConfig({ trainLimit: int('train-limit'), testLimit: 100 });
+  const data = loadBenchData(base);
+
+  console.log(`# semigan preset benchmark: batch ${base.batchSize} labeled + ${base.batchSize} unlabeled + ${base.batchSize} generated, then G step; data ${data.summaryText}`);
+  console.log(`# ${await wasmInfo()} (${backend.reason}); node ${process.version}, ${cpus().length} cores, loadavg ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+  const params: Record<string, string> = {};
+  for (const preset of presets) {
+    const config = benchConfig({ ...base, preset });
+    const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
+    const rng = new Rng(1);
+    const [d, g] = [model.createD(rng), model.createG(rng)];
+    params[preset] = `D ${count(d)} (${count(d, d.trainable)} trained), G ${count(g)}`;
+    disposeParams(d);
+    disposeParams(g);
+  }
+
+  const ms: Record<string, number[]> = Object.fromEntries(presets.map((p) => [p, []]));
+  for (let r = 1; r <= rounds; r++) {
+    for (const preset of presets) {
+      const large = preset === 'conv-large';
+      const iters = Math.ceil((large ? int('large-iters') : int('iters')) / rounds);
+      const t0 = performance.now();
+      const timing = await timeIterations(benchConfig({ ...base, preset }), data, { iters, itersPerEpoch: large ? Math.max(2, iters + 1) : 11 });
+      ms[preset].push(...timing.ms);
+      console.log(`#   round ${r} ${preset.padEnd(10)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`);
+    }
+  }
+
+  const ref = presets.includes('mnist-mlp') ? median(ms['mnist-mlp']) : NaN;
+  const w = Math.max(...presets.map((p) => p.length), 'preset'.length);
+  console.log('');
+  console.log(`| ${'preset'.padEnd(w)} | median ms/iter |    p25 |    p75 |  n | vs mnist-mlp | parameters (${tf.getBackend()}) |`);
+  console.log(`|${'-'.repeat(w + 2)}|---------------:|-------:|-------:|---:|-------------:|---|`);
+  for (const p of presets) {
+    const m = median(ms[p]);
+    console.log(
+      `| ${p.padEnd(w)} | ${fmt(m).padStart(14)} | ${fmt(quantile(ms[p], 0.25)).padStart(6)} | ${fmt(quantile(ms[p], 0.75)).padStart(6)} | ${String(ms[p].length).padStart(2)} | ${(fmt(m / ref, 2) + 'x').padStart(12)} | ${params[p]} |`,
+    );
+  }
+  console.log('');
+  console.log(JSON.stringify({ bench: 'presets', ms_median: Object.fromEntries(presets.map((p) => [p, median(ms[p])])), n: Object.fromEntries(presets.map((p) => [p, ms[p].length])), loadavg: loadavg()[0] }));
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  process.exit(1);
+});

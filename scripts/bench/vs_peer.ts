@@ -1,0 +1,134 @@
+/**
+ * ms per training iteration of semigan (wasm, the real Trainer) and of the PyTorch peer
+ * (../shared/peers/torch_improved_gan.py), measured one after the other in one command, so both
+ * figures see the same machine load.
+ *
+ *   npx tsc -p . && node dist/scripts/bench/vs_peer.js [--iters 50] [--peer-iters 50] [--peer-threads N]
+ *
+ * The peer runs as `/usr/bin/python3 ../shared/peers/torch_improved_gan.py --data mnist --bench 50`
+ * from the project root (its default data path is relative to it) and prints a JSON line with
+ * iter_ms_median. Without the peer (file missing, or python3 without torch) semigan's figure is
+ * still printed, followed by why the peer could not run (exit code 2).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../../src/backend.js';
+import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
+import { PACKAGE_ROOT } from '../../src/package_paths.js';
+
+// dist/scripts/bench/vs_peer.js -> project root
+const ROOT = PACKAGE_ROOT;
+
+const { values } = parseArgs({
+  options: {
+    iters: { type: 'string', default: '50' }, // semigan timed iterations
+    'peer-iters': { type: 'string', default: '50' },
+    'peer-threads': { type: 'string' }, // default: the peer's own (2)
+    python: { type: 'string', default: '/usr/bin/python3' },
+    peer: { type: 'string', default: resolve(ROOT, '../shared/peers/torch_improved_gan.py') },
+    'train-limit': { type: 'string' }, // default: all 60000, as the peer
+    threads: { type: 'string' }, // semigan's matMul threads (default: every core)
+  },
+});
+const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads') => {
+  const v = Number(values[name]);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
+  return v;
+};
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+interface PeerResult {
+  iter_ms_median: number;
+  iter_ms_min?: number;
+  d_step_ms_median?: number;
+  g_step_ms_median?: number;
+  bench_iters?: number;
+  env?: { threads?: number; interop_threads?: number; torch?: string };
+}
+
+/** Why the peer cannot run here, or null when it can. */
+function peerUnavailable(python: string, peer: string): string | null {
+  if (!existsSync(peer)) return `peer script not found: ${peer} (pass --peer PATH)`;
+  if (!existsSync(python)) return `${python} not found (pass --python PATH)`;
+  const probe = spawnSync(python, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.error) return `${python} could not be started: ${probe.error.message}`;
+  if (probe.status !== 0) {
+    const last = probe.stderr.trim().split('\n').pop() ?? '';
+    return `${python} cannot import torch/numpy (${last}); install python3-torch and libopenblas0-openmp (see ../shared/peers/README.md)`;
+  }
+  return null;
+}
+
+async function main(): Promise<void> {
+  const iters = int('iters');
+  const peerIters = int('peer-iters');
+  const python = values.python!;
+  const peer = resolve(values.peer!);
+
+  // 1. semigan, in this process, exactly as `semigan train --backend wasm` runs.
+  const backend = await initBackend('wasm', { threads: values.threads ? int('threads') : null });
+  const config = benchConfig(values['train-limit'] ? { trainLimit: int('train-limit') } : { trainLimit: null });
+  const data = loadBenchData(config);
+  console.log(`# node ${process.version}, ${cpus().length} cores`);
+  console.log(`# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); ${backend.threadsReason}; data ${data.summaryText}`);
+  console.log(`# semigan: timing >= ${iters} iterations (whole epochs of 10) after a warm-up epoch, loadavg ${load()}`);
+  const timing = await timeIterations(config, data, { iters });
+  const ours = median(timing.ms);
+  console.log(`# semigan: median ${fmt(ours)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`);
+
+  // 2. the peer, afterwards (never concurrently).
+  const why = peerUnavailable(python, peer);
+  let peerRes: PeerResult | null = null;
+  let peerError = why;
+  if (!why) {
+    const args = [peer, '--data', 'mnist', '--bench', String(peerIters)];
+    if (values['peer-threads']) args.push('--threads', String(int('peer-threads')));
+    console.log(`# peer: ${python} ${args.map((a) => (a === peer ? values.peer : a)).join(' ')} (cwd ${ROOT}), loadavg ${load()}`);
+    const run = spawnSync(python, args, { cwd: ROOT, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 64 << 20 });
+    const lines = (run.stdout ?? '').split('\n');
+    for (const l of lines) if (l.startsWith('# env')) console.log(`# peer: ${l.slice(2)}`);
+    const jsonLine = [...lines].reverse().find((l) => l.trim().startsWith('{') && l.includes('iter_ms_median'));
+    if (run.status === 0 && jsonLine) {
+      peerRes = JSON.parse(jsonLine) as PeerResult;
+      console.log(`# peer: ${jsonLine.trim()}`);
+    } else {
+      const err = (run.stderr ?? '').trim().split('\n').slice(-5).join('\n  ');
+      peerError = `peer failed (${run.error ? run.error.message : `exit ${run.status}${run.signal ? `, ${run.signal}` : ''}`}), no iter_ms_median line${err ? `:\n  ${err}` : ''}`;
+    }
+  }
+
+  const wasmThreads = String(backend.threads);
+  const peerLabel = `peer (PyTorch ${peerRes?.env?.torch ?? ''})`.replace(' )', ')');
+  const oursLabel = `semigan (tfjs ${config.backend})`;
+  const w = Math.max('implementation'.length, peerLabel.length, oursLabel.length);
+  const row = (label: string, ms: string, threads: string) => console.log(`| ${label.padEnd(w)} | ${ms.padStart(16)} | ${threads.padStart(7)} |`);
+  console.log('');
+  row('implementation', 'ms/iter (median)', 'threads');
+  console.log(`|${'-'.repeat(w + 2)}|-----------------:|--------:|`);
+  row(oursLabel, fmt(ours), wasmThreads);
+  if (peerRes) {
+    const th = peerRes.env?.threads ?? '?';
+    row(peerLabel, fmt(peerRes.iter_ms_median), String(th));
+    console.log('');
+    console.log(`semigan ms/iter: ${fmt(ours)}`);
+    console.log(`peer ms/iter:    ${fmt(peerRes.iter_ms_median)} (D ${fmt(peerRes.d_step_ms_median ?? NaN)} + G ${fmt(peerRes.g_step_ms_median ?? NaN)}; ${peerRes.bench_iters ?? peerIters} iterations)`);
+    console.log(`ratio semigan / peer: ${(ours / peerRes.iter_ms_median).toFixed(2)}x`);
+    console.log(`peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan threads: ${wasmThreads}`);
+    console.log(JSON.stringify({ bench: 'vs_peer', semigan_ms_median: ours, peer_ms_median: peerRes.iter_ms_median, ratio: ours / peerRes.iter_ms_median, peer_threads: th, semigan_threads: Number(wasmThreads), loadavg: loadavg()[0] }));
+  } else {
+    row(peerLabel, 'unavailable', '-');
+    console.log('');
+    console.log(`semigan ms/iter: ${fmt(ours)}`);
+    console.log(`peer: not measured: ${peerError}`);
+    process.exitCode = 2;
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  process.exit(1);
+});
