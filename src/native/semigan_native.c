@@ -113,34 +113,35 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// adam(heap, pOff, mOff, vOff, gOff, n, beta1, beta2, lrOverC1, c2, eps), in place on p, m, v:
-//   m = m*beta1 + g*(1-beta1); v = v*beta2 + (g*g)*(1-beta2); p = p - (m*lrOverC1) / sqrt(v/c2 + eps)
+// adam(heap, pOff, mOff, vOff, gOff, outOff, n, beta1, beta2, lrOverC1, c2, eps), m and v in place,
+// the new parameter into out (a fresh tensor: the old one may be cached by XNNPACK as packed weights):
+//   m = m*beta1 + g*(1-beta1); v = v*beta2 + (g*g)*(1-beta2); out = p - (m*lrOverC1) / sqrt(v/c2 + eps)
 // Every scalar is rounded to float32 first, as tfjs does when it makes a scalar tensor of it.
 static napi_value adam(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
+  size_t argc = 12;
+  napi_value argv[12];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 11) {
-    napi_throw_type_error(env, NULL, "semigan_native.adam: expected 11 arguments");
+  if (argc != 12) {
+    napi_throw_type_error(env, NULL, "semigan_native.adam: expected 12 arguments");
     return NULL;
   }
   void *heap = NULL;
   size_t heap_bytes = 0;
   CHECK(napi_get_arraybuffer_info(env, argv[0], &heap, &heap_bytes));
-  int64_t off[4], n;
-  for (int i = 0; i < 4; i++) CHECK(napi_get_value_int64(env, argv[1 + i], &off[i]));
-  CHECK(napi_get_value_int64(env, argv[5], &n));
+  int64_t off[5], n;
+  for (int i = 0; i < 5; i++) CHECK(napi_get_value_int64(env, argv[1 + i], &off[i]));
+  CHECK(napi_get_value_int64(env, argv[6], &n));
   double s[5];
-  for (int i = 0; i < 5; i++) CHECK(napi_get_value_double(env, argv[6 + i], &s[i]));
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) CHECK(napi_get_value_double(env, argv[7 + i], &s[i]));
+  for (int i = 0; i < 5; i++) {
     if (!in_heap(off[i], n, heap_bytes)) {
       napi_throw_range_error(env, NULL, "semigan_native.adam: operand outside the heap");
       return NULL;
     }
   }
   char *base = (char *)heap;
-  float *p = (float *)(base + off[0]), *m = (float *)(base + off[1]), *v = (float *)(base + off[2]);
-  const float *g = (const float *)(base + off[3]);
+  const float *p = (const float *)(base + off[0]), *g = (const float *)(base + off[3]);
+  float *m = (float *)(base + off[1]), *v = (float *)(base + off[2]), *out = (float *)(base + off[4]);
   const float b1 = (float)s[0], omb1 = (float)(1 - s[0]), b2 = (float)s[1], omb2 = (float)(1 - s[1]);
   const float step = (float)s[2], c2 = (float)s[3], eps = (float)s[4];
   for (int64_t i = 0; i < n; i++) {
@@ -149,7 +150,7 @@ static napi_value adam(napi_env env, napi_callback_info info) {
     const float vi = v[i] * b2 + (gi * gi) * omb2;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] - (mi * step) / sqrtf(vi / c2 + eps);
+    out[i] = p[i] - (mi * step) / sqrtf(vi / c2 + eps);
   }
   return NULL;
 }

@@ -8,7 +8,9 @@ import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
  * ~520 calls per training iteration of the paper's model, a quarter of the step once matMuls run
  * on OpenBLAS. The native loops do the same float32 operations in the same order, so the numbers
  * are bit-identical (test/nn/in_place_updates.test.ts). Only tensors that no other tensor shares
- * (refCount 1) are written in place; anything else takes the tfjs path.
+ * (refCount 1) are written in place; anything else takes the tfjs path. A parameter itself gets a
+ * fresh tensor, as tfjs's assign would give it: XNNPACK keeps packed copies of matMul and conv
+ * weights keyed by tensor, and those copies must not go stale.
  */
 let native: NativeAddon | null = null;
 
@@ -39,13 +41,19 @@ export interface AdamStep {
   epsilon: number;
 }
 
-/** m, v, p updated in place as Adam.apply's tfjs ops would; false if it could not (caller does it). */
+/** m and v updated in place, p assigned its new value, as Adam.apply's tfjs ops would; false if it could not (caller does it). */
 export function adamInPlace(p: tf.Variable, m: tf.Variable, v: tf.Variable, g: tf.Tensor, s: AdamStep): boolean {
   if (g.size !== p.size || m.size !== p.size || v.size !== p.size) return false;
-  const found = heapOffsets([p, m, v, g], 3);
+  const found = heapOffsets([m, v, p, g], 2);
   if (!found) return false;
-  const [pOff, mOff, vOff, gOff] = found.offsets;
-  native!.adam(found.backend.wasm.HEAPU8.buffer as ArrayBuffer, pOff, mOff, vOff, gOff, p.size, s.beta1, s.beta2, s.lrOverC1, s.c2, s.epsilon);
+  const [mOff, vOff, pOff, gOff] = found.offsets;
+  const info = found.backend.makeOutput(p.shape, 'float32') as tf.TensorInfo;
+  const out = found.backend.dataIdMap.get(info.dataId)!.memoryOffset;
+  // makeOutput may have grown the heap: take its buffer only now.
+  native!.adam(found.backend.wasm.HEAPU8.buffer as ArrayBuffer, pOff, mOff, vOff, gOff, out, p.size, s.beta1, s.beta2, s.lrOverC1, s.c2, s.epsilon);
+  const next = tf.engine().makeTensorFromTensorInfo(info);
+  p.assign(next);
+  next.dispose();
   return true;
 }
 

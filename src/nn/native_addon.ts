@@ -27,7 +27,7 @@ export interface NativeAddon {
     alpha: number,
     threads: number,
   ): void;
-  adam(heap: ArrayBuffer, pOff: number, mOff: number, vOff: number, gOff: number, n: number, beta1: number, beta2: number, lrOverC1: number, c2: number, eps: number): void;
+  adam(heap: ArrayBuffer, pOff: number, mOff: number, vOff: number, gOff: number, outOff: number, n: number, beta1: number, beta2: number, lrOverC1: number, c2: number, eps: number): void;
   ema(heap: ArrayBuffer, sOff: number, pOff: number, n: number, decay: number): void;
   sumRows(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, cols: number): void;
   setZiggurat(k: Float64Array, w: Float64Array): void;
