@@ -2,8 +2,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SemiganError } from './errors.js';
 import { BACKENDS, defaultThreads, MATMULS } from './backend.js';
-import { BUILTIN_DATASETS } from './data/builtin.js';
-import { absoluteSpec, SPEC_HELP } from './data/spec.js';
+import { BUILTIN_DATASETS } from './data/sources/builtin.js';
+import { absoluteSpec, SPEC_HELP } from './data/sources/spec.js';
 import { DEFAULT_TEST_SPLIT } from './data/load.js';
 import { PRESET_NAMES } from './models/presets.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, type TrainConfig } from './train/config.js';
@@ -16,7 +16,7 @@ import { DEFAULT_SERVE_OPTIONS as sd, parseSize, serveCommand } from './commands
 import { formatReport } from './eval/report.js';
 import { formatSuggestions, suggestCommand } from './commands/suggest.js';
 import { SUGGEST_CRITERIA } from './eval/suggest.js';
-import { formatInspect, inspectData } from './data/inspect.js';
+import { formatInspect, inspectData } from './commands/inspect.js';
 
 const int = (v: string) => {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer.');

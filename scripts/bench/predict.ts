@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice } from '../../src/backend.js';
-import { readIdxImages } from '../../src/data/idx.js';
+import { readIdxImages } from '../../src/data/sources/idx.js';
 import { Classifier } from '../../src/serve/classifier.js';
 import { imageToInput, scalePixels } from '../../src/serve/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../../src/backend.js';
-import { readIdxImages } from '../../src/data/idx.js';
+import { readIdxImages } from '../../src/data/sources/idx.js';
 import { Classifier } from '../../src/serve/classifier.js';
 import { scalePixels } from '../../src/serve/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';

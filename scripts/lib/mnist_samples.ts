@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import sharp from 'sharp';
-import { loadBuiltin } from '../../src/data/builtin.js';
+import { loadBuiltin } from '../../src/data/sources/builtin.js';
 import type { Dataset } from '../../src/data/dataset.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 

@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
-import { loadBuiltin } from '../../src/data/builtin.js';
+import { loadBuiltin } from '../../src/data/sources/builtin.js';
 import { exampleDim } from '../../src/data/dataset.js';
 import { SemiganError } from '../../src/errors.js';
 import { atomicWriteFile } from '../../src/fsutil.js';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { prepareTestData } from '../data/prepare.js';
 import { loadLabeledExamples, loadTestData } from '../data/load.js';
-import { absoluteSpec, parseDataSpec } from '../data/spec.js';
+import { absoluteSpec, parseDataSpec } from '../data/sources/spec.js';
 import { sliceDataset, type Dataset } from '../data/dataset.js';
 import { standardize } from '../data/standardize.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';

@@ -8,7 +8,7 @@ import { predictionsFromLogits } from '../eval/predictions.js';
 import { loadEmaDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { rankByUncertainty, suggestionsCsv, type SuggestCriterion, type Suggestion } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
-import { parseDataSpec } from '../data/spec.js';
+import { parseDataSpec } from '../data/sources/spec.js';
 import { dirname, resolve } from 'node:path';
 
 const log = (line: string) => process.stderr.write(line + '\n');

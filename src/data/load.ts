@@ -7,14 +7,14 @@
 import { configError, dataError } from '../errors.js';
 import { exampleDim, gatherRows, sliceDataset, type Dataset } from './dataset.js';
 import { prepareData, type DataOptions, type TrainData } from './prepare.js';
-import { parseDataSpec, type DataSpec } from './spec.js';
-import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split.js';
-import { scanImageFolder } from './image_folder.js';
-import { readManifest } from './manifest.js';
-import { decodeImages, decodeSummary, skippedSummary } from './image_decode.js';
-import { defaultCacheDir } from './decode_cache.js';
-import { imageDataset } from './image_entry.js';
-import { describeSkipped, readTabularCsv } from './tabular.js';
+import { parseDataSpec, type DataSpec } from './sources/spec.js';
+import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split/split.js';
+import { scanImageFolder } from './sources/image_folder.js';
+import { readManifest } from './sources/manifest.js';
+import { decodeImages, decodeSummary, skippedSummary } from './images/decode.js';
+import { defaultCacheDir } from './images/decode_cache.js';
+import { imageDataset } from './images/entry.js';
+import { describeSkipped, readTabularCsv } from './sources/tabular.js';
 import { fitStandardizer, standardize, type Standardizer } from './standardize.js';
 
 /** The feature columns and their training-set statistics (kept for evaluation and export). */

@@ -1,6 +1,6 @@
-import { loadBuiltin } from './builtin.js';
+import { loadBuiltin } from './sources/builtin.js';
 import { sliceDataset, type Dataset } from './dataset.js';
-import { labeledSubset, resolveLabelsPerClass, splitSummary, type SplitSummary } from './split.js';
+import { labeledSubset, resolveLabelsPerClass, splitSummary, type SplitSummary } from './split/split.js';
 
 /** What training needs: train (all unlabeled), the labeled rows among them, and the test set. */
 export interface TrainData {

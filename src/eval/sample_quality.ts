@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadBuiltin } from '../data/builtin.js';
+import { loadBuiltin } from '../data/sources/builtin.js';
 import { dataError } from '../errors.js';
 import { frechetDistanceFromStats, gaussianStats, type GaussianStats } from './frechet.js';
 import { PACKAGE_ROOT } from '../package_paths.js';

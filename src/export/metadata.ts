@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SemiganError } from '../errors.js';
-import type { SplitSummary } from '../data/split.js';
+import type { SplitSummary } from '../data/split/split.js';
 import type { TrainConfig } from '../train/config.js';
 
 export const MODEL_FORMAT = 'semigan-classifier';

@@ -1,6 +1,6 @@
 /**
  * Image bytes -> model input, as an exported model's metadata.preprocessing says
- * (docs/model_format.md). The pipeline itself lives in data/image_pipeline.ts (training data goes
+ * (docs/model_format.md). The pipeline itself lives in data/images/pipeline.ts (training data goes
  * through the same one, so served inputs get exactly the pixels the model was trained on):
  * decode, auto-orient, composite alpha onto black, fit inside height x width ("contain", padded
  * with black, lanczos3), convert to the model's channels, scale by 1/255, flatten row-major HWC;
@@ -8,10 +8,10 @@
  */
 import { inputError } from '../errors.js';
 import type { ClassifierMetadata, ImagePreprocessing } from '../export/metadata.js';
-import { decodeImageBuffer, ImageDecodeError, scalePixels } from '../data/image_pipeline.js';
+import { decodeImageBuffer, ImageDecodeError, scalePixels } from '../data/images/pipeline.js';
 
-export { decodePngFast, isPng } from '../data/png.js';
-export { scalePixels } from '../data/image_pipeline.js';
+export { decodePngFast, isPng } from '../data/images/png.js';
+export { scalePixels } from '../data/images/pipeline.js';
 
 
 export interface ImageToInputOptions {

@@ -12,7 +12,7 @@ export type FmDistance = (typeof FM_DISTANCES)[number];
  * the run dir and into every checkpoint. Defaults are the paper's MNIST recipe.
  */
 export interface TrainConfig extends ModelTechniques {
-  dataset: string; // data spec (data/spec.ts): mnist | fashion-mnist | images:DIR | manifest:FILE.csv | csv:FILE.csv
+  dataset: string; // data spec (data/sources/spec.ts): mnist | fashion-mnist | images:DIR | manifest:FILE.csv | csv:FILE.csv
   test: string | null; // your own data: test set spec of the same kind (else a stratified --test-split)
   testSplit: number | null; // your own data: fraction of each class's labeled examples held out for testing (default 0.2)
   size: string | null; // images: HEIGHTxWIDTH to resize to (default: the most common size found)

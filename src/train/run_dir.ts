@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SemiganError, configError } from '../errors.js';
-import type { SplitSummary } from '../data/split.js';
+import type { SplitSummary } from '../data/split/split.js';
 import type { RngState } from '../rng.js';
 import type { GanModel } from '../models/model.js';
 import { buildModelForConfig } from '../models/presets.js';

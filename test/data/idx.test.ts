@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { SemiganError } from '../../src/errors.js';
-import { readIdx, readIdxImages, readIdxLabels } from '../../src/data/idx.js';
-import { loadBuiltin, BUILTIN_DATASETS } from '../../src/data/builtin.js';
+import { readIdx, readIdxImages, readIdxLabels } from '../../src/data/sources/idx.js';
+import { loadBuiltin, BUILTIN_DATASETS } from '../../src/data/sources/builtin.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 
 const MNIST_DIR = mnistDataDir()!;

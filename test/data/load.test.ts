@@ -9,14 +9,14 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDataSpec, absoluteSpec } from '../../src/data/spec.js';
-import { allLabeled, stratifiedHoldout } from '../../src/data/split.js';
+import { parseDataSpec, absoluteSpec } from '../../src/data/sources/spec.js';
+import { allLabeled, stratifiedHoldout } from '../../src/data/split/split.js';
 import { grayFromEqualChannels, loadData, parseBackground, parseImageSize, type LoadOptions } from '../../src/data/load.js';
 import { validateConfig } from '../../src/train/config.js';
 import { autoPreset } from '../../src/models/presets.js';
 import { SemiganError } from '../../src/errors.js';
 import { firstOfDigits, mnistBytes, writeMnistFolder, writeMnistPng } from '../lib/mnist_files.js';
-import { inspectData } from '../../src/data/inspect.js';
+import { inspectData } from '../../src/commands/inspect.js';
 
 let tmp: string;
 let rowsOf: Map<string, number>;

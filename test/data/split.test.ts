@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { SemiganError } from '../../src/errors.js';
-import { RandomState } from '../../src/data/numpy_random.js';
-import { readIdxLabels } from '../../src/data/idx.js';
-import { labeledSubset, resolveLabelsPerClass, splitSummary } from '../../src/data/split.js';
+import { RandomState } from '../../src/data/split/numpy_random.js';
+import { readIdxLabels } from '../../src/data/sources/idx.js';
+import { labeledSubset, resolveLabelsPerClass, splitSummary } from '../../src/data/split/split.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 
 const MNIST_DIR = mnistDataDir()!;

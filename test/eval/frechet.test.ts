@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadBuiltin } from '../../src/data/builtin.js';
+import { loadBuiltin } from '../../src/data/sources/builtin.js';
 import { SemiganError } from '../../src/errors.js';
 import { frechetDistance, gaussianStats, jacobiEigen, sqrtPsd } from '../../src/eval/frechet.js';
 import { featureNetFeatures, featureNetPredict, loadFeatureNet, sampleQuality } from '../../src/eval/sample_quality.js';

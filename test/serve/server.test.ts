@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { initBackend } from '../../src/backend.js';
-import { readIdxImages } from '../../src/data/idx.js';
+import { readIdxImages } from '../../src/data/sources/idx.js';
 import { MicroBatcher } from '../../src/serve/batcher.js';
 import { Classifier, type Prediction } from '../../src/serve/classifier.js';
 import { HTTP_ERRORS } from '../../src/serve/http_errors.js';

@@ -5,8 +5,8 @@
  */
 import { open } from 'node:fs/promises';
 import sharp from 'sharp';
-import { IMAGE_FORMATS_TEXT, ImageDecodeError, oneLine } from './image_pipeline.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './map_limit.js';
+import { IMAGE_FORMATS_TEXT, ImageDecodeError, oneLine } from './pipeline.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../map_limit.js';
 import { pngHeader } from './png.js';
 
 export interface ImageProbe {

@@ -7,15 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parseDataSpec, type DataSpec } from './spec.js';
-import { scanImageFolder } from './image_folder.js';
-import { readManifest } from './manifest.js';
-import { probeImages } from './image_probe.js';
-import { mapLimit } from './map_limit.js';
-import { readTabularCsv } from './tabular.js';
-import type { ImageEntry } from './image_entry.js';
+import { parseDataSpec, type DataSpec } from '../data/sources/spec.js';
+import { scanImageFolder } from '../data/sources/image_folder.js';
+import { readManifest } from '../data/sources/manifest.js';
+import { probeImages } from '../data/images/probe.js';
+import { mapLimit } from '../data/map_limit.js';
+import { readTabularCsv } from '../data/sources/tabular.js';
+import type { ImageEntry } from '../data/images/entry.js';
 import { configError } from '../errors.js';
-import { DEFAULT_TEST_SPLIT } from './load.js';
+import { DEFAULT_TEST_SPLIT } from '../data/load.js';
 
 /** Fewer labeled examples than this in a class is reported. */
 export const FEW_LABELS = 5;

@@ -6,16 +6,16 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dataError } from '../errors.js';
+import { dataError } from '../../errors.js';
 import { decodeCacheKey, defaultCacheDir, readDecodeCache, writeDecodeCache, type FileStamp } from './decode_cache.js';
-import { decodeImageBuffer, oneLine, scalePixels, type Rgb } from './image_pipeline.js';
-import type { ImageEntry } from './image_entry.js';
-import { probeImageBuffer, probeImageFile, type ImageProbe } from './image_probe.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './map_limit.js';
+import { decodeImageBuffer, oneLine, scalePixels, type Rgb } from './pipeline.js';
+import type { ImageEntry } from './entry.js';
+import { probeImageBuffer, probeImageFile, type ImageProbe } from './probe.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../map_limit.js';
 
-export { DEFAULT_CONCURRENCY } from './map_limit.js';
+export { DEFAULT_CONCURRENCY } from '../map_limit.js';
 
-export type { ImageEntry } from './image_entry.js';
+export type { ImageEntry } from './entry.js';
 
 export interface DecodeOptions {
   /** [height, width]; null = the most common size among the files. */

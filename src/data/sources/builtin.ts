@@ -4,10 +4,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dataError } from '../errors.js';
-import type { Dataset, DataSplits } from './dataset.js';
+import { dataError } from '../../errors.js';
+import type { Dataset, DataSplits } from '../dataset.js';
 import { readIdxImages, readIdxLabels } from './idx.js';
-import { mnistDataDir } from '../package_paths.js';
+import { mnistDataDir } from '../../package_paths.js';
 
 export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist'] as const;
 export type BuiltinName = (typeof BUILTIN_DATASETS)[number];

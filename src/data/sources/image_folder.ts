@@ -8,9 +8,9 @@
  */
 import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { extname, join } from 'node:path';
-import { dataError } from '../errors.js';
-import type { ImageEntry, ImageList } from './image_entry.js';
-import { naturalCompare } from './natural_sort.js';
+import { dataError } from '../../errors.js';
+import type { ImageEntry, ImageList } from '../images/entry.js';
+import { naturalCompare } from '../natural_sort.js';
 
 /** Extensions taken as images (what sharp's prebuilt binaries read); other files are listed in `ignored`. */
 export const IMAGE_EXTENSIONS = new Set([

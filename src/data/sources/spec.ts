@@ -4,7 +4,7 @@
  * (`csv:FILE.csv`). `--data` and `--test` take one each.
  */
 import { resolve } from 'node:path';
-import { configError } from '../errors.js';
+import { configError } from '../../errors.js';
 import { BUILTIN_DATASETS, type BuiltinName } from './builtin.js';
 
 export type DataSpec =

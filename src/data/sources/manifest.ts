@@ -7,9 +7,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { dataError } from '../errors.js';
-import type { ImageEntry, ImageList } from './image_entry.js';
-import { naturalCompare } from './natural_sort.js';
+import { dataError } from '../../errors.js';
+import type { ImageEntry, ImageList } from '../images/entry.js';
+import { naturalCompare } from '../natural_sort.js';
 
 const EXPECTED = 'expected a header row with columns path and label, e.g. `path,label`';
 

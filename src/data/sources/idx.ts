@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { dataError } from '../errors.js';
+import { dataError } from '../../errors.js';
 
 export interface IdxArray {
   dims: number[];

@@ -1,5 +1,5 @@
 /** The list of image files a data source names, before decoding, and the Dataset it becomes. */
-import type { Dataset } from './dataset.js';
+import type { Dataset } from '../dataset.js';
 
 export interface ImageEntry {
   /** Where to read the file (absolute, or relative to the working directory). */

@@ -4,11 +4,11 @@
  * Rows become Dataset examples of shape [1, 1, F]. Errors name FILE:LINE (the file line where the
  * record starts, header = line 1), the column and the value; nothing bad is dropped silently.
  */
-import { naturalCompare } from './natural_sort.js';
+import { naturalCompare } from '../natural_sort.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
-import { dataError } from '../errors.js';
-import type { Dataset } from './dataset.js';
+import { dataError } from '../../errors.js';
+import type { Dataset } from '../dataset.js';
 
 export interface TabularOptions {
   /** Column holding the class name; an empty value marks an unlabeled row. */

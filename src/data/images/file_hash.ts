@@ -1,7 +1,7 @@
 /** Content hashes of files (sha1 of the bytes), to find duplicate images whatever their names. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { DEFAULT_CONCURRENCY, mapLimit } from './map_limit.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../map_limit.js';
 
 /** Hex sha1 of the file's bytes, streamed (large files are never held whole). */
 export function sha1File(path: string): Promise<string> {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { atomicWriteFile } from '../fsutil.js';
+import { atomicWriteFile } from '../../fsutil.js';
 
 /** Bump when decoding changes what bytes a file gives (old entries then miss). */
 export const DECODE_CACHE_VERSION = 1;

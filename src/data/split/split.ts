@@ -8,7 +8,7 @@
  * so the same --seed-data gives the same labeled images as the official code and the PyTorch peer.
  * Every training row (labeled ones included) is also used as unlabeled data, as there.
  */
-import { configError, dataError } from '../errors.js';
+import { configError, dataError } from '../../errors.js';
 import { RandomState } from './numpy_random.js';
 
 /** The paper's MNIST setting: 100 labels = 10 per class. */
