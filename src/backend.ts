@@ -97,7 +97,11 @@ function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threads
   const threads = native.addon.getThreads();
   const why = opts.threads == null ? 'every core' : '--threads';
   const over = threads > defaultThreads() ? `; more than the ${defaultThreads()} cores, threads will share them` : '';
-  return { threads, threadsReason: `${threads} thread${threads === 1 ? '' : 's'} for matMuls (${why}${over}; ${native.addon.describe()}), other kernels on 1 wasm thread`, matmul: 'openblas' };
+  return {
+    threads,
+    threadsReason: `${threads} thread${threads === 1 ? '' : 's'} for matMuls (${why}${over}; ${native.addon.describe()}), other kernels on 1 wasm thread`,
+    matmul: 'openblas',
+  };
 }
 
 /**
@@ -111,17 +115,37 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
     const t = await tryTensorflow();
     if (t.ok) {
       const threadsReason = `threads chosen by TensorFlow${opts.threads != null ? ' (--threads does not apply to native TensorFlow)' : ''}`;
-      return { name: 'tensorflow', reason: `${t.pkg} loaded`, threads: defaultThreads(), threadsReason, matmul: 'tensorflow' };
+      return {
+        name: 'tensorflow',
+        reason: `${t.pkg} loaded`,
+        threads: defaultThreads(),
+        threadsReason,
+        matmul: 'tensorflow',
+      };
     }
     if (choice === 'tensorflow')
-      throw backendError(`--backend tensorflow: no native TensorFlow package could load (${t.why}); install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node with its libtensorflow, or use --backend wasm`);
-    if (await tryWasm()) return { name: 'wasm', reason: 'native TensorFlow unavailable (tfjs-node-gpu / tfjs-node not loadable), wasm is the fastest available', ...setUpWasm(opts) };
+      throw backendError(
+        `--backend tensorflow: no native TensorFlow package could load (${t.why}); install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node with its libtensorflow, or use --backend wasm`,
+      );
+    if (await tryWasm())
+      return {
+        name: 'wasm',
+        reason: 'native TensorFlow unavailable (tfjs-node-gpu / tfjs-node not loadable), wasm is the fastest available',
+        ...setUpWasm(opts),
+      };
   } else if (choice === 'wasm') {
     if (await tryWasm()) return { name: 'wasm', reason: 'requested with --backend wasm', ...setUpWasm(opts) };
     throw backendError('--backend wasm: @tensorflow/tfjs-backend-wasm could not initialize');
   }
   await tf.setBackend('cpu');
-  return { name: 'cpu', reason: choice === 'cpu' ? 'requested with --backend cpu' : 'neither native TensorFlow nor wasm could initialize; cpu is slow', ...single };
+  return {
+    name: 'cpu',
+    reason:
+      choice === 'cpu'
+        ? 'requested with --backend cpu'
+        : 'neither native TensorFlow nor wasm could initialize; cpu is slow',
+    ...single,
+  };
 }
 
 /** The start-up line of every command. */

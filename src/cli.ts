@@ -26,7 +26,11 @@ const signedInt = (v: string) => {
   if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError('expected an integer.');
   return Number(v);
 };
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 const num = (v: string) => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
@@ -34,12 +38,21 @@ const num = (v: string) => {
 };
 
 const threadsArg = (v: string) => {
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256) throw new InvalidArgumentError(`expected a positive integer from 1 to 256 (threads for matMuls; this machine has ${defaultThreads()} cores).`);
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256)
+    throw new InvalidArgumentError(
+      `expected a positive integer from 1 to 256 (threads for matMuls; this machine has ${defaultThreads()} cores).`,
+    );
   return Number(v);
 };
 const matmulOption = () =>
-  new Option('--matmul <kernels>', "wasm backend's matMuls: auto (OpenBLAS on --threads when built), openblas, or wasm (tfjs's own, one thread: bit-exact with earlier runs)").choices(MATMULS).default('auto');
-const threadsOption = (what: string) => new Option('--threads <n>', `threads for matMuls on the wasm backend (default: ${what})`).argParser(threadsArg);
+  new Option(
+    '--matmul <kernels>',
+    "wasm backend's matMuls: auto (OpenBLAS on --threads when built), openblas, or wasm (tfjs's own, one thread: bit-exact with earlier runs)",
+  )
+    .choices(MATMULS)
+    .default('auto');
+const threadsOption = (what: string) =>
+  new Option('--threads <n>', `threads for matMuls on the wasm backend (default: ${what})`).argParser(threadsArg);
 
 const program = new Command('semigan')
   .description('Semi-supervised classification with GANs (Salimans et al. 2016)')
@@ -54,30 +67,61 @@ program
   .addOption(new Option('--dataset <name>', 'same as --data (older name)').hideHelp())
   .option('--data-dir <dir>', 'built-in datasets: folder holding the four idx files (overrides the built-in location)')
   .option('--test <spec>', 'your own data: the test set (same kind and classes as --data)')
-  .option('--test-split <fraction>', `your own data: hold out this fraction of each class's labeled examples for testing (default ${DEFAULT_TEST_SPLIT} when no --test)`, num)
+  .option(
+    '--test-split <fraction>',
+    `your own data: hold out this fraction of each class's labeled examples for testing (default ${DEFAULT_TEST_SPLIT} when no --test)`,
+    num,
+  )
   .option('--size <HxW>', 'images: resize to HEIGHTxWIDTH (default: the most common size found)')
   .option('--channels <n>', 'images: 1 (grayscale) or 3 (RGB) (default: the most common found)', int)
-  .option('--background <color>', 'images: colour under transparent pixels and padding: black, white, #rrggbb or r,g,b', d.background)
+  .option(
+    '--background <color>',
+    'images: colour under transparent pixels and padding: black, white, #rrggbb or r,g,b',
+    d.background,
+  )
   .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
   .option('--label-column <name>', 'csv: column holding the class (empty = unlabeled)')
   .option('--features <names>', 'csv: comma-separated feature columns to use (default: all but the label)', list)
   .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
   .option('--skip-bad', 'skip unreadable images and bad CSV rows (counted and named) instead of stopping')
-  .option('--no-cache', 'images: decode again instead of using the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)')
-  .option('--labels <n>', 'use only N labeled examples in total, split evenly over classes (built-in datasets: default 100; your own data: default all labels)', int)
+  .option(
+    '--no-cache',
+    'images: decode again instead of using the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)',
+  )
+  .option(
+    '--labels <n>',
+    'use only N labeled examples in total, split evenly over classes (built-in datasets: default 100; your own data: default all labels)',
+    int,
+  )
   .option('--labels-per-class <n>', 'use only N labeled examples per class (instead of --labels)', int)
   .option('--train-limit <n>', 'use only the first N training images (quick runs)', int)
   .option('--test-limit <n>', 'evaluate on the first N test images only', int)
   .option('--preset <name>', `model preset: ${PRESET_NAMES.join(', ')}`, d.preset)
-  .addOption(new Option('--mode <mode>', 'gan: K+1 GAN on labeled + unlabeled + generated data; supervised: labeled data only (the baseline)').choices(MODES).default(d.mode))
+  .addOption(
+    new Option(
+      '--mode <mode>',
+      'gan: K+1 GAN on labeled + unlabeled + generated data; supervised: labeled data only (the baseline)',
+    )
+      .choices(MODES)
+      .default(d.mode),
+  )
   .option('--no-fm', 'turn feature matching off: G minimizes the non-saturating -log D(G(z))')
-  .addOption(new Option('--fm-distance <d>', 'feature-matching distance: l2 (MNIST recipe) or l1 (CIFAR recipe)').choices(FM_DISTANCES).default(d.fmDistance))
+  .addOption(
+    new Option('--fm-distance <d>', 'feature-matching distance: l2 (MNIST recipe) or l1 (CIFAR recipe)')
+      .choices(FM_DISTANCES)
+      .default(d.fmDistance),
+  )
   .option('--fm-layer <i>', "D's hidden layer matched by G: 0-based, negative from the last", signedInt, d.fmLayer)
-  .option('--mbd', 'minibatch discrimination before D\'s output layer')
+  .option('--mbd', "minibatch discrimination before D's output layer")
   .option('--mbd-kernels <n>', 'minibatch discrimination kernels (B)', int, d.mbdKernels)
   .option('--mbd-dim <n>', 'minibatch discrimination kernel dimension (C)', int, d.mbdDim)
   .option('--ha <weight>', 'historical averaging weight for D and G (0 = off)', num, d.ha)
-  .option('--label-smoothing <alpha>', 'one-sided label smoothing: real target alpha, e.g. 0.9 (1 = off)', num, d.labelSmoothing)
+  .option(
+    '--label-smoothing <alpha>',
+    'one-sided label smoothing: real target alpha, e.g. 0.9 (1 = off)',
+    num,
+    d.labelSmoothing,
+  )
   .option('--vbn', 'virtual batch normalization in G')
   .option('--epochs <n>', 'epochs to train', int, d.epochs)
   .option('--iters-per-epoch <n>', 'iterations per epoch (default: unlabeled size / batch size)', int)
@@ -99,8 +143,10 @@ program
   .action(async (opts, cmd: Command) => {
     // Only options the user typed: defaults live in validateConfig, and --resume must not see them.
     const given: Record<string, unknown> = {};
-    for (const key of Object.keys(opts)) if (cmd.getOptionValueSource(key) === 'cli' && key !== 'resume' && key !== 'overwrite') given[key] = opts[key];
-    if (given.data !== undefined || given.dataset !== undefined) given.dataset = absoluteSpec((given.data ?? given.dataset) as string);
+    for (const key of Object.keys(opts))
+      if (cmd.getOptionValueSource(key) === 'cli' && key !== 'resume' && key !== 'overwrite') given[key] = opts[key];
+    if (given.data !== undefined || given.dataset !== undefined)
+      given.dataset = absoluteSpec((given.data ?? given.dataset) as string);
     delete given.data;
     if (given.test !== undefined) given.test = absoluteSpec(given.test as string);
     const result = await trainCommand(given as Partial<TrainConfig>, opts.resume ?? null, opts.overwrite === true);
@@ -109,9 +155,14 @@ program
 
 program
   .command('evaluate')
-  .description("test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator or of an exported model")
+  .description(
+    "test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator or of an exported model",
+  )
   .argument('<dir>', 'a run directory (semigan train --out) or an exported model directory (semigan export --out)')
-  .option('--data <spec>', `exported models: data to score: a built-in dataset's test split (${BUILTIN_DATASETS.join(', ')}) or every example of images:DIR, manifest:FILE.csv or csv:FILE.csv (default: the model's own test set)`)
+  .option(
+    '--data <spec>',
+    `exported models: data to score: a built-in dataset's test split (${BUILTIN_DATASETS.join(', ')}) or every example of images:DIR, manifest:FILE.csv or csv:FILE.csv (default: the model's own test set)`,
+  )
   .option('--data-dir <dir>', 'exported models: folder holding the four idx files (overrides the built-in location)')
   .option('--test-limit <n>', "score the first N test images only (a run: instead of the run's own --test-limit)", int)
   .option('--json', 'print one JSON object instead of the report')
@@ -119,13 +170,22 @@ program
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (dir: string, opts) => {
-    const report = await evaluateCommand(dir, { backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul, data: opts.data, dataDir: opts.dataDir, testLimit: opts.testLimit });
+    const report = await evaluateCommand(dir, {
+      backend: opts.backend,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
+      data: opts.data,
+      dataDir: opts.dataDir,
+      testLimit: opts.testLimit,
+    });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(report));
   });
 
 program
   .command('export')
-  .description("write a run's EMA discriminator as a standalone TensorFlow.js classifier (model.json, weights.bin, metadata.json)")
+  .description(
+    "write a run's EMA discriminator as a standalone TensorFlow.js classifier (model.json, weights.bin, metadata.json)",
+  )
   .argument('<run-dir>', 'a directory written by semigan train')
   .requiredOption('--out <dir>', 'model directory to create (written atomically)')
   .option('--overwrite', 'replace an earlier export in --out')
@@ -133,7 +193,12 @@ program
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (runDir: string, opts) => {
-    const result = await exportCommand(runDir, opts.out, { overwrite: opts.overwrite === true, backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul });
+    const result = await exportCommand(runDir, opts.out, {
+      overwrite: opts.overwrite === true,
+      backend: opts.backend,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
+    });
     process.stdout.write(JSON.stringify(result) + '\n');
   });
 
@@ -145,16 +210,26 @@ const positiveInt = (v: string) => {
 
 program
   .command('predict')
-  .description('classify images (or CSV rows, for a tabular model) with an exported model: label, probability, top-k and realness per input')
+  .description(
+    'classify images (or CSV rows, for a tabular model) with an exported model: label, probability, top-k and realness per input',
+  )
   .argument('<model-dir>', 'a directory written by semigan export')
-  .argument('<inputs...>', 'image files (PNG, JPEG, WebP, GIF, TIFF, ...; any size) or idx image files (every image in them); tabular models: CSV files with the feature columns')
+  .argument(
+    '<inputs...>',
+    'image files (PNG, JPEG, WebP, GIF, TIFF, ...; any size) or idx image files (every image in them); tabular models: CSV files with the feature columns',
+  )
   .option('--json', 'print one JSON object {model, predictions: [...]} instead of the table')
   .option('--top-k <k>', 'classes listed per input, most probable first', positiveInt, 3)
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (modelDir: string, inputs: string[], opts) => {
-    const out = await predictCommand(modelDir, inputs, { topK: opts.topK, backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul });
+    const out = await predictCommand(modelDir, inputs, {
+      topK: opts.topK,
+      backend: opts.backend,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
+    });
     process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatPredictions(out));
   });
 
@@ -168,17 +243,37 @@ const size = (v: string) => {
 
 program
   .command('serve')
-  .description('HTTP prediction server for an exported model: POST /v1/predict (images or JSON), GET /v1/metadata, GET /healthz (docs/serving.md)')
+  .description(
+    'HTTP prediction server for an exported model: POST /v1/predict (images or JSON), GET /v1/metadata, GET /healthz (docs/serving.md)',
+  )
   .argument('<model-dir>', 'a directory written by semigan export')
   .option('--port <n>', 'TCP port (0: any free port; the chosen one is printed)', int, sd.port)
   .option('--host <addr>', 'address to bind (0.0.0.0 or :: for every interface)', sd.host)
-  .option('--workers <n>', 'server processes sharing the port (node:cluster; crashed ones are restarted)', positiveInt, sd.workers)
-  .option('--max-batch <n>', 'most rows per model call (micro-batching of concurrent requests)', positiveInt, sd.maxBatch)
+  .option(
+    '--workers <n>',
+    'server processes sharing the port (node:cluster; crashed ones are restarted)',
+    positiveInt,
+    sd.workers,
+  )
+  .option(
+    '--max-batch <n>',
+    'most rows per model call (micro-batching of concurrent requests)',
+    positiveInt,
+    sd.maxBatch,
+  )
   .option('--max-wait-ms <ms>', 'longest a queued row waits for more before its model call runs', num, sd.maxWaitMs)
   .option('--body-limit <size>', 'largest request body (bytes, or e.g. 512kb, 1mb; 1kb = 1024)', size, sd.bodyLimit)
   .option('--timeout-ms <ms>', 'time a client has to send a whole request, else 408 (0 = no limit)', int, sd.timeoutMs)
-  .option('--top-k <k>', 'classes listed in each prediction\'s "top" (a request may say ?top_k=N)', positiveInt, sd.topK)
-  .option('--token <token>', 'require "Authorization: Bearer TOKEN" (except on /healthz); default: $SEMIGAN_TOKEN if set')
+  .option(
+    '--top-k <k>',
+    'classes listed in each prediction\'s "top" (a request may say ?top_k=N)',
+    positiveInt,
+    sd.topK,
+  )
+  .option(
+    '--token <token>',
+    'require "Authorization: Bearer TOKEN" (except on /healthz); default: $SEMIGAN_TOKEN if set',
+  )
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('the cores divided among --workers'))
   .addOption(matmulOption())
@@ -194,7 +289,8 @@ program
       topK: opts.topK,
       token: opts.token ?? null,
       backend: opts.backend,
-      threads: opts.threads ?? null, matmul: opts.matmul,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
     });
     process.exit(code);
   });
@@ -202,33 +298,65 @@ program
 const data = program.command('data').description('look at a dataset before training');
 data
   .command('inspect')
-  .description('examples per class, labeled / unlabeled / test counts, sizes and channels (or feature columns), and problems: unreadable files or rows, odd sizes, classes with few labels, duplicates')
+  .description(
+    'examples per class, labeled / unlabeled / test counts, sizes and channels (or feature columns), and problems: unreadable files or rows, odd sizes, classes with few labels, duplicates',
+  )
   .argument('<spec>', 'images:DIR, manifest:FILE.csv or csv:FILE.csv')
   .option('--test <spec>', 'a test set to check against the data (classes, duplicates across the two)')
-  .option('--test-split <fraction>', `without --test: the fraction of each class's labels training would hold out (default ${DEFAULT_TEST_SPLIT})`, num)
+  .option(
+    '--test-split <fraction>',
+    `without --test: the fraction of each class's labels training would hold out (default ${DEFAULT_TEST_SPLIT})`,
+    num,
+  )
   .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
   .option('--label-column <name>', 'csv: column holding the class')
   .option('--features <names>', 'csv: comma-separated feature columns', list)
   .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
   .option('--json', 'print one JSON object instead of the report')
   .action(async (spec: string, opts) => {
-    const report = await inspectData(spec, { test: opts.test ?? null, testSplit: opts.testSplit, unlabeledDir: opts.unlabeledDir, labelColumn: opts.labelColumn ?? null, features: opts.features ?? null, dropColumns: opts.dropColumns ?? [] });
+    const report = await inspectData(spec, {
+      test: opts.test ?? null,
+      testSplit: opts.testSplit,
+      unlabeledDir: opts.unlabeledDir,
+      labelColumn: opts.labelColumn ?? null,
+      features: opts.features ?? null,
+      dropColumns: opts.dropColumns ?? [],
+    });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspect(report));
   });
 
 program
   .command('suggest')
-  .description("which examples to label next: a run's unlabeled training examples ranked by its classifier's uncertainty")
+  .description(
+    "which examples to label next: a run's unlabeled training examples ranked by its classifier's uncertainty",
+  )
   .argument('<run-dir>', 'a directory written by semigan train')
   .option('--n <n>', 'how many examples to list', positiveInt, 50)
-  .addOption(new Option('--by <criterion>', 'margin: smallest gap between the two most probable classes; entropy: most spread-out class probabilities').choices(SUGGEST_CRITERIA).default('margin'))
-  .option('--out <file.csv>', 'also write them as CSV (rank,id,predicted,probability,runner_up,runner_up_probability,margin,entropy,realness)')
+  .addOption(
+    new Option(
+      '--by <criterion>',
+      'margin: smallest gap between the two most probable classes; entropy: most spread-out class probabilities',
+    )
+      .choices(SUGGEST_CRITERIA)
+      .default('margin'),
+  )
+  .option(
+    '--out <file.csv>',
+    'also write them as CSV (rank,id,predicted,probability,runner_up,runner_up_probability,margin,entropy,realness)',
+  )
   .option('--json', 'print one JSON object instead of the table')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (runDir: string, opts) => {
-    const out = await suggestCommand(runDir, { n: opts.n, by: opts.by, out: opts.out ?? null, backend: opts.backend, threads: opts.threads ?? null, matmul: opts.matmul });
+    const out = await suggestCommand(runDir, {
+      n: opts.n,
+      by: opts.by,
+      out: opts.out ?? null,
+      backend: opts.backend,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
+    });
     process.stdout.write(opts.json ? JSON.stringify(out) + '\n' : formatSuggestions(out, opts.by));
   });
 

@@ -43,8 +43,14 @@ function sources(dir: string): string[] {
 /** Relative imports of a file (static, re-exports and import('...') with a literal), as src/ paths. */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?\sfrom\s+'([^']+)'|import\(\s*'([^']+)'\s*\)|(?:^|\n)\s*import\s+'([^']+)'/g)].map((m) => m[1] ?? m[2] ?? m[3]);
-  return specs.filter((s) => s.startsWith('.')).map((s) => relative(SRC, resolve(dirname(file), s)).replace(/\.js$/, '.ts'));
+  const specs = [
+    ...text.matchAll(
+      /(?:^|\n)\s*(?:import|export)\s[^;]*?\sfrom\s+'([^']+)'|import\(\s*'([^']+)'\s*\)|(?:^|\n)\s*import\s+'([^']+)'/g,
+    ),
+  ].map((m) => m[1] ?? m[2] ?? m[3]);
+  return specs
+    .filter((s) => s.startsWith('.'))
+    .map((s) => relative(SRC, resolve(dirname(file), s)).replace(/\.js$/, '.ts'));
 }
 
 const layerOf = (path: string) => LAYERS.findIndex((l) => l.match(path));
@@ -68,7 +74,8 @@ test('imports only go down the layers (or stay in the folder)', () => {
       }
       const [lf, lt] = [layerOf(from), layerOf(to)];
       const sameRoom = lf === lt && (folderOf(from) === folderOf(to) || LAYERS[lf].name === 'base');
-      if (lt < lf || (lt === lf && !sameRoom)) violations.push(`${from} (${LAYERS[lf].name}) imports ${to} (${LAYERS[lt].name})`);
+      if (lt < lf || (lt === lf && !sameRoom))
+        violations.push(`${from} (${LAYERS[lf].name}) imports ${to} (${LAYERS[lt].name})`);
     }
   }
   assert.deepEqual(violations, []);

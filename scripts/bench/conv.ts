@@ -62,8 +62,20 @@ interface ConvLayer {
 }
 
 function layers(batch: number): ConvLayer[] {
-  const conv = (name: string, hw: number, cin: number, cout: number, stride: number): ConvLayer => ({ name, transpose: false, inShape: [batch, hw, hw, cin], filterShape: [3, 3, cin, cout], stride });
-  const deconv = (name: string, hw: number, cin: number, cout: number): ConvLayer => ({ name, transpose: true, inShape: [batch, hw, hw, cin], filterShape: [4, 4, cout, cin], stride: 2 });
+  const conv = (name: string, hw: number, cin: number, cout: number, stride: number): ConvLayer => ({
+    name,
+    transpose: false,
+    inShape: [batch, hw, hw, cin],
+    filterShape: [3, 3, cin, cout],
+    stride,
+  });
+  const deconv = (name: string, hw: number, cin: number, cout: number): ConvLayer => ({
+    name,
+    transpose: true,
+    inShape: [batch, hw, hw, cin],
+    filterShape: [4, 4, cout, cin],
+    stride: 2,
+  });
   return [
     deconv('G deconv 7x7x128 -> 14x14x64', 7, 128, 64),
     deconv('G deconv 14x14x64 -> 28x28x1', 14, 64, 1),
@@ -76,19 +88,24 @@ function layers(batch: number): ConvLayer[] {
 
 const outShapeOf = (l: ConvLayer): Shape4 => {
   const [b, h, w] = l.inShape;
-  return l.transpose ? [b, h * l.stride, w * l.stride, l.filterShape[2]] : [b, Math.ceil(h / l.stride), Math.ceil(w / l.stride), l.filterShape[3]];
+  return l.transpose
+    ? [b, h * l.stride, w * l.stride, l.filterShape[2]]
+    : [b, Math.ceil(h / l.stride), Math.ceil(w / l.stride), l.filterShape[3]];
 };
 
 /** The layer's op; with subPixel, a deconv is computed by conv2dInputGrad (XNNPACK) instead of tfjs's kernel. */
 const forward = (l: ConvLayer, x: tf.Tensor4D, f: tf.Tensor4D, subPixel = false) => {
   if (!l.transpose) return tf.conv2d(x, f, l.stride, 'same');
-  return subPixel ? conv2dInputGrad(outShapeOf(l), x, f, l.stride, 'same') : tf.conv2dTranspose(x, f, outShapeOf(l), l.stride, 'same');
+  return subPixel
+    ? conv2dInputGrad(outShapeOf(l), x, f, l.stride, 'same')
+    : tf.conv2dTranspose(x, f, outShapeOf(l), l.stride, 'same');
 };
 
 /** All weights of the stack, from a seeded Rng. */
 function makeWeights(batch: number): Record<string, tf.Tensor> {
   const rng = new Rng(5);
-  const normal = (shape: number[], std: number) => tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)), std), shape);
+  const normal = (shape: number[], std: number) =>
+    tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)), std), shape);
   const w: Record<string, tf.Tensor> = { fc: normal([100, 7 * 7 * 128], 0.05), out: normal([128, 10], 0.05) };
   for (const [i, l] of layers(batch).entries()) w[`k${i}`] = normal(l.filterShape, 0.05);
   return w;
@@ -105,7 +122,10 @@ function stackGrads(weights: Record<string, tf.Tensor>, z: tf.Tensor2D, batch: n
       const a = forward(l, h, w[`k${i}`] as tf.Tensor4D, subPixel);
       h = i === 1 ? tf.sigmoid(a) : l.transpose ? tf.relu(a) : tf.leakyRelu(a, 0.2);
     }
-    return tf.matMul(h.mean([1, 2]) as tf.Tensor2D, w.out as tf.Tensor2D).square().mean();
+    return tf
+      .matMul(h.mean([1, 2]) as tf.Tensor2D, w.out as tf.Tensor2D)
+      .square()
+      .mean();
   };
   return tf.grads(loss)(names.map((n) => weights[n]));
 }
@@ -139,26 +159,48 @@ async function main(): Promise<void> {
   const info = await initBackend('wasm');
   if (info.name !== 'wasm') throw new Error('the wasm backend did not initialize');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  console.log('# conv stack D(G(z)) forward+backward: G 7x7x128 -> deconv 4x4/2 64 -> deconv 4x4/2 1, D 3x3 convs 32, 64/2, 64, 128/2 -> pool -> dense 10');
-  console.log(`# node ${process.version}, ${cpus().length} cores, loadavg ${loadavg().map((x) => x.toFixed(2)).join(' ')}, wasm simd ${simd}; median of ${iters} wasm passes after a warm-up, ${cpuIters} cpu passes (no warm-up)`);
+  console.log(
+    '# conv stack D(G(z)) forward+backward: G 7x7x128 -> deconv 4x4/2 64 -> deconv 4x4/2 1, D 3x3 convs 32, 64/2, 64, 128/2 -> pool -> dense 10',
+  );
+  console.log(
+    `# node ${process.version}, ${cpus().length} cores, loadavg ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(
+        ' ',
+      )}, wasm simd ${simd}; median of ${iters} wasm passes after a warm-up, ${cpuIters} cpu passes (no warm-up)`,
+  );
 
   const leakNote = (n: number) => (n ? `  (${n} tensors leaked!)` : '');
   const big = passMs(batch, iters);
-  console.log(`batch ${String(batch).padEnd(4)} wasm, our conv grads   ${fmt(big.ms)} ms per pass${leakNote(big.leaked)}`);
+  console.log(
+    `batch ${String(batch).padEnd(4)} wasm, our conv grads   ${fmt(big.ms)} ms per pass${leakNote(big.leaked)}`,
+  );
   const sub = passMs(batch, iters, true, true);
-  console.log(`batch ${String(batch).padEnd(4)} wasm, our conv grads   ${fmt(sub.ms)} ms per pass with G's deconvs as conv2dInputGrad (sub-pixel) instead of tf.conv2dTranspose${leakNote(sub.leaked)}`);
+  console.log(
+    `batch ${String(batch).padEnd(4)} wasm, our conv grads   ${fmt(sub.ms)} ms per pass with G's deconvs as conv2dInputGrad (sub-pixel) instead of tf.conv2dTranspose${leakNote(sub.leaked)}`,
+  );
   // cpu is far slower (and tfjs's cpu Conv2DBackpropFilter pathologically so): compare at a small batch.
   const small = passMs(cpuBatch, iters);
-  console.log(`batch ${String(cpuBatch).padEnd(4)} wasm, our conv grads   ${fmt(small.ms)} ms per pass${leakNote(small.leaked)}`);
+  console.log(
+    `batch ${String(cpuBatch).padEnd(4)} wasm, our conv grads   ${fmt(small.ms)} ms per pass${leakNote(small.leaked)}`,
+  );
   await tf.setBackend('cpu');
   const cpuOurs = passMs(cpuBatch, cpuIters, false);
-  console.log(`batch ${String(cpuBatch).padEnd(4)} cpu,  our conv grads   ${fmt(cpuOurs.ms)} ms per pass  (cpu / wasm = ${(cpuOurs.ms / small.ms).toFixed(1)}x)`);
+  console.log(
+    `batch ${String(cpuBatch).padEnd(4)} cpu,  our conv grads   ${fmt(cpuOurs.ms)} ms per pass  (cpu / wasm = ${(cpuOurs.ms / small.ms).toFixed(1)}x)`,
+  );
   const cpuTfjs = withTfjsGrads(() => passMs(cpuBatch, cpuIters, false));
-  console.log(`batch ${String(cpuBatch).padEnd(4)} cpu,  tfjs's own grads ${fmt(cpuTfjs.ms)} ms per pass  (cpu / wasm = ${(cpuTfjs.ms / small.ms).toFixed(1)}x)`);
+  console.log(
+    `batch ${String(cpuBatch).padEnd(4)} cpu,  tfjs's own grads ${fmt(cpuTfjs.ms)} ms per pass  (cpu / wasm = ${(cpuTfjs.ms / small.ms).toFixed(1)}x)`,
+  );
   await tf.setBackend('wasm');
 
-  console.log(`\n# per layer on wasm at batch ${batch}, ms (median of ${iters}). fwd: tfjs's op (a deconv is the wasm Conv2DBackpropInput kernel);`);
-  console.log('# fwd sub-px: a deconv as conv2dInputGrad; dx: ours (a deconv\'s is a plain conv2d) vs the Conv2DBackpropInput kernel tfjs uses; dW: ours');
+  console.log(
+    `\n# per layer on wasm at batch ${batch}, ms (median of ${iters}). fwd: tfjs's op (a deconv is the wasm Conv2DBackpropInput kernel);`,
+  );
+  console.log(
+    "# fwd sub-px: a deconv as conv2dInputGrad; dx: ours (a deconv's is a plain conv2d) vs the Conv2DBackpropInput kernel tfjs uses; dW: ours",
+  );
   console.log(`${'layer'.padEnd(30)}     fwd fwd sub-px dx ours  dx tfjs  dW ours`);
   for (const l of layers(batch)) {
     const normal = (shape: Shape4) => tf.randomNormal<tf.Rank.R4>(shape);
@@ -166,10 +208,14 @@ async function main(): Promise<void> {
     const t = (g: () => tf.Tensor) => timeMs(g, iters);
     const fwd = t(() => forward(l, x, f));
     const fwdSubPixel = l.transpose ? t(() => conv2dInputGrad(outShapeOf(l), x, f, l.stride, 'same')) : NaN;
-    const dx = l.transpose ? t(() => tf.conv2d(dy, f, l.stride, 'same')) : t(() => conv2dInputGrad(l.inShape, dy, f, l.stride, 'same'));
+    const dx = l.transpose
+      ? t(() => tf.conv2d(dy, f, l.stride, 'same'))
+      : t(() => conv2dInputGrad(l.inShape, dy, f, l.stride, 'same'));
     const dxTfjs = l.transpose ? NaN : t(() => tf.conv2dTranspose(dy, f, l.inShape, l.stride, 'same'));
     // conv2dTranspose(x) = Conv2DBackpropInput(dy = x): its filter gradient is that of conv2d(out) -> x.
-    const dw = l.transpose ? t(() => conv2dFilterGrad(dy, x, l.filterShape, l.stride, 'same')) : t(() => conv2dFilterGrad(x, dy, l.filterShape, l.stride, 'same'));
+    const dw = l.transpose
+      ? t(() => conv2dFilterGrad(dy, x, l.filterShape, l.stride, 'same'))
+      : t(() => conv2dFilterGrad(x, dy, l.filterShape, l.stride, 'same'));
     console.log(`${l.name.padEnd(30)}${fmt(fwd)} ${fmt(fwdSubPixel)} ${fmt(dx)} ${fmt(dxTfjs)} ${fmt(dw)}`);
     tf.dispose([x, f, dy]);
   }

@@ -16,7 +16,16 @@ import { parseArgs } from 'node:util';
 import { positiveIntOption } from '../lib/args.js';
 import { initBackend } from '../../src/backend.js';
 import { explicitTransposeMatMulGrad, useExplicitTransposeMatMulGrad } from '../../src/nn/matmul_grad.js';
-import { benchConfig, loadBenchData, median, quantile, timeFillNormal, timeIterations, wasmInfo, type IterationTiming } from '../lib/trainer_timing.js';
+import {
+  benchConfig,
+  loadBenchData,
+  median,
+  quantile,
+  timeFillNormal,
+  timeIterations,
+  wasmInfo,
+  type IterationTiming,
+} from '../lib/trainer_timing.js';
 
 // tfjs registers its gradients when it is imported; initBackend('wasm') replaces the MatMul one.
 // Keep tfjs's own config so that both can be switched in and out by the global registry.
@@ -33,8 +42,18 @@ const { values } = parseArgs({
 const int = (name: keyof typeof values) => positiveIntOption(values, name);
 
 const VARIANTS = [
-  { key: 'default', label: "tfjs default MatMul grad", use: () => tf.registerGradient(TFJS_MATMUL_GRAD), grad: () => TFJS_MATMUL_GRAD },
-  { key: 'explicit', label: 'explicit-transpose MatMul grad', use: useExplicitTransposeMatMulGrad, grad: () => explicitTransposeMatMulGrad },
+  {
+    key: 'default',
+    label: 'tfjs default MatMul grad',
+    use: () => tf.registerGradient(TFJS_MATMUL_GRAD),
+    grad: () => TFJS_MATMUL_GRAD,
+  },
+  {
+    key: 'explicit',
+    label: 'explicit-transpose MatMul grad',
+    use: useExplicitTransposeMatMulGrad,
+    grad: () => explicitTransposeMatMulGrad,
+  },
 ] as const;
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -50,20 +69,31 @@ async function main(): Promise<void> {
   const config = benchConfig({ trainLimit: int('train-limit') });
   const data = loadBenchData(config);
 
-  console.log(`# semigan iteration benchmark: ${config.preset}, mode ${config.mode}, batch ${config.batchSize} labeled + ${config.batchSize} unlabeled + ${config.batchSize} generated, then G step`);
+  console.log(
+    `# semigan iteration benchmark: ${config.preset}, mode ${config.mode}, batch ${config.batchSize} labeled + ${config.batchSize} unlabeled + ${config.batchSize} generated, then G step`,
+  );
   console.log(`# ${await wasmInfo()} (${backend.reason}); data ${data.summaryText}`);
-  console.log(`# node ${process.version}, ${cpus().length} cores, loadavg ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`# ${rounds} rounds x ${VARIANTS.length} variants, ~${Math.ceil(iters / rounds)} timed iterations each after a warm-up epoch of ${itersPerEpoch}`);
+  console.log(
+    `# node ${process.version}, ${cpus().length} cores, loadavg ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `# ${rounds} rounds x ${VARIANTS.length} variants, ~${Math.ceil(iters / rounds)} timed iterations each after a warm-up epoch of ${itersPerEpoch}`,
+  );
 
   const results: Record<string, IterationTiming[]> = { default: [], explicit: [] };
   for (let r = 1; r <= rounds; r++) {
     for (const v of VARIANTS) {
       v.use();
-      if (tf.getGradient(tf.BatchMatMul) !== v.grad()) throw new Error(`registering the ${v.key} MatMul gradient did not take effect`);
+      if (tf.getGradient(tf.BatchMatMul) !== v.grad())
+        throw new Error(`registering the ${v.key} MatMul gradient did not take effect`);
       const t0 = performance.now();
       const timing = await timeIterations(config, data, { iters: Math.ceil(iters / rounds), itersPerEpoch });
       results[v.key].push(timing);
-      console.log(`#   round ${r} ${v.key.padEnd(8)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`);
+      console.log(
+        `#   round ${r} ${v.key.padEnd(8)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`,
+      );
     }
   }
   useExplicitTransposeMatMulGrad(); // leave the registry as initBackend set it
@@ -85,7 +115,9 @@ async function main(): Promise<void> {
   const [def, exp] = rows;
   const ratio = def.med / exp.med;
   console.log('');
-  console.log(`ratio default / explicit-transpose: ${ratio.toFixed(2)}x (explicit saves ${fmt(def.med - exp.med)} ms per iteration)`);
+  console.log(
+    `ratio default / explicit-transpose: ${ratio.toFixed(2)}x (explicit saves ${fmt(def.med - exp.med)} ms per iteration)`,
+  );
 
   // Noise: measured inside the explicit-variant iterations (what training runs), and standalone.
   const ex = results.explicit[0];
@@ -94,9 +126,15 @@ async function main(): Promise<void> {
   const standalone = median(timeFillNormal(ex.normalsPerIter));
   const share = (x: number) => `${((100 * x) / exp.med).toFixed(1)}%`;
   console.log('');
-  console.log(`noise per iteration: ${ex.normalsPerIter} normals (Rng.fillNormal) + ${ex.uniformsPerIter} uniforms (z)`);
-  console.log(`  in training  : fillNormal ${fmt(median(normalMs), 2)} ms + fillUniform ${fmt(median(uniformMs), 2)} ms per iteration (median) = ${share(median(normalMs) + median(uniformMs))} of the explicit-variant iteration`);
-  console.log(`  standalone   : fillNormal of ${ex.normalsPerIter} values ${fmt(standalone, 2)} ms (median of 20) = ${share(standalone)}`);
+  console.log(
+    `noise per iteration: ${ex.normalsPerIter} normals (Rng.fillNormal) + ${ex.uniformsPerIter} uniforms (z)`,
+  );
+  console.log(
+    `  in training  : fillNormal ${fmt(median(normalMs), 2)} ms + fillUniform ${fmt(median(uniformMs), 2)} ms per iteration (median) = ${share(median(normalMs) + median(uniformMs))} of the explicit-variant iteration`,
+  );
+  console.log(
+    `  standalone   : fillNormal of ${ex.normalsPerIter} values ${fmt(standalone, 2)} ms (median of 20) = ${share(standalone)}`,
+  );
   console.log('  (excludes turning the noise into tensors and adding it, which is counted as tensor work)');
 
   console.log('');
@@ -117,6 +155,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   process.exit(1);
 });

@@ -50,15 +50,25 @@ async function writePngs(dir: string): Promise<void> {
   if (existsSync(join(dir, 'DONE'))) return void console.log(`# PNG files already in ${dir}`);
   const splits = loadBuiltin(args.dataset!);
   const t0 = performance.now();
-  for (const [part, d] of [['train', splits.train], ['test', splits.test]] as const) {
+  for (const [part, d] of [
+    ['train', splits.train],
+    ['test', splits.test],
+  ] as const) {
     const folders = d.classes.map((c, k) => join(dir, part, `${k}-${safe(c)}`));
     for (const f of folders) mkdirSync(f, { recursive: true });
     const dim = 28 * 28;
-    await mapLimit(Array.from({ length: d.n }, (_, i) => i), 16, async (i) => {
-      const bytes = Buffer.from(Uint8Array.from(d.x.subarray(i * dim, (i + 1) * dim), (v) => Math.round(v * 255)));
-      const png = await sharp(bytes, { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer();
-      writeFileSync(join(folders[d.y[i]], `${String(i).padStart(5, '0')}.png`), png);
-    });
+    await mapLimit(
+      Array.from({ length: d.n }, (_, i) => i),
+      16,
+      async (i) => {
+        const bytes = Buffer.from(Uint8Array.from(d.x.subarray(i * dim, (i + 1) * dim), (v) => Math.round(v * 255)));
+        const png = await sharp(bytes, { raw: { width: 28, height: 28, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toBuffer();
+        writeFileSync(join(folders[d.y[i]], `${String(i).padStart(5, '0')}.png`), png);
+      },
+    );
   }
   writeFileSync(join(dir, 'DONE'), '');
   console.log(`# wrote ${args.dataset} as PNG files in ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -80,13 +90,26 @@ async function decodeThroughput(dir: string): Promise<void> {
 }
 
 function config(dataset: string, extra: Partial<TrainConfig>): Readonly<TrainConfig> {
-  return validateConfig({ dataset, labels: 100, seed: 1, seedData: 1, epochs: Number(args.epochs), itersPerEpoch: Number(args.iters), backend: 'wasm', preset: 'mnist-mlp', out: mkdtempSync(join(tmpdir(), 'semigan-bench-run-')), ...extra });
+  return validateConfig({
+    dataset,
+    labels: 100,
+    seed: 1,
+    seedData: 1,
+    epochs: Number(args.epochs),
+    itersPerEpoch: Number(args.iters),
+    backend: 'wasm',
+    preset: 'mnist-mlp',
+    out: mkdtempSync(join(tmpdir(), 'semigan-bench-run-')),
+    ...extra,
+  });
 }
 
 async function train(c: Readonly<TrainConfig>, data: TrainData): Promise<TrainResult & { secondsPerEpoch: number[] }> {
   const model = buildModelForConfig(c, data.train.shape, data.train.classes.length);
   const secondsPerEpoch: number[] = [];
-  const trainer = new Trainer(c, model, data, { log: (l) => (/test acc/.test(l) ? console.log(`#   ${l.trim()}`) : undefined) });
+  const trainer = new Trainer(c, model, data, {
+    log: (l) => (/test acc/.test(l) ? console.log(`#   ${l.trim()}`) : undefined),
+  });
   trainer.initialize();
   const t = performance.now();
   const result = await trainer.run();
@@ -101,28 +124,46 @@ async function sameSplitSameAccuracy(dir: string): Promise<void> {
   const pngConfig = config(`images:${join(dir, 'train')}`, { test: `images:${join(dir, 'test')}` });
   const idx = await loadData(idxConfig);
   const png = await loadData(pngConfig, (l) => console.log(`# ${l}`));
-  console.log(`\n## Same split, same accuracy: idx files vs PNG folder (${args.iters} iterations x ${args.epochs} epoch(s), seed 1, 100 labels)\n`);
+  console.log(
+    `\n## Same split, same accuracy: idx files vs PNG folder (${args.iters} iterations x ${args.epochs} epoch(s), seed 1, 100 labels)\n`,
+  );
   // PNG row ids are <k>-<class>/<idx index>.png: the split is the same if they name the same rows.
   const idxRow = (id: string) => Number(id.split('/').pop()!.slice(0, 5));
-  const sameLabeled = idx.labeled.length === png.labeled.length && png.labeled.every((r, i) => idxRow(png.train.ids![r]) === idx.labeled[i]);
-  const sameRows = png.train.ids!.every((id, r) => idxRow(id) === r) && png.test.ids!.every((id, r) => idxRow(id) === r);
+  const sameLabeled =
+    idx.labeled.length === png.labeled.length &&
+    png.labeled.every((r, i) => idxRow(png.train.ids![r]) === idx.labeled[i]);
+  const sameRows =
+    png.train.ids!.every((id, r) => idxRow(id) === r) && png.test.ids!.every((id, r) => idxRow(id) === r);
   const sameX = idx.train.x.every((v, i) => v === png.train.x[i]) && idx.test.x.every((v, i) => v === png.test.x[i]);
   const sameY = idx.train.y.every((v, i) => v === png.train.y[i]) && idx.test.y.every((v, i) => v === png.test.y[i]);
-  console.log(`labeled rows identical: ${sameLabeled} (first: ${Array.from(png.labeled.subarray(0, 5), (r) => png.train.ids![r]).join(', ')})`);
+  console.log(
+    `labeled rows identical: ${sameLabeled} (first: ${Array.from(png.labeled.subarray(0, 5), (r) => png.train.ids![r]).join(', ')})`,
+  );
   console.log(`row order identical: ${sameRows}; pixels identical: ${sameX}; labels identical: ${sameY}\n`);
   const a = await train(idxConfig, idx);
   const b = await train(pngConfig, png);
-  console.log('| route | test accuracy (EMA) | errors | accuracy (current weights) | s/epoch |\n|---|---:|---:|---:|---:|');
-  for (const [name, r] of [[`idx (--data ${args.dataset})`, a], ['PNG folder (--data images:...)', b]] as const) {
-    console.log(`| ${name} | ${(100 * r.accuracy).toFixed(2)}% | ${r.errors} | ${(100 * r.accuracyCurrent).toFixed(2)}% | ${r.secondsPerEpoch[0].toFixed(1)} |`);
+  console.log(
+    '| route | test accuracy (EMA) | errors | accuracy (current weights) | s/epoch |\n|---|---:|---:|---:|---:|',
+  );
+  for (const [name, r] of [
+    [`idx (--data ${args.dataset})`, a],
+    ['PNG folder (--data images:...)', b],
+  ] as const) {
+    console.log(
+      `| ${name} | ${(100 * r.accuracy).toFixed(2)}% | ${r.errors} | ${(100 * r.accuracyCurrent).toFixed(2)}% | ${r.secondsPerEpoch[0].toFixed(1)} |`,
+    );
   }
   console.log(`\nidentical accuracy: ${a.errors === b.errors && a.errorsCurrent === b.errorsCurrent}`);
 }
 
 async function comparePresets(presets: string[]): Promise<void> {
   const data = await loadData(config(args.dataset!, {}));
-  console.log(`\n## Presets on ${args.dataset}, 100 labels, seed 1, ${args.epochs} epoch(s) of ${args.iters} iterations\n`);
-  console.log('| preset | parameters (D) | test accuracy (EMA) | accuracy (current) | s/epoch |\n|---|---:|---:|---:|---:|');
+  console.log(
+    `\n## Presets on ${args.dataset}, 100 labels, seed 1, ${args.epochs} epoch(s) of ${args.iters} iterations\n`,
+  );
+  console.log(
+    '| preset | parameters (D) | test accuracy (EMA) | accuracy (current) | s/epoch |\n|---|---:|---:|---:|---:|',
+  );
   for (const preset of presets) {
     const c = config(args.dataset!, { preset });
     const model = buildModelForConfig(c, data.train.shape, data.train.classes.length);
@@ -130,7 +171,9 @@ async function comparePresets(presets: string[]): Promise<void> {
     const params = Object.values(d.vars).reduce((n, v) => n + v.size, 0);
     disposeParams(d);
     const r = await train(c, data);
-    console.log(`| ${preset} | ${fmt(params)} | ${(100 * r.accuracy).toFixed(2)}% | ${(100 * r.accuracyCurrent).toFixed(2)}% | ${r.secondsPerEpoch[0].toFixed(1)} |`);
+    console.log(
+      `| ${preset} | ${fmt(params)} | ${(100 * r.accuracy).toFixed(2)}% | ${(100 * r.accuracyCurrent).toFixed(2)}% | ${r.secondsPerEpoch[0].toFixed(1)} |`,
+    );
   }
 }
 

@@ -43,11 +43,24 @@ const mnist = join(mnistDataDir()!, 't10k-images-idx3-ubyte');
 const img = readIdxImages(mnist);
 const x = scalePixels(img.pixels.subarray(0, 256 * 784));
 console.log(`backend ${backend.name}; ${cpus().length} cores, load average ${loadavg()[0].toFixed(2)}`);
-console.log(`predict, batch 1:   ${(await rate(() => classifier.predict(x.subarray(0, 784), 1))).toFixed(0)} predictions/s`);
+console.log(
+  `predict, batch 1:   ${(await rate(() => classifier.predict(x.subarray(0, 784), 1))).toFixed(0)} predictions/s`,
+);
 console.log(`predict, batch 256: ${(await rate(() => classifier.predict(x, 256), 256)).toFixed(0)} predictions/s`);
-const png = await sharp(Buffer.from(img.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer();
-console.log(`imageToInput, 28x28 gray PNG, fast path: ${(await rate(() => imageToInput(png, classifier.metadata))).toFixed(0)} decodes/s`);
-console.log(`imageToInput, 28x28 gray PNG, sharp:     ${(await rate(() => imageToInput(png, classifier.metadata, { fastPath: false }))).toFixed(0)} decodes/s`);
-const jpeg = await sharp(Buffer.from(img.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).jpeg({ quality: 95 }).toBuffer();
-console.log(`imageToInput, 28x28 JPEG (sharp):        ${(await rate(() => imageToInput(jpeg, classifier.metadata))).toFixed(0)} decodes/s`);
+const png = await sharp(Buffer.from(img.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } })
+  .toColourspace('b-w')
+  .png()
+  .toBuffer();
+console.log(
+  `imageToInput, 28x28 gray PNG, fast path: ${(await rate(() => imageToInput(png, classifier.metadata))).toFixed(0)} decodes/s`,
+);
+console.log(
+  `imageToInput, 28x28 gray PNG, sharp:     ${(await rate(() => imageToInput(png, classifier.metadata, { fastPath: false }))).toFixed(0)} decodes/s`,
+);
+const jpeg = await sharp(Buffer.from(img.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } })
+  .jpeg({ quality: 95 })
+  .toBuffer();
+console.log(
+  `imageToInput, 28x28 JPEG (sharp):        ${(await rate(() => imageToInput(jpeg, classifier.metadata))).toFixed(0)} decodes/s`,
+);
 classifier.dispose();

@@ -41,8 +41,14 @@ async function main(): Promise<void> {
   const base = benchConfig({ trainLimit: int('train-limit'), testLimit: 100 });
   const data = loadBenchData(base);
 
-  console.log(`# semigan preset benchmark: batch ${base.batchSize} labeled + ${base.batchSize} unlabeled + ${base.batchSize} generated, then G step; data ${data.summaryText}`);
-  console.log(`# ${await wasmInfo()} (${backend.reason}); node ${process.version}, ${cpus().length} cores, loadavg ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `# semigan preset benchmark: batch ${base.batchSize} labeled + ${base.batchSize} unlabeled + ${base.batchSize} generated, then G step; data ${data.summaryText}`,
+  );
+  console.log(
+    `# ${await wasmInfo()} (${backend.reason}); node ${process.version}, ${cpus().length} cores, loadavg ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 
   const params: Record<string, string> = {};
   for (const preset of presets) {
@@ -61,16 +67,23 @@ async function main(): Promise<void> {
       const large = preset === 'conv-large';
       const iters = Math.ceil((large ? int('large-iters') : int('iters')) / rounds);
       const t0 = performance.now();
-      const timing = await timeIterations(benchConfig({ ...base, preset }), data, { iters, itersPerEpoch: large ? Math.max(2, iters + 1) : 11 });
+      const timing = await timeIterations(benchConfig({ ...base, preset }), data, {
+        iters,
+        itersPerEpoch: large ? Math.max(2, iters + 1) : 11,
+      });
       ms[preset].push(...timing.ms);
-      console.log(`#   round ${r} ${preset.padEnd(10)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`);
+      console.log(
+        `#   round ${r} ${preset.padEnd(10)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`,
+      );
     }
   }
 
   const ref = presets.includes('mnist-mlp') ? median(ms['mnist-mlp']) : NaN;
   const w = Math.max(...presets.map((p) => p.length), 'preset'.length);
   console.log('');
-  console.log(`| ${'preset'.padEnd(w)} | median ms/iter |    p25 |    p75 |  n | vs mnist-mlp | parameters (${tf.getBackend()}) |`);
+  console.log(
+    `| ${'preset'.padEnd(w)} | median ms/iter |    p25 |    p75 |  n | vs mnist-mlp | parameters (${tf.getBackend()}) |`,
+  );
   console.log(`|${'-'.repeat(w + 2)}|---------------:|-------:|-------:|---:|-------------:|---|`);
   for (const p of presets) {
     const m = median(ms[p]);
@@ -79,10 +92,17 @@ async function main(): Promise<void> {
     );
   }
   console.log('');
-  console.log(JSON.stringify({ bench: 'presets', ms_median: Object.fromEntries(presets.map((p) => [p, median(ms[p])])), n: Object.fromEntries(presets.map((p) => [p, ms[p].length])), loadavg: loadavg()[0] }));
+  console.log(
+    JSON.stringify({
+      bench: 'presets',
+      ms_median: Object.fromEntries(presets.map((p) => [p, median(ms[p])])),
+      n: Object.fromEntries(presets.map((p) => [p, ms[p].length])),
+      loadavg: loadavg()[0],
+    }),
+  );
 }
 
 main().catch((e) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   process.exit(1);
 });

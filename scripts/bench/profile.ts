@@ -70,18 +70,36 @@ try {
   }
   const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
   const wall = wallEnd - wallStart;
-  console.log(`# ${iters} profiled iterations: wall ${wall.toFixed(0)} ms (${(wall / iters).toFixed(1)} ms/iter), kernels ${total.toFixed(0)} ms, ${(info.kernels.length / iters).toFixed(0)} kernel calls/iter`);
-  console.log(`# outside kernels (JavaScript, noise, bookkeeping): ~${Math.max(0, wall - total).toFixed(0)} ms (${((100 * Math.max(0, wall - total)) / wall).toFixed(0)}% of wall)`);
+  console.log(
+    `# ${iters} profiled iterations: wall ${wall.toFixed(0)} ms (${(wall / iters).toFixed(1)} ms/iter), kernels ${total.toFixed(0)} ms, ${(info.kernels.length / iters).toFixed(0)} kernel calls/iter`,
+  );
+  console.log(
+    `# outside kernels (JavaScript, noise, bookkeeping): ~${Math.max(0, wall - total).toFixed(0)} ms (${((100 * Math.max(0, wall - total)) / wall).toFixed(0)}% of wall)`,
+  );
   console.log('');
   console.log('| kernel | calls | ms | share of kernel time | us/call |');
   console.log('|---|---:|---:|---:|---:|');
   const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
   for (const [name, e] of rows.slice(0, top)) {
-    console.log(`| ${name} | ${e.calls} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${((1000 * e.ms) / e.calls).toFixed(0)} |`);
+    console.log(
+      `| ${name} | ${e.calls} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${((1000 * e.ms) / e.calls).toFixed(0)} |`,
+    );
   }
   const rest = rows.slice(top).reduce((s, [, e]) => s + e.ms, 0);
-  console.log(`| (${Math.max(0, rows.length - top)} others) | | ${rest.toFixed(0)} | ${((100 * rest) / total).toFixed(1)}% | |`);
-  console.log(JSON.stringify({ bench: 'profile', threads: backend.threads, iters, wall_ms_per_iter: wall / iters, kernel_ms_per_iter: total / iters, calls_per_iter: info.kernels.length / iters, top: rows.slice(0, top).map(([name, e]) => ({ name, calls: e.calls, ms: e.ms })) }));
+  console.log(
+    `| (${Math.max(0, rows.length - top)} others) | | ${rest.toFixed(0)} | ${((100 * rest) / total).toFixed(1)}% | |`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'profile',
+      threads: backend.threads,
+      iters,
+      wall_ms_per_iter: wall / iters,
+      kernel_ms_per_iter: total / iters,
+      calls_per_iter: info.kernels.length / iters,
+      top: rows.slice(0, top).map(([name, e]) => ({ name, calls: e.calls, ms: e.ms })),
+    }),
+  );
 } finally {
   rmSync(out, { recursive: true, force: true });
 }

@@ -37,23 +37,39 @@ if (values.child) {
   const backend = await initBackend('wasm', { threads: Number(threads), matmul: matmul as MatMulChoice });
   const config = benchConfig({ batchSize: Number(batch) });
   const timing = await timeIterations(config, loadBenchData(config), { iters });
-  process.stdout.write(JSON.stringify({ ms: median(timing.ms), threads: backend.threads, matmul: backend.matmul }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ ms: median(timing.ms), threads: backend.threads, matmul: backend.matmul }) + '\n',
+  );
   process.exit(0);
 }
 
 const SELF = fileURLToPath(import.meta.url);
-function child(batch: number, threads: number, matmul: MatMulChoice, env: NodeJS.ProcessEnv): Promise<{ ms: number; threads: number; matmul: string }> {
+function child(
+  batch: number,
+  threads: number,
+  matmul: MatMulChoice,
+  env: NodeJS.ProcessEnv,
+): Promise<{ ms: number; threads: number; matmul: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [SELF, '--iters', String(iters), '--child', `${batch},${threads},${matmul}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, [SELF, '--iters', String(iters), '--child', `${batch},${threads},${matmul}`], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     p.stdout.on('data', (b) => (out += b));
-    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`child exited ${code}`))));
+    p.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`child exited ${code}`)),
+    );
   });
 }
 
 const threads = positiveIntOption(values, 'threads');
 const noAddon = { SEMIGAN_NATIVE_ADDON: '/nonexistent/semigan_native.node' };
-console.log(`# ${availableParallelism()} cores, loadavg ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${iters} timed iterations per route`);
+console.log(
+  `# ${availableParallelism()} cores, loadavg ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}; ${iters} timed iterations per route`,
+);
 const a = await child(100, 1, 'wasm', noAddon);
 const b = await Promise.all([child(50, 1, 'wasm', noAddon), child(50, 1, 'wasm', noAddon)]);
 const c = await child(100, threads, 'auto', {});
@@ -68,4 +84,16 @@ const rows: [string, number, string][] = [
 console.log('\n| route | ms/iter (median) | threads | vs A |');
 console.log('|---|---:|---:|---:|');
 for (const [name, ms, th] of rows) console.log(`| ${name} | ${ms.toFixed(1)} | ${th} | ${(a.ms / ms).toFixed(2)}x |`);
-console.log(JSON.stringify({ bench: 'routes', iters, a_ms: a.ms, b_ms: bMs, b_each_ms: b.map((r) => r.ms), c_ms: c.ms, c_threads: c.threads, d_ms: d.ms, loadavg: loadavg()[0] }));
+console.log(
+  JSON.stringify({
+    bench: 'routes',
+    iters,
+    a_ms: a.ms,
+    b_ms: bMs,
+    b_each_ms: b.map((r) => r.ms),
+    c_ms: c.ms,
+    c_threads: c.threads,
+    d_ms: d.ms,
+    loadavg: loadavg()[0],
+  }),
+);

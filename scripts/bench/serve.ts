@@ -58,7 +58,9 @@ function run(args: string[]): Promise<string> {
     let err = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (err += b));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`semigan ${args[0]} failed (${code}):\n${err}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`semigan ${args[0]} failed (${code}):\n${err}`)),
+    );
   });
 }
 
@@ -68,7 +70,23 @@ let modelDir = positionals[0];
 if (!modelDir) {
   tmp = mkdtempSync(join(tmpdir(), 'semigan-bench-serve-'));
   log('no MODEL_DIR: training and exporting a tiny model (20 iterations)...');
-  await run(['train', '--backend', 'wasm', '--train-limit', '500', '--test-limit', '100', '--epochs', '1', '--iters-per-epoch', '20', '--batch-size', '50', '--out', join(tmp, 'run')]);
+  await run([
+    'train',
+    '--backend',
+    'wasm',
+    '--train-limit',
+    '500',
+    '--test-limit',
+    '100',
+    '--epochs',
+    '1',
+    '--iters-per-epoch',
+    '20',
+    '--batch-size',
+    '50',
+    '--out',
+    join(tmp, 'run'),
+  ]);
   await run(['export', join(tmp, 'run'), '--out', join(tmp, 'model'), '--backend', 'wasm']);
   modelDir = join(tmp, 'model');
 }
@@ -77,7 +95,10 @@ const img = readIdxImages(mnist);
 const nImages = Number(values.images);
 const pngs = await Promise.all(
   Array.from({ length: nImages }, (_, i) =>
-    sharp(Buffer.from(img.pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer(),
+    sharp(Buffer.from(img.pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer(),
   ),
 );
 
@@ -88,7 +109,23 @@ interface Server {
 }
 
 function startServer(workers: number): Promise<Server> {
-  const args = ['serve', modelDir, '--port', '0', '--workers', String(workers), '--backend', values.backend!, '--max-batch', values['max-batch']!, '--max-wait-ms', values['max-wait-ms']!, '--matmul', values.matmul!, ...(values.threads ? ['--threads', values.threads] : [])];
+  const args = [
+    'serve',
+    modelDir,
+    '--port',
+    '0',
+    '--workers',
+    String(workers),
+    '--backend',
+    values.backend!,
+    '--max-batch',
+    values['max-batch']!,
+    '--max-wait-ms',
+    values['max-wait-ms']!,
+    '--matmul',
+    values.matmul!,
+    ...(values.threads ? ['--threads', values.threads] : []),
+  ];
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b) => (err += b));
@@ -170,7 +207,9 @@ for (const workers of workersList) {
         failed: r.non2xx + r.errors + r.timeouts,
       };
       rows.push(row);
-      log(`${name}, ${c} connections: ${row.rate.toFixed(0)} predictions/s, p50 ${row.p50} ms, p99 ${row.p99} ms, mean batch ${row.meanBatch?.toFixed(1) ?? '-'}, failed ${row.failed}`);
+      log(
+        `${name}, ${c} connections: ${row.rate.toFixed(0)} predictions/s, p50 ${row.p50} ms, p99 ${row.p99} ms, mean batch ${row.meanBatch?.toFixed(1) ?? '-'}, failed ${row.failed}`,
+      );
     }
   } finally {
     const code = await stopServer(server);
@@ -190,12 +229,21 @@ async function rate(fn: () => unknown, per: number, seconds: number): Promise<nu
   }
   return (calls * per) / ((performance.now() - t0) / 1000);
 }
-const backend = await initBackend(values.backend as BackendChoice, { matmul: values.matmul as MatMulChoice, threads: values.threads ? Number(values.threads) : null });
+const backend = await initBackend(values.backend as BackendChoice, {
+  matmul: values.matmul as MatMulChoice,
+  threads: values.threads ? Number(values.threads) : null,
+});
 const classifier = await Classifier.load(modelDir);
 const x = scalePixels(img.pixels.subarray(0, 256 * 784));
 const inProcess = [
-  ['Classifier.predict, batch 1', await rate(() => classifier.predict(x.subarray(0, 784), 1), 1, Math.min(duration, 5))],
-  ['Classifier.predict, batch 64', await rate(() => classifier.predict(x.subarray(0, 64 * 784), 64), 64, Math.min(duration, 5))],
+  [
+    'Classifier.predict, batch 1',
+    await rate(() => classifier.predict(x.subarray(0, 784), 1), 1, Math.min(duration, 5)),
+  ],
+  [
+    'Classifier.predict, batch 64',
+    await rate(() => classifier.predict(x.subarray(0, 64 * 784), 64), 64, Math.min(duration, 5)),
+  ],
   ['Classifier.predict, batch 256', await rate(() => classifier.predict(x, 256), 256, Math.min(duration, 5))],
 ] as const;
 classifier.dispose();
@@ -203,12 +251,18 @@ if (tmp) rmSync(tmp, { recursive: true, force: true });
 
 // ---- report ----
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
-console.log(`\n${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}; backend ${backend.name}, in-process ${backend.threadsReason}; ` +
-  `${duration} s per run, single 28x28 PNG per request, max batch ${values['max-batch']}, max wait ${values['max-wait-ms']} ms; load generator (autocannon) on the same machine\n`);
+console.log(
+  `\n${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ')}; backend ${backend.name}, in-process ${backend.threadsReason}; ` +
+    `${duration} s per run, single 28x28 PNG per request, max batch ${values['max-batch']}, max wait ${values['max-wait-ms']} ms; load generator (autocannon) on the same machine\n`,
+);
 console.log('| server | concurrency | predictions/s | p50 ms | p90 ms | p99 ms | mean rows per model call | failed |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.server} | ${r.connections} | ${r.rate.toFixed(0)} | ${fmt(r.p50)} | ${fmt(r.p90)} | ${fmt(r.p99)} | ${r.meanBatch === null ? '-' : r.meanBatch.toFixed(1)} | ${r.failed} |`);
+  console.log(
+    `| ${r.server} | ${r.connections} | ${r.rate.toFixed(0)} | ${fmt(r.p50)} | ${fmt(r.p90)} | ${fmt(r.p99)} | ${r.meanBatch === null ? '-' : r.meanBatch.toFixed(1)} | ${r.failed} |`,
+  );
 }
 console.log('\n| in-process (no HTTP) | predictions/s |');
 console.log('|---|---:|');

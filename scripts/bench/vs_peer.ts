@@ -38,7 +38,10 @@ const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'th
   if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
   return v;
 };
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 interface PeerResult {
@@ -74,11 +77,15 @@ async function main(): Promise<void> {
   const config = benchConfig(values['train-limit'] ? { trainLimit: int('train-limit') } : { trainLimit: null });
   const data = loadBenchData(config);
   console.log(`# node ${process.version}, ${cpus().length} cores`);
-  console.log(`# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); ${backend.threadsReason}; data ${data.summaryText}`);
+  console.log(
+    `# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); ${backend.threadsReason}; data ${data.summaryText}`,
+  );
   console.log(`# semigan: timing >= ${iters} iterations (whole epochs of 10) after a warm-up epoch, loadavg ${load()}`);
   const timing = await timeIterations(config, data, { iters });
   const ours = median(timing.ms);
-  console.log(`# semigan: median ${fmt(ours)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`);
+  console.log(
+    `# semigan: median ${fmt(ours)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`,
+  );
 
   // 2. the peer, afterwards (never concurrently).
   const why = peerUnavailable(python, peer);
@@ -87,7 +94,9 @@ async function main(): Promise<void> {
   if (!why) {
     const args = [peer, '--data', 'mnist', '--bench', String(peerIters)];
     if (values['peer-threads']) args.push('--threads', String(int('peer-threads')));
-    console.log(`# peer: ${python} ${args.map((a) => (a === peer ? values.peer : a)).join(' ')} (cwd ${ROOT}), loadavg ${load()}`);
+    console.log(
+      `# peer: ${python} ${args.map((a) => (a === peer ? values.peer : a)).join(' ')} (cwd ${ROOT}), loadavg ${load()}`,
+    );
     const run = spawnSync(python, args, { cwd: ROOT, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 64 << 20 });
     const lines = (run.stdout ?? '').split('\n');
     for (const l of lines) if (l.startsWith('# env')) console.log(`# peer: ${l.slice(2)}`);
@@ -105,7 +114,8 @@ async function main(): Promise<void> {
   const peerLabel = `peer (PyTorch ${peerRes?.env?.torch ?? ''})`.replace(' )', ')');
   const oursLabel = `semigan (tfjs ${config.backend})`;
   const w = Math.max('implementation'.length, peerLabel.length, oursLabel.length);
-  const row = (label: string, ms: string, threads: string) => console.log(`| ${label.padEnd(w)} | ${ms.padStart(16)} | ${threads.padStart(7)} |`);
+  const row = (label: string, ms: string, threads: string) =>
+    console.log(`| ${label.padEnd(w)} | ${ms.padStart(16)} | ${threads.padStart(7)} |`);
   console.log('');
   row('implementation', 'ms/iter (median)', 'threads');
   console.log(`|${'-'.repeat(w + 2)}|-----------------:|--------:|`);
@@ -115,10 +125,24 @@ async function main(): Promise<void> {
     row(peerLabel, fmt(peerRes.iter_ms_median), String(th));
     console.log('');
     console.log(`semigan ms/iter: ${fmt(ours)}`);
-    console.log(`peer ms/iter:    ${fmt(peerRes.iter_ms_median)} (D ${fmt(peerRes.d_step_ms_median ?? NaN)} + G ${fmt(peerRes.g_step_ms_median ?? NaN)}; ${peerRes.bench_iters ?? peerIters} iterations)`);
+    console.log(
+      `peer ms/iter:    ${fmt(peerRes.iter_ms_median)} (D ${fmt(peerRes.d_step_ms_median ?? NaN)} + G ${fmt(peerRes.g_step_ms_median ?? NaN)}; ${peerRes.bench_iters ?? peerIters} iterations)`,
+    );
     console.log(`ratio semigan / peer: ${(ours / peerRes.iter_ms_median).toFixed(2)}x`);
-    console.log(`peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan threads: ${wasmThreads}`);
-    console.log(JSON.stringify({ bench: 'vs_peer', semigan_ms_median: ours, peer_ms_median: peerRes.iter_ms_median, ratio: ours / peerRes.iter_ms_median, peer_threads: th, semigan_threads: Number(wasmThreads), loadavg: loadavg()[0] }));
+    console.log(
+      `peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan threads: ${wasmThreads}`,
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'vs_peer',
+        semigan_ms_median: ours,
+        peer_ms_median: peerRes.iter_ms_median,
+        ratio: ours / peerRes.iter_ms_median,
+        peer_threads: th,
+        semigan_threads: Number(wasmThreads),
+        loadavg: loadavg()[0],
+      }),
+    );
   } else {
     row(peerLabel, 'unavailable', '-');
     console.log('');
@@ -129,6 +153,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   process.exit(1);
 });

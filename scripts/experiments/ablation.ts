@@ -66,7 +66,23 @@ interface RowResult {
 }
 
 function runRow(dataset: string, row: (typeof ROWS)[number], outDir: string): void {
-  const args = ['train', '--dataset', dataset, '--labels', '100', '--seed', opt.seed!, '--epochs', opt.epochs!, '--iters-per-epoch', opt['iters-per-epoch']!, '--out', outDir, '--overwrite', ...row.flags];
+  const args = [
+    'train',
+    '--dataset',
+    dataset,
+    '--labels',
+    '100',
+    '--seed',
+    opt.seed!,
+    '--epochs',
+    opt.epochs!,
+    '--iters-per-epoch',
+    opt['iters-per-epoch']!,
+    '--out',
+    outDir,
+    '--overwrite',
+    ...row.flags,
+  ];
   console.error(`# ${dataset} ${row.key}: semigan ${args.join(' ')}`);
   const r = spawnSync(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`row ${row.key} failed with exit code ${r.status}`);
@@ -75,7 +91,10 @@ function runRow(dataset: string, row: (typeof ROWS)[number], outDir: string): vo
 
 async function collect(dataset: string, row: (typeof ROWS)[number], outDir: string): Promise<RowResult> {
   const result = JSON.parse(readFileSync(join(outDir, 'result.json'), 'utf8'));
-  const metrics = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const metrics = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const secondsPerEpoch = metrics.reduce((a, m) => a + m.epoch_seconds, 0) / metrics.length;
   let fd: number | null = null;
   let realVsRealFd: number | null = null;
@@ -86,7 +105,9 @@ async function collect(dataset: string, row: (typeof ROWS)[number], outDir: stri
     const images = generateImages(model, weights, SAMPLES, SAMPLE_SEED);
     tf.dispose(Object.values(weights));
     ({ fd, realVsRealFd } = sampleQuality(dataset, images, SAMPLES));
-    const pngs = readdirSync(join(outDir, 'samples')).filter((f) => f.endsWith('.png')).sort();
+    const pngs = readdirSync(join(outDir, 'samples'))
+      .filter((f) => f.endsWith('.png'))
+      .sort();
     if (pngs.length) {
       const mdDir = dirname(opt.md!);
       const dest = join(mdDir, 'ablation', `${dataset}-${row.key}.png`);
@@ -95,8 +116,23 @@ async function collect(dataset: string, row: (typeof ROWS)[number], outDir: stri
       grid = relative(mdDir, dest);
     }
   }
-  const command = existsSync(join(outDir, 'command.txt')) ? readFileSync(join(outDir, 'command.txt'), 'utf8').trim() : '';
-  return { dataset, key: row.key, label: row.label, accuracy: result.accuracy, errors: result.errors, n: result.n, accuracyCurrent: result.accuracyCurrent, secondsPerEpoch, fd, realVsRealFd, grid, command };
+  const command = existsSync(join(outDir, 'command.txt'))
+    ? readFileSync(join(outDir, 'command.txt'), 'utf8').trim()
+    : '';
+  return {
+    dataset,
+    key: row.key,
+    label: row.label,
+    accuracy: result.accuracy,
+    errors: result.errors,
+    n: result.n,
+    accuracyCurrent: result.accuracyCurrent,
+    secondsPerEpoch,
+    fd,
+    realVsRealFd,
+    grid,
+    command,
+  };
 }
 
 function table(rows: RowResult[]): string {
@@ -110,7 +146,11 @@ function table(rows: RowResult[]): string {
     );
   }
   const floor = rows.find((r) => r.realVsRealFd !== null)?.realVsRealFd;
-  if (floor !== undefined && floor !== null) lines.push('', `Real-vs-real FD with ${SAMPLES} images (what a perfect generator would score): ${floor.toFixed(2)}.`);
+  if (floor !== undefined && floor !== null)
+    lines.push(
+      '',
+      `Real-vs-real FD with ${SAMPLES} images (what a perfect generator would score): ${floor.toFixed(2)}.`,
+    );
   return lines.join('\n');
 }
 
@@ -119,8 +159,14 @@ function verdict(rows: RowResult[]): string {
   const fm = rows.find((r) => r.key === 'fm');
   const mbd = rows.find((r) => r.key === 'mbd');
   if (!fm || !mbd || fm.fd === null || mbd.fd === null) return '';
-  const samples = mbd.fd < fm.fd ? 'MBD alone gives the better samples (lower FD)' : 'FM gives the better samples (lower FD), unlike the paper';
-  const classifier = fm.accuracy > mbd.accuracy ? 'FM gives the better classifier' : 'MBD alone gives the better classifier, unlike the paper';
+  const samples =
+    mbd.fd < fm.fd
+      ? 'MBD alone gives the better samples (lower FD)'
+      : 'FM gives the better samples (lower FD), unlike the paper';
+  const classifier =
+    fm.accuracy > mbd.accuracy
+      ? 'FM gives the better classifier'
+      : 'MBD alone gives the better classifier, unlike the paper';
   return `Paper's claim on this budget: ${samples}: FD ${mbd.fd.toFixed(2)} (MBD) vs ${fm.fd.toFixed(2)} (FM); ${classifier}: ${(100 * fm.accuracy).toFixed(2)}% (FM) vs ${(100 * mbd.accuracy).toFixed(2)}% (MBD).`;
 }
 
@@ -128,7 +174,11 @@ async function main(): Promise<void> {
   await initBackend('wasm');
   const base = opt.report ?? opt.out!;
   const wanted = opt.rows ? ROWS.filter((r) => opt.rows!.split(',').includes(r.key)) : ROWS;
-  const datasets = opt.report ? readdirSync(base).filter((d) => existsSync(join(base, d, ROWS[0].key)) || ROWS.some((r) => existsSync(join(base, d, r.key)))) : [opt.dataset!];
+  const datasets = opt.report
+    ? readdirSync(base).filter(
+        (d) => existsSync(join(base, d, ROWS[0].key)) || ROWS.some((r) => existsSync(join(base, d, r.key))),
+      )
+    : [opt.dataset!];
   const sections: string[] = [];
   for (const dataset of datasets) {
     const results: RowResult[] = [];
@@ -137,10 +187,24 @@ async function main(): Promise<void> {
       if (!opt.report) runRow(dataset, row, outDir);
       if (!existsSync(join(outDir, 'result.json'))) continue;
       const r = await collect(dataset, row, outDir);
-      console.error(`# ${dataset} ${row.key}: acc ${(100 * r.accuracy).toFixed(2)}%  FD ${r.fd?.toFixed(2) ?? '-'}  ${r.secondsPerEpoch.toFixed(0)} s/epoch`);
+      console.error(
+        `# ${dataset} ${row.key}: acc ${(100 * r.accuracy).toFixed(2)}%  FD ${r.fd?.toFixed(2) ?? '-'}  ${r.secondsPerEpoch.toFixed(0)} s/epoch`,
+      );
       results.push(r);
     }
-    const section = [`## ${dataset}`, '', table(results), '', verdict(results), '', 'Commands:', '', '```', ...results.map((r) => r.command), '```'].join('\n');
+    const section = [
+      `## ${dataset}`,
+      '',
+      table(results),
+      '',
+      verdict(results),
+      '',
+      'Commands:',
+      '',
+      '```',
+      ...results.map((r) => r.command),
+      '```',
+    ].join('\n');
     console.log(section + '\n');
     sections.push(section);
   }

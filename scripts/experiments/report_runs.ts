@@ -18,7 +18,17 @@ import type { EpochMetrics, TrainResult } from '../../src/train/run_dir.js';
 export const PEER_MNIST_EMA_ERRORS: Readonly<Record<number, number>> = { 1: 2746, 5: 2400, 10: 1583, 18: 668 };
 const PEER_N_TEST = 10000;
 
-type Metrics = Pick<EpochMetrics, 'epoch' | 'test_errors' | 'test_errors_current' | 'test_acc' | 'test_acc_current' | 'epoch_seconds' | 'rss_mb' | 'n_test'>;
+type Metrics = Pick<
+  EpochMetrics,
+  | 'epoch'
+  | 'test_errors'
+  | 'test_errors_current'
+  | 'test_acc'
+  | 'test_acc_current'
+  | 'epoch_seconds'
+  | 'rss_mb'
+  | 'n_test'
+>;
 
 interface RunConfig {
   dataset?: string;
@@ -63,7 +73,8 @@ const pct = (x: number | undefined) => (typeof x === 'number' && Number.isFinite
 
 function table(header: string[], rows: string[][], rightAlign: boolean[]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (rightAlign[i] ? c.padStart(w[i]) : c.padEnd(w[i]))).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (rightAlign[i] ? c.padStart(w[i]) : c.padEnd(w[i]))).join(' | ')} |`;
   const sep = `|${w.map((n, i) => (rightAlign[i] ? '-'.repeat(n + 1) + ':' : '-'.repeat(n + 2))).join('|')}|`;
   return [line(header), sep, ...rows.map(line)].join('\n');
 }
@@ -77,8 +88,24 @@ function report(dir: string, epochs: Set<number> | null, peer: boolean): { text:
 
   const desc: string[] = [];
   if (config) {
-    const labels = config.labels != null ? `${config.labels} labels` : config.labelsPerClass != null ? `${config.labelsPerClass} labels/class` : '';
-    desc.push([config.dataset, config.preset, config.mode, labels, config.seed != null ? `seed ${config.seed}` : '', config.backend ? `backend ${config.backend}` : ''].filter(Boolean).join(', '));
+    const labels =
+      config.labels != null
+        ? `${config.labels} labels`
+        : config.labelsPerClass != null
+          ? `${config.labelsPerClass} labels/class`
+          : '';
+    desc.push(
+      [
+        config.dataset,
+        config.preset,
+        config.mode,
+        labels,
+        config.seed != null ? `seed ${config.seed}` : '',
+        config.backend ? `backend ${config.backend}` : '',
+      ]
+        .filter(Boolean)
+        .join(', '),
+    );
   }
   const last = all[all.length - 1];
   const stale = result && last && last.epoch > result.epochs; // result.json of an earlier leg of a resumed run
@@ -88,7 +115,9 @@ function report(dir: string, epochs: Set<number> | null, peer: boolean): { text:
         `EMA accuracy ${pct(result.accuracy)} (${result.errors} errors of ${result.n}), ${num(result.seconds, 0)} s, peak RSS ${result.peakRssMb} MB`,
     );
   } else {
-    desc.push(`in progress: ${all.length} epoch(s) finished${config?.epochs ? ` of ${config.epochs}` : ''}${stale ? ' (result.json is from before a resume)' : ''}`);
+    desc.push(
+      `in progress: ${all.length} epoch(s) finished${config?.epochs ? ` of ${config.epochs}` : ''}${stale ? ' (result.json is from before a resume)' : ''}`,
+    );
   }
   out.push(desc.join('; '), '');
   if (all.length === 0) {
@@ -99,7 +128,14 @@ function report(dir: string, epochs: Set<number> | null, peer: boolean): { text:
   const isMnist = config?.dataset === undefined || config.dataset === 'mnist';
   const withPeer = peer && isMnist;
   const rows = (epochs ? all.filter((m) => epochs.has(m.epoch)) : all).map((m) => {
-    const r = [String(m.epoch), String(m.test_errors), String(m.test_errors_current), pct(m.test_acc), num(m.epoch_seconds, 1), String(m.rss_mb ?? '-')];
+    const r = [
+      String(m.epoch),
+      String(m.test_errors),
+      String(m.test_errors_current),
+      pct(m.test_acc),
+      num(m.epoch_seconds, 1),
+      String(m.rss_mb ?? '-'),
+    ];
     if (withPeer) {
       const p = PEER_MNIST_EMA_ERRORS[m.epoch];
       r.push(p === undefined ? '' : String(p), p === undefined ? '' : `${(m.test_errors / p).toFixed(2)}x`);
@@ -109,13 +145,24 @@ function report(dir: string, epochs: Set<number> | null, peer: boolean): { text:
   const header = ['epoch', 'errors (EMA)', 'errors (current)', 'accuracy (EMA)', 's/epoch', 'RSS MB'];
   if (withPeer) header.push('peer errors (EMA)', 'ours/peer');
   if (rows.length === 0) out.push(`(none of the requested epochs is finished yet; last finished: ${last.epoch})`);
-  else out.push(table(header, rows, header.map(() => true)));
+  else
+    out.push(
+      table(
+        header,
+        rows,
+        header.map(() => true),
+      ),
+    );
   out.push('');
   const notes: string[] = [`errors are of ${last.n_test} test images`];
   if (peer && !isMnist) notes.push(`no peer column: the peer figures are for MNIST, this run is ${config?.dataset}`);
   if (peer && config?.dataset === undefined) notes.push('config.json missing: assumed MNIST for the peer column');
-  if (withPeer && last.n_test !== PEER_N_TEST) notes.push(`the peer's errors are of ${PEER_N_TEST} test images: ratios are not comparable`);
-  if (withPeer) notes.push('peer: PyTorch torch_improved_gan.py, MNIST, 100 labels, EMA weights; ours/peer < 1 = fewer errors than the peer');
+  if (withPeer && last.n_test !== PEER_N_TEST)
+    notes.push(`the peer's errors are of ${PEER_N_TEST} test images: ratios are not comparable`);
+  if (withPeer)
+    notes.push(
+      'peer: PyTorch torch_improved_gan.py, MNIST, 100 labels, EMA weights; ours/peer < 1 = fewer errors than the peer',
+    );
   out.push(notes.map((n) => `- ${n}`).join('\n'), '');
   return { text: out.join('\n'), ok: true };
 }
@@ -123,7 +170,11 @@ function report(dir: string, epochs: Set<number> | null, peer: boolean): { text:
 function main(): void {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { epochs: { type: 'string' }, peer: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: {
+      epochs: { type: 'string' },
+      peer: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
   });
   if (values.help || positionals.length === 0) {
     console.error('usage: node dist/scripts/experiments/report_runs.js RUN_DIR... [--epochs 1,5,10,20,30] [--peer]');

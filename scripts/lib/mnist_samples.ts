@@ -19,12 +19,19 @@ export function mnistTest(): Dataset {
 }
 
 /** Image i's bytes (0..255), 28 x 28 row-major. */
-export const mnistBytes = (i: number) => Uint8Array.from(mnistTest().x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
+export const mnistBytes = (i: number) =>
+  Uint8Array.from(mnistTest().x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
 
 /** Write MNIST test image `i` as a 28x28 grayscale PNG. */
 export async function writeMnistPng(path: string, i: number): Promise<void> {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, await sharp(Buffer.from(mnistBytes(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer());
+  writeFileSync(
+    path,
+    await sharp(Buffer.from(mnistBytes(i)), { raw: { width: 28, height: 28, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer(),
+  );
 }
 
 /** Names of the 49 pooled-pixel columns, p<row>_<col>. */

@@ -58,14 +58,25 @@ export function loadBenchData(config: Readonly<TrainConfig>): TrainData {
  * Train a fresh Trainer (same seed every time) for 1 warm-up epoch + enough epochs to collect
  * `iters` per-iteration times, in a temporary run directory that is removed afterwards.
  */
-export async function timeIterations(base: Readonly<TrainConfig>, data: TrainData, opts: TimingOptions): Promise<IterationTiming> {
+export async function timeIterations(
+  base: Readonly<TrainConfig>,
+  data: TrainData,
+  opts: TimingOptions,
+): Promise<IterationTiming> {
   const itersPerEpoch = opts.itersPerEpoch ?? 11;
   if (itersPerEpoch < 2) throw new Error(`itersPerEpoch must be >= 2; got ${itersPerEpoch}`);
   const perEpoch = itersPerEpoch - 1;
   const timedEpochs = Math.max(1, Math.ceil(opts.iters / perEpoch));
   const epochs = 1 + timedEpochs;
   const out = mkdtempSync(join(tmpdir(), 'semigan-bench-'));
-  const config = validateConfig({ ...base, epochs, itersPerEpoch, out, seed: opts.seed ?? base.seed, maxMinutes: null });
+  const config = validateConfig({
+    ...base,
+    epochs,
+    itersPerEpoch,
+    out,
+    seed: opts.seed ?? base.seed,
+    maxMinutes: null,
+  });
   const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
 
   // Time spent in (and values drawn by) the Rng's noise fills, per iteration.
@@ -92,7 +103,15 @@ export async function timeIterations(base: Readonly<TrainConfig>, data: TrainDat
     };
   };
 
-  const ticks: { epoch: number; iter: number; t: number; normalMs: number; uniformMs: number; normals: number; uniforms: number }[] = [];
+  const ticks: {
+    epoch: number;
+    iter: number;
+    t: number;
+    normalMs: number;
+    uniformMs: number;
+    normals: number;
+    uniforms: number;
+  }[] = [];
   const onIteration = (epoch: number, iter: number) =>
     ticks.push({ epoch, iter, t: performance.now(), normalMs, uniformMs, normals, uniforms });
   const quiet = { write: () => true, isTTY: false };
@@ -111,9 +130,7 @@ export async function timeIterations(base: Readonly<TrainConfig>, data: TrainDat
   for (let e = 2; e <= epochs; e++) {
     const et = ticks.filter((k) => k.epoch === e);
     if (et.length !== itersPerEpoch || et.some((k, i) => k.iter !== i + 1)) {
-      throw new Error(
-        `expected one onIteration call per iteration (${itersPerEpoch}) in epoch ${e}, got ${et.length}`,
-      );
+      throw new Error(`expected one onIteration call per iteration (${itersPerEpoch}) in epoch ${e}, got ${et.length}`);
     }
     for (let i = 1; i < et.length; i++) {
       res.ms.push(et[i].t - et[i - 1].t);

@@ -27,7 +27,17 @@ function give(reason: string): never {
 function nodeGyp(): string | null {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
   ];
   return candidates.find((p): p is string => !!p && existsSync(p)) ?? null;
 }
@@ -43,11 +53,20 @@ const gyp = nodeGyp();
 if (!gyp) give('node-gyp not found; it ships with npm');
 const dir = nodeDir();
 if (!dir) give(`Node's headers not found next to ${process.execPath}`);
-const run = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--directory', NATIVE], { encoding: 'utf8' });
+const run = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--directory', NATIVE], {
+  encoding: 'utf8',
+});
 if (run.status !== 0) {
   const out = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
-  if (/cblas\.h.*No such file|cannot find -lopenblas/.test(out)) give('OpenBLAS not installed: apt-get install libopenblas-dev');
-  const firstError = out.split('\n').find((l) => /error/i.test(l) && !/^gyp ERR! (stack|cwd|node -v|node-gyp -v|System|command)/.test(l)) ?? `exit ${run.status}`;
+  if (/cblas\.h.*No such file|cannot find -lopenblas/.test(out))
+    give('OpenBLAS not installed: apt-get install libopenblas-dev');
+  const firstError =
+    out
+      .split('\n')
+      .find((l) => /error/i.test(l) && !/^gyp ERR! (stack|cwd|node -v|node-gyp -v|System|command)/.test(l)) ??
+    `exit ${run.status}`;
   give(`node-gyp failed: ${firstError.trim()}`);
 }
-process.stderr.write(`semigan: built the native kernels addon (${join('src', 'native', 'build', 'Release', 'semigan_native.node')})\n`);
+process.stderr.write(
+  `semigan: built the native kernels addon (${join('src', 'native', 'build', 'Release', 'semigan_native.node')})\n`,
+);

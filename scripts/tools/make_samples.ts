@@ -15,7 +15,13 @@ import { parseArgs } from 'node:util';
 import { mnistTest, pooledMnistCsv, writeMnistPng } from '../lib/mnist_samples.js';
 import { mapLimit } from '../../src/data/map_limit.js';
 
-const { values } = parseArgs({ options: { out: { type: 'string', default: 'samples' }, labeled: { type: 'string', default: '20' }, unlabeled: { type: 'string', default: '2000' } } });
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'samples' },
+    labeled: { type: 'string', default: '20' },
+    unlabeled: { type: 'string', default: '2000' },
+  },
+});
 const out = values.out!;
 const [perDigit, unlabeled] = [Number(values.labeled), Number(values.unlabeled)];
 const d = mnistTest();
@@ -24,11 +30,18 @@ const taken = new Array(10).fill(0);
 let u = 0;
 for (let i = 0; i < 9000 && (u < unlabeled || taken.some((t) => t < perDigit)); i++) {
   const k = d.y[i];
-  if (taken[k] < perDigit) files.push([join(out, 'digits', String(k), `${String(i).padStart(5, '0')}.png`), i]), taken[k]++;
-  else if (u < unlabeled) files.push([join(out, 'digits', 'unlabeled', `${String(i).padStart(5, '0')}.png`), i]), u++;
+  if (taken[k] < perDigit)
+    (files.push([join(out, 'digits', String(k), `${String(i).padStart(5, '0')}.png`), i]), taken[k]++);
+  else if (u < unlabeled) (files.push([join(out, 'digits', 'unlabeled', `${String(i).padStart(5, '0')}.png`), i]), u++);
 }
-for (let i = 9000; i < 10000; i++) files.push([join(out, 'digits-test', String(d.y[i]), `${String(i).padStart(5, '0')}.png`), i]);
+for (let i = 9000; i < 10000; i++)
+  files.push([join(out, 'digits-test', String(d.y[i]), `${String(i).padStart(5, '0')}.png`), i]);
 await mapLimit(files, 16, ([path, i]) => writeMnistPng(path, i));
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, 'digits.csv'), pooledMnistCsv(3000, (i) => i % 10 === 0));
-console.log(`wrote ${files.length} PNG files under ${out}/digits and ${out}/digits-test, and ${out}/digits.csv (3000 rows, 300 labeled)`);
+writeFileSync(
+  join(out, 'digits.csv'),
+  pooledMnistCsv(3000, (i) => i % 10 === 0),
+);
+console.log(
+  `wrote ${files.length} PNG files under ${out}/digits and ${out}/digits-test, and ${out}/digits.csv (3000 rows, 300 labeled)`,
+);

@@ -57,7 +57,11 @@ async function main(): Promise<void> {
   const batchSize = Number(values['batch-size']);
   const lr = Number(values.lr);
   for (const [k, v] of Object.entries({ epochs, seed, 'batch-size': batchSize })) {
-    if (!Number.isInteger(v) || v < 0 || (k !== 'seed' && v < 1)) throw new SemiganError('SEMIGAN_ERR_CONFIG', `--${k}: expected a positive integer, got ${values[k as keyof typeof values]}`);
+    if (!Number.isInteger(v) || v < 0 || (k !== 'seed' && v < 1))
+      throw new SemiganError(
+        'SEMIGAN_ERR_CONFIG',
+        `--${k}: expected a positive integer, got ${values[k as keyof typeof values]}`,
+      );
   }
   if (!(lr > 0)) throw new SemiganError('SEMIGAN_ERR_CONFIG', `--lr: expected a positive number, got ${values.lr}`);
   const packageRoot = PACKAGE_ROOT;
@@ -112,7 +116,9 @@ async function main(): Promise<void> {
     y.dispose();
     const loss = h.history.loss[0] as number;
     const acc = (h.history.acc ?? h.history.accuracy)[0] as number;
-    console.log(`epoch ${epoch}/${epochs}: train loss ${loss.toFixed(4)}, train acc ${acc.toFixed(4)}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `epoch ${epoch}/${epochs}: train loss ${loss.toFixed(4)}, train acc ${acc.toFixed(4)}, ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
   const seconds = (Date.now() - t0) / 1000;
 
@@ -122,7 +128,10 @@ async function main(): Promise<void> {
   let offset = 0;
   for (const s of specs) {
     const [kernel, bias] = model.getLayer(s.name).getWeights();
-    for (const [suffix, t] of [['kernel', kernel], ['bias', bias]] as const) {
+    for (const [suffix, t] of [
+      ['kernel', kernel],
+      ['bias', bias],
+    ] as const) {
       const data = t.dataSync() as Float32Array;
       entries.push({ name: `${s.name}.${suffix}`, shape: t.shape as number[], offset, length: data.length });
       arrays.push(data);
@@ -175,12 +184,16 @@ async function main(): Promise<void> {
     const logits = model.predict(tf.tensor2d(test.x, [test.n, inDim])) as tf.Tensor;
     return logits.argMax(1).equal(tf.tensor1d(test.y, 'int32')).cast('float32').mean().dataSync()[0];
   });
-  console.log(`test accuracy: ${meta.testAccuracy.toFixed(4)} (${correct}/${test.n}); tfjs predict: ${tfAcc.toFixed(4)}`);
+  console.log(
+    `test accuracy: ${meta.testAccuracy.toFixed(4)} (${correct}/${test.n}); tfjs predict: ${tfAcc.toFixed(4)}`,
+  );
 
   mkdirSync(outDir, { recursive: true });
   await atomicWriteFile(join(outDir, meta.weightsFile), bin);
   await atomicWriteFile(join(outDir, `${dataset}.json`), JSON.stringify(meta, null, 2) + '\n');
-  console.log(`wrote ${join(outDir, `${dataset}.json`)} and ${meta.weightsFile} (${bin.length} bytes) in ${seconds.toFixed(0)} s of training`);
+  console.log(
+    `wrote ${join(outDir, `${dataset}.json`)} and ${meta.weightsFile} (${bin.length} bytes) in ${seconds.toFixed(0)} s of training`,
+  );
 }
 
 main().catch((e) => {

@@ -35,7 +35,9 @@ export async function evaluateCommand(dir: string, opts: EvaluateOptions = {}): 
 async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<ClassificationReport> {
   const ckpt = readRun(runDir);
   if (opts.data !== undefined || opts.dataDir !== undefined) {
-    throw configError(`--data and --data-dir are for exported models; ${runDir} is a run, evaluated on its own test split (${ckpt.meta.config.dataset})`);
+    throw configError(
+      `--data and --data-dir are for exported models; ${runDir} is a run, evaluated on its own test split (${ckpt.meta.config.dataset})`,
+    );
   }
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = runConfig(ckpt.meta);
@@ -49,16 +51,26 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Class
 }
 
 /** A built-in dataset's official test split, checked against the model's input shape and classes. */
-function builtinTestSet(modelDir: string, meta: ClassifierMetadata, dataset: string, opts: EvaluateOptions, trained: TrainConfig | undefined): Dataset {
+function builtinTestSet(
+  modelDir: string,
+  meta: ClassifierMetadata,
+  dataset: string,
+  opts: EvaluateOptions,
+  trained: TrainConfig | undefined,
+): Dataset {
   // Without --data, the training data's location too (a --data-dir given to train).
   const dataDir = opts.dataDir ?? (opts.data === undefined ? (trained?.dataDir ?? null) : null);
   const test = prepareTestData({ dataset, dataDir, testLimit: opts.testLimit ?? null });
   const { classes, inputShape } = meta;
   if (test.shape.join(',') !== inputShape.join(',')) {
-    throw configError(`the model takes ${inputShape.join('x')} inputs but ${dataset} has ${test.shape.join('x')} images (${modelDir})`);
+    throw configError(
+      `the model takes ${inputShape.join('x')} inputs but ${dataset} has ${test.shape.join('x')} images (${modelDir})`,
+    );
   }
   if (test.classes.join('\u0000') !== classes.join('\u0000')) {
-    throw configError(`${modelDir} was trained on classes [${classes.join(', ')}] but ${dataset} has [${test.classes.join(', ')}]`);
+    throw configError(
+      `${modelDir} was trained on classes [${classes.join(', ')}] but ${dataset} has [${test.classes.join(', ')}]`,
+    );
   }
   return test;
 }
@@ -67,12 +79,20 @@ function builtinTestSet(modelDir: string, meta: ClassifierMetadata, dataset: str
  * Your own data: without --data, the run's own test set (rebuilt from its config); with --data,
  * every example of that spec, shaped and standardized as the model expects.
  */
-async function customTestSet(meta: ClassifierMetadata, opts: EvaluateOptions, trained: TrainConfig | undefined): Promise<Dataset> {
+async function customTestSet(
+  meta: ClassifierMetadata,
+  opts: EvaluateOptions,
+  trained: TrainConfig | undefined,
+): Promise<Dataset> {
   const config = validateConfig((trained ?? {}) as unknown as Record<string, unknown>);
   if (opts.data === undefined) return loadTestData({ ...config, testLimit: opts.testLimit ?? null });
   const p = meta.preprocessing;
   const features = p.type === 'tabular' ? p.features : undefined;
-  let test = await loadLabeledExamples(absoluteSpec(opts.data), config, { classes: meta.classes, shape: meta.inputShape, features });
+  let test = await loadLabeledExamples(absoluteSpec(opts.data), config, {
+    classes: meta.classes,
+    shape: meta.inputShape,
+    features,
+  });
   if (p.type === 'tabular') test = { ...test, x: standardize(test.x, features!.length, p) };
   return opts.testLimit ? sliceDataset(test, opts.testLimit) : test;
 }
@@ -83,8 +103,14 @@ async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promis
   try {
     const trained = classifier.metadata.training?.config;
     const dataset = opts.data ?? trained?.dataset;
-    if (!dataset) throw configError(`${modelDir}: give --data (a built-in dataset, images:DIR, manifest:FILE.csv or csv:FILE.csv) to evaluate this model on`);
-    const test = parseDataSpec(dataset).kind === 'builtin' ? builtinTestSet(modelDir, classifier.metadata, dataset, opts, trained) : await customTestSet(classifier.metadata, opts, trained);
+    if (!dataset)
+      throw configError(
+        `${modelDir}: give --data (a built-in dataset, images:DIR, manifest:FILE.csv or csv:FILE.csv) to evaluate this model on`,
+      );
+    const test =
+      parseDataSpec(dataset).kind === 'builtin'
+        ? builtinTestSet(modelDir, classifier.metadata, dataset, opts, trained)
+        : await customTestSet(classifier.metadata, opts, trained);
     const { classes } = classifier.metadata;
     const pred = argmaxRows(classifier.predictLogits(test.x, test.n), classes.length);
     return classificationReport(test.y, pred, test.classes);

@@ -63,11 +63,15 @@ interface Item {
 
 const sha1 = (b: Uint8Array | string) => createHash('sha1').update(b).digest('hex');
 const plural = (n: number, s: string) => `${n.toLocaleString('en-US')} ${s}${n === 1 ? '' : 's'}`;
-const firstFew = (xs: string[]) => xs.slice(0, SHOW).join('; ') + (xs.length > SHOW ? `; ... (${xs.length} in all)` : '');
+const firstFew = (xs: string[]) =>
+  xs.slice(0, SHOW).join('; ') + (xs.length > SHOW ? `; ... (${xs.length} in all)` : '');
 
 export async function inspectData(specText: string, o: InspectOptions): Promise<InspectReport> {
   const spec = parseDataSpec(specText);
-  if (spec.kind === 'builtin') throw configError(`${specText} is a built-in dataset (official splits, nothing to inspect); inspect your own data: images:DIR, manifest:FILE.csv or csv:FILE.csv`);
+  if (spec.kind === 'builtin')
+    throw configError(
+      `${specText} is a built-in dataset (official splits, nothing to inspect); inspect your own data: images:DIR, manifest:FILE.csv or csv:FILE.csv`,
+    );
   const testSpec = o.test ? parseDataSpec(o.test, '--test') : null;
   if (testSpec && (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== (spec.kind === 'csv'))) {
     throw configError(`--test ${o.test}: expected data of the same kind as ${specText}`);
@@ -80,12 +84,23 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
   if (spec.kind === 'csv') {
     if (!o.labelColumn) throw configError(`${specText} needs --label-column NAME (the column holding the class)`);
     const read = (path: string, side: 'data' | 'test', fixed?: { classes: string[]; features: string[] }) => {
-      const t = readTabularCsv(path, { labelColumn: o.labelColumn!, features: o.features, drop: o.dropColumns, skipBad: true, ...(fixed ? { featureNames: fixed.features } : {}) });
+      const t = readTabularCsv(path, {
+        labelColumn: o.labelColumn!,
+        features: o.features,
+        drop: o.dropColumns,
+        skipBad: true,
+        ...(fixed ? { featureNames: fixed.features } : {}),
+      });
       for (const s of t.skipped) problems.push(`bad row ${s.id}: ${s.reason}`);
       const dim = t.features.length;
       for (let r = 0; r < t.n; r++) {
         const row = t.x.subarray(r * dim, (r + 1) * dim);
-        items.push({ id: t.ids[r], label: t.y[r] < 0 ? null : t.classes[t.y[r]], side, key: async () => sha1(Buffer.from(row.buffer, row.byteOffset, row.byteLength)) });
+        items.push({
+          id: t.ids[r],
+          label: t.y[r] < 0 ? null : t.classes[t.y[r]],
+          side,
+          key: async () => sha1(Buffer.from(row.buffer, row.byteOffset, row.byteLength)),
+        });
       }
       return t;
     };
@@ -94,13 +109,26 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
     extra.features = t.features;
     if (testSpec) read(testSpec.path, 'test', { classes: t.classes, features: t.features });
   } else {
-    const list = (s: DataSpec) => (s.kind === 'images' ? scanImageFolder(s.path, { unlabeledDir: o.unlabeledDir }) : readManifest((s as { path: string }).path));
+    const list = (s: DataSpec) =>
+      s.kind === 'images'
+        ? scanImageFolder(s.path, { unlabeledDir: o.unlabeledDir })
+        : readManifest((s as { path: string }).path);
     const data = list(spec);
     const test = testSpec ? list(testSpec) : null;
-    for (const l of [data, test]) if (l?.ignored.length) problems.push(`${plural(l.ignored.length, 'file')} without an image extension in ${l.source} (training stops on them unless --skip-bad): ${firstFew(l.ignored)}`);
+    for (const l of [data, test])
+      if (l?.ignored.length)
+        problems.push(
+          `${plural(l.ignored.length, 'file')} without an image extension in ${l.source} (training stops on them unless --skip-bad): ${firstFew(l.ignored)}`,
+        );
     classes = data.classes;
-    const entries: [ImageEntry, 'data' | 'test'][] = [...data.entries.map((e) => [e, 'data'] as [ImageEntry, 'data']), ...(test?.entries ?? []).map((e) => [e, 'test'] as [ImageEntry, 'test'])];
-    const probes = await probeImages(entries.map(([e]) => e.path), { decode: true });
+    const entries: [ImageEntry, 'data' | 'test'][] = [
+      ...data.entries.map((e) => [e, 'data'] as [ImageEntry, 'data']),
+      ...(test?.entries ?? []).map((e) => [e, 'test'] as [ImageEntry, 'test']),
+    ];
+    const probes = await probeImages(
+      entries.map(([e]) => e.path),
+      { decode: true },
+    );
     const sizes = new Map<string, number>();
     const channels = new Map<number, number>();
     const unreadable: string[] = [];
@@ -110,34 +138,59 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
       sizes.set(size, (sizes.get(size) ?? 0) + 1);
       channels.set(p.probe.channels, (channels.get(p.probe.channels) ?? 0) + 1);
     });
-    if (unreadable.length) problems.push(`${plural(unreadable.length, 'unreadable file')} (training stops on them unless --skip-bad): ${firstFew(unreadable)}`);
+    if (unreadable.length)
+      problems.push(
+        `${plural(unreadable.length, 'unreadable file')} (training stops on them unless --skip-bad): ${firstFew(unreadable)}`,
+      );
     extra.sizes = [...sizes].sort((a, b) => b[1] - a[1]).map(([size, files]) => ({ size, files }));
     extra.channels = [...channels].sort((a, b) => b[1] - a[1]).map(([c, files]) => ({ channels: c, files }));
     const common = extra.sizes[0]?.size;
-    const odd = probes.flatMap((p, i) => (p.ok && `${p.probe.height}x${p.probe.width}` !== common ? [`${entries[i][0].id} (${p.probe.height}x${p.probe.width})`] : []));
-    if (odd.length) problems.push(`${plural(odd.length, 'file')} not ${common} (the most common size; they are resized to fit, padded with the background, unless --size says otherwise): ${firstFew(odd)}`);
-    for (const [e, side] of entries) items.push({ id: e.id, label: e.label, side, key: async () => sha1(await readFile(e.path)) });
+    const odd = probes.flatMap((p, i) =>
+      p.ok && `${p.probe.height}x${p.probe.width}` !== common
+        ? [`${entries[i][0].id} (${p.probe.height}x${p.probe.width})`]
+        : [],
+    );
+    if (odd.length)
+      problems.push(
+        `${plural(odd.length, 'file')} not ${common} (the most common size; they are resized to fit, padded with the background, unless --size says otherwise): ${firstFew(odd)}`,
+      );
+    for (const [e, side] of entries)
+      items.push({ id: e.id, label: e.label, side, key: async () => sha1(await readFile(e.path)) });
     if (testSpec) {
-      const unknown = test!.entries.filter((e) => e.label !== null && !classes.includes(e.label)).map((e) => `${e.id} ('${e.label}')`);
-      if (unknown.length) problems.push(`${plural(unknown.length, 'test example')} with a class training does not have [${classes.join(', ')}]: ${firstFew(unknown)}`);
+      const unknown = test!.entries
+        .filter((e) => e.label !== null && !classes.includes(e.label))
+        .map((e) => `${e.id} ('${e.label}')`);
+      if (unknown.length)
+        problems.push(
+          `${plural(unknown.length, 'test example')} with a class training does not have [${classes.join(', ')}]: ${firstFew(unknown)}`,
+        );
     }
   }
 
   const dataItems = items.filter((i) => i.side === 'data');
   const testItems = items.filter((i) => i.side === 'test');
   const unlabeledTest = testItems.filter((i) => i.label === null).map((i) => i.id);
-  if (unlabeledTest.length) problems.push(`${plural(unlabeledTest.length, 'test example')} without a label (every test example needs one): ${firstFew(unlabeledTest)}`);
+  if (unlabeledTest.length)
+    problems.push(
+      `${plural(unlabeledTest.length, 'test example')} without a label (every test example needs one): ${firstFew(unlabeledTest)}`,
+    );
   const split = o.testSplit ?? DEFAULT_TEST_SPLIT;
   const counts: ClassCount[] = classes.map((name) => {
     const labeled = dataItems.filter((i) => i.label === name).length;
     // As stratifiedHoldout counts: round(split x labels), leaving at least one to train on.
-    const test = testSpec ? testItems.filter((i) => i.label === name).length : Math.max(0, Math.min(Math.round(split * labeled), labeled - 1));
+    const test = testSpec
+      ? testItems.filter((i) => i.label === name).length
+      : Math.max(0, Math.min(Math.round(split * labeled), labeled - 1));
     return { name, labeled, test };
   });
   const few = counts.filter((c) => c.labeled < FEW_LABELS).map((c) => `'${c.name}' (${c.labeled})`);
-  if (few.length) problems.push(`${plural(few.length, 'class')} with fewer than ${FEW_LABELS} labeled examples: ${few.join(', ')}`);
+  if (few.length)
+    problems.push(`${plural(few.length, 'class')} with fewer than ${FEW_LABELS} labeled examples: ${few.join(', ')}`);
   const labeled = dataItems.filter((i) => i.label !== null).length;
-  if (labeled === dataItems.length) problems.push('no unlabeled examples: the GAN needs some (add them, or train with --labels N or --mode supervised)');
+  if (labeled === dataItems.length)
+    problems.push(
+      'no unlabeled examples: the GAN needs some (add them, or train with --labels N or --mode supervised)',
+    );
   problems.push(...(await duplicateProblems(items)));
 
   return {
@@ -146,7 +199,9 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
     examples: dataItems.length,
     labeled,
     unlabeled: dataItems.length - labeled,
-    test: testSpec ? { spec: o.test!, examples: testItems.length } : { spec: `--test-split ${split}`, examples: counts.reduce((a, c) => a + c.test, 0) },
+    test: testSpec
+      ? { spec: o.test!, examples: testItems.length }
+      : { spec: `--test-split ${split}`, examples: counts.reduce((a, c) => a + c.test, 0) },
     classes: counts,
     ...extra,
     problems,
@@ -171,21 +226,38 @@ async function duplicateProblems(items: Item[]): Promise<string[]> {
     if (labels.size > 1) conflicting.push(`${names} (${[...labels].join(' vs ')})`);
   }
   const out: string[] = [];
-  if (crossing.length) out.push(`${plural(crossing.length, 'example')} in both the data and the test set (identical contents; test accuracy would be inflated): ${firstFew(crossing)}`);
-  if (conflicting.length) out.push(`${plural(conflicting.length, 'example')} with identical contents but different labels: ${firstFew(conflicting)}`);
+  if (crossing.length)
+    out.push(
+      `${plural(crossing.length, 'example')} in both the data and the test set (identical contents; test accuracy would be inflated): ${firstFew(crossing)}`,
+    );
+  if (conflicting.length)
+    out.push(
+      `${plural(conflicting.length, 'example')} with identical contents but different labels: ${firstFew(conflicting)}`,
+    );
   return out;
 }
 
 export function formatInspect(r: InspectReport): string {
   const split = r.test.spec.startsWith('--test-split');
-  const testText = split ? `; ${r.test.spec} would hold out ${plural(r.test.examples, 'labeled example')} for testing` : `; test ${r.test.spec}: ${plural(r.test.examples, 'example')}`;
-  const lines = [`${r.spec}: ${plural(r.examples, 'example')} (${r.labeled.toLocaleString('en-US')} labeled, ${r.unlabeled.toLocaleString('en-US')} unlabeled)${testText}`];
+  const testText = split
+    ? `; ${r.test.spec} would hold out ${plural(r.test.examples, 'labeled example')} for testing`
+    : `; test ${r.test.spec}: ${plural(r.test.examples, 'example')}`;
+  const lines = [
+    `${r.spec}: ${plural(r.examples, 'example')} (${r.labeled.toLocaleString('en-US')} labeled, ${r.unlabeled.toLocaleString('en-US')} unlabeled)${testText}`,
+  ];
   const w = Math.max(5, ...r.classes.map((c) => c.name.length));
   lines.push(`  ${'class'.padEnd(w)}  labeled     test`);
-  for (const c of r.classes) lines.push(`  ${c.name.padEnd(w)}  ${String(c.labeled).padStart(7)}${String(c.test).padStart(9)}`);
+  for (const c of r.classes)
+    lines.push(`  ${c.name.padEnd(w)}  ${String(c.labeled).padStart(7)}${String(c.test).padStart(9)}`);
   if (r.sizes) lines.push(`sizes (HxW): ${r.sizes.map((s) => `${s.size}: ${s.files}`).join(', ')}`);
-  if (r.channels) lines.push(`channels: ${r.channels.map((c) => `${c.channels === 1 ? 'grayscale' : 'colour'}: ${c.files}`).join(', ')}`);
-  if (r.features) lines.push(`features (${r.features.length}): ${r.features.slice(0, 20).join(', ')}${r.features.length > 20 ? ', ...' : ''}`);
+  if (r.channels)
+    lines.push(
+      `channels: ${r.channels.map((c) => `${c.channels === 1 ? 'grayscale' : 'colour'}: ${c.files}`).join(', ')}`,
+    );
+  if (r.features)
+    lines.push(
+      `features (${r.features.length}): ${r.features.slice(0, 20).join(', ')}${r.features.length > 20 ? ', ...' : ''}`,
+    );
   lines.push(r.problems.length ? `problems (${r.problems.length}):` : 'problems: none found');
   for (const p of r.problems) lines.push(`  - ${p}`);
   return lines.join('\n') + '\n';

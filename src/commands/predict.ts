@@ -20,7 +20,6 @@ export interface PredictOutput {
   predictions: NamedPrediction[];
 }
 
-
 /** Images decoded at once (sharp runs them on its own thread pool). */
 const DECODE_CONCURRENCY = 16;
 const CSV_EXTENSIONS = new Set(['.csv', '.tsv']);
@@ -52,18 +51,26 @@ async function readInput(path: string, meta: ClassifierMetadata, modelDir: strin
   const p = meta.preprocessing;
   if (CSV_EXTENSIONS.has(extname(path).toLowerCase())) {
     if (p.type === 'image') {
-      throw inputError(`${path}: CSV rows need a tabular model, but ${modelDir} is an image model taking ${shapeText(meta)} images; give image files (PNG, JPEG, ...) or an idx images file`);
+      throw inputError(
+        `${path}: CSV rows need a tabular model, but ${modelDir} is an image model taking ${shapeText(meta)} images; give image files (PNG, JPEG, ...) or an idx images file`,
+      );
     }
     return tabularRows(path, p, meta.training?.config?.labelColumn ?? null);
   }
-  if (p.type !== 'image') throw inputError(`${path}: ${modelDir} is a tabular model; it takes CSV files with the columns ${p.features.slice(0, 5).join(', ')}${p.features.length > 5 ? ', ...' : ''}, not files like this`);
+  if (p.type !== 'image')
+    throw inputError(
+      `${path}: ${modelDir} is a tabular model; it takes CSV files with the columns ${p.features.slice(0, 5).join(', ')}${p.features.length > 5 ? ', ...' : ''}, not files like this`,
+    );
   const buf = readFileSync(path);
   const idx = idxKind(path, buf);
-  if (idx === 'other') throw inputError(`${path}: an idx file but not of images (a label file?); give an idx images file [n, rows, cols]`);
+  if (idx === 'other')
+    throw inputError(`${path}: an idx file but not of images (a label file?); give an idx images file [n, rows, cols]`);
   if (idx === 'images') {
     const img = readIdxImages(path);
     if (img.rows !== p.height || img.cols !== p.width || p.channels !== 1) {
-      throw inputError(`${path}: idx images are ${img.rows}x${img.cols}x1 but ${modelDir} takes ${shapeText(meta)} images`);
+      throw inputError(
+        `${path}: idx images are ${img.rows}x${img.cols}x1 but ${modelDir} takes ${shapeText(meta)} images`,
+      );
     }
     const dim = img.rows * img.cols;
     const rows: Float32Array[] = [];
@@ -92,14 +99,20 @@ function tabularRows(path: string, p: TabularPreprocessing, labelColumn: string 
 }
 
 /** `semigan predict MODEL_DIR INPUT...`: label, probability, top-k and realness per input. */
-export async function predictCommand(modelDir: string, inputs: string[], opts: { topK?: number; backend?: BackendChoice; threads?: number | null; matmul?: MatMulChoice } = {}): Promise<PredictOutput> {
+export async function predictCommand(
+  modelDir: string,
+  inputs: string[],
+  opts: { topK?: number; backend?: BackendChoice; threads?: number | null; matmul?: MatMulChoice } = {},
+): Promise<PredictOutput> {
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const classifier = await Classifier.load(modelDir);
   try {
     const { metadata } = classifier;
     const batches: Batch[] = [];
     for (let s = 0; s < inputs.length; s += DECODE_CONCURRENCY) {
-      batches.push(...(await Promise.all(inputs.slice(s, s + DECODE_CONCURRENCY).map((p) => readInput(p, metadata, modelDir)))));
+      batches.push(
+        ...(await Promise.all(inputs.slice(s, s + DECODE_CONCURRENCY).map((p) => readInput(p, metadata, modelDir)))),
+      );
     }
     const names = batches.flatMap((b) => b.names);
     const x = new Float32Array(names.length * classifier.dim);
@@ -130,6 +143,9 @@ export function formatPredictions(out: PredictOutput): string {
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const right = [false, false, true, true, false];
-  const line = (cells: string[]) => cells.map((s, c) => (right[c] ? s.padStart(widths[c]) : c === cells.length - 1 ? s : s.padEnd(widths[c]))).join('  ');
+  const line = (cells: string[]) =>
+    cells
+      .map((s, c) => (right[c] ? s.padStart(widths[c]) : c === cells.length - 1 ? s : s.padEnd(widths[c])))
+      .join('  ');
   return [line(head), ...rows.map(line)].join('\n') + '\n';
 }

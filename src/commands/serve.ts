@@ -24,7 +24,13 @@ export interface ServeOptions extends ServerOptions {
 }
 
 /** Every default of `semigan serve`: the server's own, one process, the backend's. */
-export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({ ...DEFAULT_SERVER_OPTIONS, workers: 1, backend: 'auto', threads: null, matmul: 'auto' });
+export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
+  ...DEFAULT_SERVER_OPTIONS,
+  workers: 1,
+  backend: 'auto',
+  threads: null,
+  matmul: 'auto',
+});
 
 /** What the server announces on stdout once it listens. */
 export interface ServeReady {
@@ -35,7 +41,8 @@ export interface ServeReady {
   pid: number;
 }
 
-const log = (line: string) => process.stderr.write(`semigan serve${cluster.isWorker ? ` [worker ${process.pid}]` : ''}: ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`semigan serve${cluster.isWorker ? ` [worker ${process.pid}]` : ''}: ${line}\n`);
 
 /** Worker restarts in a row that die before listening before the primary gives up. */
 const MAX_STARTUP_FAILURES = 3;
@@ -43,13 +50,28 @@ const MAX_STARTUP_FAILURES = 3;
 /** How long a graceful shutdown may take before the process exits anyway (code 1). */
 export const shutdownDeadlineMs = (timeoutMs: number) => (timeoutMs > 0 ? timeoutMs : 30_000) + 5_000;
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** "1mb", "512kb", "1048576", "1.5MiB" -> bytes (k = 1024). */
 export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw configError(`${JSON.stringify(text)} is not a size; expected bytes or a number with kb, mb or gb (1kb = 1024 bytes), e.g. 1mb`);
+  if (!m || unit === undefined)
+    throw configError(
+      `${JSON.stringify(text)} is not a size; expected bytes or a number with kb, mb or gb (1kb = 1024 bytes), e.g. 1mb`,
+    );
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < 1) throw configError(`size ${JSON.stringify(text)} must be at least 1 byte`);
   return bytes;
@@ -60,12 +82,18 @@ const isLoopback = (host: string) => host === 'localhost' || host === '::1' || h
 
 function checkOptions(modelDir: string, o: ServeOptions): void {
   const meta = readMetadata(modelDir); // a missing or malformed model directory: one line, before any fork
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw configError(`--port ${o.port}: expected an integer from 0 (any free port) to 65535`);
-  if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64) throw configError(`--workers ${o.workers}: expected an integer from 1 to 64`);
-  if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1 || o.maxBatch > 4096) throw configError(`--max-batch ${o.maxBatch}: expected an integer from 1 to 4096`);
-  if (!(o.maxWaitMs >= 0 && o.maxWaitMs <= 10_000)) throw configError(`--max-wait-ms ${o.maxWaitMs}: expected a number of milliseconds from 0 to 10000`);
-  if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 0) throw configError(`--timeout-ms ${o.timeoutMs}: expected a non-negative integer (0 = no limit)`);
-  if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > meta.classes.length) throw configError(`--top-k ${o.topK}: expected an integer from 1 to ${meta.classes.length} (the model's classes)`);
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)
+    throw configError(`--port ${o.port}: expected an integer from 0 (any free port) to 65535`);
+  if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64)
+    throw configError(`--workers ${o.workers}: expected an integer from 1 to 64`);
+  if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1 || o.maxBatch > 4096)
+    throw configError(`--max-batch ${o.maxBatch}: expected an integer from 1 to 4096`);
+  if (!(o.maxWaitMs >= 0 && o.maxWaitMs <= 10_000))
+    throw configError(`--max-wait-ms ${o.maxWaitMs}: expected a number of milliseconds from 0 to 10000`);
+  if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 0)
+    throw configError(`--timeout-ms ${o.timeoutMs}: expected a non-negative integer (0 = no limit)`);
+  if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > meta.classes.length)
+    throw configError(`--top-k ${o.topK}: expected an integer from 1 to ${meta.classes.length} (the model's classes)`);
   if (!o.host) throw configError('--host: expected an address to bind, e.g. 127.0.0.1');
 }
 
@@ -78,7 +106,10 @@ export async function serveCommand(modelDir: string, options: Partial<ServeOptio
   o.token = o.token || process.env.SEMIGAN_TOKEN || null;
   if (cluster.isWorker) return runServer(modelDir, o);
   checkOptions(modelDir, o);
-  if (!o.token && !isLoopback(o.host)) log(`warning: listening on ${o.host} without a token; anyone who can reach it can use it (set SEMIGAN_TOKEN or --token)`);
+  if (!o.token && !isLoopback(o.host))
+    log(
+      `warning: listening on ${o.host} without a token; anyone who can reach it can use it (set SEMIGAN_TOKEN or --token)`,
+    );
   return o.workers > 1 ? runPrimary(modelDir, o) : runServer(modelDir, o);
 }
 
@@ -87,7 +118,10 @@ const settingsText = (o: ServeOptions) =>
 
 /** One server process (alone, or a cluster worker). */
 async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
-  const backend = await initBackend(o.backend, { threads: o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.workers)), matmul: o.matmul });
+  const backend = await initBackend(o.backend, {
+    threads: o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.workers)),
+    matmul: o.matmul,
+  });
   const classifier = await Classifier.load(modelDir);
   let server: PredictionServer;
   try {
@@ -95,15 +129,22 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
   } catch (e) {
     classifier.dispose();
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE') throw configError(`${formatUrl(o.host, o.port)}: the port is already in use; pick another --port (0 = any free port)`);
-    if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') throw configError(`--host ${o.host}: not an address of this machine (${err.code})`);
-    if (err.code === 'EACCES') throw configError(`${formatUrl(o.host, o.port)}: permission denied (ports below 1024 need privileges)`);
+    if (err.code === 'EADDRINUSE')
+      throw configError(
+        `${formatUrl(o.host, o.port)}: the port is already in use; pick another --port (0 = any free port)`,
+      );
+    if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND')
+      throw configError(`--host ${o.host}: not an address of this machine (${err.code})`);
+    if (err.code === 'EACCES')
+      throw configError(`${formatUrl(o.host, o.port)}: permission denied (ports below 1024 need privileges)`);
     throw e;
   }
   if (cluster.isWorker) {
     log(`listening (backend ${backend.name}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})`);
   } else {
-    log(`${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; ${describeBackend(backend)}`);
+    log(
+      `${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; ${describeBackend(backend)}`,
+    );
     log(`listening on ${server.url} (${settingsText(o)})`);
     const ready: ServeReady = { url: server.url, host: o.host, port: server.port, workers: 1, pid: process.pid };
     process.stdout.write(JSON.stringify(ready) + '\n');
@@ -114,7 +155,9 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
     const stop = (why: string) => {
       if (server.shuttingDown) return;
       const { inFlight } = server.stats();
-      log(`${why}: shutting down (no new connections; finishing ${inFlight} request${inFlight === 1 ? '' : 's'} in flight)`);
+      log(
+        `${why}: shutting down (no new connections; finishing ${inFlight} request${inFlight === 1 ? '' : 's'} in flight)`,
+      );
       const deadline = shutdownDeadlineMs(o.timeoutMs);
       forced = setTimeout(() => {
         log(`shutdown took longer than ${deadline} ms; exiting with ${server.stats().inFlight} requests unfinished`);
@@ -163,8 +206,16 @@ function runPrimary(modelDir: string, o: ServeOptions): Promise<number> {
       if (!announced && listening.size === o.workers) {
         announced = true;
         const port = address.port;
-        log(`${modelDir}: ${o.workers} workers listening on ${formatUrl(o.host, port)} (${settingsText(o)}); primary ${process.pid}`);
-        const ready: ServeReady = { url: formatUrl(o.host, port), host: o.host, port, workers: o.workers, pid: process.pid };
+        log(
+          `${modelDir}: ${o.workers} workers listening on ${formatUrl(o.host, port)} (${settingsText(o)}); primary ${process.pid}`,
+        );
+        const ready: ServeReady = {
+          url: formatUrl(o.host, port),
+          host: o.host,
+          port,
+          workers: o.workers,
+          pid: process.pid,
+        };
         process.stdout.write(JSON.stringify(ready) + '\n');
       }
     });

@@ -26,7 +26,10 @@ export interface SuggestOptions {
  * `semigan suggest RUN_DIR`: the run's unlabeled training examples ranked by how unsure its
  * averaged discriminator is about them (eval/suggest.ts), as a table and optionally a CSV.
  */
-export async function suggestCommand(runDir: string, opts: SuggestOptions): Promise<{ unlabeled: number; suggestions: Suggestion[] }> {
+export async function suggestCommand(
+  runDir: string,
+  opts: SuggestOptions,
+): Promise<{ unlabeled: number; suggestions: Suggestion[] }> {
   const ckpt = readRun(runDir);
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = runConfig(ckpt.meta);
@@ -34,8 +37,14 @@ export async function suggestCommand(runDir: string, opts: SuggestOptions): Prom
   const isLabeled = new Uint8Array(data.train.n);
   for (const r of data.labeled) isLabeled[r] = 1;
   const rows = Int32Array.from({ length: data.train.n }, (_, i) => i).filter((r) => !isLabeled[r]);
-  if (rows.length === 0) throw dataError(`${runDir}: every training example of ${config.dataset} is labeled; there is nothing to suggest`);
-  const unlabeled: Dataset = { ...data.train, x: gatherRows(data.train, rows), y: new Int32Array(rows.length).fill(-1), n: rows.length };
+  if (rows.length === 0)
+    throw dataError(`${runDir}: every training example of ${config.dataset} is labeled; there is nothing to suggest`);
+  const unlabeled: Dataset = {
+    ...data.train,
+    x: gatherRows(data.train, rows),
+    y: new Int32Array(rows.length).fill(-1),
+    n: rows.length,
+  };
   const { model, weights } = loadEmaDiscriminator(ckpt);
   let logits: Float32Array;
   try {
@@ -48,7 +57,13 @@ export async function suggestCommand(runDir: string, opts: SuggestOptions): Prom
   const spec = parseDataSpec(config.dataset);
   const base = spec.kind === 'images' ? spec.path : spec.kind === 'manifest' ? dirname(spec.path) : null;
   const idOf = (row: number) => (ids ? (base ? resolve(base, ids[row]) : ids[row]) : `${config.dataset} train #${row}`);
-  const suggestions = rankByUncertainty(predictionsFromLogits(logits, data.train.classes, 2), rows, idOf, opts.n, opts.by);
+  const suggestions = rankByUncertainty(
+    predictionsFromLogits(logits, data.train.classes, 2),
+    rows,
+    idOf,
+    opts.n,
+    opts.by,
+  );
   if (opts.out) {
     await atomicWriteFile(opts.out, suggestionsCsv(suggestions));
     log(`wrote ${suggestions.length} suggestions to ${opts.out}`);
@@ -56,13 +71,18 @@ export async function suggestCommand(runDir: string, opts: SuggestOptions): Prom
   return { unlabeled: rows.length, suggestions };
 }
 
-export function formatSuggestions({ unlabeled, suggestions }: { unlabeled: number; suggestions: Suggestion[] }, by: SuggestCriterion): string {
+export function formatSuggestions(
+  { unlabeled, suggestions }: { unlabeled: number; suggestions: Suggestion[] },
+  by: SuggestCriterion,
+): string {
   const pct = (p: number) => (100 * p).toFixed(1).padStart(5) + '%';
   const width = Math.max(2, ...suggestions.map((s) => s.id.length));
-  const head = `${suggestions.length} of ${unlabeled} unlabeled examples, most uncertain first (by ${by}):\n` +
+  const head =
+    `${suggestions.length} of ${unlabeled} unlabeled examples, most uncertain first (by ${by}):\n` +
     `${'rank'.padStart(4)}  ${'id'.padEnd(width)}  prediction (p)  runner-up (p)  margin  entropy  realness\n`;
   const rows = suggestions.map(
-    (s) => `${String(s.rank).padStart(4)}  ${s.id.padEnd(width)}  ${s.predicted} (${pct(s.probability)})  ${s.runnerUp} (${pct(s.runnerUpProbability)})  ${s.margin.toFixed(3)}  ${s.entropy.toFixed(3)}  ${s.realness.toFixed(3)}`,
+    (s) =>
+      `${String(s.rank).padStart(4)}  ${s.id.padEnd(width)}  ${s.predicted} (${pct(s.probability)})  ${s.runnerUp} (${pct(s.runnerUpProbability)})  ${s.margin.toFixed(3)}  ${s.entropy.toFixed(3)}  ${s.realness.toFixed(3)}`,
   );
   return head + rows.join('\n') + '\n';
 }

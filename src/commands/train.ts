@@ -16,12 +16,19 @@ const RESUMABLE = ['epochs', 'maxMinutes', 'backend', 'threads', 'matmul'] as co
  * `semigan train`: validate the config, pick the backend, load data, train, print one JSON line.
  * With `resume`, the run's saved config is used and only RESUMABLE options may be given.
  */
-export async function trainCommand(options: Partial<TrainConfig>, resume: string | null, overwrite = false): Promise<TrainResult> {
+export async function trainCommand(
+  options: Partial<TrainConfig>,
+  resume: string | null,
+  overwrite = false,
+): Promise<TrainResult> {
   let config: Readonly<TrainConfig>;
   const ckpt = resume ? readRun(resume) : null;
   if (ckpt) {
     const extra = Object.keys(options).filter((k) => !(RESUMABLE as readonly string[]).includes(k));
-    if (extra.length) throw configError(`--resume takes the run's saved config; only --epochs, --max-minutes, --backend, --threads and --matmul may be given (got ${extra.map((k) => '--' + k).join(', ')})`);
+    if (extra.length)
+      throw configError(
+        `--resume takes the run's saved config; only --epochs, --max-minutes, --backend, --threads and --matmul may be given (got ${extra.map((k) => '--' + k).join(', ')})`,
+      );
     // A time budget belongs to one invocation: a resumed run gets only the one given now.
     config = validateConfig({ ...ckpt.meta.config, maxMinutes: null, ...options, out: resume! });
   } else {
@@ -43,12 +50,19 @@ export async function trainCommand(options: Partial<TrainConfig>, resume: string
   if (ckpt) {
     trainer.restore(ckpt);
     trainer.trimMetrics();
-    log(`resumed ${resume} at epoch ${trainer.epoch}${trainer.epochIter ? ` + ${trainer.epochIter} iterations` : ''} (step ${trainer.step})`);
+    log(
+      `resumed ${resume} at epoch ${trainer.epoch}${trainer.epochIter ? ` + ${trainer.epochIter} iterations` : ''} (step ${trainer.step})`,
+    );
   } else {
     mkdirSync(config.out, { recursive: true });
     trainer.initialize();
   }
-  writeRunConfig(config.out, config, { data: data.summary, backend: backend.name, threadsUsed: backend.threads, matmulUsed: backend.matmul });
+  writeRunConfig(config.out, config, {
+    data: data.summary,
+    backend: backend.name,
+    threadsUsed: backend.threads,
+    matmulUsed: backend.matmul,
+  });
   log(`model: ${config.preset}, mode ${config.mode}, ${config.epochs} epochs -> ${config.out}`);
   const result = await trainer.run();
   trainer.dispose();

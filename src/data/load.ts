@@ -46,12 +46,18 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
   const spec = parseDataSpec(o.dataset);
   if (spec.kind === 'builtin') {
     const given = CUSTOM_ONLY.filter((k) => o[k] !== null && o[k] !== undefined);
-    if (given.length) throw configError(`${given.map(flag).join(', ')} ${given.length > 1 ? 'apply' : 'applies'} to your own data (images:, manifest:, csv:), not to the built-in ${spec.name}, which has its official test split`);
+    if (given.length)
+      throw configError(
+        `${given.map(flag).join(', ')} ${given.length > 1 ? 'apply' : 'applies'} to your own data (images:, manifest:, csv:), not to the built-in ${spec.name}, which has its official test split`,
+      );
     return prepareData(o);
   }
   const all = await loadSource(spec, o, null, log);
   const classes = all.classes;
-  if (classes.length < 2) throw dataError(`${o.dataset}: found ${classes.length === 0 ? 'no labeled examples' : `only one class ('${classes[0]}')`}; a classifier needs labeled examples of at least two classes`);
+  if (classes.length < 2)
+    throw dataError(
+      `${o.dataset}: found ${classes.length === 0 ? 'no labeled examples' : `only one class ('${classes[0]}')`}; a classifier needs labeled examples of at least two classes`,
+    );
   let train: Dataset;
   let test: Dataset;
   let testText: string;
@@ -69,7 +75,10 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     train = subset(all, keep);
     test = subset(all, rows);
     testText = `test = ${(fraction * 100).toFixed(0)}% of each class's labeled examples (--test-split ${fraction}, stratified, seed-data ${o.seedData})`;
-    if (emptyClasses.length) log(`warning: too few labels to hold out test examples of ${emptyClasses.map((c) => `'${classes[c]}'`).join(', ')}; the test set has none of them`);
+    if (emptyClasses.length)
+      log(
+        `warning: too few labels to hold out test examples of ${emptyClasses.map((c) => `'${classes[c]}'`).join(', ')}; the test set has none of them`,
+      );
   }
   if (o.trainLimit) train = sliceDataset(train, o.trainLimit);
   if (o.testLimit) test = sliceDataset(test, o.testLimit);
@@ -84,12 +93,19 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
 
   const k = classes.length;
   const useSubset = o.labels !== null || o.labelsPerClass !== null;
-  const perClass = useSubset ? resolveLabelsPerClass({ labels: o.labels ?? undefined, labelsPerClass: o.labelsPerClass ?? undefined }, k) : null;
-  const { labeled, initRows } = perClass ? labeledSubset(train.y, k, perClass, o.seedData, classes) : allLabeled(train.y, o.seedData);
+  const perClass = useSubset
+    ? resolveLabelsPerClass({ labels: o.labels ?? undefined, labelsPerClass: o.labelsPerClass ?? undefined }, k)
+    : null;
+  const { labeled, initRows } = perClass
+    ? labeledSubset(train.y, k, perClass, o.seedData, classes)
+    : allLabeled(train.y, o.seedData);
   const counts = new Array<number>(k).fill(0);
   for (const r of labeled) counts[train.y[r]]++;
   const missing = counts.flatMap((c, i) => (c === 0 ? [`'${classes[i]}'`] : []));
-  if (missing.length) throw dataError(`${o.dataset}: no labeled training examples of class ${missing.join(', ')}; every class needs at least one (add labels, or lower --test-split)`);
+  if (missing.length)
+    throw dataError(
+      `${o.dataset}: no labeled training examples of class ${missing.join(', ')}; every class needs at least one (add labels, or lower --test-split)`,
+    );
   const unlabeledCount = train.n - labeled.length;
   if ((o.mode ?? 'gan') === 'gan' && unlabeledCount === 0) {
     throw dataError(
@@ -122,15 +138,26 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
  * feature columns): a --test set, or data to evaluate an exported model on. Tabular features
  * are returned raw (not standardized).
  */
-export async function loadLabeledExamples(specText: string, o: LoadOptions, like: Pick<Dataset, 'classes' | 'shape' | 'features'>, log: Log = () => {}, trainSpec?: DataSpec): Promise<Dataset> {
+export async function loadLabeledExamples(
+  specText: string,
+  o: LoadOptions,
+  like: Pick<Dataset, 'classes' | 'shape' | 'features'>,
+  log: Log = () => {},
+  trainSpec?: DataSpec,
+): Promise<Dataset> {
   const testSpec = parseDataSpec(specText, '--test');
   const tabular = like.features !== undefined;
   if (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== tabular) {
-    throw configError(`${specText}: expected data of the same kind as the training data${trainSpec ? ` (${trainSpec.kind}:...)` : ''}: ${tabular ? 'csv:FILE.csv' : 'images:DIR or manifest:FILE.csv'}`);
+    throw configError(
+      `${specText}: expected data of the same kind as the training data${trainSpec ? ` (${trainSpec.kind}:...)` : ''}: ${tabular ? 'csv:FILE.csv' : 'images:DIR or manifest:FILE.csv'}`,
+    );
   }
   const test = await loadSource(testSpec, o, like, log);
   const unlabeled = test.y.findIndex((c) => c < 0);
-  if (unlabeled >= 0) throw dataError(`${specText}: every test example needs a label, but ${test.ids?.[unlabeled] ?? `row ${unlabeled}`} has none`);
+  if (unlabeled >= 0)
+    throw dataError(
+      `${specText}: every test example needs a label, but ${test.ids?.[unlabeled] ?? `row ${unlabeled}`} has none`,
+    );
   return test;
 }
 
@@ -155,7 +182,8 @@ function subset(d: Dataset, rows: Int32Array): Dataset {
 /** "28x28" -> [28, 28]. */
 export function parseImageSize(s: string): [number, number] {
   const m = /^(\d+)x(\d+)$/.exec(s);
-  if (!m || +m[1] < 1 || +m[2] < 1) throw configError(`--size ${JSON.stringify(s)}: expected HEIGHTxWIDTH in pixels, e.g. 28x28`);
+  if (!m || +m[1] < 1 || +m[2] < 1)
+    throw configError(`--size ${JSON.stringify(s)}: expected HEIGHTxWIDTH in pixels, e.g. 28x28`);
   return [+m[1], +m[2]];
 }
 
@@ -166,15 +194,24 @@ export function parseBackground(s: string): [number, number, number] {
   const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(s);
   if (hex) return [parseInt(hex[1], 16), parseInt(hex[2], 16), parseInt(hex[3], 16)];
   const rgb = s.split(',').map(Number);
-  if (rgb.length === 3 && rgb.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) return rgb as [number, number, number];
+  if (rgb.length === 3 && rgb.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))
+    return rgb as [number, number, number];
   throw configError(`--background ${JSON.stringify(s)}: expected black, white, #rrggbb or r,g,b (0-255)`);
 }
 
 /** Read one spec. `train` (for a --test spec) fixes the classes, image shape and feature columns. */
-async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, 'classes' | 'shape' | 'features'> | null, log: Log): Promise<Dataset> {
+async function loadSource(
+  spec: DataSpec,
+  o: LoadOptions,
+  train: Pick<Dataset, 'classes' | 'shape' | 'features'> | null,
+  log: Log,
+): Promise<Dataset> {
   const what = train ? '--test' : '--data';
   if (spec.kind === 'csv') {
-    if (!o.labelColumn) throw configError(`${what} csv:${spec.path} needs --label-column NAME (the column holding the class; empty = unlabeled)`);
+    if (!o.labelColumn)
+      throw configError(
+        `${what} csv:${spec.path} needs --label-column NAME (the column holding the class; empty = unlabeled)`,
+      );
     const t = readTabularCsv(spec.path, {
       labelColumn: o.labelColumn,
       features: o.features,
@@ -185,21 +222,37 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
     if (t.skipped.length) log(`--skip-bad: ${describeSkipped(t.skipped)}`);
     return t;
   }
-  if (spec.kind === 'builtin') throw configError(`${what} ${spec.name}: built-in datasets cannot be mixed with your own data`);
-  const found = spec.kind === 'images' ? scanImageFolder(spec.path, { unlabeledDir: o.unlabeledDir }) : readManifest(spec.path);
+  if (spec.kind === 'builtin')
+    throw configError(`${what} ${spec.name}: built-in datasets cannot be mixed with your own data`);
+  const found =
+    spec.kind === 'images' ? scanImageFolder(spec.path, { unlabeledDir: o.unlabeledDir }) : readManifest(spec.path);
   const classes = train ? train.classes : found.classes;
   const index = new Map(classes.map((c, i) => [c, i]));
   if (train) {
     const unknown = found.entries.find((e) => e.label !== null && !index.has(e.label));
-    if (unknown) throw dataError(`${unknown.id}${unknown.line ? ` (line ${unknown.line})` : ''}: class '${unknown.label}' is not one of the training classes [${classes.join(', ')}]`);
+    if (unknown)
+      throw dataError(
+        `${unknown.id}${unknown.line ? ` (line ${unknown.line})` : ''}: class '${unknown.label}' is not one of the training classes [${classes.join(', ')}]`,
+      );
   }
   // A stray file next to the class folders (a README) is noted; one inside a class folder is bad data.
-  const [inClass, beside] = [found.ignored.filter((f) => /[\\/]/.test(f)), found.ignored.filter((f) => !/[\\/]/.test(f))];
-  if (beside.length) log(`note: ${beside.length} non-image file(s) in ${found.source} left out: ${beside.slice(0, 3).join(', ')}${beside.length > 3 ? ', ...' : ''}`);
+  const [inClass, beside] = [
+    found.ignored.filter((f) => /[\\/]/.test(f)),
+    found.ignored.filter((f) => !/[\\/]/.test(f)),
+  ];
+  if (beside.length)
+    log(
+      `note: ${beside.length} non-image file(s) in ${found.source} left out: ${beside.slice(0, 3).join(', ')}${beside.length > 3 ? ', ...' : ''}`,
+    );
   if (inClass.length) {
     const first = inClass.slice(0, 3).join(', ');
-    if (!o.skipBad) throw dataError(`${first}${inClass.length > 1 ? ` (and ${inClass.length - 1} more)` : ''}: not an image file (by its extension) in ${found.source}; remove it, or pass --skip-bad to leave such files out (they are listed)`);
-    log(`--skip-bad: left out ${inClass.length} non-image file(s) in ${found.source}: ${first}${inClass.length > 3 ? ', ...' : ''}`);
+    if (!o.skipBad)
+      throw dataError(
+        `${first}${inClass.length > 1 ? ` (and ${inClass.length - 1} more)` : ''}: not an image file (by its extension) in ${found.source}; remove it, or pass --skip-bad to leave such files out (they are listed)`,
+      );
+    log(
+      `--skip-bad: left out ${inClass.length} non-image file(s) in ${found.source}: ${first}${inClass.length > 3 ? ', ...' : ''}`,
+    );
   }
   const decoded = await decodeImages(found.entries, {
     size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
@@ -215,8 +268,13 @@ async function loadSource(spec: DataSpec, o: LoadOptions, train: Pick<Dataset, '
   if (!train && o.channels === null && decoded.shape[2] === 3) {
     const gray = grayFromEqualChannels(decoded.x);
     if (gray) {
-      log(`${what} ${spec.kind}:${spec.path}: every colour image is gray (R = G = B in every pixel): using 1 channel (--channels 3 keeps 3)`);
-      return imageDataset({ entries: found.entries, classes }, { ...decoded, x: gray, shape: [decoded.shape[0], decoded.shape[1], 1] });
+      log(
+        `${what} ${spec.kind}:${spec.path}: every colour image is gray (R = G = B in every pixel): using 1 channel (--channels 3 keeps 3)`,
+      );
+      return imageDataset(
+        { entries: found.entries, classes },
+        { ...decoded, x: gray, shape: [decoded.shape[0], decoded.shape[1], 1] },
+      );
     }
   }
   return imageDataset({ entries: found.entries, classes }, decoded);

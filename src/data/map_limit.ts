@@ -9,7 +9,11 @@ export const DEFAULT_CONCURRENCY = 2 * (Number(process.env.UV_THREADPOOL_SIZE) |
  * `fn` over `items` with at most `limit` calls in flight; results in item order. The first
  * rejection rejects the whole call (no new calls start after it).
  */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   let failed = false;

@@ -29,7 +29,10 @@ export function prepareData(o: DataOptions): TrainData {
   const train = o.trainLimit ? sliceDataset(splits.train, o.trainLimit) : splits.train;
   const test = o.testLimit ? sliceDataset(splits.test, o.testLimit) : splits.test;
   const k = train.classes.length;
-  const perClass = resolveLabelsPerClass({ labels: o.labels ?? undefined, labelsPerClass: o.labelsPerClass ?? undefined }, k);
+  const perClass = resolveLabelsPerClass(
+    { labels: o.labels ?? undefined, labelsPerClass: o.labelsPerClass ?? undefined },
+    k,
+  );
   const { labeled, initRows } = labeledSubset(train.y, k, perClass, o.seedData, train.classes);
   const { text, json } = splitSummary({
     dataset: splits.name,

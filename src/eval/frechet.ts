@@ -26,8 +26,10 @@ export interface SymmetricEigen {
  * Converges quadratically; 64x64 takes ~8 sweeps, a few ms.
  */
 export function jacobiEigen(a: ArrayLike<number>, dim: number, maxSweeps = 100): SymmetricEigen {
-  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`jacobiEigen: dim must be a positive integer, got ${dim}`);
-  if (a.length !== dim * dim) throw new RangeError(`jacobiEigen: expected ${dim * dim} values for ${dim}x${dim}, got ${a.length}`);
+  if (!Number.isInteger(dim) || dim < 1)
+    throw new RangeError(`jacobiEigen: dim must be a positive integer, got ${dim}`);
+  if (a.length !== dim * dim)
+    throw new RangeError(`jacobiEigen: expected ${dim * dim} values for ${dim}x${dim}, got ${a.length}`);
   const n = dim;
   const m = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
@@ -118,8 +120,10 @@ export interface GaussianStats {
 
 /** Mean and unbiased covariance of row-major feature vectors [n, dim]; n >= 2. */
 export function gaussianStats(feats: ArrayLike<number>, dim: number): GaussianStats {
-  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`gaussianStats: dim must be a positive integer, got ${dim}`);
-  if (feats.length % dim !== 0) throw new RangeError(`gaussianStats: length ${feats.length} is not a multiple of dim = ${dim}`);
+  if (!Number.isInteger(dim) || dim < 1)
+    throw new RangeError(`gaussianStats: dim must be a positive integer, got ${dim}`);
+  if (feats.length % dim !== 0)
+    throw new RangeError(`gaussianStats: length ${feats.length} is not a multiple of dim = ${dim}`);
   const n = feats.length / dim;
   if (n < 2) throw dataError(`Fréchet distance: need at least 2 feature vectors per set for a covariance, got ${n}`);
   const mean = new Float64Array(dim);

@@ -60,11 +60,7 @@ export function argmaxRows(logits: Float32Array, k: number): Int32Array {
  * precision = 0 for a class that is never predicted, recall = 0 for a class with no support,
  * f1 = 0 when precision + recall = 0.
  */
-export function classificationReport(
-  yTrue: Int32Array,
-  yPred: Int32Array,
-  classes: string[],
-): ClassificationReport {
+export function classificationReport(yTrue: Int32Array, yPred: Int32Array, classes: string[]): ClassificationReport {
   const k = classes.length;
   // A length mismatch is a caller bug, not bad input data.
   if (yTrue.length !== yPred.length) {

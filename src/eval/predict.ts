@@ -16,7 +16,9 @@ export function discriminatorLogits(model: GanModel, d: Tensors, data: Dataset, 
   const parts: Float32Array[] = [];
   for (let s = 0; s < data.n; s += chunk) {
     const e = Math.min(data.n, s + chunk);
-    const logits = tf.tidy(() => model.applyD(d, tf.tensor2d(data.x.subarray(s * dim, e * dim), [e - s, dim]), { noise: null }).logits);
+    const logits = tf.tidy(
+      () => model.applyD(d, tf.tensor2d(data.x.subarray(s * dim, e * dim), [e - s, dim]), { noise: null }).logits,
+    );
     k = logits.shape[1];
     parts.push(logits.dataSync() as Float32Array);
     logits.dispose();

@@ -23,7 +23,8 @@ const sigmoid = (v: number) => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / 
  */
 export function predictionsFromLogits(logits: Float32Array, classes: readonly string[], topK = 3): Prediction[] {
   const k = classes.length;
-  if (logits.length % k !== 0) throw new RangeError(`predictionsFromLogits: ${logits.length} logits is not a multiple of ${k} classes`);
+  if (logits.length % k !== 0)
+    throw new RangeError(`predictionsFromLogits: ${logits.length} logits is not a multiple of ${k} classes`);
   if (!Number.isInteger(topK) || topK < 1) throw new RangeError(`topK must be a positive integer, got ${topK}`);
   const n = logits.length / k;
   const out: Prediction[] = [];
@@ -40,7 +41,7 @@ export function predictionsFromLogits(logits: Float32Array, classes: readonly st
       }
     }
     let sum = 0;
-    for (let j = 0; j < k; j++) sum += (p[j] = Math.exp(row[j] - max));
+    for (let j = 0; j < k; j++) sum += p[j] = Math.exp(row[j] - max);
     const lse = max + Math.log(sum);
     const probabilities: Record<string, number> = {};
     for (let j = 0; j < k; j++) probabilities[classes[j]] = p[j] /= sum;
@@ -53,4 +54,3 @@ export function predictionsFromLogits(logits: Float32Array, classes: readonly st
   }
   return out;
 }
-

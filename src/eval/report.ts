@@ -32,7 +32,13 @@ export function formatReport(r: ClassificationReport): string {
   const numW = 'precision'.length;
   const row = (cells: string[]) => cells.join('  ').trimEnd();
   lines.push(
-    row(['class'.padEnd(nameW), 'precision'.padStart(numW), 'recall'.padStart(numW), 'f1'.padStart(numW), 'support'.padStart(supportW)]),
+    row([
+      'class'.padEnd(nameW),
+      'precision'.padStart(numW),
+      'recall'.padStart(numW),
+      'f1'.padStart(numW),
+      'support'.padStart(supportW),
+    ]),
   );
   for (const m of r.perClass) {
     lines.push(
@@ -46,7 +52,13 @@ export function formatReport(r: ClassificationReport): string {
     );
   }
   lines.push(
-    row([macroLabel.padEnd(nameW), ''.padStart(numW), ''.padStart(numW), fixed(r.macroF1).padStart(numW), String(r.n).padStart(supportW)]),
+    row([
+      macroLabel.padEnd(nameW),
+      ''.padStart(numW),
+      ''.padStart(numW),
+      fixed(r.macroF1).padStart(numW),
+      String(r.n).padStart(supportW),
+    ]),
   );
 
   // Confusion matrix: truncated names as both row and column headers.

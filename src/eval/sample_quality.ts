@@ -108,15 +108,20 @@ export function loadFeatureNet(dataset: string): FeatureNet {
         '`node dist/scripts/tools/train_feature_net.js --dataset <name>`',
     );
   }
-  const bad = (what: string) => dataError(`${metaPath}: not a usable feature net (${what}); retrain it with \`node dist/scripts/tools/train_feature_net.js --dataset ${dataset}\``);
+  const bad = (what: string) =>
+    dataError(
+      `${metaPath}: not a usable feature net (${what}); retrain it with \`node dist/scripts/tools/train_feature_net.js --dataset ${dataset}\``,
+    );
   let meta: FeatureNetMeta;
   try {
     meta = JSON.parse(readFileSync(metaPath, 'utf8'));
   } catch (e) {
     throw bad(`invalid JSON: ${(e as Error).message}`);
   }
-  if (meta.format !== FEATURE_NET_FORMAT) throw bad(`format is ${JSON.stringify(meta.format)}, expected "${FEATURE_NET_FORMAT}"`);
-  if (meta.version !== FEATURE_NET_FORMAT_VERSION) throw bad(`version ${meta.version}, this semigan reads version ${FEATURE_NET_FORMAT_VERSION}`);
+  if (meta.format !== FEATURE_NET_FORMAT)
+    throw bad(`format is ${JSON.stringify(meta.format)}, expected "${FEATURE_NET_FORMAT}"`);
+  if (meta.version !== FEATURE_NET_FORMAT_VERSION)
+    throw bad(`version ${meta.version}, this semigan reads version ${FEATURE_NET_FORMAT_VERSION}`);
   const binPath = join(dir, meta.weightsFile);
   if (!existsSync(binPath)) throw bad(`weights file ${binPath} is missing`);
   const bin = readFileSync(binPath);
@@ -126,7 +131,9 @@ export function loadFeatureNet(dataset: string): FeatureNet {
   for (const e of meta.weights) {
     const size = e.shape.reduce((a, b) => a * b, 1);
     if (size !== e.length || e.offset % 4 !== 0 || e.offset + 4 * e.length > bin.length) {
-      throw bad(`weight ${e.name}: shape [${e.shape}] / offset ${e.offset} / length ${e.length} do not fit the ${bin.length}-byte .bin`);
+      throw bad(
+        `weight ${e.name}: shape [${e.shape}] / offset ${e.offset} / length ${e.length} do not fit the ${bin.length}-byte .bin`,
+      );
     }
     const arr = new Float32Array(e.length);
     for (let i = 0; i < e.length; i++) arr[i] = bin.readFloatLE(e.offset + 4 * i);
@@ -137,13 +144,18 @@ export function loadFeatureNet(dataset: string): FeatureNet {
     const kernel = tensors.get(`${spec.name}.kernel`);
     const bias = tensors.get(`${spec.name}.bias`);
     if (spec.in !== prev) throw bad(`layer ${spec.name} takes ${spec.in} inputs, the previous layer gives ${prev}`);
-    if (!kernel || kernel.length !== spec.in * spec.out) throw bad(`${spec.name}.kernel missing or not ${spec.in}x${spec.out}`);
+    if (!kernel || kernel.length !== spec.in * spec.out)
+      throw bad(`${spec.name}.kernel missing or not ${spec.in}x${spec.out}`);
     if (!bias || bias.length !== spec.out) throw bad(`${spec.name}.bias missing or not of length ${spec.out}`);
-    if (spec.activation !== 'relu' && spec.activation !== 'linear') throw bad(`layer ${spec.name}: unknown activation ${spec.activation}`);
+    if (spec.activation !== 'relu' && spec.activation !== 'linear')
+      throw bad(`layer ${spec.name}: unknown activation ${spec.activation}`);
     prev = spec.out;
     return { spec, kernel, bias };
   });
-  if (!(meta.featureLayer >= 0 && meta.featureLayer < layers.length) || layers[meta.featureLayer].spec.out !== meta.featureDim) {
+  if (
+    !(meta.featureLayer >= 0 && meta.featureLayer < layers.length) ||
+    layers[meta.featureLayer].spec.out !== meta.featureDim
+  ) {
     throw bad(`featureLayer ${meta.featureLayer} / featureDim ${meta.featureDim} do not match the layers`);
   }
   const net = { meta, layers };
@@ -152,7 +164,10 @@ export function loadFeatureNet(dataset: string): FeatureNet {
 }
 
 function listNets(dir: string): string[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 /** Output of layers 0..last (inclusive) for each of the n rows of x; float64. */
@@ -160,7 +175,9 @@ function forward(net: FeatureNet, x: Float32Array, n: number, last: number): Flo
   const inDim = net.meta.inputDim;
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`feature net: n must be a non-negative integer, got ${n}`);
   if (x.length !== n * inDim) {
-    throw dataError(`feature net (${net.meta.dataset}): expected ${n} x ${inDim} = ${n * inDim} values, got ${x.length}`);
+    throw dataError(
+      `feature net (${net.meta.dataset}): expected ${n} x ${inDim} = ${n * inDim} values, got ${x.length}`,
+    );
   }
   const outDim = net.layers[last].spec.out;
   const out = new Float64Array(n * outDim);
@@ -239,7 +256,8 @@ function reference(dataset: string, net: FeatureNet, dataDir?: string): Referenc
   if (hit) return hit;
   const { test } = loadBuiltin(dataset, { dataDir });
   const dim = net.meta.inputDim;
-  if (test.n < 2 * REFERENCE_HALF) throw dataError(`${dataset}: the test set has ${test.n} images, sample quality needs ${2 * REFERENCE_HALF}`);
+  if (test.n < 2 * REFERENCE_HALF)
+    throw dataError(`${dataset}: the test set has ${test.n} images, sample quality needs ${2 * REFERENCE_HALF}`);
   const half = (parity: number) => {
     const x = new Float32Array(REFERENCE_HALF * dim);
     for (let i = 0; i < REFERENCE_HALF; i++) {
@@ -276,11 +294,19 @@ export interface SampleQuality {
  * built-in dataset. Use n = 5000 to compare with the documented floors; with n > 5000 the floor
  * still uses 5000 real images (there are only 10000 test images).
  */
-export function sampleQuality(dataset: string, generated: Float32Array, n: number, opts: { dataDir?: string } = {}): SampleQuality {
+export function sampleQuality(
+  dataset: string,
+  generated: Float32Array,
+  n: number,
+  opts: { dataDir?: string } = {},
+): SampleQuality {
   const net = loadFeatureNet(dataset);
   if (!Number.isInteger(n) || n < 2) throw dataError(`sample quality: need at least 2 generated images, got n = ${n}`);
   for (let i = 0; i < generated.length; i++) {
-    if (!Number.isFinite(generated[i])) throw dataError(`sample quality: generated image ${Math.floor(i / net.meta.inputDim)} has a non-finite value (${generated[i]})`);
+    if (!Number.isFinite(generated[i]))
+      throw dataError(
+        `sample quality: generated image ${Math.floor(i / net.meta.inputDim)} has a non-finite value (${generated[i]})`,
+      );
   }
   const ref = reference(dataset, net, opts.dataDir);
   const fdim = net.meta.featureDim;

@@ -33,7 +33,13 @@ export function entropyOf(probabilities: Record<string, number>): number {
  * The `n` most uncertain of `predictions` (one per row in `rows`), most uncertain first; ties go
  * to the earlier row, so the ranking is deterministic.
  */
-export function rankByUncertainty(predictions: Prediction[], rows: ArrayLike<number>, ids: (row: number) => string, n: number, by: SuggestCriterion = 'margin'): Suggestion[] {
+export function rankByUncertainty(
+  predictions: Prediction[],
+  rows: ArrayLike<number>,
+  ids: (row: number) => string,
+  n: number,
+  by: SuggestCriterion = 'margin',
+): Suggestion[] {
   const scored = predictions.map((p, i) => {
     const [first, second] = p.top;
     const margin = first.probability - (second?.probability ?? 0);
@@ -55,7 +61,17 @@ export function rankByUncertainty(predictions: Prediction[], rows: ArrayLike<num
   }));
 }
 
-const CSV_COLUMNS = ['rank', 'id', 'predicted', 'probability', 'runner_up', 'runner_up_probability', 'margin', 'entropy', 'realness'] as const;
+const CSV_COLUMNS = [
+  'rank',
+  'id',
+  'predicted',
+  'probability',
+  'runner_up',
+  'runner_up_probability',
+  'margin',
+  'entropy',
+  'realness',
+] as const;
 
 /** RFC 4180 quoting for ids that contain commas, quotes or newlines. */
 const csvField = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
@@ -63,7 +79,17 @@ const csvField = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}
 export function suggestionsCsv(s: Suggestion[]): string {
   const f = (x: number) => x.toFixed(6);
   const lines = s.map((r) =>
-    [String(r.rank), csvField(r.id), csvField(r.predicted), f(r.probability), csvField(r.runnerUp), f(r.runnerUpProbability), f(r.margin), f(r.entropy), f(r.realness)].join(','),
+    [
+      String(r.rank),
+      csvField(r.id),
+      csvField(r.predicted),
+      f(r.probability),
+      csvField(r.runnerUp),
+      f(r.runnerUpProbability),
+      f(r.margin),
+      f(r.entropy),
+      f(r.realness),
+    ].join(','),
   );
   return [CSV_COLUMNS.join(','), ...lines].join('\n') + '\n';
 }

@@ -20,7 +20,16 @@ import { trunkConvs, type ConvStep } from '../models/conv_gan.js';
 import { convSmallTrunk } from '../models/conv_small.js';
 import { convLargeTrunk } from '../models/conv_large.js';
 import type { Tensors } from '../nn/params.js';
-import { loadEmaDiscriminator, readMetrics, readResult, readRun, runConfig, METRICS_FILE, RESULT_FILE, type CheckpointMeta } from '../train/run_dir.js';
+import {
+  loadEmaDiscriminator,
+  readMetrics,
+  readResult,
+  readRun,
+  runConfig,
+  METRICS_FILE,
+  RESULT_FILE,
+  type CheckpointMeta,
+} from '../train/run_dir.js';
 import type { Checkpoint } from '../train/checkpoint.js';
 import { SEMIGAN_VERSION } from '../version.js';
 import { fsyncDir, writeFileSynced } from '../fsutil.js';
@@ -72,11 +81,15 @@ export function assertExportable(ckpt: Checkpoint<CheckpointMeta>, runDir: strin
 
 /** Refuse a model (the preset a run's config resolved to) that has no exporter. */
 function assertExportablePreset(preset: string, runDir: string): void {
-  if (!EXPORTABLE_PRESETS.includes(preset)) throw exportError(`${runDir}: preset '${preset}' has no exporter (only ${EXPORTABLE_PRESETS.join(', ')})`);
+  if (!EXPORTABLE_PRESETS.includes(preset))
+    throw exportError(`${runDir}: preset '${preset}' has no exporter (only ${EXPORTABLE_PRESETS.join(', ')})`);
 }
 
 /** D's layer plans of the conv presets: kernel sizes, strides and paddings (widths come from the weights). */
-const CONV_TRUNKS: Record<string, () => ConvStep[]> = { 'conv-small': () => convSmallTrunk(), 'conv-large': () => convLargeTrunk() };
+const CONV_TRUNKS: Record<string, () => ConvStep[]> = {
+  'conv-small': () => convSmallTrunk(),
+  'conv-large': () => convLargeTrunk(),
+};
 const EXPORTABLE_PRESETS = ['mnist-mlp', 'tabular-mlp', ...Object.keys(CONV_TRUNKS)];
 
 /** Dense-layer indices of a mnist-mlp D: l0 .. l{n-1}, in order. */
@@ -91,7 +104,11 @@ function denseLayerCount(d: Tensors): number {
  * The EMA discriminator as a tf.Sequential. mnist-mlp: Flatten([h, w, c]) -> Dense(relu) x (n-1)
  * -> Dense(K); conv presets: buildConvClassifierModel. Caller disposes the model.
  */
-export function buildClassifierModel(d: Tensors, inputShape: [number, number, number], preset = 'mnist-mlp'): tf.Sequential {
+export function buildClassifierModel(
+  d: Tensors,
+  inputShape: [number, number, number],
+  preset = 'mnist-mlp',
+): tf.Sequential {
   const trunk = CONV_TRUNKS[preset];
   if (trunk) return buildConvClassifierModel(d, inputShape, trunk());
   const n = denseLayerCount(d);
@@ -100,9 +117,16 @@ export function buildClassifierModel(d: Tensors, inputShape: [number, number, nu
   for (let i = 0; i < n; i++) {
     const units = d[`l${i}.v`].shape[1]!;
     const last = i === n - 1;
-    const layer = tf.layers.dense({ units, activation: last ? 'linear' : 'relu', name: last ? 'logits' : `dense_${i}` });
+    const layer = tf.layers.dense({
+      units,
+      activation: last ? 'linear' : 'relu',
+      name: last ? 'logits' : `dense_${i}`,
+    });
     model.add(layer);
-    const [kernel, bias] = tf.tidy(() => [weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D), d[`l${i}.b`].clone()]);
+    const [kernel, bias] = tf.tidy(() => [
+      weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D),
+      d[`l${i}.b`].clone(),
+    ]);
     layer.setWeights([kernel, bias]);
     tf.dispose([kernel, bias]);
   }
@@ -114,15 +138,22 @@ export function buildClassifierModel(d: Tensors, inputShape: [number, number, nu
  * the trunk Conv2D (folded kernel + bias, the plan's stride and padding) -> LeakyReLU(0.2), then
  * GlobalAveragePooling2D -> Dense(K) logits.
  */
-export function buildConvClassifierModel(d: Tensors, inputShape: [number, number, number], trunk: ConvStep[]): tf.Sequential {
+export function buildConvClassifierModel(
+  d: Tensors,
+  inputShape: [number, number, number],
+  trunk: ConvStep[],
+): tf.Sequential {
   const convs = trunkConvs(trunk);
   if (!d['c0.v'] || d[`c${convs.length}.v`] || !d[`c${convs.length - 1}.v`] || !d['out.v']) {
-    throw exportError(`the checkpoint's discriminator does not have the preset's ${convs.length} conv layers (c0.v .. c${convs.length - 1}.v) and out.v`);
+    throw exportError(
+      `the checkpoint's discriminator does not have the preset's ${convs.length} conv layers (c0.v .. c${convs.length - 1}.v) and out.v`,
+    );
   }
   const model = tf.sequential({ name: 'semigan_classifier' });
   convs.forEach((s, i) => {
     const v = d[`c${i}.v`] as tf.Tensor4D; // [kh, kw, in, out]
-    if (v.shape[0] !== s.kernel || v.shape[1] !== s.kernel) throw exportError(`conv layer ${i}: kernel [${v.shape}] is not ${s.kernel}x${s.kernel}`);
+    if (v.shape[0] !== s.kernel || v.shape[1] !== s.kernel)
+      throw exportError(`conv layer ${i}: kernel [${v.shape}] is not ${s.kernel}x${s.kernel}`);
     const conv = tf.layers.conv2d({
       filters: v.shape[3],
       kernelSize: s.kernel,
@@ -140,7 +171,10 @@ export function buildConvClassifierModel(d: Tensors, inputShape: [number, number
   model.add(tf.layers.globalAveragePooling2d({ name: 'global_pool' }));
   const logits = tf.layers.dense({ units: d['out.v'].shape[1]!, activation: 'linear', name: 'logits' });
   model.add(logits);
-  const [kernel, bias] = tf.tidy(() => [weightNormKernel(d['out.v'] as tf.Tensor2D, d['out.g'] as tf.Tensor1D), d['out.b'].clone()]);
+  const [kernel, bias] = tf.tidy(() => [
+    weightNormKernel(d['out.v'] as tf.Tensor2D, d['out.g'] as tf.Tensor1D),
+    d['out.b'].clone(),
+  ]);
   logits.setWeights([kernel, bias]);
   tf.dispose([kernel, bias]);
   return model;
@@ -156,7 +190,9 @@ export function runTestMetrics(runDir: string, meta: CheckpointMeta): Classifier
       testCurrentWeights: { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
     };
   }
-  const m = readMetrics(runDir).reverse().find((e) => e.step === meta.step);
+  const m = readMetrics(runDir)
+    .reverse()
+    .find((e) => e.step === meta.step);
   if (!m) return null;
   return {
     source: METRICS_FILE,
@@ -173,23 +209,35 @@ function preprocessingOf(meta: CheckpointMeta): Preprocessing {
   return imagePreprocessing(meta.inputShape, meta.config.dataset, background);
 }
 
-function imagePreprocessing([height, width, channels]: [number, number, number], dataset: string, background: [number, number, number]): ImagePreprocessing {
+function imagePreprocessing(
+  [height, width, channels]: [number, number, number],
+  dataset: string,
+  background: [number, number, number],
+): ImagePreprocessing {
   const black = background.every((v) => v === 0);
-  if (channels !== 1 && channels !== 3) throw exportError(`input shape [${height}, ${width}, ${channels}]: only 1 (grayscale) or 3 (RGB) channels can be exported`);
+  if (channels !== 1 && channels !== 3)
+    throw exportError(
+      `input shape [${height}, ${width}, ${channels}]: only 1 (grayscale) or 3 (RGB) channels can be exported`,
+    );
   return {
     type: 'image',
     height,
     width,
     channels,
     colorSpace: channels === 1 ? 'grayscale' : 'rgb',
-    ...(channels === 1 ? { toGrayscale: 'libvips b-w: sRGB-decode, Y = 0.2126 R + 0.7152 G + 0.0722 B in linear light, sRGB-encode' } : {}),
+    ...(channels === 1
+      ? { toGrayscale: 'libvips b-w: sRGB-decode, Y = 0.2126 R + 0.7152 G + 0.0722 B in linear light, sRGB-encode' }
+      : {}),
     scale: { divisor: 255, range: [0, 1] },
     layout: 'NHWC',
     flatten: 'row-major HWC',
     alpha: black ? 'flatten-onto-black' : 'flatten-onto-background',
     resize: { fit: 'contain', background: black ? 0 : 'background', kernel: 'lanczos3' },
     ...(black ? {} : { background }),
-    polarity: dataset === 'mnist' || dataset === 'fashion-mnist' ? `${dataset}: light object (up to 255) on a black (0) background` : 'as the training images',
+    polarity:
+      dataset === 'mnist' || dataset === 'fashion-mnist'
+        ? `${dataset}: light object (up to 255) on a black (0) background`
+        : 'as the training images',
   };
 }
 
@@ -237,7 +285,8 @@ async function modelFiles(model: tf.LayersModel): Promise<{ json: string; weight
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
     }),
   );
-  if (!artifacts?.weightData || !artifacts.weightSpecs) throw new Error('tfjs returned no weights when saving the model');
+  if (!artifacts?.weightData || !artifacts.weightSpecs)
+    throw new Error('tfjs returned no weights when saving the model');
   const weights = Buffer.from(tf.io.CompositeArrayBuffer.join(artifacts.weightData));
   const json = {
     format: artifacts.format ?? 'layers-model',
@@ -250,7 +299,11 @@ async function modelFiles(model: tf.LayersModel): Promise<{ json: string; weight
 }
 
 /** Largest |layers model's logit - D's logit| on random inputs in [0, 1). */
-function selfCheck(model: tf.LayersModel, applyD: (x: tf.Tensor2D) => tf.Tensor2D, inputShape: [number, number, number]): number {
+function selfCheck(
+  model: tf.LayersModel,
+  applyD: (x: tf.Tensor2D) => tf.Tensor2D,
+  inputShape: [number, number, number],
+): number {
   const dim = inputShape[0] * inputShape[1] * inputShape[2];
   const x = new Rng(12345).fillUniform(new Float32Array(SELF_CHECK_ROWS * dim));
   return tf.tidy(() => {
@@ -266,13 +319,17 @@ function selfCheck(model: tf.LayersModel, applyD: (x: tf.Tensor2D) => tf.Tensor2
  */
 function checkTarget(out: string, overwrite: boolean): 'absent' | 'empty' | 'export' {
   if (!existsSync(out)) return 'absent';
-  if (!statSync(out).isDirectory()) throw exportError(`--out ${out} is a file; expected a new directory for the exported model`);
+  if (!statSync(out).isDirectory())
+    throw exportError(`--out ${out} is a file; expected a new directory for the exported model`);
   const entries = readdirSync(out);
   if (entries.length === 0) return 'empty';
   if (!entries.includes(METADATA_FILE)) {
     throw exportError(`--out ${out} is a non-empty directory that is not an exported model; pick a new directory`);
   }
-  if (!overwrite) throw exportError(`--out ${out} already holds an exported model; pass --overwrite to replace it, or pick another directory`);
+  if (!overwrite)
+    throw exportError(
+      `--out ${out} already holds an exported model; pass --overwrite to replace it, or pick another directory`,
+    );
   return 'export';
 }
 
@@ -309,7 +366,11 @@ async function writeModelDir(out: string, files: Record<string, Buffer | string>
 }
 
 /** `semigan export RUN_DIR --out MODEL_DIR`. The tfjs backend must be initialized. */
-export async function exportRun(runDir: string, out: string, opts: { overwrite?: boolean } = {}): Promise<ExportResult> {
+export async function exportRun(
+  runDir: string,
+  out: string,
+  opts: { overwrite?: boolean } = {},
+): Promise<ExportResult> {
   const ckpt = readRun(runDir);
   assertExportable(ckpt, runDir);
   checkTarget(out, opts.overwrite === true);
@@ -317,18 +378,25 @@ export async function exportRun(runDir: string, out: string, opts: { overwrite?:
   let model: tf.Sequential | undefined;
   try {
     assertExportablePreset(gan.preset, runDir);
-    if (gan.batchDependentD) throw exportError(`${runDir}: its discriminator is batch-dependent; retrain without --mbd to export it`);
+    if (gan.batchDependentD)
+      throw exportError(`${runDir}: its discriminator is batch-dependent; retrain without --mbd to export it`);
     const inputShape = ckpt.meta.inputShape;
     model = buildClassifierModel(weights, inputShape, gan.preset);
     const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits, inputShape);
     if (!(maxAbsLogitDiff <= SELF_CHECK_TOLERANCE)) {
-      throw new Error(`export self-check failed: exported logits differ from the discriminator's by ${maxAbsLogitDiff}`);
+      throw new Error(
+        `export self-check failed: exported logits differ from the discriminator's by ${maxAbsLogitDiff}`,
+      );
     }
     const metadata = buildMetadata(runDir, ckpt);
     const { json, weights: weightBytes } = await modelFiles(model);
     await writeModelDir(
       out,
-      { [MODEL_JSON_FILE]: json, [WEIGHTS_FILE]: weightBytes, [METADATA_FILE]: JSON.stringify(metadata, null, 2) + '\n' },
+      {
+        [MODEL_JSON_FILE]: json,
+        [WEIGHTS_FILE]: weightBytes,
+        [METADATA_FILE]: JSON.stringify(metadata, null, 2) + '\n',
+      },
       opts.overwrite === true,
     );
     return {

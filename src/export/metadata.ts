@@ -108,20 +108,31 @@ export function readMetadata(dir: string): ClassifierMetadata {
     throw modelDirError(`${dir}: no such model directory (expected the --out directory of semigan export)`);
   }
   const path = join(dir, METADATA_FILE);
-  if (!existsSync(path)) throw modelDirError(`${dir} is not an exported model: it has no ${METADATA_FILE} (expected the --out directory of semigan export)`);
+  if (!existsSync(path))
+    throw modelDirError(
+      `${dir} is not an exported model: it has no ${METADATA_FILE} (expected the --out directory of semigan export)`,
+    );
   let meta: ClassifierMetadata;
   try {
     meta = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw modelDirError(`${path}: not valid JSON (${(e as Error).message})`);
   }
-  if (meta?.format !== MODEL_FORMAT) throw modelDirError(`${path}: format is ${JSON.stringify(meta?.format)}, expected "${MODEL_FORMAT}"`);
+  if (meta?.format !== MODEL_FORMAT)
+    throw modelDirError(`${path}: format is ${JSON.stringify(meta?.format)}, expected "${MODEL_FORMAT}"`);
   if (typeof meta.formatVersion !== 'number' || meta.formatVersion > MODEL_FORMAT_VERSION) {
-    throw modelDirError(`${path}: format version ${meta.formatVersion} is newer than this semigan reads (${MODEL_FORMAT_VERSION}); upgrade semigan`);
+    throw modelDirError(
+      `${path}: format version ${meta.formatVersion} is newer than this semigan reads (${MODEL_FORMAT_VERSION}); upgrade semigan`,
+    );
   }
-  const shapeOk = Array.isArray(meta.inputShape) && meta.inputShape.length === 3 && meta.inputShape.every((v) => Number.isInteger(v) && v > 0);
-  if (!shapeOk) throw modelDirError(`${path}: inputShape ${JSON.stringify(meta.inputShape)}, expected [height, width, channels]`);
-  if (!Array.isArray(meta.classes) || meta.classes.length < 1) throw modelDirError(`${path}: classes ${JSON.stringify(meta.classes)}, expected a non-empty list of names`);
+  const shapeOk =
+    Array.isArray(meta.inputShape) &&
+    meta.inputShape.length === 3 &&
+    meta.inputShape.every((v) => Number.isInteger(v) && v > 0);
+  if (!shapeOk)
+    throw modelDirError(`${path}: inputShape ${JSON.stringify(meta.inputShape)}, expected [height, width, channels]`);
+  if (!Array.isArray(meta.classes) || meta.classes.length < 1)
+    throw modelDirError(`${path}: classes ${JSON.stringify(meta.classes)}, expected a non-empty list of names`);
   const kind = (meta.preprocessing as { type?: unknown } | undefined)?.type;
   if (kind !== 'image' && kind !== 'tabular') {
     throw modelDirError(`${path}: preprocessing.type ${JSON.stringify(kind)}, expected "image" or "tabular"`);

@@ -17,7 +17,12 @@ export function stableSoftplus<T extends tf.Tensor>(x: T): T {
 export function leakyRelu<T extends tf.Tensor>(x: T, alpha = 0.2): T {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const m = tf.tidy(() => tf.step(xIn, 0).mul(1 - alpha).add(alpha));
+    const m = tf.tidy(() =>
+      tf
+        .step(xIn, 0)
+        .mul(1 - alpha)
+        .add(alpha),
+    );
     save([m]);
     return { value: xIn.mul(m), gradFunc: (dy: tf.Tensor, [mask]: tf.Tensor[]) => dy.mul(mask) };
   });

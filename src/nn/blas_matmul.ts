@@ -64,10 +64,21 @@ function blasKernel(addon: NativeAddon, original: tf.KernelFunc, fused: boolean,
     const activation = fused ? ((attrs.activation as string | undefined) ?? 'linear') : 'linear';
     const act = ACT[activation as keyof typeof ACT];
     const shape = a && b ? matMulShape(a, b, ta, tb) : null;
-    const biasOk = !bias || (bias.dtype === 'float32' && bias.shape.length <= 1 && tf.util.sizeFromShape(bias.shape) === shape?.n);
+    const biasOk =
+      !bias || (bias.dtype === 'float32' && bias.shape.length <= 1 && tf.util.sizeFromShape(bias.shape) === shape?.n);
     // One row (a prediction at batch 1): XNNPACK, which keeps the weights packed between calls,
     // is ~2x faster than sgemm, which packs them again every call.
-    if (!a || !b || !shape || shape.m === 1 || a.dtype !== 'float32' || b.dtype !== 'float32' || act === undefined || preluActivationWeights || !biasOk)
+    if (
+      !a ||
+      !b ||
+      !shape ||
+      shape.m === 1 ||
+      a.dtype !== 'float32' ||
+      b.dtype !== 'float32' ||
+      act === undefined ||
+      preluActivationWeights ||
+      !biasOk
+    )
       return original(args as Parameters<tf.KernelFunc>[0]);
     const macs = Math.max(shape.batchA, shape.batchB) * shape.m * shape.n * shape.k;
     const out = backend.makeOutput(shape.outShape, 'float32') as tf.TensorInfo;
@@ -106,7 +117,11 @@ export function useOpenBlasMatMul(addon: NativeAddon, threads: number): void {
     if (!config) throw new Error(`wasm backend has no ${name} kernel`);
     const original = (config as { originalKernelFunc?: tf.KernelFunc }).originalKernelFunc ?? config.kernelFunc;
     tf.unregisterKernel(name, 'wasm');
-    const replaced = { ...config, kernelFunc: blasKernel(addon, original, fused, threads), originalKernelFunc: original };
+    const replaced = {
+      ...config,
+      kernelFunc: blasKernel(addon, original, fused, threads),
+      originalKernelFunc: original,
+    };
     tf.registerKernel(replaced as tf.KernelConfig);
   }
 }

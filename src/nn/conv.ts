@@ -16,7 +16,14 @@ export function weightNormConvKernel(v: tf.Tensor4D, g: tf.Tensor1D): tf.Tensor4
 }
 
 /** conv2d(x, W) + b with a weight-normalized W. x [B, H, W, in] -> [B, H', W', out]. */
-export function weightNormConv2d(x: tf.Tensor4D, v: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D, stride: number, padding: Padding): tf.Tensor4D {
+export function weightNormConv2d(
+  x: tf.Tensor4D,
+  v: tf.Tensor4D,
+  g: tf.Tensor1D,
+  b: tf.Tensor1D,
+  stride: number,
+  padding: Padding,
+): tf.Tensor4D {
   return tf.conv2d(x, weightNormConvKernel(v, g), stride, padding).add(b);
 }
 

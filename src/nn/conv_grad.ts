@@ -43,16 +43,44 @@ interface Geometry {
   left: number;
 }
 
-function geometry(xShape: Shape4, filterShape: Shape4, strides: Strides, pad: Pad, rounding: Rounding, format: DataFormat): Geometry {
-  const i = tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, rounding, false, tf.backend_util.convertConv2DDataFormat(format));
+function geometry(
+  xShape: Shape4,
+  filterShape: Shape4,
+  strides: Strides,
+  pad: Pad,
+  rounding: Rounding,
+  format: DataFormat,
+): Geometry {
+  const i = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    strides,
+    1,
+    pad,
+    rounding,
+    false,
+    tf.backend_util.convertConv2DDataFormat(format),
+  );
   return {
-    n: i.batchSize, h: i.inHeight, w: i.inWidth, c: i.inChannels, kh: i.filterHeight, kw: i.filterWidth, oc: i.outChannels,
-    oh: i.outHeight, ow: i.outWidth, sh: i.strideHeight, sw: i.strideWidth, top: i.padInfo.top, left: i.padInfo.left,
+    n: i.batchSize,
+    h: i.inHeight,
+    w: i.inWidth,
+    c: i.inChannels,
+    kh: i.filterHeight,
+    kw: i.filterWidth,
+    oc: i.outChannels,
+    oh: i.outHeight,
+    ow: i.outWidth,
+    sh: i.strideHeight,
+    sw: i.strideWidth,
+    top: i.padInfo.top,
+    left: i.padInfo.left,
   };
 }
 
 const toNHWC = (t: tf.Tensor4D, format: DataFormat): tf.Tensor4D => (format === 'NCHW' ? t.transpose([0, 2, 3, 1]) : t);
-const fromNHWC = (t: tf.Tensor4D, format: DataFormat): tf.Tensor4D => (format === 'NCHW' ? t.transpose([0, 3, 1, 2]) : t);
+const fromNHWC = (t: tf.Tensor4D, format: DataFormat): tf.Tensor4D =>
+  format === 'NCHW' ? t.transpose([0, 3, 1, 2]) : t;
 
 /**
  * Rows [r0, r0+rows) and columns [c0, c0+cols) of an NHWC tensor, sliced as [N, H, W*C] so that
@@ -61,19 +89,32 @@ const fromNHWC = (t: tf.Tensor4D, format: DataFormat): tf.Tensor4D => (format ==
 function window(t: tf.Tensor4D, r0: number, rows: number, c0: number, cols: number): tf.Tensor4D {
   const [n, h, w, c] = t.shape;
   if (r0 === 0 && c0 === 0 && rows === h && cols === w) return t;
-  return t.reshape([n, h, w * c]).slice([0, r0, c0 * c], [n, rows, cols * c]).reshape<tf.Tensor4D>([n, rows, cols, c]);
+  return t
+    .reshape([n, h, w * c])
+    .slice([0, r0, c0 * c], [n, rows, cols * c])
+    .reshape<tf.Tensor4D>([n, rows, cols, c]);
 }
 
 function assertDilationsOne(dilations: number | number[] | undefined, kernel: string): void {
   if (dilations !== undefined && !tf.backend_util.tupleValuesAreOne(dilations))
-    throw new Error(`${kernel} gradient: dilations must be 1 (got ${JSON.stringify(dilations)}); dilated convolutions cannot be trained`);
+    throw new Error(
+      `${kernel} gradient: dilations must be 1 (got ${JSON.stringify(dilations)}); dilated convolutions cannot be trained`,
+    );
 }
 
 /**
  * d/dfilter of conv2d(x, filter, strides, pad) given dy: tfjs's conv2DBackpropFilter (which the
  * wasm backend lacks), as one XNNPACK conv. x [N, H, W, C], dy [N, OH, OW, OC] -> [kh, kw, C, OC].
  */
-export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape4, strides: Strides, pad: Pad, dimRoundingMode?: Rounding, dataFormat: DataFormat = 'NHWC'): tf.Tensor4D {
+export function conv2dFilterGrad(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: Shape4,
+  strides: Strides,
+  pad: Pad,
+  dimRoundingMode?: Rounding,
+  dataFormat: DataFormat = 'NHWC',
+): tf.Tensor4D {
   return tf.tidy(() => {
     const g = geometry(x.shape, filterShape, strides, pad, dimRoundingMode, dataFormat);
     // Rows the conv reads: (oh-1)*sh + kh of the padded input; beyond x: zero rows (bottom > 0),
@@ -84,9 +125,20 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: S
     if (hc <= 0 || wc <= 0) return tf.zeros(filterShape) as tf.Tensor4D; // only padding is read
     const xc = window(toNHWC(x, dataFormat), 0, hc, 0, wc);
     // Rank-3 transposes: measured ~1.5x faster on wasm than the equivalent rank-4 ones.
-    const xT = xc.reshape([g.n, hc * wc, g.c]).transpose([2, 1, 0]).reshape<tf.Tensor4D>([g.c, hc, wc, g.n]);
-    const dyT = toNHWC(dy, dataFormat).reshape([g.n, g.oh * g.ow, g.oc]).transpose([1, 0, 2]).reshape<tf.Tensor4D>([g.oh, g.ow, g.n, g.oc]);
-    const padding: tf.backend_util.ExplicitPadding = [[0, 0], [g.top, Math.max(0, bottom)], [g.left, Math.max(0, right)], [0, 0]];
+    const xT = xc
+      .reshape([g.n, hc * wc, g.c])
+      .transpose([2, 1, 0])
+      .reshape<tf.Tensor4D>([g.c, hc, wc, g.n]);
+    const dyT = toNHWC(dy, dataFormat)
+      .reshape([g.n, g.oh * g.ow, g.oc])
+      .transpose([1, 0, 2])
+      .reshape<tf.Tensor4D>([g.oh, g.ow, g.n, g.oc]);
+    const padding: tf.backend_util.ExplicitPadding = [
+      [0, 0],
+      [g.top, Math.max(0, bottom)],
+      [g.left, Math.max(0, right)],
+      [0, 0],
+    ];
     const dw = tf.conv2d(xT, dyT, 1, padding, 'NHWC', [g.sh, g.sw]); // [C, kh, kw, OC]
     return dw.transpose<tf.Tensor4D>([1, 2, 0, 3]);
   });
@@ -98,7 +150,15 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: S
  * Conv2DBackpropInput loop. Built from differentiable ops, so it can also serve as a
  * conv2dTranspose forward. dy [N, OH, OW, OC], filter [kh, kw, C, OC] -> [N, H, W, C].
  */
-export function conv2dInputGrad(xShape: Shape4, dy: tf.Tensor4D, filter: tf.Tensor4D, strides: Strides, pad: Pad, dimRoundingMode?: Rounding, dataFormat: DataFormat = 'NHWC'): tf.Tensor4D {
+export function conv2dInputGrad(
+  xShape: Shape4,
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  strides: Strides,
+  pad: Pad,
+  dimRoundingMode?: Rounding,
+  dataFormat: DataFormat = 'NHWC',
+): tf.Tensor4D {
   return tf.tidy(() => {
     const g = geometry(xShape, filter.shape, strides, pad, dimRoundingMode, dataFormat);
     const { sh, sw } = g;
@@ -116,7 +176,12 @@ export function conv2dInputGrad(xShape: Shape4, dy: tf.Tensor4D, filter: tf.Tens
     // have gradients: allTaps [sh*sw, th0, tw0, OC*C].
     const [th0, tw0] = [Math.ceil(g.kh / sh), Math.ceil(g.kw / sw)];
     const allTaps = filter
-      .pad([[0, th0 * sh - g.kh], [0, tw0 * sw - g.kw], [0, 0], [0, 0]])
+      .pad([
+        [0, th0 * sh - g.kh],
+        [0, tw0 * sw - g.kw],
+        [0, 0],
+        [0, 0],
+      ])
       .reshape([th0, sh, tw0, sw, g.c, g.oc])
       .transpose([1, 3, 0, 2, 5, 4])
       .reshape<tf.Tensor4D>([sh * sw, th0, tw0, g.oc * g.c]);
@@ -126,22 +191,36 @@ export function conv2dInputGrad(xShape: Shape4, dy: tf.Tensor4D, filter: tf.Tens
         const [th, tw] = [Math.ceil((g.kh - rh) / sh), Math.ceil((g.kw - rw) / sw)];
         const [before, after] = [th - 1 - a, qh + a - g.oh];
         const [beforeL, afterL] = [tw - 1 - al, qw + al - g.ow];
-        const [rows, cols] = [g.oh + Math.min(0, before) + Math.min(0, after), g.ow + Math.min(0, beforeL) + Math.min(0, afterL)];
+        const [rows, cols] = [
+          g.oh + Math.min(0, before) + Math.min(0, after),
+          g.ow + Math.min(0, beforeL) + Math.min(0, afterL),
+        ];
         if (th <= 0 || tw <= 0 || rows <= 0 || cols <= 0) {
           phases.push(tf.zeros([g.n, qh, qw, g.c])); // no tap of W (kernel < stride) or no row of dy reaches it
           continue;
         }
-        const taps = allTaps.slice([rh * sw + rw, 0, 0, 0], [1, th, tw, g.oc * g.c]).reshape<tf.Tensor4D>([th, tw, g.oc, g.c]);
+        const taps = allTaps
+          .slice([rh * sw + rw, 0, 0, 0], [1, th, tw, g.oc * g.c])
+          .reshape<tf.Tensor4D>([th, tw, g.oc, g.c]);
         const sub = taps.reverse<tf.Tensor4D>([0, 1]); // [th, tw, OC, C]: flipped, as a correlation needs
         const dyc = window(dyh, Math.max(0, -before), rows, Math.max(0, -beforeL), cols);
-        const padding: tf.backend_util.ExplicitPadding = [[0, 0], [Math.max(0, before), Math.max(0, after)], [Math.max(0, beforeL), Math.max(0, afterL)], [0, 0]];
+        const padding: tf.backend_util.ExplicitPadding = [
+          [0, 0],
+          [Math.max(0, before), Math.max(0, after)],
+          [Math.max(0, beforeL), Math.max(0, afterL)],
+          [0, 0],
+        ];
         phases.push(tf.conv2d(dyc, sub, 1, padding)); // [N, qh, qw, C]
       }
     // Interleave the phases: concat + reshape + transpose (wasm's DepthToSpace measured ~10x slower).
     const d =
       phases.length === 1
         ? phases[0]
-        : tf.concat(phases, 3).reshape([g.n, qh, qw, sh, sw, g.c]).transpose([0, 1, 3, 2, 4, 5]).reshape<tf.Tensor4D>([g.n, qh * sh, qw * sw, g.c]);
+        : tf
+            .concat(phases, 3)
+            .reshape([g.n, qh, qw, sh, sw, g.c])
+            .transpose([0, 1, 3, 2, 4, 5])
+            .reshape<tf.Tensor4D>([g.n, qh * sh, qw * sw, g.c]);
     return fromNHWC(window(d, b, g.h, bl, g.w), dataFormat);
   });
 }

@@ -20,7 +20,10 @@ export function useInPlaceUpdates(addon: NativeAddon | null): void {
 }
 
 /** Heap offsets of float32 tensors owned by nobody else, or null when one of them is not. */
-function heapOffsets(tensors: tf.Tensor[], writable: number): { backend: WasmBackendInternals; offsets: number[] } | null {
+function heapOffsets(
+  tensors: tf.Tensor[],
+  writable: number,
+): { backend: WasmBackendInternals; offsets: number[] } | null {
   if (!native || tf.getBackend() !== 'wasm') return null;
   const backend = tf.backend() as unknown as WasmBackendInternals;
   const offsets: number[] = [];
@@ -50,7 +53,20 @@ export function adamInPlace(p: tf.Variable, m: tf.Variable, v: tf.Variable, g: t
   const info = found.backend.makeOutput(p.shape, 'float32') as tf.TensorInfo;
   const out = found.backend.dataIdMap.get(info.dataId)!.memoryOffset;
   // makeOutput may have grown the heap: take its buffer only now.
-  native!.adam(found.backend.wasm.HEAPU8.buffer as ArrayBuffer, pOff, mOff, vOff, gOff, out, p.size, s.beta1, s.beta2, s.lrOverC1, s.c2, s.epsilon);
+  native!.adam(
+    found.backend.wasm.HEAPU8.buffer as ArrayBuffer,
+    pOff,
+    mOff,
+    vOff,
+    gOff,
+    out,
+    p.size,
+    s.beta1,
+    s.beta2,
+    s.lrOverC1,
+    s.c2,
+    s.epsilon,
+  );
   const next = tf.engine().makeTensorFromTensorInfo(info);
   p.assign(next);
   next.dispose();

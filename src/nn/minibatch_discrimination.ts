@@ -79,7 +79,10 @@ function groupFeatures(x: tf.Tensor3D, offDiag: tf.Tensor2D): tf.Tensor2D {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, cs] = saved;
         const g = dy as tf.Tensor2D; // [kernels, n]
-        const w = g.reshape([kernels, n, 1]).add(g.reshape([kernels, 1, n])).mul(cs); // [kernels, n, n]
+        const w = g
+          .reshape([kernels, n, 1])
+          .add(g.reshape([kernels, 1, n]))
+          .mul(cs); // [kernels, n, n]
         const grads = tf.unstack(xs as tf.Tensor3D, 0).map((xd) => sign(pairDiff(xd)).mul(w).sum(-1).neg()); // dim x [kernels, n]
         return tf.stack(grads, 0); // [dim, kernels, n]
       },
@@ -131,15 +134,26 @@ export function minibatchDiscrimination(
  * ||M_{i,k} - M_{j,k}||_1; T's columns of kernel k are divided by s_k (distances scale linearly
  * with T), then b = -mean_i o(i) so the features start centred. Returns the new T and b.
  */
-export function initMinibatchLayer(h: tf.Tensor2D, T: tf.Tensor2D, args: MinibatchDiscriminationArgs): { T: tf.Tensor2D; b: tf.Tensor1D } {
+export function initMinibatchLayer(
+  h: tf.Tensor2D,
+  T: tf.Tensor2D,
+  args: MinibatchDiscriminationArgs,
+): { T: tf.Tensor2D; b: tf.Tensor1D } {
   const { kernels, dim } = args;
   const n = h.shape[0];
   return tf.tidy(() => {
     const m = tf.matMul(h, T).reshape([n, kernels, dim]).transpose([1, 0, 2]); // [kernels, n, dim]
-    const dist = m.reshape([kernels, n, 1, dim]).sub(m.reshape([kernels, 1, n, dim])).abs().sum(-1); // [kernels, n, n]
+    const dist = m
+      .reshape([kernels, n, 1, dim])
+      .sub(m.reshape([kernels, 1, n, dim]))
+      .abs()
+      .sum(-1); // [kernels, n, n]
     const self = tf.eye(n).mul(1e30).reshape([1, n, n]);
     const scale = dist.add(self).min(-1).mean(-1).mul(0.5); // [kernels]
-    const colScale = scale.reshape([kernels, 1]).tile([1, dim]).reshape([1, kernels * dim]); // [1, kernels*dim]
+    const colScale = scale
+      .reshape([kernels, 1])
+      .tile([1, dim])
+      .reshape([1, kernels * dim]); // [1, kernels*dim]
     const scaledT = T.div(colScale) as tf.Tensor2D;
     const b = minibatchFeatures(h, scaledT, args).mean(0).neg() as tf.Tensor1D; // [kernels]
     return { T: scaledT, b };

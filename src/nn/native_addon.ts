@@ -27,7 +27,20 @@ export interface NativeAddon {
     alpha: number,
     threads: number,
   ): void;
-  adam(heap: ArrayBuffer, pOff: number, mOff: number, vOff: number, gOff: number, outOff: number, n: number, beta1: number, beta2: number, lrOverC1: number, c2: number, eps: number): void;
+  adam(
+    heap: ArrayBuffer,
+    pOff: number,
+    mOff: number,
+    vOff: number,
+    gOff: number,
+    outOff: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    lrOverC1: number,
+    c2: number,
+    eps: number,
+  ): void;
   ema(heap: ArrayBuffer, sOff: number, pOff: number, n: number, decay: number): void;
   sumRows(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, cols: number): void;
   setZiggurat(k: Float64Array, w: Float64Array): void;
@@ -45,10 +58,17 @@ export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: 
 /** Load the addon, or say why it cannot be used (never throws). `path` overrides the search. */
 export function loadNative(path?: string): NativeLoad {
   const found = path ?? ADDON_PATH;
-  if (!existsSync(found)) return { ok: false, why: 'native kernels addon not built (install libopenblas-dev, then npm run build:native)' };
+  if (!existsSync(found))
+    return { ok: false, why: 'native kernels addon not built (install libopenblas-dev, then npm run build:native)' };
   try {
     const addon = createRequire(import.meta.url)(found) as NativeAddon;
-    if (typeof addon.matmul !== 'function' || typeof addon.adam !== 'function' || typeof addon.sumRows !== 'function' || typeof addon.fillNormal !== 'function') return { ok: false, why: `${found} is not semigan's native kernels addon` };
+    if (
+      typeof addon.matmul !== 'function' ||
+      typeof addon.adam !== 'function' ||
+      typeof addon.sumRows !== 'function' ||
+      typeof addon.fillNormal !== 'function'
+    )
+      return { ok: false, why: `${found} is not semigan's native kernels addon` };
     return { ok: true, addon, path: found };
   } catch (e) {
     return { ok: false, why: `native kernels addon did not load: ${(e as Error).message.split('\n')[0]}` };

@@ -12,7 +12,12 @@ type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.
 
 /** Reduced axes as non-negative indices, in the order given (tfjs sums in that order). */
 function normalizedAxes(axis: unknown, rank: number): number[] {
-  const list = axis == null ? Array.from({ length: rank }, (_, i) => i) : Array.isArray(axis) ? (axis as number[]) : [axis as number];
+  const list =
+    axis == null
+      ? Array.from({ length: rank }, (_, i) => i)
+      : Array.isArray(axis)
+        ? (axis as number[])
+        : [axis as number];
   return list.map((a) => (a < 0 ? a + rank : a));
 }
 
@@ -28,7 +33,8 @@ export function useNativeSum(addon: NativeAddon): void {
     const lead = axes.length;
     // Only leading axes given as 0, 1, ..., lead-1 with something left over: otherwise tfjs does
     // not transpose, or sums in another order.
-    if (x.dtype !== 'float32' || lead === 0 || lead >= rank || axes.some((a, i) => a !== i)) return original(args as Parameters<tf.KernelFunc>[0]);
+    if (x.dtype !== 'float32' || lead === 0 || lead >= rank || axes.some((a, i) => a !== i))
+      return original(args as Parameters<tf.KernelFunc>[0]);
     const rows = tf.util.sizeFromShape(x.shape.slice(0, lead));
     const cols = tf.util.sizeFromShape(x.shape.slice(lead));
     if (rows === 0 || cols === 0) return original(args as Parameters<tf.KernelFunc>[0]);

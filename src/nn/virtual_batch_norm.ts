@@ -40,7 +40,11 @@ export function virtualBatchNorm(
     const { mean, variance } = tf.moments(hRef, 0); // [U] each
     const d = h.sub(mean); // [B, U]
     const w = n / (n + 1);
-    const exampleVar = d.square().div(n + 1).add(variance).mul(w); // [B, U]
+    const exampleVar = d
+      .square()
+      .div(n + 1)
+      .add(variance)
+      .mul(w); // [B, U]
     const out = affine(d.mul(w).div(exampleVar.add(epsilon).sqrt())) as tf.Tensor2D; // [B, U]
     const refOut = affine(hRef.sub(mean).div(variance.add(epsilon).sqrt())) as tf.Tensor2D; // [n, U]
     return { out, refOut };
@@ -73,7 +77,10 @@ export function virtualBatchNormChannels(
     const dMean = d.mean([1, 2], true); // [B, 1, 1, C]
     const dVar = d.sub(dMean).square().mean([1, 2], true); // [B, 1, 1, C]
     const w = 1 / (n + 1);
-    const exampleVar = variance.mul(1 - w).add(dVar.mul(w)).add(dMean.square().mul(w * (1 - w))); // [B, 1, 1, C]
+    const exampleVar = variance
+      .mul(1 - w)
+      .add(dVar.mul(w))
+      .add(dMean.square().mul(w * (1 - w))); // [B, 1, 1, C]
     const out = d.sub(dMean.mul(w)).div(exampleVar.add(epsilon).sqrt()).add(shift) as tf.Tensor4D;
     const refOut = hRef.sub(mean).div(variance.add(epsilon).sqrt()).add(shift) as tf.Tensor4D;
     return { out, refOut };

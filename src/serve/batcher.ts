@@ -61,7 +61,8 @@ export class MicroBatcher {
     private readonly run: BatchFn,
     readonly opts: BatcherOptions,
   ) {
-    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
+    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1)
+      throw new RangeError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
     if (!(opts.maxWaitMs >= 0)) throw new RangeError(`maxWaitMs must be >= 0, got ${opts.maxWaitMs}`);
     this.buffer = new Float32Array(opts.maxBatch * opts.dim);
   }
@@ -69,10 +70,22 @@ export class MicroBatcher {
   /** Queue n rows; resolves to their n * outDim outputs. */
   submit(x: Float32Array, n: number): Promise<Float32Array> {
     if (!Number.isInteger(n) || n < 1 || x.length !== n * this.opts.dim) {
-      return Promise.reject(new RangeError(`submit: expected n >= 1 rows of ${this.opts.dim} values, got ${x.length} values for n = ${n}`));
+      return Promise.reject(
+        new RangeError(`submit: expected n >= 1 rows of ${this.opts.dim} values, got ${x.length} values for n = ${n}`),
+      );
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ x, n, taken: 0, done: 0, out: new Float32Array(n * this.opts.outDim), arrived: performance.now(), resolve, reject, failed: false });
+      this.queue.push({
+        x,
+        n,
+        taken: 0,
+        done: 0,
+        out: new Float32Array(n * this.opts.outDim),
+        arrived: performance.now(),
+        resolve,
+        reject,
+        failed: false,
+      });
       this.queuedRows += n;
       this.counters.submissions++;
       this.counters.rows += n;
@@ -130,7 +143,8 @@ export class MicroBatcher {
     let out: Float32Array;
     try {
       out = this.run(this.buffer.subarray(0, rows * dim), rows);
-      if (out.length !== rows * outDim) throw new Error(`the model returned ${out.length} values for ${rows} rows, expected ${rows * outDim}`);
+      if (out.length !== rows * outDim)
+        throw new Error(`the model returned ${out.length} values for ${rows} rows, expected ${rows * outDim}`);
     } catch (err) {
       for (const { p } of parts) {
         if (p.failed) continue;

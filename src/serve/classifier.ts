@@ -37,7 +37,8 @@ export class Classifier {
   static async load(dir: string): Promise<Classifier> {
     const metadata = readMetadata(dir);
     const modelPath = join(dir, metadata.files?.model ?? 'model.json');
-    if (!existsSync(modelPath)) throw modelDirError(`${dir}: ${METADATA_FILE} is there but its model file ${modelPath} is missing`);
+    if (!existsSync(modelPath))
+      throw modelDirError(`${dir}: ${METADATA_FILE} is there but its model file ${modelPath} is missing`);
     let modelJson: tf.io.ModelJSON;
     try {
       modelJson = JSON.parse(readFileSync(modelPath, 'utf8'));
@@ -69,11 +70,15 @@ export class Classifier {
     const inShape = (model.inputs[0].shape as (number | null)[]).slice(1);
     if (outShape.length !== 1 || outShape[0] !== metadata.classes.length) {
       model.dispose();
-      throw modelDirError(`${dir}: the model outputs [${outShape}] per input but ${METADATA_FILE} names ${metadata.classes.length} classes`);
+      throw modelDirError(
+        `${dir}: the model outputs [${outShape}] per input but ${METADATA_FILE} names ${metadata.classes.length} classes`,
+      );
     }
     if (inShape.join(',') !== metadata.inputShape.join(',')) {
       model.dispose();
-      throw modelDirError(`${dir}: the model takes [${inShape}] per input but ${METADATA_FILE} says inputShape [${metadata.inputShape}]`);
+      throw modelDirError(
+        `${dir}: the model takes [${inShape}] per input but ${METADATA_FILE} says inputShape [${metadata.inputShape}]`,
+      );
     }
     return new Classifier(metadata, model, dir);
   }
@@ -92,7 +97,9 @@ export class Classifier {
     for (let s = 0; s < n; s += PREDICT_CHUNK) {
       const e = Math.min(n, s + PREDICT_CHUNK);
       const chunk = tf.tidy(() => {
-        const logits = this.model.predict(tf.tensor4d(x.subarray(s * this.dim, e * this.dim), [e - s, ...shape])) as tf.Tensor;
+        const logits = this.model.predict(
+          tf.tensor4d(x.subarray(s * this.dim, e * this.dim), [e - s, ...shape]),
+        ) as tf.Tensor;
         return logits.dataSync() as Float32Array;
       });
       out.set(chunk, s * k);

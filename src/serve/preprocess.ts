@@ -13,7 +13,6 @@ import { decodeImageBuffer, ImageDecodeError, scalePixels } from '../data/images
 export { decodePngFast, isPng } from '../data/images/png.js';
 export { scalePixels } from '../data/images/pipeline.js';
 
-
 export interface ImageToInputOptions {
   /** Names the input in error messages (a file name, an upload's field). */
   name?: string;
@@ -32,11 +31,20 @@ function imagePreprocessing(meta: ClassifierMetadata | ImagePreprocessing, name:
  * model's input: Float32Array of height * width * channels values in [0, 1], row-major HWC.
  * Undecodable bytes give a SemiganError naming the input.
  */
-export async function imageToInput(buf: Buffer, meta: ClassifierMetadata | ImagePreprocessing, opts: ImageToInputOptions = {}): Promise<Float32Array> {
+export async function imageToInput(
+  buf: Buffer,
+  meta: ClassifierMetadata | ImagePreprocessing,
+  opts: ImageToInputOptions = {},
+): Promise<Float32Array> {
   const name = opts.name ?? 'input';
   const p = imagePreprocessing(meta, name);
   try {
-    const spec = { height: p.height, width: p.width, channels: p.channels as 1 | 3, ...(p.background ? { background: p.background } : {}) };
+    const spec = {
+      height: p.height,
+      width: p.width,
+      channels: p.channels as 1 | 3,
+      ...(p.background ? { background: p.background } : {}),
+    };
     return scalePixels(await decodeImageBuffer(buf, spec, { fastPath: opts.fastPath }));
   } catch (e) {
     if (e instanceof ImageDecodeError) throw inputError(`${name}: ${e.message}`);

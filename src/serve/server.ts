@@ -85,11 +85,21 @@ const HEADERS_JSON = 'application/json; charset=utf-8';
 function sniffImage(buf: Buffer): 'png' | 'jpeg' | 'webp' | null {
   if (buf.length >= 8 && buf[0] === 0x89 && buf.toString('latin1', 1, 4) === 'PNG') return 'png';
   if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) return 'jpeg';
-  if (buf.length >= 12 && buf.toString('latin1', 0, 4) === 'RIFF' && buf.toString('latin1', 8, 12) === 'WEBP') return 'webp';
+  if (buf.length >= 12 && buf.toString('latin1', 0, 4) === 'RIFF' && buf.toString('latin1', 8, 12) === 'WEBP')
+    return 'webp';
   return null;
 }
 
-const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v.length > 20 ? v.slice(0, 20) + '...' : v) : typeof v === 'object' ? 'an object' : String(v));
+const describe = (v: unknown) =>
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'string'
+        ? JSON.stringify(v.length > 20 ? v.slice(0, 20) + '...' : v)
+        : typeof v === 'object'
+          ? 'an object'
+          : String(v);
 
 export class PredictionServer {
   readonly server: Server;
@@ -110,7 +120,12 @@ export class PredictionServer {
     readonly opts: ServerOptions,
   ) {
     const k = classifier.classes.length;
-    this.batcher = new MicroBatcher((x, n) => classifier.predictLogits(x, n), { dim: classifier.dim, outDim: k, maxBatch: opts.maxBatch, maxWaitMs: opts.maxWaitMs });
+    this.batcher = new MicroBatcher((x, n) => classifier.predictLogits(x, n), {
+      dim: classifier.dim,
+      outDim: k,
+      maxBatch: opts.maxBatch,
+      maxWaitMs: opts.maxWaitMs,
+    });
     this.tokenHash = opts.token ? sha256(opts.token) : null;
     this.metadataJson = readFileSync(join(classifier.dir, METADATA_FILE));
     this.shape = classifier.metadata.inputShape.join('x');
@@ -118,7 +133,11 @@ export class PredictionServer {
     this.image = p.type === 'image' ? p : null;
     this.routes = {
       '/v1/predict': { methods: ['POST'], auth: true, handler: (req, res, q) => this.predict(req, res, q) },
-      '/v1/metadata': { methods: ['GET', 'HEAD'], auth: true, handler: (_req, res) => this.send(res, 200, this.metadataJson) },
+      '/v1/metadata': {
+        methods: ['GET', 'HEAD'],
+        auth: true,
+        handler: (_req, res) => this.send(res, 200, this.metadataJson),
+      },
       '/healthz': { methods: ['GET', 'HEAD'], auth: false, handler: (_req, res) => this.healthz(res) },
     };
     const t = opts.timeoutMs;
@@ -192,10 +211,18 @@ export class PredictionServer {
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
       const route = this.routes[path];
-      if (!route) throw new HttpError('SEMIGAN_ERR_NOT_FOUND', `no such path: ${path}; the server answers POST /v1/predict, GET /v1/metadata and GET /healthz`);
+      if (!route)
+        throw new HttpError(
+          'SEMIGAN_ERR_NOT_FOUND',
+          `no such path: ${path}; the server answers POST /v1/predict, GET /v1/metadata and GET /healthz`,
+        );
       if (route.auth && this.tokenHash) this.authorize(req);
       if (!route.methods.includes(req.method ?? '')) {
-        throw new HttpError('SEMIGAN_ERR_METHOD_NOT_ALLOWED', `${req.method} ${path} is not allowed; use ${route.methods.join(' or ')}`, { allow: route.methods.join(', ') });
+        throw new HttpError(
+          'SEMIGAN_ERR_METHOD_NOT_ALLOWED',
+          `${req.method} ${path} is not allowed; use ${route.methods.join(' or ')}`,
+          { allow: route.methods.join(', ') },
+        );
       }
       await route.handler(req, res, q < 0 ? '' : url.slice(q + 1));
     } catch (err) {
@@ -207,9 +234,13 @@ export class PredictionServer {
     const header = req.headers.authorization;
     const m = header === undefined ? null : /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     if (!m) {
-      throw new HttpError('SEMIGAN_ERR_UNAUTHORIZED', 'this server requires a bearer token: send the header `Authorization: Bearer TOKEN`', {
-        'www-authenticate': 'Bearer realm="semigan"',
-      });
+      throw new HttpError(
+        'SEMIGAN_ERR_UNAUTHORIZED',
+        'this server requires a bearer token: send the header `Authorization: Bearer TOKEN`',
+        {
+          'www-authenticate': 'Bearer realm="semigan"',
+        },
+      );
     }
     if (!timingSafeEqual(sha256(m[1]), this.tokenHash!)) {
       throw new HttpError('SEMIGAN_ERR_UNAUTHORIZED', 'the bearer token is not valid for this server', {
@@ -235,10 +266,17 @@ export class PredictionServer {
     }
     const tabular = this.classifier.metadata.preprocessing;
     if (isImage && tabular.type === 'tabular') {
-      throw new HttpError('SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE', `this is a tabular model: send ${JSON_TYPE} {"inputs": [[${tabular.features.length} feature values], ...]} (columns in the order of /v1/metadata's preprocessing.features), not an image`);
+      throw new HttpError(
+        'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        `this is a tabular model: send ${JSON_TYPE} {"inputs": [[${tabular.features.length} feature values], ...]} (columns in the order of /v1/metadata's preprocessing.features), not an image`,
+      );
     }
     const body = await this.readBody(req, res);
-    if (body.length === 0) throw new HttpError('SEMIGAN_ERR_EMPTY_INPUT', `the body is empty; expected ${isImage ? `the bytes of an image (${type})` : '{"inputs": [[...]]} or {"images": ["<base64>"]}'}`);
+    if (body.length === 0)
+      throw new HttpError(
+        'SEMIGAN_ERR_EMPTY_INPUT',
+        `the body is empty; expected ${isImage ? `the bytes of an image (${type})` : '{"inputs": [[...]]} or {"images": ["<base64>"]}'}`,
+      );
     const { x, n } = isImage ? { x: await this.imageRow(body, 'the body'), n: 1 } : await this.jsonRows(body);
     let logits: Float32Array;
     try {
@@ -256,7 +294,10 @@ export class PredictionServer {
     if (v === null) return this.opts.topK;
     const k = this.classifier.classes.length;
     if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > k) {
-      throw new HttpError('SEMIGAN_ERR_BAD_PARAMETER', `top_k=${v}: expected an integer from 1 to ${k} (the number of classes)`);
+      throw new HttpError(
+        'SEMIGAN_ERR_BAD_PARAMETER',
+        `top_k=${v}: expected an integer from 1 to ${k} (the number of classes)`,
+      );
     }
     return Number(v);
   }
@@ -265,9 +306,13 @@ export class PredictionServer {
   private readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
     const limit = this.opts.bodyLimit;
     const tooLarge = (size: string) =>
-      new HttpError('SEMIGAN_ERR_BODY_TOO_LARGE', `the body is ${size}; this server accepts at most ${limit} bytes (--body-limit)`);
+      new HttpError(
+        'SEMIGAN_ERR_BODY_TOO_LARGE',
+        `the body is ${size}; this server accepts at most ${limit} bytes (--body-limit)`,
+      );
     const declared = Number(req.headers['content-length']);
-    if (req.headers['content-length'] !== undefined && declared > limit) return Promise.reject(tooLarge(`${declared} bytes`));
+    if (req.headers['content-length'] !== undefined && declared > limit)
+      return Promise.reject(tooLarge(`${declared} bytes`));
     if (this.expectsContinue.has(req)) res.writeContinue();
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
@@ -290,7 +335,13 @@ export class PredictionServer {
       req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
       if (this.opts.timeoutMs > 0) {
         timer = setTimeout(
-          () => done(new HttpError('SEMIGAN_ERR_TIMEOUT', `the request did not arrive within ${this.opts.timeoutMs} ms (received ${size} bytes of the body); send the whole request within --timeout-ms`)),
+          () =>
+            done(
+              new HttpError(
+                'SEMIGAN_ERR_TIMEOUT',
+                `the request did not arrive within ${this.opts.timeoutMs} ms (received ${size} bytes of the body); send the whole request within --timeout-ms`,
+              ),
+            ),
           this.opts.timeoutMs,
         );
       }
@@ -300,21 +351,34 @@ export class PredictionServer {
   /** One image's bytes -> the model's input row. */
   private async imageRow(buf: Buffer, name: string): Promise<Float32Array> {
     const p = this.image;
-    if (!p) throw new HttpError('SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE', `this model takes ${this.classifier.metadata.preprocessing.type} input, not images`);
+    if (!p)
+      throw new HttpError(
+        'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        `this model takes ${this.classifier.metadata.preprocessing.type} input, not images`,
+      );
     const fast = decodePngFast(buf, p.width, p.height, p.channels);
     if (fast) return scalePixels(fast);
     const format = sniffImage(buf);
     if (!format) {
-      throw new HttpError('SEMIGAN_ERR_UNDECODABLE_IMAGE', `${name} is not a PNG, JPEG or WebP image (its first bytes are ${buf.subarray(0, 8).toString('hex') || 'missing'}); send the image file's bytes`);
+      throw new HttpError(
+        'SEMIGAN_ERR_UNDECODABLE_IMAGE',
+        `${name} is not a PNG, JPEG or WebP image (its first bytes are ${buf.subarray(0, 8).toString('hex') || 'missing'}); send the image file's bytes`,
+      );
     }
     let info: sharp.Metadata;
     try {
       info = await sharp(buf).metadata();
     } catch (e) {
-      throw new HttpError('SEMIGAN_ERR_UNDECODABLE_IMAGE', `${name}: cannot decode as a ${format.toUpperCase()} image (${(e as Error).message.replace(/\s+/g, ' ').trim()})`);
+      throw new HttpError(
+        'SEMIGAN_ERR_UNDECODABLE_IMAGE',
+        `${name}: cannot decode as a ${format.toUpperCase()} image (${(e as Error).message.replace(/\s+/g, ' ').trim()})`,
+      );
     }
     if ((info.width ?? 0) * (info.height ?? 0) > MAX_IMAGE_PIXELS) {
-      throw new HttpError('SEMIGAN_ERR_IMAGE_TOO_LARGE', `${name} is ${info.width}x${info.height} pixels; the server decodes images of at most ${MAX_IMAGE_PIXELS} pixels (the model takes ${this.shape})`);
+      throw new HttpError(
+        'SEMIGAN_ERR_IMAGE_TOO_LARGE',
+        `${name} is ${info.width}x${info.height} pixels; the server decodes images of at most ${MAX_IMAGE_PIXELS} pixels (the model takes ${this.shape})`,
+      );
     }
     try {
       return await imageToInput(buf, p, { name, fastPath: false });
@@ -336,7 +400,10 @@ export class PredictionServer {
     try {
       body = JSON.parse(buf.toString('utf8'));
     } catch (e) {
-      throw new HttpError('SEMIGAN_ERR_MALFORMED_JSON', `the body is not valid JSON (${(e as Error).message}); expected ${expected}`);
+      throw new HttpError(
+        'SEMIGAN_ERR_MALFORMED_JSON',
+        `the body is not valid JSON (${(e as Error).message}); expected ${expected}`,
+      );
     }
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `the body is ${describe(body)}; expected an object, ${expected}`);
@@ -351,28 +418,50 @@ export class PredictionServer {
       );
     }
     const key = has('inputs') ? 'inputs' : 'images';
-    if (tabular && key === 'images') throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `"images" given, but this is a tabular model; expected ${expected}`);
+    if (tabular && key === 'images')
+      throw new HttpError(
+        'SEMIGAN_ERR_INVALID_BODY',
+        `"images" given, but this is a tabular model; expected ${expected}`,
+      );
     const list = o[key];
-    if (!Array.isArray(list)) throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `"${key}" is ${describe(list)}; expected an array: ${expected}`);
-    if (list.length === 0) throw new HttpError('SEMIGAN_ERR_EMPTY_INPUT', `"${key}" is empty; expected at least one ${key === 'inputs' ? 'row' : 'image'}: ${expected}`);
+    if (!Array.isArray(list))
+      throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `"${key}" is ${describe(list)}; expected an array: ${expected}`);
+    if (list.length === 0)
+      throw new HttpError(
+        'SEMIGAN_ERR_EMPTY_INPUT',
+        `"${key}" is empty; expected at least one ${key === 'inputs' ? 'row' : 'image'}: ${expected}`,
+      );
     const n = list.length;
     const x = new Float32Array(n * dim);
     if (key === 'inputs') {
       for (let i = 0; i < n; i++) {
         const row = list[i];
         if (!Array.isArray(row)) {
-          throw new HttpError('SEMIGAN_ERR_INVALID_BODY', `inputs[${i}] is ${describe(row)}; expected an array of ${dim} numbers (inputs is a list of rows: a single row is [[...]])`);
+          throw new HttpError(
+            'SEMIGAN_ERR_INVALID_BODY',
+            `inputs[${i}] is ${describe(row)}; expected an array of ${dim} numbers (inputs is a list of rows: a single row is [[...]])`,
+          );
         }
         if (row.length !== dim) {
-          throw new HttpError('SEMIGAN_ERR_FEATURE_COUNT', `inputs[${i}] has ${row.length} values; expected ${dim} (${tabular ? 'one per feature column' : `the model takes ${this.shape} pixels, flattened row-major`})`);
+          throw new HttpError(
+            'SEMIGAN_ERR_FEATURE_COUNT',
+            `inputs[${i}] has ${row.length} values; expected ${dim} (${tabular ? 'one per feature column' : `the model takes ${this.shape} pixels, flattened row-major`})`,
+          );
         }
         const off = i * dim;
         for (let j = 0; j < dim; j++) {
           const v = row[j];
           if (typeof v !== 'number' || !Number.isFinite(v)) {
-            throw new HttpError('SEMIGAN_ERR_NON_NUMERIC', `inputs[${i}][${j}] is ${describe(v)}; expected a finite number${tabular ? '' : ' in [0, 1]'}`);
+            throw new HttpError(
+              'SEMIGAN_ERR_NON_NUMERIC',
+              `inputs[${i}][${j}] is ${describe(v)}; expected a finite number${tabular ? '' : ' in [0, 1]'}`,
+            );
           }
-          if (!tabular && (v < 0 || v > 1)) throw new HttpError('SEMIGAN_ERR_OUT_OF_RANGE', `inputs[${i}][${j}] is ${v}; expected a number in [0, 1] (pixel values divided by 255)`);
+          if (!tabular && (v < 0 || v > 1))
+            throw new HttpError(
+              'SEMIGAN_ERR_OUT_OF_RANGE',
+              `inputs[${i}][${j}] is ${v}; expected a number in [0, 1] (pixel values divided by 255)`,
+            );
           x[off + j] = v;
         }
       }
@@ -380,10 +469,17 @@ export class PredictionServer {
       const rows = await Promise.all(
         list.map((s, i) => {
           const name = `images[${i}]`;
-          if (typeof s !== 'string') throw new HttpError('SEMIGAN_ERR_BAD_BASE64', `${name} is ${describe(s)}; expected a base64 string of a PNG, JPEG or WebP file`);
+          if (typeof s !== 'string')
+            throw new HttpError(
+              'SEMIGAN_ERR_BAD_BASE64',
+              `${name} is ${describe(s)}; expected a base64 string of a PNG, JPEG or WebP file`,
+            );
           const b64 = s.replace(/^data:[^,]*;base64,/, '').replace(/\s+/g, '');
           if (b64.length === 0 || b64.length % 4 === 1 || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(b64)) {
-            throw new HttpError('SEMIGAN_ERR_BAD_BASE64', `${name} is not base64 (${describe(s)}); expected the base64 text of a PNG, JPEG or WebP file`);
+            throw new HttpError(
+              'SEMIGAN_ERR_BAD_BASE64',
+              `${name} is not base64 (${describe(s)}); expected the base64 text of a PNG, JPEG or WebP file`,
+            );
           }
           return this.imageRow(Buffer.from(b64, 'base64'), name);
         }),
@@ -398,7 +494,11 @@ export class PredictionServer {
   private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent || res.destroyed) return;
     const text = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-    const h: Record<string, string | number> = { 'content-type': HEADERS_JSON, 'content-length': text.length, ...headers };
+    const h: Record<string, string | number> = {
+      'content-type': HEADERS_JSON,
+      'content-length': text.length,
+      ...headers,
+    };
     if (this.closing) h.connection = 'close';
     res.writeHead(status, h);
     res.end(text);
@@ -406,7 +506,10 @@ export class PredictionServer {
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     if (err instanceof ClientGone) return;
-    const e = err instanceof HttpError ? err : new HttpError('SEMIGAN_ERR_INTERNAL', `unexpected server error: ${(err as Error)?.message ?? String(err)}`);
+    const e =
+      err instanceof HttpError
+        ? err
+        : new HttpError('SEMIGAN_ERR_INTERNAL', `unexpected server error: ${(err as Error)?.message ?? String(err)}`);
     if (!(err instanceof HttpError)) process.stderr.write(`semigan serve: ${(err as Error)?.stack ?? String(err)}\n`);
     const headers = { ...e.headers };
     const length = req.headers['content-length'];
@@ -416,7 +519,12 @@ export class PredictionServer {
       // stays open); anything else (over the limit, chunked, timed out, or held back by
       // `Expect: 100-continue`) closes the connection after the answer, read and dropped for a
       // while first so that a client still sending sees the answer.
-      const small = length !== undefined && Number(length) <= this.opts.bodyLimit && !this.expectsContinue.has(req) && e.code !== 'SEMIGAN_ERR_TIMEOUT' && e.code !== 'SEMIGAN_ERR_BODY_TOO_LARGE';
+      const small =
+        length !== undefined &&
+        Number(length) <= this.opts.bodyLimit &&
+        !this.expectsContinue.has(req) &&
+        e.code !== 'SEMIGAN_ERR_TIMEOUT' &&
+        e.code !== 'SEMIGAN_ERR_BODY_TOO_LARGE';
       if (!small) {
         headers.connection = 'close';
         req.removeAllListeners('data');
@@ -449,4 +557,8 @@ export class PredictionServer {
   }
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+};

@@ -56,7 +56,8 @@ export function encodeCheckpoint(ckpt: Checkpoint<unknown>): Buffer {
 }
 
 export function decodeCheckpoint<M>(buf: Buffer, path: string): Checkpoint<M> {
-  const bad = (what: string) => new SemiganError('SEMIGAN_ERR_RUN_DIR', `${path}: not a readable semigan checkpoint (${what})`);
+  const bad = (what: string) =>
+    new SemiganError('SEMIGAN_ERR_RUN_DIR', `${path}: not a readable semigan checkpoint (${what})`);
   if (buf.length < 8 || buf.toString('latin1', 0, 4) !== MAGIC) throw bad(`expected the magic "${MAGIC}"`);
   const headerLen = buf.readUInt32LE(4);
   if (8 + headerLen > buf.length) throw bad(`header of ${headerLen} bytes but the file has ${buf.length}`);
@@ -66,7 +67,8 @@ export function decodeCheckpoint<M>(buf: Buffer, path: string): Checkpoint<M> {
   } catch {
     throw bad('header is not valid JSON');
   }
-  if (header.format !== FORMAT_VERSION) throw bad(`format ${header.format}, this semigan reads format ${FORMAT_VERSION}`);
+  if (header.format !== FORMAT_VERSION)
+    throw bad(`format ${header.format}, this semigan reads format ${FORMAT_VERSION}`);
   const dataStart = 8 + headerLen;
   const tensors: Record<string, StoredTensor> = {};
   for (const e of header.tensors) {
@@ -76,7 +78,10 @@ export function decodeCheckpoint<M>(buf: Buffer, path: string): Checkpoint<M> {
     const bytes = buf.subarray(dataStart + e.offset, end);
     const aligned = new ArrayBuffer(bytes.length);
     new Uint8Array(aligned).set(bytes);
-    tensors[e.name] = { shape: e.shape, data: e.dtype === 'int32' ? new Int32Array(aligned) : new Float32Array(aligned) };
+    tensors[e.name] = {
+      shape: e.shape,
+      data: e.dtype === 'int32' ? new Int32Array(aligned) : new Float32Array(aligned),
+    };
   }
   return { meta: header.meta, tensors };
 }

@@ -108,14 +108,22 @@ const positiveNum: Check = (v) => (typeof v === 'number' && Number.isFinite(v) &
 const unit: Check = (v) => (typeof v === 'number' && v >= 0 && v < 1 ? null : 'a number in [0, 1)');
 const nonNeg: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? null : 'a non-negative number');
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
-const oneOf = (xs: readonly string[]): Check => (v) => (xs.includes(v as string) ? null : `one of ${xs.join(', ')}`);
-const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+const oneOf =
+  (xs: readonly string[]): Check =>
+  (v) =>
+    xs.includes(v as string) ? null : `one of ${xs.join(', ')}`;
+const nullable =
+  (c: Check): Check =>
+  (v) =>
+    v === null ? null : c(v);
 const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
 const integer: Check = (v) => (Number.isInteger(v) ? null : 'an integer');
-const smoothing: Check = (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1] (1 = no smoothing)');
+const smoothing: Check = (v) =>
+  typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1] (1 = no smoothing)';
 
 const fraction: Check = (v) => (typeof v === 'number' && v > 0 && v < 1 ? null : 'a fraction in (0, 1)');
-const strList: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0) ? null : 'a list of column names');
+const strList: Check = (v) =>
+  Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0) ? null : 'a list of column names';
 const channelCount: Check = (v) => (v === 1 || v === 3 ? null : '1 or 3');
 
 const CHECKS: Record<keyof TrainConfig, Check> = {
@@ -181,7 +189,12 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   // --labels-per-class alone replaces the default --labels rather than conflicting with it.
   if (partial.labelsPerClass != null && partial.labels === undefined) config.labels = null;
   // Your own data: every label given is used unless --labels says otherwise (the 100 is MNIST's).
-  if (partial.labels === undefined && partial.labelsPerClass === undefined && /^(images|manifest|csv):/.test(String(config.dataset))) config.labels = null;
+  if (
+    partial.labels === undefined &&
+    partial.labelsPerClass === undefined &&
+    /^(images|manifest|csv):/.test(String(config.dataset))
+  )
+    config.labels = null;
   for (const [key, check] of Object.entries(CHECKS) as [keyof TrainConfig, Check][]) {
     const expected = check(config[key]);
     if (expected) throw configError(`${flagName(key)} must be ${expected}; received ${JSON.stringify(config[key])}`);

@@ -29,7 +29,12 @@ export class HistoricalAverage {
 
   /** sum over trainable parameters of ||theta - mean||^2; differentiable w.r.t. theta. */
   penalty(): tf.Scalar {
-    return tf.tidy(() => tf.addN(Object.entries(this.mean).map(([name, m]) => this.params.vars[name].sub(m).square().sum())) as tf.Scalar);
+    return tf.tidy(
+      () =>
+        tf.addN(
+          Object.entries(this.mean).map(([name, m]) => this.params.vars[name].sub(m).square().sum()),
+        ) as tf.Scalar,
+    );
   }
 
   dispose(): void {

@@ -48,7 +48,11 @@ export function unsupervisedLoss(logitsUnl: tf.Tensor2D, logitsFake: tf.Tensor2D
  * Feature matching (Sec. 3.1): G matches the mean of D's intermediate features on real data.
  * l2 (MNIST recipe): mean over units of (E f(x) - E f(G(z)))^2; l1 (CIFAR recipe): mean of |.|.
  */
-export function featureMatchingLoss(featReal: tf.Tensor2D, featFake: tf.Tensor2D, distance: 'l2' | 'l1' = 'l2'): tf.Scalar {
+export function featureMatchingLoss(
+  featReal: tf.Tensor2D,
+  featFake: tf.Tensor2D,
+  distance: 'l2' | 'l1' = 'l2',
+): tf.Scalar {
   const diff = featFake.mean(0).sub(featReal.mean(0));
   return (distance === 'l2' ? diff.square() : diff.abs()).mean() as tf.Scalar;
 }

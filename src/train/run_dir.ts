@@ -78,25 +78,35 @@ export const checkpointPath = (runDir: string) => join(runDir, CHECKPOINT_FILE);
 /** A run directory's checkpoint, with a clear error when DIR is not a run. */
 export function readRun(runDir: string): Checkpoint<CheckpointMeta> {
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) {
-    throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `${runDir}: no such run directory (expected the --out directory of a semigan train run)`);
+    throw new SemiganError(
+      'SEMIGAN_ERR_RUN_DIR',
+      `${runDir}: no such run directory (expected the --out directory of a semigan train run)`,
+    );
   }
   const path = checkpointPath(runDir);
   if (!existsSync(path)) {
-    throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `${runDir} is not a semigan run: it has no ${CHECKPOINT_FILE} (expected the --out directory of a semigan train run)`);
+    throw new SemiganError(
+      'SEMIGAN_ERR_RUN_DIR',
+      `${runDir} is not a semigan run: it has no ${CHECKPOINT_FILE} (expected the --out directory of a semigan train run)`,
+    );
   }
   return readCheckpoint<CheckpointMeta>(path);
 }
 
 /** A stored run's config, validated again: options added since the run get their defaults. */
-export const runConfig = (meta: CheckpointMeta): Readonly<TrainConfig> => validateConfig(meta.config as unknown as Record<string, unknown>);
+export const runConfig = (meta: CheckpointMeta): Readonly<TrainConfig> =>
+  validateConfig(meta.config as unknown as Record<string, unknown>);
 
 /** A fresh run must not mix its metrics and checkpoint with an earlier run's. */
 export function claimRunDir(out: string, overwrite: boolean): void {
   if (!existsSync(checkpointPath(out)) && !existsSync(join(out, METRICS_FILE))) return;
   if (!overwrite) {
-    throw configError(`${out} already holds a run; continue it with --resume ${out}, start over with --overwrite, or pick another --out`);
+    throw configError(
+      `${out} already holds a run; continue it with --resume ${out}, start over with --overwrite, or pick another --out`,
+    );
   }
-  for (const f of [CHECKPOINT_FILE, METRICS_FILE, RESULT_FILE, CONFIG_FILE, SAMPLES_DIR]) rmSync(join(out, f), { recursive: true, force: true });
+  for (const f of [CHECKPOINT_FILE, METRICS_FILE, RESULT_FILE, CONFIG_FILE, SAMPLES_DIR])
+    rmSync(join(out, f), { recursive: true, force: true });
 }
 
 /** config.json: the validated config plus what the run found (data summary, backend). */
@@ -146,7 +156,8 @@ const tensorsWithPrefix = (ckpt: Checkpoint<CheckpointMeta>, prefix: string): Te
 };
 
 /** The model a run's checkpoint describes. */
-const runModel = (meta: CheckpointMeta): GanModel => buildModelForConfig(runConfig(meta), meta.inputShape, meta.classes.length);
+const runModel = (meta: CheckpointMeta): GanModel =>
+  buildModelForConfig(runConfig(meta), meta.inputShape, meta.classes.length);
 
 /** The run's model and its generator weights. Caller disposes `weights`. */
 export function loadGenerator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {

@@ -10,11 +10,26 @@ import { disposeParams, type Params, type Tensors } from '../nn/params.js';
 import { uniformNoise } from '../nn/noise.js';
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
-import { errorRate, featureMatchingLoss, nonSaturatingGeneratorLoss, supervisedLoss, unsupervisedLoss } from './losses.js';
+import {
+  errorRate,
+  featureMatchingLoss,
+  nonSaturatingGeneratorLoss,
+  supervisedLoss,
+  unsupervisedLoss,
+} from './losses.js';
 import { HistoricalAverage } from './historical_averaging.js';
 import { lrAt, type TrainConfig } from './config.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
-import { appendMetrics, checkpointPath, SAMPLES_DIR, trimMetrics, writeResult, type CheckpointMeta, type EpochMetrics, type TrainResult } from './run_dir.js';
+import {
+  appendMetrics,
+  checkpointPath,
+  SAMPLES_DIR,
+  trimMetrics,
+  writeResult,
+  type CheckpointMeta,
+  type EpochMetrics,
+  type TrainResult,
+} from './run_dir.js';
 import { createProgress, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
 import { classificationReport } from '../eval/metrics.js';
@@ -108,7 +123,8 @@ export class Trainer {
 
   /** Fresh run: data-dependent init of D on the init rows (the labeled rows when supervised, as the peer). */
   initialize(): void {
-    const rows = this.config.mode === 'supervised' ? this.data.labeled : this.data.initRows.subarray(0, this.config.initSize);
+    const rows =
+      this.config.mode === 'supervised' ? this.data.labeled : this.data.initRows.subarray(0, this.config.initSize);
     tf.tidy(() => this.model.initD(this.d, this.batch(this.data.train, rows), { noise: this.rng }));
   }
 
@@ -142,16 +158,28 @@ export class Trainer {
   }
 
   /** One D step on a labeled batch, an unlabeled batch and a generated batch. */
-  private stepD(rowsLab: Int32Array, rowsUnl: Int32Array, lr: number): { lossLab: number; lossUnl: number; trainErr: number } {
+  private stepD(
+    rowsLab: Int32Array,
+    rowsUnl: Int32Array,
+    lr: number,
+  ): { lossLab: number; lossUnl: number; trainErr: number } {
     const { config } = this;
     const bs = rowsLab.length;
-    const yLab = tf.tensor1d(Int32Array.from(rowsLab, (i) => this.labelsOfLabeled[i]), 'int32');
-    const xLab = this.batch(this.data.train, Int32Array.from(rowsLab, (i) => this.data.labeled[i]));
+    const yLab = tf.tensor1d(
+      Int32Array.from(rowsLab, (i) => this.labelsOfLabeled[i]),
+      'int32',
+    );
+    const xLab = this.batch(
+      this.data.train,
+      Int32Array.from(rowsLab, (i) => this.data.labeled[i]),
+    );
     const kept: tf.Tensor[] = [];
     const supervised = config.mode === 'supervised';
     this.haD?.observe();
     tf.tidy(() => {
-      const xFake = supervised ? null : tf.tidy(() => this.model.applyG(this.g.vars, uniformNoise(bs, this.model.zDim, this.rng)));
+      const xFake = supervised
+        ? null
+        : tf.tidy(() => this.model.applyG(this.g.vars, uniformNoise(bs, this.model.zDim, this.rng)));
       const xUnl = supervised ? null : this.batch(this.data.train, rowsUnl);
       const { grads } = tf.variableGrads(() => {
         // One pass over the concatenation; `groups` keeps batch-dependent layers per source.
@@ -193,7 +221,9 @@ export class Trainer {
       const z = uniformNoise(bs, this.model.zDim, this.rng);
       const { grads } = tf.variableGrads(() => {
         const fake = this.model.applyD(this.d.vars, this.model.applyG(this.g.vars, z), { noise: this.rng });
-        const lossGen = featReal ? featureMatchingLoss(featReal, fake.features, config.fmDistance) : nonSaturatingGeneratorLoss(fake.logits);
+        const lossGen = featReal
+          ? featureMatchingLoss(featReal, fake.features, config.fmDistance)
+          : nonSaturatingGeneratorLoss(fake.logits);
         kept.push(tf.keep(lossGen)); // logged without the HA penalty, as D's losses
         const penalty = this.historicalPenalty(this.haG);
         return penalty ? lossGen.add(penalty) : lossGen;
@@ -210,8 +240,16 @@ export class Trainer {
     const avg = this.ema.averaged();
     try {
       const test = this.data.test;
-      const ema = classificationReport(test.y, predictClasses(this.model, avg, test, this.config.batchSize), test.classes);
-      const current = classificationReport(test.y, predictClasses(this.model, this.d.vars, test, this.config.batchSize), test.classes);
+      const ema = classificationReport(
+        test.y,
+        predictClasses(this.model, avg, test, this.config.batchSize),
+        test.classes,
+      );
+      const current = classificationReport(
+        test.y,
+        predictClasses(this.model, this.d.vars, test, this.config.batchSize),
+        test.classes,
+      );
       return { ema, current };
     } finally {
       tf.dispose(Object.values(avg));
@@ -224,7 +262,9 @@ export class Trainer {
 
   private failNaN(what: string, value: number): never {
     const ckpt = this.checkpointPath();
-    const last = existsSync(ckpt) ? `the last good checkpoint is ${ckpt} (epoch ${readCheckpoint<CheckpointMeta>(ckpt).meta.epoch})` : 'no checkpoint was written yet';
+    const last = existsSync(ckpt)
+      ? `the last good checkpoint is ${ckpt} (epoch ${readCheckpoint<CheckpointMeta>(ckpt).meta.epoch})`
+      : 'no checkpoint was written yet';
     throw new SemiganError(
       'SEMIGAN_ERR_NAN',
       `${what} became ${value} at epoch ${this.epoch + 1}, iteration ${this.epochIter + 1}; training stopped and ${last}. Try a lower --lr.`,
@@ -235,14 +275,20 @@ export class Trainer {
   async run(): Promise<TrainResult> {
     const { config } = this;
     if (!this.data.train.features) mkdirSync(join(config.out, SAMPLES_DIR), { recursive: true });
-    const clock = { started: performance.now(), secondsBefore: this.seconds, budgetMs: config.maxMinutes ? config.maxMinutes * 60_000 : Infinity };
+    const clock = {
+      started: performance.now(),
+      secondsBefore: this.seconds,
+      budgetMs: config.maxMinutes ? config.maxMinutes * 60_000 : Infinity,
+    };
     let last: EpochMetrics | null = null;
     let stoppedEarly = false;
     while (this.epoch < config.epochs) {
       const epoch = this.runEpoch(clock);
       this.seconds = clock.secondsBefore + (performance.now() - clock.started) / 1000;
       if (epoch.stoppedEarly) {
-        epoch.progress.done(`epoch ${this.epoch + 1}: time budget of ${config.maxMinutes} min spent after ${this.epochIter}/${this.itersPerEpoch} iterations`);
+        epoch.progress.done(
+          `epoch ${this.epoch + 1}: time budget of ${config.maxMinutes} min spent after ${this.epochIter}/${this.itersPerEpoch} iterations`,
+        );
         stoppedEarly = true;
         break;
       }
@@ -264,12 +310,20 @@ export class Trainer {
       started: performance.now(),
       itersBefore: this.epochIter,
       sums: { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
-      progress: createProgress({ total: this.itersPerEpoch, label: `epoch ${this.epoch + 1}/${config.epochs}`, stream: this.io.progressStream }),
+      progress: createProgress({
+        total: this.itersPerEpoch,
+        label: `epoch ${this.epoch + 1}/${config.epochs}`,
+        stream: this.io.progressStream,
+      }),
       stoppedEarly: false,
     };
     while (this.epochIter < this.itersPerEpoch) {
       const at = this.epochIter * bs;
-      const { lossLab, lossUnl, trainErr } = this.stepD(orders.lab.subarray(at, at + bs), orders.unl.subarray(at, at + bs), lr);
+      const { lossLab, lossUnl, trainErr } = this.stepD(
+        orders.lab.subarray(at, at + bs),
+        orders.unl.subarray(at, at + bs),
+        lr,
+      );
       if (!Number.isFinite(lossLab)) this.failNaN('loss_lab', lossLab);
       if (!Number.isFinite(lossUnl)) this.failNaN('loss_unl', lossUnl);
       const lossGen = config.mode === 'gan' ? this.stepG(orders.unl2.subarray(at, at + bs), lr) : 0;
@@ -326,7 +380,8 @@ export class Trainer {
     appendMetrics(config.out, metrics);
     await this.saveCheckpoint();
     // Tabular rows have no picture; their samples are G's standardized feature vectors.
-    if (config.mode === 'gan' && !this.data.train.features) await this.writeSamples(join(config.out, SAMPLES_DIR, `epoch-${String(this.epoch).padStart(3, '0')}.png`));
+    if (config.mode === 'gan' && !this.data.train.features)
+      await this.writeSamples(join(config.out, SAMPLES_DIR, `epoch-${String(this.epoch).padStart(3, '0')}.png`));
     return metrics;
   }
 
@@ -334,7 +389,10 @@ export class Trainer {
   private finish(last: EpochMetrics | null, stoppedEarly: boolean): TrainResult {
     const final =
       last && !stoppedEarly
-        ? { ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test }, current: { accuracy: last.test_acc_current, errors: last.test_errors_current } }
+        ? {
+            ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test },
+            current: { accuracy: last.test_acc_current, errors: last.test_errors_current },
+          }
         : this.evaluate();
     this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
     const result: TrainResult = {
@@ -411,7 +469,11 @@ export class Trainer {
     for (const [prefix, rec] of this.stateVariables()) {
       for (const [n, v] of Object.entries(rec)) {
         const s = ckpt.tensors[`${prefix}/${n}`];
-        if (!s) throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `checkpoint lacks ${prefix}/${n}: it was written by another model or version`);
+        if (!s)
+          throw new SemiganError(
+            'SEMIGAN_ERR_RUN_DIR',
+            `checkpoint lacks ${prefix}/${n}: it was written by another model or version`,
+          );
         tf.tidy(() => v.assign(tf.tensor(s.data, s.shape))); // tidy frees the temporary (the variable keeps the data)
       }
     }

@@ -70,6 +70,8 @@ export async function writeImageGrid(
     }
   }
 
-  const png = await sharp(pixels, { raw: { width, height, channels: c } }).png().toBuffer();
+  const png = await sharp(pixels, { raw: { width, height, channels: c } })
+    .png()
+    .toBuffer();
   await atomicWriteFile(path, png);
 }

@@ -31,7 +31,9 @@ async function writeImage(path: string, i: number, kind: 'png' | 'jpeg' | 'rgb32
   // RGBA: the digit as opaque white on a transparent background (composites onto black = the digit).
   const rgba = Buffer.alloc(28 * 28 * 4);
   mnistBytes(i).forEach((v, p) => rgba.fill(255, p * 4, p * 4 + 3).writeUInt8(v, p * 4 + 3));
-  await sharp(rgba, { raw: { width: 28, height: 28, channels: 4 } }).png().toFile(path);
+  await sharp(rgba, { raw: { width: 28, height: 28, channels: 4 } })
+    .png()
+    .toFile(path);
 }
 
 const KINDS = ['png', 'png', 'png', 'jpeg', 'png', 'rgb32', 'png', 'rgba', 'png', 'odd'] as const;
@@ -42,14 +44,27 @@ before(async () => {
   env = { SEMIGAN_CACHE_DIR: join(tmp, 'cache') };
   // Train: 10 per digit in mixed formats + 40 unlabeled; test: the next 3 per digit.
   for (const [k, rows] of firstOfDigits(DIGITS, 10)) {
-    for (const [j, i] of rows.entries()) await writeImage(join(tmp, 'img', String(k), `${i}.${EXT[KINDS[j]]}`), i, KINDS[j]);
+    for (const [j, i] of rows.entries())
+      await writeImage(join(tmp, 'img', String(k), `${i}.${EXT[KINDS[j]]}`), i, KINDS[j]);
   }
   for (let i = 1000; i < 1040; i++) await writeMnistPng(join(tmp, 'img', 'unlabeled', `${i}.png`), i);
-  for (const [k, rows] of firstOfDigits(DIGITS, 3, 10)) for (const i of rows) await writeMnistPng(join(tmp, 'test', String(k), `${i}.png`), i);
+  for (const [k, rows] of firstOfDigits(DIGITS, 3, 10))
+    for (const i of rows) await writeMnistPng(join(tmp, 'test', String(k), `${i}.png`), i);
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const train = (...args: string[]) => ['train', '--backend', 'wasm', '--epochs', '1', '--iters-per-epoch', '3', '--batch-size', '16', ...args];
+const train = (...args: string[]) => [
+  'train',
+  '--backend',
+  'wasm',
+  '--epochs',
+  '1',
+  '--iters-per-epoch',
+  '3',
+  '--batch-size',
+  '16',
+  ...args,
+];
 
 test('image folder: inspect, train (conv-small), evaluate, suggest, export, predict; the second load comes from the cache', async () => {
   const data = `images:${join(tmp, 'img')}`;
@@ -60,14 +75,34 @@ test('image folder: inspect, train (conv-small), evaluate, suggest, export, pred
   assert.match(inspect, /3 classes with fewer than 5 labeled|problems \(/);
 
   const run = join(tmp, 'run');
-  const r = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--preset', 'conv-small', '--out', run), env));
+  const r = ok(
+    await runCli(
+      train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--preset', 'conv-small', '--out', run),
+      env,
+    ),
+  );
   assert.match(r.stderr, /decoded 70 images/);
   assert.match(r.stderr, /28x28 pixels .*64 of 70 files.*1 channel/);
   assert.match(r.stderr, /model: conv-small, mode gan/);
   const result = JSON.parse(r.stdout);
   assert.equal(result.n, 9);
 
-  const again = ok(await runCli(train('--data', data, '--test', `images:${join(tmp, 'test')}`, '--preset', 'conv-small', '--out', run, '--overwrite'), env));
+  const again = ok(
+    await runCli(
+      train(
+        '--data',
+        data,
+        '--test',
+        `images:${join(tmp, 'test')}`,
+        '--preset',
+        'conv-small',
+        '--out',
+        run,
+        '--overwrite',
+      ),
+      env,
+    ),
+  );
   assert.match(again.stderr, /loaded 70 images from the decode cache/);
   assert.deepEqual(JSON.parse(again.stdout).accuracy, result.accuracy, 'same seed, same data: same run');
 
@@ -86,7 +121,11 @@ test('image folder: inspect, train (conv-small), evaluate, suggest, export, pred
     assert.ok(f[1].startsWith(join(tmp, 'img', 'unlabeled') + '/') && /\/10\d\d\.png$/.test(f[1]), f[1]);
     assert.ok(Math.abs(Number(f[3]) - Number(f[5]) - Number(f[6])) < 2e-6, 'margin = p1 - p2');
   }
-  assert.deepEqual(margins.map((f) => Number(f[6])), margins.map((f) => Number(f[6])).sort((a, b) => a - b), 'most uncertain first');
+  assert.deepEqual(
+    margins.map((f) => Number(f[6])),
+    margins.map((f) => Number(f[6])).sort((a, b) => a - b),
+    'most uncertain first',
+  );
 
   const model = join(tmp, 'model');
   ok(await runCli(['export', run, '--out', model, '--backend', 'wasm'], env));
@@ -94,12 +133,20 @@ test('image folder: inspect, train (conv-small), evaluate, suggest, export, pred
   assert.equal(meta.training.preset, 'conv-small');
   const fromModel = JSON.parse(ok(await runCli(['evaluate', model, '--json', '--backend', 'wasm'], env)).stdout);
   assert.equal(fromModel.accuracy, result.accuracy, 'the exported model scores its own test set as the run did');
-  const onFolder = JSON.parse(ok(await runCli(['evaluate', model, '--data', `images:${join(tmp, 'test')}`, '--json', '--backend', 'wasm'], env)).stdout);
+  const onFolder = JSON.parse(
+    ok(await runCli(['evaluate', model, '--data', `images:${join(tmp, 'test')}`, '--json', '--backend', 'wasm'], env))
+      .stdout,
+  );
   assert.deepEqual([onFolder.n, onFolder.accuracy], [9, result.accuracy], 'the same test folder given as --data');
   const testFile = join(tmp, 'test', '1', `${firstOfDigits([1], 1, 10).get(1)![0]}.png`);
   const jpeg = join(tmp, 'img', '0', `${firstOfDigits([0], 4).get(0)![3]}.jpg`);
-  const pred = JSON.parse(ok(await runCli(['predict', model, testFile, jpeg, '--json', '--backend', 'wasm'], env)).stdout);
-  assert.deepEqual(pred.predictions.map((p: { name: string }) => p.name), [testFile, jpeg]);
+  const pred = JSON.parse(
+    ok(await runCli(['predict', model, testFile, jpeg, '--json', '--backend', 'wasm'], env)).stdout,
+  );
+  assert.deepEqual(
+    pred.predictions.map((p: { name: string }) => p.name),
+    [testFile, jpeg],
+  );
   for (const p of pred.predictions) {
     assert.ok(['0', '1', '2'].includes(p.label));
     const sum = Object.values(p.probabilities as Record<string, number>).reduce((a, b) => a + b, 0);
@@ -114,7 +161,23 @@ test('tabular CSV: train (auto preset tabular-mlp), evaluate, suggest rows, expo
   const csv = join(tmp, 'digits.csv');
   writeFileSync(csv, text);
   const run = join(tmp, 'tab-run');
-  const r = ok(await runCli(train('--data', `csv:${csv}`, '--label-column', 'digit', '--drop-columns', 'name', '--test-split', '0.2', '--out', run), env));
+  const r = ok(
+    await runCli(
+      train(
+        '--data',
+        `csv:${csv}`,
+        '--label-column',
+        'digit',
+        '--drop-columns',
+        'name',
+        '--test-split',
+        '0.2',
+        '--out',
+        run,
+      ),
+      env,
+    ),
+  );
   assert.match(r.stderr, /preset: tabular-mlp \(tabular data/);
   const result = JSON.parse(r.stdout);
   const evaluated = JSON.parse(ok(await runCli(['evaluate', run, '--json', '--backend', 'wasm'], env)).stdout);
@@ -134,10 +197,20 @@ test('tabular CSV: train (auto preset tabular-mlp), evaluate, suggest rows, expo
   assert.equal(meta.preprocessing.type, 'tabular');
   assert.deepEqual(meta.preprocessing.features, cols);
   const rows = join(tmp, 'rows.csv');
-  writeFileSync(rows, [lines[0].replace(',digit', ''), lines[1].replace(/,[^,]*$/, ''), lines[2].replace(/,[^,]*$/, '')].join('\n') + '\n'); // no label column
+  writeFileSync(
+    rows,
+    [lines[0].replace(',digit', ''), lines[1].replace(/,[^,]*$/, ''), lines[2].replace(/,[^,]*$/, '')].join('\n') +
+      '\n',
+  ); // no label column
   const pred = JSON.parse(ok(await runCli(['predict', model, rows, '--json', '--backend', 'wasm'], env)).stdout);
-  assert.deepEqual(pred.predictions.map((p: { name: string }) => p.name), [`${rows}:2`, `${rows}:3`]);
-  assert.equal(JSON.parse(ok(await runCli(['evaluate', model, '--json', '--backend', 'wasm'], env)).stdout).accuracy, result.accuracy);
+  assert.deepEqual(
+    pred.predictions.map((p: { name: string }) => p.name),
+    [`${rows}:2`, `${rows}:3`],
+  );
+  assert.equal(
+    JSON.parse(ok(await runCli(['evaluate', model, '--json', '--backend', 'wasm'], env)).stdout).accuracy,
+    result.accuracy,
+  );
 
   // Served over HTTP on 127.0.0.1: raw feature rows in, the same predictions as predict's.
   await initBackend('wasm');
@@ -145,14 +218,22 @@ test('tabular CSV: train (auto preset tabular-mlp), evaluate, suggest rows, expo
   const server = await PredictionServer.start(classifier, { port: 0 });
   try {
     const raw = [1, 2].map((l) => lines[l].split(',').slice(1, 50).map(Number));
-    const res = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: raw }) });
+    const res = await fetch(`${server.url}/v1/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: raw }),
+    });
     assert.equal(res.status, 200);
     const served = (await res.json()) as { predictions: { label: string; probability: number }[] };
     served.predictions.forEach((p, i) => {
       assert.equal(p.label, pred.predictions[i].label);
       assert.ok(Math.abs(p.probability - pred.predictions[i].probability) < 1e-6);
     });
-    const image = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync(join(tmp, 'test', '0', readdirSync(join(tmp, 'test', '0'))[0])) });
+    const image = await fetch(`${server.url}/v1/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: readFileSync(join(tmp, 'test', '0', readdirSync(join(tmp, 'test', '0'))[0])),
+    });
     assert.equal(image.status, 415);
     assert.match(((await image.json()) as { error: { message: string } }).error.message, /tabular model/);
   } finally {
@@ -165,17 +246,21 @@ test('bad input: one-line errors naming the file (and line), never a stack trace
   const base = join(tmp, 'bad');
   const folder = async (name: string) => {
     const dir = join(base, name);
-    for (const k of DIGITS) for (const i of firstOfDigits([k], 3).get(k)!) await writeMnistPng(join(dir, String(k), `${i}.png`), i);
+    for (const k of DIGITS)
+      for (const i of firstOfDigits([k], 3).get(k)!) await writeMnistPng(join(dir, String(k), `${i}.png`), i);
     for (let i = 2000; i < 2010; i++) await writeMnistPng(join(dir, 'unlabeled', `${i}.png`), i);
     return dir;
   };
-  const fail = async (args: string[]) => cleanError(await runCli(train(...args, '--out', join(base, 'out'), '--overwrite'), env));
+  const fail = async (args: string[]) =>
+    cleanError(await runCli(train(...args, '--out', join(base, 'out'), '--overwrite'), env));
 
   const truncated = await folder('truncated');
   const png = readFileSync(join(truncated, '1', `${firstOfDigits([1], 1).get(1)![0]}.png`));
   writeFileSync(join(truncated, '1', 'cut.png'), png.subarray(0, Math.floor(png.length / 2)));
   assert.match(await fail(['--data', `images:${truncated}`]), /1\/cut\.png.*--skip-bad/);
-  const skipped = ok(await runCli(train('--data', `images:${truncated}`, '--skip-bad', '--out', join(base, 'out'), '--overwrite'), env));
+  const skipped = ok(
+    await runCli(train('--data', `images:${truncated}`, '--skip-bad', '--out', join(base, 'out'), '--overwrite'), env),
+  );
   assert.match(skipped.stderr, /skipped 1 unreadable file.*cut\.png/);
 
   const text = await folder('text');
@@ -193,7 +278,10 @@ test('bad input: one-line errors naming the file (and line), never a stack trace
   const unknownTest = join(base, 'unknown-test');
   mkdirSync(join(unknownTest, '7'), { recursive: true });
   writeFileSync(join(unknownTest, '7', 'x.png'), png);
-  assert.match(await fail(['--data', `images:${truncated}`, '--skip-bad', '--test', `images:${unknownTest}`]), /7\/x\.png.*class '7' is not one of the training classes \[0, 1, 2\]/);
+  assert.match(
+    await fail(['--data', `images:${truncated}`, '--skip-bad', '--test', `images:${unknownTest}`]),
+    /7\/x\.png.*class '7' is not one of the training classes \[0, 1, 2\]/,
+  );
 
   const manifest = join(base, 'm.csv');
   writeFileSync(manifest, 'path,label\ntruncated/0/a.png,0\n');

@@ -104,7 +104,10 @@ test('loadBuiltin reads a --data-dir of mixed raw/.gz files and scales pixels to
 
     // Count mismatch between images and labels.
     writeFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'), gzipSync(idxBytes([2], Uint8Array.from([9, 9]))));
-    assert.throws(() => loadBuiltin('mnist', { dataDir: dir }), isDataError(/2 labels but .*t10k-images.* has 1 images/));
+    assert.throws(
+      () => loadBuiltin('mnist', { dataDir: dir }),
+      isDataError(/2 labels but .*t10k-images.* has 1 images/),
+    );
   });
 });
 

@@ -8,7 +8,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
@@ -35,7 +44,8 @@ let images: Uint8Array; // [N, 784]
 let labels: Uint8Array;
 
 const px = (i: number) => images.subarray(i * 784, (i + 1) * 784);
-const gray = (data: Uint8Array, w = 28, h = 28) => sharp(Buffer.from(data), { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w');
+const gray = (data: Uint8Array, w = 28, h = 28) =>
+  sharp(Buffer.from(data), { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w');
 const write = (path: string, data: Buffer | string) => {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, data);
@@ -82,19 +92,32 @@ before(async () => {
   write(join(tmp, 'mnist', 'README.txt'), 'not an image'); // not an image name: ignored, reported
 
   // mixed/: 20 files, most 28x28 gray; some JPEG, some 32x32 RGB, some 20x30 (h x w) RGBA with transparency.
-  for (let i = 0; i < 12; i++) write(join(tmp, 'mixed', i % 2 ? 'b' : 'a', `g${pad(i)}.png`), await gray(px(i)).png().toBuffer());
-  for (let i = 12; i < 15; i++) write(join(tmp, 'mixed', 'a', 'jpeg', `j${pad(i)}.jpg`), await gray(px(i)).jpeg({ quality: 90 }).toBuffer());
+  for (let i = 0; i < 12; i++)
+    write(join(tmp, 'mixed', i % 2 ? 'b' : 'a', `g${pad(i)}.png`), await gray(px(i)).png().toBuffer());
+  for (let i = 12; i < 15; i++)
+    write(join(tmp, 'mixed', 'a', 'jpeg', `j${pad(i)}.jpg`), await gray(px(i)).jpeg({ quality: 90 }).toBuffer());
   for (let i = 15; i < 18; i++) {
     const rgb = Buffer.alloc(32 * 32 * 3);
-    for (let p = 0; p < 32 * 32; p++) [rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]] = [200, (p * 7) % 256, px(i)[p % 784]];
-    write(join(tmp, 'mixed', 'b', `c${pad(i)}.png`), await sharp(rgb, { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer());
+    for (let p = 0; p < 32 * 32; p++)
+      [rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]] = [200, (p * 7) % 256, px(i)[p % 784]];
+    write(
+      join(tmp, 'mixed', 'b', `c${pad(i)}.png`),
+      await sharp(rgb, { raw: { width: 32, height: 32, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
   }
   for (let i = 18; i < 20; i++) {
     // Red ink whose alpha is the digit, 30 wide and 20 high.
     const digit = await gray(px(i)).resize(30, 20, { fit: 'fill' }).raw().toBuffer();
     const rgba = Buffer.alloc(30 * 20 * 4);
     for (let p = 0; p < 600; p++) [rgba[4 * p], rgba[4 * p + 3]] = [255, digit[p]];
-    write(join(tmp, 'mixed', 'a', `t${pad(i)}.png`), await sharp(rgba, { raw: { width: 30, height: 20, channels: 4 } }).png().toBuffer());
+    write(
+      join(tmp, 'mixed', 'a', `t${pad(i)}.png`),
+      await sharp(rgba, { raw: { width: 30, height: 20, channels: 4 } })
+        .png()
+        .toBuffer(),
+    );
   }
 });
 
@@ -109,22 +132,40 @@ test('natural order: numbers by value, then code units for collation ties', () =
 
 test('image folder: classes natural-sorted, rows in index order, ids, unlabeled folder, hidden and non-image files', async () => {
   const list = scanImageFolder(join(tmp, 'mnist'));
-  assert.deepEqual(list.classes, [...new Set(Array.from(labels.subarray(0, 40), String))].sort((a, b) => +a - +b));
+  assert.deepEqual(
+    list.classes,
+    [...new Set(Array.from(labels.subarray(0, 40), String))].sort((a, b) => +a - +b),
+  );
   assert.equal(list.entries.length, N);
-  assert.deepEqual(list.entries.map((e) => e.id), Array.from({ length: N }, (_, i) => `${i < 40 ? labels[i] : 'unlabeled'}/${i}.png`));
-  assert.deepEqual(list.entries.map((e) => e.label), Array.from({ length: N }, (_, i) => (i < 40 ? String(labels[i]) : null)));
+  assert.deepEqual(
+    list.entries.map((e) => e.id),
+    Array.from({ length: N }, (_, i) => `${i < 40 ? labels[i] : 'unlabeled'}/${i}.png`),
+  );
+  assert.deepEqual(
+    list.entries.map((e) => e.label),
+    Array.from({ length: N }, (_, i) => (i < 40 ? String(labels[i]) : null)),
+  );
   assert.equal(list.entries[7].path, join(tmp, 'mnist', String(labels[7]), '7.png'));
   assert.deepEqual(list.ignored, ['README.txt']);
 
   // A 28x28 gray PNG decodes to exactly the idx pixels / 255; y follows the class folders.
   const d = await decodeImages(list.entries, opts({ cacheDir: null }));
   assert.deepEqual(d.shape, [28, 28, 1]);
-  assert.deepEqual(Array.from(d.kept), Array.from({ length: N }, (_, i) => i));
-  assert.deepEqual(d.x, Float32Array.from(images, (v) => v / 255));
+  assert.deepEqual(
+    Array.from(d.kept),
+    Array.from({ length: N }, (_, i) => i),
+  );
+  assert.deepEqual(
+    d.x,
+    Float32Array.from(images, (v) => v / 255),
+  );
   assert.equal(d.cacheHit, false);
   assert.match(decodeSummary(d), /^decoded 50 images in \d+\.\d s \([\d,]+\/s\)$/);
   const ds = imageDataset(list, d);
-  assert.deepEqual(Array.from(ds.y), Array.from({ length: N }, (_, i) => (i < 40 ? list.classes.indexOf(String(labels[i])) : -1)));
+  assert.deepEqual(
+    Array.from(ds.y),
+    Array.from({ length: N }, (_, i) => (i < 40 ? list.classes.indexOf(String(labels[i])) : -1)),
+  );
   assert.deepEqual([ds.n, ds.ids?.[41]], [N, 'unlabeled/41.png']);
 
   // Another unlabeled folder name: 'unlabeled' is then a class like any other.
@@ -135,15 +176,23 @@ test('image folder: classes natural-sorted, rows in index order, ids, unlabeled 
   // Nested folders, natural class order ("2" before "10"), ties in the relative path broken by class.
   const dir = join(tmp, 'nested');
   const png = await gray(px(0)).png().toBuffer();
-  for (const f of ['10/x/1.png', '2/1.png', '2/x/1.png', '10/1.png', 'extra/1.png', '2/10.jpeg', '2/9.PNG']) write(join(dir, f), png);
+  for (const f of ['10/x/1.png', '2/1.png', '2/x/1.png', '10/1.png', 'extra/1.png', '2/10.jpeg', '2/9.PNG'])
+    write(join(dir, f), png);
   const nested = scanImageFolder(dir, { unlabeledDir: 'extra' });
   assert.deepEqual(nested.classes, ['2', '10']);
-  assert.deepEqual(nested.entries.map((e) => e.id), ['2/1.png', '10/1.png', 'extra/1.png', '2/9.PNG', '2/10.jpeg', '2/x/1.png', '10/x/1.png']);
+  assert.deepEqual(
+    nested.entries.map((e) => e.id),
+    ['2/1.png', '10/1.png', 'extra/1.png', '2/9.PNG', '2/10.jpeg', '2/x/1.png', '10/x/1.png'],
+  );
 });
 
 test('image folder errors name the path and what was expected', async () => {
   const d = join(tmp, 'errors');
-  await dataErr(() => scanImageFolder(join(d, 'missing')), `${join(d, 'missing')}: directory not found`, /one folder per class/);
+  await dataErr(
+    () => scanImageFolder(join(d, 'missing')),
+    `${join(d, 'missing')}: directory not found`,
+    /one folder per class/,
+  );
   write(join(d, 'file.png'), 'x');
   await dataErr(() => scanImageFolder(join(d, 'file.png')), `${join(d, 'file.png')}: not a directory`);
   mkdirSync(join(d, 'empty', 'unlabeled'), { recursive: true });
@@ -151,10 +200,18 @@ test('image folder errors name the path and what was expected', async () => {
   await dataErr(() => scanImageFolder(join(d, 'empty')), `${join(d, 'empty')}: no class folders`);
   write(join(d, 'noimages', 'cat', 'notes.txt'), 'x');
   write(join(d, 'noimages', 'dog', 'a.png'), 'x');
-  await dataErr(() => scanImageFolder(join(d, 'noimages')), `${join(d, 'noimages', 'cat')} has no image files`, /notes\.txt/);
+  await dataErr(
+    () => scanImageFolder(join(d, 'noimages')),
+    `${join(d, 'noimages', 'cat')} has no image files`,
+    /notes\.txt/,
+  );
   write(join(d, 'loose', 'dog', 'a.png'), 'x');
   write(join(d, 'loose', 'b.jpg'), 'x');
-  await dataErr(() => scanImageFolder(join(d, 'loose')), `${join(d, 'loose', 'b.jpg')}: an image directly in`, /not in a class folder/);
+  await dataErr(
+    () => scanImageFolder(join(d, 'loose')),
+    `${join(d, 'loose', 'b.jpg')}: an image directly in`,
+    /not in a class folder/,
+  );
 });
 
 test('mixed sizes and channels: the most common is chosen and described; pixels = imageToInput', async () => {
@@ -162,29 +219,42 @@ test('mixed sizes and channels: the most common is chosen and described; pixels 
   assert.deepEqual(list.classes, ['a', 'b']);
   const d = await decodeImages(list.entries, opts({ cacheDir: null }));
   assert.deepEqual(d.shape, [28, 28, 1]);
-  assert.equal(d.choice, '28x28 pixels (height x width; 15 of 20 files; also 32x32: 3, 20x30: 2), 1 channel (grayscale in 15 of 20 files; also colour: 5)');
+  assert.equal(
+    d.choice,
+    '28x28 pixels (height x width; 15 of 20 files; also 32x32: 3, 20x30: 2), 1 channel (grayscale in 15 of 20 files; also colour: 5)',
+  );
   for (const [k, i] of d.kept.entries()) {
     const want = await served(list.entries[i].path, d.shape);
     assert.deepEqual(d.x.subarray(k * 784, (k + 1) * 784), want, list.entries[i].id);
   }
   // The 28x28 gray PNGs are the idx pixels.
   const g3 = list.entries.findIndex((e) => e.id === 'b/g00003.png');
-  assert.deepEqual(d.x.subarray(g3 * 784, (g3 + 1) * 784), Float32Array.from(px(3), (v) => v / 255));
+  assert.deepEqual(
+    d.x.subarray(g3 * 784, (g3 + 1) * 784),
+    Float32Array.from(px(3), (v) => v / 255),
+  );
 
   // As requested: 3 channels at 20x30, each file as serving gives it.
   const c3 = await decodeImages(list.entries, opts({ size: [20, 30], channels: 3, cacheDir: null }));
   assert.deepEqual(c3.shape, [20, 30, 3]);
   assert.match(c3.choice, /^20x30 pixels \(height x width, as requested\), 3 channels \(as requested\)$/);
   const dim = 20 * 30 * 3;
-  for (const [k, i] of c3.kept.entries()) assert.deepEqual(c3.x.subarray(k * dim, (k + 1) * dim), await served(list.entries[i].path, c3.shape));
+  for (const [k, i] of c3.kept.entries())
+    assert.deepEqual(c3.x.subarray(k * dim, (k + 1) * dim), await served(list.entries[i].path, c3.shape));
 
   // Background: the 20x30 transparent image padded to 28x28 gets it in the padding and under the alpha.
   const t = list.entries.filter((e) => e.id === 'a/t00018.png');
   const black = await decodeImages(t, opts({ size: [28, 28], channels: 3, cacheDir: null }));
-  const white = await decodeImages(t, opts({ size: [28, 28], channels: 3, background: [255, 255, 255], cacheDir: null }));
+  const white = await decodeImages(
+    t,
+    opts({ size: [28, 28], channels: 3, background: [255, 255, 255], cacheDir: null }),
+  );
   assert.deepEqual([...black.x.subarray(0, 3)], [0, 0, 0]);
   assert.deepEqual([...white.x.subarray(0, 3)], [1, 1, 1]);
-  assert.ok(white.x.some((v, j) => j % 3 === 1 && v > 0.5) && !black.x.some((v, j) => j % 3 === 1 && v > 0), 'green only from the white background');
+  assert.ok(
+    white.x.some((v, j) => j % 3 === 1 && v > 0.5) && !black.x.some((v, j) => j % 3 === 1 && v > 0),
+    'green only from the white background',
+  );
 });
 
 test('manifest: header in any order, relative and absolute paths, empty labels, CSV order', async () => {
@@ -201,17 +271,32 @@ test('manifest: header in any order, relative and absolute paths, empty labels, 
   write(join(dir, 'm.csv'), '\ufeff' + rows.join('\r\n') + '\r\n');
   const list = readManifest(join(dir, 'm.csv'));
   assert.deepEqual(list.entries, [
-    { path: join(tmp, 'mnist', String(labels[3]), '3.png'), id: `../mnist/${labels[3]}/3.png`, label: String(labels[3]), line: 2 },
+    {
+      path: join(tmp, 'mnist', String(labels[3]), '3.png'),
+      id: `../mnist/${labels[3]}/3.png`,
+      label: String(labels[3]),
+      line: 2,
+    },
     { path: join(tmp, 'mnist', 'unlabeled', '44.png'), id: '../mnist/unlabeled/44.png', label: null, line: 3 },
     { path: abs, id: abs, label: 'cat', line: 5 },
-    { path: join(tmp, 'mnist', String(labels[1]), '1.png'), id: `../mnist/${labels[1]}/1.png`, label: String(labels[1]), line: 6 },
+    {
+      path: join(tmp, 'mnist', String(labels[1]), '1.png'),
+      id: `../mnist/${labels[1]}/1.png`,
+      label: String(labels[1]),
+      line: 6,
+    },
   ] satisfies ImageEntry[]);
   assert.deepEqual(list.classes, [String(labels[1]), String(labels[3]), 'cat'].sort(naturalCompare));
   const d = await decodeImages(list.entries, opts({ cacheDir: null }));
   const want = [3, 44, 5, 1].flatMap((i) => Array.from(px(i), (v) => Math.fround(v / 255)));
   assert.deepEqual(Array.from(d.x), want);
   const ds = imageDataset(list, d);
-  assert.deepEqual(Array.from(ds.y), [list.classes.indexOf(String(labels[3])), -1, list.classes.indexOf('cat'), list.classes.indexOf(String(labels[1]))]);
+  assert.deepEqual(Array.from(ds.y), [
+    list.classes.indexOf(String(labels[3])),
+    -1,
+    list.classes.indexOf('cat'),
+    list.classes.indexOf(String(labels[1])),
+  ]);
 });
 
 test('manifest errors name FILE:LINE and what was expected', async () => {
@@ -222,13 +307,39 @@ test('manifest errors name FILE:LINE and what was expected', async () => {
   };
   const png = join(tmp, 'mnist', String(labels[0]), '0.png');
   await dataErr(() => readManifest(join(dir, 'none.csv')), `${join(dir, 'none.csv')}: file not found`);
-  await dataErr(() => readManifest(csv('empty.csv', '')), `${join(dir, 'empty.csv')}: empty`, /header row with columns path and label/);
-  await dataErr(() => readManifest(csv('noheader.csv', `${png},7\n`)), `${join(dir, 'noheader.csv')}:1: no 'path' column`, /found: ".*0\.png", "7"/);
-  await dataErr(() => readManifest(csv('nolabel.csv', `file,path\nx,${png}\n`)), `${join(dir, 'nolabel.csv')}:1: no 'label' column`, /found: "file", "path"/);
-  await dataErr(() => readManifest(csv('fields.csv', `path,label\n${png},1\n${png},1,extra\n`)), `${join(dir, 'fields.csv')}:3: 3 field(s), expected 2`);
-  await dataErr(() => readManifest(csv('emptypath.csv', `path,label\n${png},1\n,2\n`)), `${join(dir, 'emptypath.csv')}:3: empty path`);
-  await dataErr(() => readManifest(csv('missing.csv', `path,label\nnope/a.png,1\n`)), `${join(dir, 'missing.csv')}:2: nope/a.png: file not found`, join(dir, 'nope', 'a.png'));
-  await dataErr(() => readManifest(csv('quote.csv', `path,label\n"${png},1\n`)), `${join(dir, 'quote.csv')}:`, /not valid CSV/);
+  await dataErr(
+    () => readManifest(csv('empty.csv', '')),
+    `${join(dir, 'empty.csv')}: empty`,
+    /header row with columns path and label/,
+  );
+  await dataErr(
+    () => readManifest(csv('noheader.csv', `${png},7\n`)),
+    `${join(dir, 'noheader.csv')}:1: no 'path' column`,
+    /found: ".*0\.png", "7"/,
+  );
+  await dataErr(
+    () => readManifest(csv('nolabel.csv', `file,path\nx,${png}\n`)),
+    `${join(dir, 'nolabel.csv')}:1: no 'label' column`,
+    /found: "file", "path"/,
+  );
+  await dataErr(
+    () => readManifest(csv('fields.csv', `path,label\n${png},1\n${png},1,extra\n`)),
+    `${join(dir, 'fields.csv')}:3: 3 field(s), expected 2`,
+  );
+  await dataErr(
+    () => readManifest(csv('emptypath.csv', `path,label\n${png},1\n,2\n`)),
+    `${join(dir, 'emptypath.csv')}:3: empty path`,
+  );
+  await dataErr(
+    () => readManifest(csv('missing.csv', `path,label\nnope/a.png,1\n`)),
+    `${join(dir, 'missing.csv')}:2: nope/a.png: file not found`,
+    join(dir, 'nope', 'a.png'),
+  );
+  await dataErr(
+    () => readManifest(csv('quote.csv', `path,label\n"${png},1\n`)),
+    `${join(dir, 'quote.csv')}:`,
+    /not valid CSV/,
+  );
   await dataErr(() => readManifest(csv('header-only.csv', 'path,label\n')), 'header-only.csv: a header but no rows');
 });
 
@@ -252,7 +363,10 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   const second = await decodeImages(list.entries, opts());
   assert.equal(second.cacheHit, true);
   assert.match(decodeSummary(second), /^loaded 6 images from the decode cache in \d+\.\d s$/);
-  assert.deepEqual([second.x, second.shape, second.kept, second.choice, second.skipped], [first.x, first.shape, first.kept, first.choice, first.skipped]);
+  assert.deepEqual(
+    [second.x, second.shape, second.kept, second.choice, second.skipped],
+    [first.x, first.shape, first.kept, first.choice, first.skipped],
+  );
 
   // Touching the garbage file invalidates the entry: it is decoded, and fails.
   utimesSync(paths[2], 1_700_000_001, 1_700_000_001);
@@ -262,7 +376,10 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   writeFileSync(paths[2], await gray(px(9)).png().toBuffer());
   const third = await decodeImages(list.entries, opts());
   assert.equal(third.cacheHit, false);
-  assert.deepEqual(third.x.subarray(2 * 784, 3 * 784), Float32Array.from(px(9), (v) => v / 255));
+  assert.deepEqual(
+    third.x.subarray(2 * 784, 3 * 784),
+    Float32Array.from(px(9), (v) => v / 255),
+  );
   assert.deepEqual(third.x.subarray(0, 2 * 784), first.x.subarray(0, 2 * 784));
   assert.equal((await decodeImages(list.entries, opts())).cacheHit, true);
 
@@ -303,17 +420,26 @@ test('bad files: a data error naming the file and suggesting --skip-bad; skipBad
   // In a manifest, the message also gives the line.
   write(join(tmp, 'bad-one', 'm.csv'), `path,label\n${join(dir, '0', '0.png')},a\ntext.png,\n`);
   write(join(tmp, 'bad-one', 'text.png'), 'text');
-  await dataErr(decodeImages(readManifest(join(tmp, 'bad-one', 'm.csv')).entries, opts()), 'text.png (manifest line 3): cannot read as an image');
+  await dataErr(
+    decodeImages(readManifest(join(tmp, 'bad-one', 'm.csv')).entries, opts()),
+    'text.png (manifest line 3): cannot read as an image',
+  );
 
   for (const [name, bytes] of bad) write(join(dir, name), bytes);
   const list = scanImageFolder(dir);
   await dataErr(decodeImages(list.entries, opts()), /--skip-bad/);
   const d = await decodeImages(list.entries, opts({ skipBad: true }));
   assert.deepEqual(d.skipped.map((s) => s.id).sort(), bad.map(([n]) => n).sort());
-  assert.deepEqual(Array.from(d.kept, (i) => list.entries[i].id), list.entries.map((e) => e.id).filter((id) => !bad.some(([n]) => n === id)));
+  assert.deepEqual(
+    Array.from(d.kept, (i) => list.entries[i].id),
+    list.entries.map((e) => e.id).filter((id) => !bad.some(([n]) => n === id)),
+  );
   for (const [k, i] of d.kept.entries()) {
     const idx = +list.entries[i].id.split('/')[1].split('.')[0];
-    assert.deepEqual(d.x.subarray(k * 784, (k + 1) * 784), Float32Array.from(px(idx), (v) => v / 255));
+    assert.deepEqual(
+      d.x.subarray(k * 784, (k + 1) * 784),
+      Float32Array.from(px(idx), (v) => v / 255),
+    );
   }
   assert.match(skippedSummary(d)!, /^skipped 4 unreadable file\(s\) \(--skip-bad\): .*\(.+\); .*; .*; and 1 more$/);
   assert.equal(skippedSummary({ skipped: [] }), null);
@@ -322,7 +448,10 @@ test('bad files: a data error naming the file and suggesting --skip-bad; skipBad
   assert.deepEqual([again.cacheHit, again.skipped, again.kept, again.x], [true, d.skipped, d.kept, d.x]);
   await dataErr(decodeImages(list.entries, opts()), /--skip-bad/, join(dir, d.skipped[0].id));
   const onlyBad = list.entries.filter((e) => bad.some(([n]) => n === e.id));
-  await dataErr(decodeImages(onlyBad, opts({ skipBad: true, cacheDir: null })), 'none of the 4 files is a readable image');
+  await dataErr(
+    decodeImages(onlyBad, opts({ skipBad: true, cacheDir: null })),
+    'none of the 4 files is a readable image',
+  );
   // A file deleted since the scan.
   rmSync(join(dir, '0', '2.png'));
   await dataErr(decodeImages(list.entries, opts({ skipBad: true })), `${join(dir, '0', '2.png')}: file not found`);
@@ -335,11 +464,29 @@ test('probe for data inspect, and content hashes', async () => {
   write(text, 'hello');
   const png = await gray(px(1)).png().toBuffer();
   write(truncated, png.subarray(0, png.length - 40));
-  const paths = [join(dir, 'a', 'g00000.png'), join(dir, 'a', 'jpeg', 'j00012.jpg'), join(dir, 'b', 'c00015.png'), join(dir, 'a', 't00018.png'), text, truncated];
+  const paths = [
+    join(dir, 'a', 'g00000.png'),
+    join(dir, 'a', 'jpeg', 'j00012.jpg'),
+    join(dir, 'b', 'c00015.png'),
+    join(dir, 'a', 't00018.png'),
+    text,
+    truncated,
+  ];
   const r = await probeImages(paths);
   assert.deepEqual(
-    r.slice(0, 4).map((p) => (p.ok ? [p.probe.height, p.probe.width, p.probe.bands, p.probe.channels, p.probe.hasAlpha, p.probe.format] : p.error)),
-    [[28, 28, 1, 1, false, 'png'], [28, 28, 1, 1, false, 'jpeg'], [32, 32, 3, 3, false, 'png'], [20, 30, 4, 3, true, 'png']],
+    r
+      .slice(0, 4)
+      .map((p) =>
+        p.ok
+          ? [p.probe.height, p.probe.width, p.probe.bands, p.probe.channels, p.probe.hasAlpha, p.probe.format]
+          : p.error,
+      ),
+    [
+      [28, 28, 1, 1, false, 'png'],
+      [28, 28, 1, 1, false, 'jpeg'],
+      [32, 32, 3, 3, false, 'png'],
+      [20, 30, 4, 3, true, 'png'],
+    ],
   );
   assert.ok(!r[4].ok && /unsupported image format/.test(r[4].error));
   assert.ok(r[5].ok, 'a truncated file has a readable header');

@@ -11,7 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDataSpec, absoluteSpec } from '../../src/data/sources/spec.js';
 import { allLabeled, stratifiedHoldout } from '../../src/data/split/split.js';
-import { grayFromEqualChannels, loadData, parseBackground, parseImageSize, type LoadOptions } from '../../src/data/load.js';
+import {
+  grayFromEqualChannels,
+  loadData,
+  parseBackground,
+  parseImageSize,
+  type LoadOptions,
+} from '../../src/data/load.js';
 import { validateConfig } from '../../src/train/config.js';
 import { autoPreset } from '../../src/models/presets.js';
 import { SemiganError } from '../../src/errors.js';
@@ -75,10 +81,16 @@ test('image folder: stratified test split, every label used, pixels as the MNIST
     }
   }
   const testIds = new Set(data.test.ids);
-  assert.ok(data.train.ids!.every((id) => !testIds.has(id)), 'no test image is a training image');
+  assert.ok(
+    data.train.ids!.every((id) => !testIds.has(id)),
+    'no test image is a training image',
+  );
   const r = data.train.ids!.indexOf('unlabeled/00005.png');
   const bytes = mnistBytes(rowsOf.get('unlabeled/00005.png')!);
-  assert.deepEqual(Array.from(data.train.x.subarray(r * 784, (r + 1) * 784)), Array.from(bytes, (v) => Math.fround(v / 255)));
+  assert.deepEqual(
+    Array.from(data.train.x.subarray(r * 784, (r + 1) * 784)),
+    Array.from(bytes, (v) => Math.fround(v / 255)),
+  );
 });
 
 test('image folder: --labels-per-class keeps N per class labeled; the rest become unlabeled', async () => {
@@ -87,14 +99,22 @@ test('image folder: --labels-per-class keeps N per class labeled; the rest becom
   // The default --test-split 0.2 holds out round(0.2 x 12) = 2 per class: 10 per class + 20 unlabeled train.
   assert.equal(data.test.n, 6);
   assert.equal(data.train.n, 50);
-  assert.deepEqual(Array.from(data.labeled, (r) => data.train.y[r]), [0, 0, 1, 1, 2, 2]);
+  assert.deepEqual(
+    Array.from(data.labeled, (r) => data.train.y[r]),
+    [0, 0, 1, 1, 2, 2],
+  );
   assert.match(data.summaryText, /50 train \(6 labeled, 2 per class/);
 });
 
 test('manifest: paths relative to the CSV, empty label = unlabeled, rows in CSV order', async () => {
-  const ids = [...rowsOf.keys()].filter((id) => id.startsWith('1/') || id.startsWith('2/') || id.startsWith('unlabeled/')).slice(0, 30);
+  const ids = [...rowsOf.keys()]
+    .filter((id) => id.startsWith('1/') || id.startsWith('2/') || id.startsWith('unlabeled/'))
+    .slice(0, 30);
   const manifest = join(tmp, 'list.csv');
-  writeFileSync(manifest, ['path,label', ...ids.map((id) => `digits/${id},${id.startsWith('unlabeled/') ? '' : id[0]}`)].join('\n') + '\n');
+  writeFileSync(
+    manifest,
+    ['path,label', ...ids.map((id) => `digits/${id},${id.startsWith('unlabeled/') ? '' : id[0]}`)].join('\n') + '\n',
+  );
   const data = await loadData(opts({ dataset: `manifest:${manifest}`, testSplit: 0.25 }));
   assert.deepEqual(data.train.classes, ['1', '2']);
   const all = [...data.train.ids!, ...data.test.ids!];
@@ -110,16 +130,26 @@ test('manifest: paths relative to the CSV, empty label = unlabeled, rows in CSV 
 
 test('gray pictures saved as RGB PNGs become 1 channel (the same pixels as grayscale files); --channels 3 keeps 3', async () => {
   const dir = join(tmp, 'rgb-gray');
-  const rows = [...rowsOf].filter(([id]) => id.startsWith('0/') || id.startsWith('1/') || id.startsWith('unlabeled/')).slice(0, 30);
+  const rows = [...rowsOf]
+    .filter(([id]) => id.startsWith('0/') || id.startsWith('1/') || id.startsWith('unlabeled/'))
+    .slice(0, 30);
   for (const [id, i] of rows) {
     mkdirSync(join(dir, id, '..'), { recursive: true });
-    await sharp(Buffer.from(mnistBytes(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').png().toFile(join(dir, id));
+    await sharp(Buffer.from(mnistBytes(i)), { raw: { width: 28, height: 28, channels: 1 } })
+      .toColourspace('srgb')
+      .png()
+      .toFile(join(dir, id));
   }
   const lines: string[] = [];
   const data = await loadData(opts({ dataset: `images:${dir}`, testSplit: 0.2 }), (l) => lines.push(l));
-  assert.match(lines.join('\n'), /3 channels .*every colour image is gray \(R = G = B in every pixel\): using 1 channel/s);
+  assert.match(
+    lines.join('\n'),
+    /3 channels .*every colour image is gray \(R = G = B in every pixel\): using 1 channel/s,
+  );
   assert.deepEqual(data.train.shape, [28, 28, 1]);
-  data.train.ids!.forEach((id, r) => assert.equal(data.train.x[r * 784 + 350], Math.fround(mnistBytes(rowsOf.get(id)!)[350] / 255)));
+  data.train.ids!.forEach((id, r) =>
+    assert.equal(data.train.x[r * 784 + 350], Math.fround(mnistBytes(rowsOf.get(id)!)[350] / 255)),
+  );
   const kept = await loadData(opts({ dataset: `images:${dir}`, testSplit: 0.2, channels: 3 }));
   assert.deepEqual(kept.train.shape, [28, 28, 3]);
   assert.equal(grayFromEqualChannels(Float32Array.from([0.1, 0.1, 0.1, 0.2, 0.2, 0.3])), null);
@@ -136,14 +166,29 @@ test('--test images:DIR2: its classes must be training classes, and every test i
   assert.equal(data.train.n, 56); // nothing held out
   const bad = join(tmp, 'test-bad');
   await writeMnistPng(join(bad, '7', 'c.png'), 102);
-  await assert.rejects(loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `images:${bad}` })), dataErr(/c\.png.*class '7' is not one of the training classes \[0, 1, 2\]/));
-  await assert.rejects(loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `csv:${join(tmp, 'x.csv')}`, labelColumn: 'y' })), /same kind/);
+  await assert.rejects(
+    loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `images:${bad}` })),
+    dataErr(/c\.png.*class '7' is not one of the training classes \[0, 1, 2\]/),
+  );
+  await assert.rejects(
+    loadData(opts({ dataset: `images:${join(tmp, 'digits')}`, test: `csv:${join(tmp, 'x.csv')}`, labelColumn: 'y' })),
+    /same kind/,
+  );
 });
 
 test('every example labeled and no --labels: the GAN has no unlabeled data, said clearly', async () => {
   const dir = join(tmp, 'all-labeled');
-  for (const [k, i] of [[0, 3], [0, 10], [1, 2], [1, 5]]) await writeMnistPng(join(dir, String(k), `${i}.png`), i);
-  await assert.rejects(loadData(opts({ dataset: `images:${dir}`, testSplit: 0.5 })), dataErr(/every training example is labeled.*unlabeled\/.*--labels N.*--mode supervised/));
+  for (const [k, i] of [
+    [0, 3],
+    [0, 10],
+    [1, 2],
+    [1, 5],
+  ])
+    await writeMnistPng(join(dir, String(k), `${i}.png`), i);
+  await assert.rejects(
+    loadData(opts({ dataset: `images:${dir}`, testSplit: 0.5 })),
+    dataErr(/every training example is labeled.*unlabeled\/.*--labels N.*--mode supervised/),
+  );
   const sup = await loadData({ ...opts({ dataset: `images:${dir}`, testSplit: 0.5 }), mode: 'supervised' });
   assert.equal(sup.labeled.length, 2);
 });
@@ -151,7 +196,13 @@ test('every example labeled and no --labels: the GAN has no unlabeled data, said
 test('csv: test split, standardization fitted on the training rows only', async () => {
   const path = join(tmp, 'table.csv');
   // Class a: x = 1, 2, 3, 4, 5; class b: x = 10, 20, 30, 40, 50; two unlabeled rows.
-  const rows = ['x,z,label', ...[1, 2, 3, 4, 5].map((v) => `${v},${-v},a`), ...[10, 20, 30, 40, 50].map((v) => `${v},0,b`), '7,7,', '8,8,'];
+  const rows = [
+    'x,z,label',
+    ...[1, 2, 3, 4, 5].map((v) => `${v},${-v},a`),
+    ...[10, 20, 30, 40, 50].map((v) => `${v},0,b`),
+    '7,7,',
+    '8,8,',
+  ];
   writeFileSync(path, rows.join('\n') + '\n');
   const data = await loadData(opts({ dataset: `csv:${path}`, labelColumn: 'label', testSplit: 0.2, seedData: 3 }));
   assert.deepEqual(data.train.shape, [1, 1, 2]);
@@ -162,7 +213,10 @@ test('csv: test split, standardization fitted on the training rows only', async 
   const trainX = data.train.ids!.map((id) => Number(rows[Number(id.split(':').pop()) - 1].split(',')[0]));
   const mean = trainX.reduce((a, b) => a + b, 0) / trainX.length;
   const std = Math.sqrt(trainX.reduce((a, b) => a + (b - mean) ** 2, 0) / trainX.length);
-  assert.ok(Math.abs(st.mean[0] - mean) < 1e-9 && Math.abs(st.std[0] - std) < 1e-6, `${st.mean[0]} ${st.std[0]} vs ${mean} ${std}`);
+  assert.ok(
+    Math.abs(st.mean[0] - mean) < 1e-9 && Math.abs(st.std[0] - std) < 1e-6,
+    `${st.mean[0]} ${st.std[0]} vs ${mean} ${std}`,
+  );
   for (let r = 0; r < data.train.n; r++) assert.ok(Math.abs(data.train.x[r * 2] - (trainX[r] - mean) / std) < 1e-5);
   await assert.rejects(loadData(opts({ dataset: `csv:${path}` })), /needs --label-column/);
 
@@ -173,9 +227,15 @@ test('csv: test split, standardization fitted on the training rows only', async 
   const s2 = withTest.summary.standardization!;
   assert.deepEqual([withTest.train.n, withTest.test.n], [12, 2]);
   assert.deepEqual([...withTest.test.y], [1, 0]);
-  assert.ok(Math.abs(withTest.test.x[0] - (25 - s2.mean[0]) / s2.std[0]) < 1e-5 && Math.abs(withTest.test.x[3] - (-3 - s2.mean[1]) / s2.std[1]) < 1e-5);
+  assert.ok(
+    Math.abs(withTest.test.x[0] - (25 - s2.mean[0]) / s2.std[0]) < 1e-5 &&
+      Math.abs(withTest.test.x[3] - (-3 - s2.mean[1]) / s2.std[1]) < 1e-5,
+  );
   writeFileSync(testPath, 'x,z,label\n1,2,c\n');
-  await assert.rejects(loadData(opts({ dataset: `csv:${path}`, labelColumn: 'label', test: `csv:${testPath}` })), /table-test\.csv:2: label "c" is not one of the known classes/);
+  await assert.rejects(
+    loadData(opts({ dataset: `csv:${path}`, labelColumn: 'label', test: `csv:${testPath}` })),
+    /table-test\.csv:2: label "c" is not one of the known classes/,
+  );
 });
 
 test('built-in datasets keep their official test split', async () => {
@@ -196,17 +256,38 @@ test('--preset auto: the paper MLP for built-ins and small grayscale images, tab
 test('data inspect: counts, the --test-split preview, and problems (unreadable, odd size, duplicates, few labels)', async () => {
   const dir = join(tmp, 'inspect');
   await writeMnistFolder(dir, DIGITS, 4, 3);
-  writeFileSync(join(dir, '1', 'cut.png'), readFileSync(join(dir, '0', readdirSync(join(dir, '0'))[0])).subarray(0, 60));
+  writeFileSync(
+    join(dir, '1', 'cut.png'),
+    readFileSync(join(dir, '0', readdirSync(join(dir, '0'))[0])).subarray(0, 60),
+  );
   await writeMnistPng(join(dir, '2', 'copy-of-a-0.png'), firstOfDigits([0], 1).get(0)![0]); // same bytes, another label
-  const clean = await inspectData(`images:${join(tmp, 'digits')}`, { test: null, unlabeledDir: 'unlabeled', labelColumn: null, features: null, dropColumns: [] });
-  assert.deepEqual(clean.classes, DIGITS.map((k) => ({ name: String(k), labeled: 12, test: 2 }))); // round(0.2 x 12)
+  const clean = await inspectData(`images:${join(tmp, 'digits')}`, {
+    test: null,
+    unlabeledDir: 'unlabeled',
+    labelColumn: null,
+    features: null,
+    dropColumns: [],
+  });
+  assert.deepEqual(
+    clean.classes,
+    DIGITS.map((k) => ({ name: String(k), labeled: 12, test: 2 })),
+  ); // round(0.2 x 12)
   assert.deepEqual([clean.examples, clean.labeled, clean.unlabeled, clean.test.examples], [56, 36, 20, 6]);
   assert.deepEqual(clean.sizes, [{ size: '28x28', files: 56 }]);
   assert.deepEqual(clean.problems, []);
 
   const testDir = join(tmp, 'inspect-test');
-  await writeMnistPng(join(testDir, '1', 'again.png'), rowsOf.get(readdirSync(join(tmp, 'digits', '1')).map((f) => `1/${f}`)[0])!);
-  const r = await inspectData(`images:${dir}`, { test: `images:${testDir}`, unlabeledDir: 'unlabeled', labelColumn: null, features: null, dropColumns: [] });
+  await writeMnistPng(
+    join(testDir, '1', 'again.png'),
+    rowsOf.get(readdirSync(join(tmp, 'digits', '1')).map((f) => `1/${f}`)[0])!,
+  );
+  const r = await inspectData(`images:${dir}`, {
+    test: `images:${testDir}`,
+    unlabeledDir: 'unlabeled',
+    labelColumn: null,
+    features: null,
+    dropColumns: [],
+  });
   assert.equal(r.test.examples, 1);
   const problems = r.problems.join('\n');
   assert.match(problems, /1 unreadable file .*1\/cut\.png/);

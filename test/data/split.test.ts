@@ -88,18 +88,34 @@ test('resolveLabelsPerClass', () => {
     () => resolveLabelsPerClass({ labels: 105 }, 10),
     isSemiganError(/^--labels 105 is not divisible by the 10 classes; use a multiple of 10 or --labels-per-class$/),
   );
-  assert.throws(() => resolveLabelsPerClass({ labels: 0 }, 10), isSemiganError(/--labels 0: expected a positive integer/));
+  assert.throws(
+    () => resolveLabelsPerClass({ labels: 0 }, 10),
+    isSemiganError(/--labels 0: expected a positive integer/),
+  );
   assert.throws(() => resolveLabelsPerClass({ labelsPerClass: 2.5 }, 10), isSemiganError(/--labels-per-class 2.5/));
   assert.throws(() => resolveLabelsPerClass({ labels: 100, labelsPerClass: 20 }, 10), isSemiganError(/disagree/));
 });
 
 test('splitSummary', () => {
-  const s = splitSummary({ dataset: 'mnist', train: 60000, test: 10000, labeled: 100, labelsPerClass: 10, seedData: 1 });
+  const s = splitSummary({
+    dataset: 'mnist',
+    train: 60000,
+    test: 10000,
+    labeled: 100,
+    labelsPerClass: 10,
+    seedData: 1,
+  });
   assert.equal(
     s.text,
     'mnist: 60000 train (100 labeled, 10 per class, seed-data 1; 60000 unlabeled = all train), 10000 test',
   );
   assert.deepEqual(s.json, {
-    dataset: 'mnist', train: 60000, labeled: 100, labelsPerClass: 10, unlabeled: 60000, test: 10000, seedData: 1,
+    dataset: 'mnist',
+    train: 60000,
+    labeled: 100,
+    labelsPerClass: 10,
+    unlabeled: 60000,
+    test: 10000,
+    seedData: 1,
   });
 });

@@ -89,33 +89,64 @@ test('MNIST-derived CSV: values round-trip exactly, labels, classes, ids with li
     digits.map((v, i) => (i % 3 === 2 ? -1 : d.classes.indexOf(String(v)))),
   );
   assert.equal(d.y.filter((v) => v === -1).length, N / 3);
-  assert.deepEqual(d.ids, Array.from({ length: N }, (_, i) => `${mnistCsv}:${i + 2}`));
+  assert.deepEqual(
+    d.ids,
+    Array.from({ length: N }, (_, i) => `${mnistCsv}:${i + 2}`),
+  );
   assert.deepEqual(d.skipped, []);
   // Real values: the pooled digits are mostly background with some ink.
   assert.ok(d.x.some((v) => v > 100) && d.x.some((v) => v === 0) && d.x.some((v) => v % 1 !== 0));
 });
 
 test('MNIST-derived CSV: the id column is not a number unless dropped', () => {
-  throwsAt(() => readTabularCsv(mnistCsv, { labelColumn: 'digit' }), mnistCsv, 2, /column "image": value "t10k\/0" is not a number/);
+  throwsAt(
+    () => readTabularCsv(mnistCsv, { labelColumn: 'digit' }),
+    mnistCsv,
+    2,
+    /column "image": value "t10k\/0" is not a number/,
+  );
 });
 
 test('select features in the given order; drop; unknown names list the columns', () => {
   const d = readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['p6_6', 'p0_0', 'p3_4'], idName: 'mnist.csv' });
   assert.deepEqual(d.features, ['p6_6', 'p0_0', 'p3_4']);
   const cols = [48, 0, 25];
-  assert.deepEqual(d.x, Float32Array.from({ length: N * 3 }, (_, i) => pooled[Math.floor(i / 3) * 49 + cols[i % 3]]));
+  assert.deepEqual(
+    d.x,
+    Float32Array.from({ length: N * 3 }, (_, i) => pooled[Math.floor(i / 3) * 49 + cols[i % 3]]),
+  );
   assert.equal(d.ids[4], 'mnist.csv:6');
   const dropped = readTabularCsv(mnistCsv, { labelColumn: 'digit', drop: ['image', 'p0_0'] });
   assert.deepEqual(dropped.features, PIXELS.slice(1));
   const both = readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['p0_1', 'p0_0'], drop: ['p0_0'] });
   assert.deepEqual(both.features, ['p0_1']);
 
-  let msg = throwsAt(() => readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['p0_0', 'p9_9'] }), mnistCsv, 1, /features names unknown column "p9_9"/);
+  let msg = throwsAt(
+    () => readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['p0_0', 'p9_9'] }),
+    mnistCsv,
+    1,
+    /features names unknown column "p9_9"/,
+  );
   assert.match(msg, /columns found: "image", "p0_0", "p0_1",/);
-  msg = throwsAt(() => readTabularCsv(mnistCsv, { labelColumn: 'digit', drop: ['id'] }), mnistCsv, 1, /drop names unknown column "id"/);
+  msg = throwsAt(
+    () => readTabularCsv(mnistCsv, { labelColumn: 'digit', drop: ['id'] }),
+    mnistCsv,
+    1,
+    /drop names unknown column "id"/,
+  );
   assert.match(msg, /… \(51 in all\)/);
-  throwsAt(() => readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['digit', 'p0_0'] }), mnistCsv, 1, /label column "digit", which is never a feature/);
-  throwsAt(() => readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['image'], drop: ['image'] }), mnistCsv, 1, /no feature columns left/);
+  throwsAt(
+    () => readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['digit', 'p0_0'] }),
+    mnistCsv,
+    1,
+    /label column "digit", which is never a feature/,
+  );
+  throwsAt(
+    () => readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['image'], drop: ['image'] }),
+    mnistCsv,
+    1,
+    /no feature columns left/,
+  );
 });
 
 test('test file: fixed classes and training feature order', () => {
@@ -124,19 +155,33 @@ test('test file: fixed classes and training feature order', () => {
   const d = readTabularCsv(mnistCsv, { labelColumn: 'digit', classes, featureNames });
   assert.deepEqual(d.classes, classes);
   assert.deepEqual(d.features, featureNames);
-  assert.deepEqual(Array.from(d.y), digits.map((v, i) => (i % 3 === 2 ? -1 : v)));
+  assert.deepEqual(
+    Array.from(d.y),
+    digits.map((v, i) => (i % 3 === 2 ? -1 : v)),
+  );
   assert.equal(d.x[0], pooled[48]);
   assert.equal(d.x[48], pooled[0]);
 });
 
 test('ids give the line a record starts on: CRLF, quoted multi-line field, blank lines; classes natural-sorted', () => {
-  const f = csv('lines.csv', 'note,a,b,label\r\nx,1,2,10\r\ny,3,4,2\r\n"multi\nline, quoted",5,6,\r\n\r\n  \r\nz,7,8,1\r\n"w",9,10,x2\r\n,11,12,x10\r\n');
+  const f = csv(
+    'lines.csv',
+    'note,a,b,label\r\nx,1,2,10\r\ny,3,4,2\r\n"multi\nline, quoted",5,6,\r\n\r\n  \r\nz,7,8,1\r\n"w",9,10,x2\r\n,11,12,x10\r\n',
+  );
   const d = readTabularCsv(f, { labelColumn: 'label', drop: ['note'], idName: 'lines.csv' });
   assert.deepEqual(d.ids, ['lines.csv:2', 'lines.csv:3', 'lines.csv:4', 'lines.csv:8', 'lines.csv:9', 'lines.csv:10']);
   assert.deepEqual(d.classes, ['1', '2', '10', 'x2', 'x10']);
   assert.deepEqual(Array.from(d.y), [2, 1, -1, 0, 3, 4]);
   assert.deepEqual(Array.from(d.x), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-  assert.deepEqual(['10', '9', '01', '1', 'b', 'a10', 'a9'].sort(naturalCompare), ['01', '1', '9', '10', 'a9', 'a10', 'b']);
+  assert.deepEqual(['10', '9', '01', '1', 'b', 'a10', 'a9'].sort(naturalCompare), [
+    '01',
+    '1',
+    '9',
+    '10',
+    'a9',
+    'a10',
+    'b',
+  ]);
 });
 
 test('standardization matches hand-computed mean and std, fitted on the given rows only', () => {
@@ -159,12 +204,22 @@ test('standardization matches hand-computed mean and std, fitted on the given ro
 
 test('a first row of numbers: the header is missing', () => {
   const f = csv('noheader.csv', '1,2,3\n4,5,6\n');
-  throwsAt(() => readTabularCsv(f, { labelColumn: 'label' }), f, 1, /looks like data, not a header: the header row is missing; expected a first row naming the columns, e.g. f1,f2,label/);
+  throwsAt(
+    () => readTabularCsv(f, { labelColumn: 'label' }),
+    f,
+    1,
+    /looks like data, not a header: the header row is missing; expected a first row naming the columns, e.g. f1,f2,label/,
+  );
 });
 
 test('unknown label column lists the columns found', () => {
   const f = csv('nolabel.csv', 'a,b,Label\n1,2,x\n');
-  throwsAt(() => readTabularCsv(f, { labelColumn: 'label' }), f, 1, /no label column "label" \(did you mean "Label"\?\); columns found: "a", "b", "Label"/);
+  throwsAt(
+    () => readTabularCsv(f, { labelColumn: 'label' }),
+    f,
+    1,
+    /no label column "label" \(did you mean "Label"\?\); columns found: "a", "b", "Label"/,
+  );
   const semi = csv('semicolon.csv', 'a;b;label\n1;2;x\n');
   throwsAt(() => readTabularCsv(semi, { labelColumn: 'label' }), semi, 1, /comma-separated/);
 });
@@ -175,12 +230,27 @@ test('bad rows name FILE:LINE, the column and the value', () => {
   const extra = csv('extra.csv', 'a,b,label\n1,2,x,\n');
   throwsAt(() => readTabularCsv(extra, { labelColumn: 'label' }), extra, 2, /found 4 fields, expected 3/);
   const nonNum = csv('nonnum.csv', 'a,b,label\n1,2,x\n3,4,y\n5,abc,x\n');
-  throwsAt(() => readTabularCsv(nonNum, { labelColumn: 'label' }), nonNum, 4, /column "b": value "abc" is not a number .*missing values are not supported/);
+  throwsAt(
+    () => readTabularCsv(nonNum, { labelColumn: 'label' }),
+    nonNum,
+    4,
+    /column "b": value "abc" is not a number .*missing values are not supported/,
+  );
   const empty = csv('emptyval.csv', 'a,b,label\n,2,x\n');
-  throwsAt(() => readTabularCsv(empty, { labelColumn: 'label' }), empty, 2, /column "a" is empty \(missing values are not supported/);
+  throwsAt(
+    () => readTabularCsv(empty, { labelColumn: 'label' }),
+    empty,
+    2,
+    /column "a" is empty \(missing values are not supported/,
+  );
   for (const v of ['NaN', 'NA', 'Infinity', '0x10', '1,5', '1.2.3']) {
     const f = csv('weird.csv', `a,b,label\n1,2,x\n"${v}",2,x\n`);
-    throwsAt(() => readTabularCsv(f, { labelColumn: 'label' }), f, 3, new RegExp(`column "a": value "${v.replaceAll('.', '\\.')}" is not a number`));
+    throwsAt(
+      () => readTabularCsv(f, { labelColumn: 'label' }),
+      f,
+      3,
+      new RegExp(`column "a": value "${v.replaceAll('.', '\\.')}" is not a number`),
+    );
   }
   const big = csv('big.csv', 'a,label\n1e39,x\n');
   throwsAt(() => readTabularCsv(big, { labelColumn: 'label' }), big, 2, /value "1e39" is out of the float32 range/);
@@ -190,9 +260,19 @@ test('bad rows name FILE:LINE, the column and the value', () => {
 
 test('test file: an unknown label or a missing feature column is an error', () => {
   const f = csv('test.csv', 'a,b,label\n1,2,a\n3,4,c\n');
-  throwsAt(() => readTabularCsv(f, { labelColumn: 'label', classes: ['a', 'b'] }), f, 3, /label "c" is not one of the known classes: "a", "b"/);
+  throwsAt(
+    () => readTabularCsv(f, { labelColumn: 'label', classes: ['a', 'b'] }),
+    f,
+    3,
+    /label "c" is not one of the known classes: "a", "b"/,
+  );
   throwsAt(() => readTabularCsv(f, { labelColumn: 'label', classes: ['a', 'b'], skipBad: true }), f, 3, /label "c"/);
-  throwsAt(() => readTabularCsv(f, { labelColumn: 'label', featureNames: ['a', 'z'] }), f, 1, /missing feature column "z" \(expected the 2 features the model was trained on; columns found: "a", "b", "label"\)/);
+  throwsAt(
+    () => readTabularCsv(f, { labelColumn: 'label', featureNames: ['a', 'z'] }),
+    f,
+    1,
+    /missing feature column "z" \(expected the 2 features the model was trained on; columns found: "a", "b", "label"\)/,
+  );
 });
 
 test('malformed, empty and header-only files; duplicate or unnamed columns', () => {
@@ -217,17 +297,29 @@ test('skipBad drops bad rows and reports each with FILE:LINE and the reason', ()
   assert.deepEqual(Array.from(d.x), [1, 2, 5, 6, 11, 12]);
   assert.deepEqual(Array.from(d.y), [0, 1, -1]);
   assert.deepEqual(d.ids, ['skip.csv:2', 'skip.csv:4', 'skip.csv:7']);
-  assert.deepEqual(d.skipped.map((s) => s.id), ['skip.csv:3', 'skip.csv:5', 'skip.csv:6']);
+  assert.deepEqual(
+    d.skipped.map((s) => s.id),
+    ['skip.csv:3', 'skip.csv:5', 'skip.csv:6'],
+  );
   assert.match(d.skipped[0].reason, /column "b" is empty/);
   assert.match(d.skipped[1].reason, /found 2 fields, expected 3/);
   assert.match(d.skipped[2].reason, /value "zz" is not a number/);
-  assert.match(describeSkipped(d.skipped, 2), /^skipped 3 bad rows: skip\.csv:3: column "b" is empty .*; skip\.csv:5: found 2 fields, expected 3 \(as in the header\); and 1 more$/);
+  assert.match(
+    describeSkipped(d.skipped, 2),
+    /^skipped 3 bad rows: skip\.csv:3: column "b" is empty .*; skip\.csv:5: found 2 fields, expected 3 \(as in the header\); and 1 more$/,
+  );
   assert.equal(describeSkipped([]), 'no rows skipped');
   // Without skipBad the first bad row stops the read.
   throwsAt(() => readTabularCsv(f, { labelColumn: 'label' }), f, 3, /column "b" is empty/);
   const allBad = csv('allbad.csv', 'a,label\n,x\nq,y\n');
-  assert.throws(() => readTabularCsv(allBad, { ...opts, idName: undefined }), (e: Error) => {
-    assert.match(e.message, /allbad\.csv: all 2 data rows are bad; skipped 2 bad rows: .*allbad\.csv:2: column "a" is empty/);
-    return true;
-  });
+  assert.throws(
+    () => readTabularCsv(allBad, { ...opts, idName: undefined }),
+    (e: Error) => {
+      assert.match(
+        e.message,
+        /allbad\.csv: all 2 data rows are bad; skipped 2 bad rows: .*allbad\.csv:2: column "a" is empty/,
+      );
+      return true;
+    },
+  );
 });

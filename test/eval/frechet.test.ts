@@ -38,27 +38,30 @@ test('jacobiEigen reconstructs a random symmetric 64x64 matrix; sqrtPsd squares 
   const g = new Float64Array(n * n).map(() => rng.uniform() - 0.5);
   // PSD: G G^T
   const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let k = 0; k < n; k++) s += g[i * n + k] * g[j * n + k];
-    a[i * n + j] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += g[i * n + k] * g[j * n + k];
+      a[i * n + j] = s;
+    }
   const { values, vectors } = jacobiEigen(a, n);
   for (let i = 1; i < n; i++) assert.ok(values[i] >= values[i - 1], 'ascending');
   let maxErr = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let k = 0; k < n; k++) s += vectors[i * n + k] * values[k] * vectors[j * n + k];
-    maxErr = Math.max(maxErr, Math.abs(s - a[i * n + j]));
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += vectors[i * n + k] * values[k] * vectors[j * n + k];
+      maxErr = Math.max(maxErr, Math.abs(s - a[i * n + j]));
+    }
   assert.ok(maxErr < 1e-10, `V diag V^T differs from A by ${maxErr}`);
   const r = sqrtPsd(a, n);
   let sqErr = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let k = 0; k < n; k++) s += r[i * n + k] * r[k * n + j];
-    sqErr = Math.max(sqErr, Math.abs(s - a[i * n + j]));
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += r[i * n + k] * r[k * n + j];
+      sqErr = Math.max(sqErr, Math.abs(s - a[i * n + j]));
+    }
   assert.ok(sqErr < 1e-10, `sqrt(A)^2 differs from A by ${sqErr}`);
 });
 
@@ -78,8 +81,14 @@ test('FD of 1-D samples equals (mu1 - mu2)^2 + (s1 - s2)^2', () => {
   // Diagonal covariances in 3-D: the formula separates per axis. Sign patterns from orthogonal
   // Walsh columns (bits 0, 1, 2 of the row index) make the sample covariance exactly diagonal.
   const n = 16;
-  const mus = [[0, 1, 2], [1, 1, -1]];
-  const sds = [[1, 2, 3], [3, 2, 0.5]];
+  const mus = [
+    [0, 1, 2],
+    [1, 1, -1],
+  ];
+  const sds = [
+    [1, 2, 3],
+    [3, 2, 0.5],
+  ];
   const rows = mus.map((m, set) => {
     const out = new Float64Array(n * 3);
     for (let i = 0; i < n; i++) {
@@ -110,11 +119,12 @@ test('FD of identical sets is 0; FD is symmetric; differing sets are far apart',
   // Correlated features: b = a mixed through a fixed random matrix plus an offset.
   const mix = new Float64Array(dim * dim).map(() => rng.uniform() - 0.3);
   const b = new Float64Array(500 * dim);
-  for (let r = 0; r < 500; r++) for (let j = 0; j < dim; j++) {
-    let s = 0.2;
-    for (let k = 0; k < dim; k++) s += a[(r % 300) * dim + k] * mix[k * dim + j] * (r >= 300 ? 1.1 : 1);
-    b[r * dim + j] = s;
-  }
+  for (let r = 0; r < 500; r++)
+    for (let j = 0; j < dim; j++) {
+      let s = 0.2;
+      for (let k = 0; k < dim; k++) s += a[(r % 300) * dim + k] * mix[k * dim + j] * (r >= 300 ? 1.1 : 1);
+      b[r * dim + j] = s;
+    }
   near(frechetDistance(a, a, dim), 0, 1e-6, 'FD(a, a)');
   near(frechetDistance(b, Float64Array.from(b), dim), 0, 1e-6, 'FD(b, copy of b)');
   const ab = frechetDistance(a, b, dim);
@@ -157,7 +167,10 @@ test('frechetDistance rejects mismatched input', () => {
 });
 
 test('loadFeatureNet: unknown dataset is a SemiganError naming the available nets', () => {
-  assert.throws(() => loadFeatureNet('cifar10'), (e: unknown) => e instanceof SemiganError && /cifar10/.test(e.message) && /mnist/.test(e.message));
+  assert.throws(
+    () => loadFeatureNet('cifar10'),
+    (e: unknown) => e instanceof SemiganError && /cifar10/.test(e.message) && /mnist/.test(e.message),
+  );
   assert.throws(() => loadFeatureNet('../package'), SemiganError);
 });
 

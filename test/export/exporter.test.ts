@@ -47,8 +47,6 @@ function idxImages(n: number): Buffer {
   return Buffer.concat([header, ...Array.from({ length: n }, (_, i) => bytesOf(test300, i))]);
 }
 
-
-
 function ok(r: CliResult): CliResult {
   assert.equal(r.code, 0, `exit code ${r.code}; stderr:\n${r.stderr}`);
   return r;
@@ -71,10 +69,14 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 /** Row i of a dataset as 0..255 bytes (the idx pixels: x = v / 255 exactly). */
-const bytesOf = (d: Dataset, i: number) => Uint8Array.from(d.x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
+const bytesOf = (d: Dataset, i: number) =>
+  Uint8Array.from(d.x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
 
 const grayPng = (px: Uint8Array, opts: sharp.PngOptions = {}) =>
-  sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png(opts).toBuffer();
+  sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } })
+    .toColourspace('b-w')
+    .png(opts)
+    .toBuffer();
 
 /** Plain tfjs, nothing from semigan: model.json + its weight file through tf.io.fromMemory. */
 async function loadPlain(dir: string): Promise<tf.LayersModel> {
@@ -96,8 +98,25 @@ before(async () => {
   run = join(tmp, 'run');
   modelDir = join(tmp, 'models', 'mnist');
   const t = ok(
-    await runCli(['train', '--backend', 'wasm', '--train-limit', '500', '--test-limit', String(TEST_LIMIT), '--epochs', '1',
-      '--iters-per-epoch', '20', '--batch-size', '50', '--ema-decay', '0.9', '--out', run]),
+    await runCli([
+      'train',
+      '--backend',
+      'wasm',
+      '--train-limit',
+      '500',
+      '--test-limit',
+      String(TEST_LIMIT),
+      '--epochs',
+      '1',
+      '--iters-per-epoch',
+      '20',
+      '--batch-size',
+      '50',
+      '--ema-decay',
+      '0.9',
+      '--out',
+      run,
+    ]),
   );
   result = JSON.parse(t.stdout.trim().split('\n').pop()!);
   const e = ok(await runCli(['export', run, '--out', modelDir, '--backend', 'wasm']));
@@ -117,13 +136,27 @@ test('export writes model.json, weights.bin and metadata.json (built-in layers o
 
   const modelJson = JSON.parse(readFileSync(join(modelDir, 'model.json'), 'utf8'));
   assert.equal(modelJson.format, 'layers-model');
-  const layers = modelJson.modelTopology.config.layers as { class_name: string; config: { units?: number; activation?: string } }[];
-  assert.deepEqual(layers.map((l) => l.class_name), ['Flatten', 'Dense', 'Dense', 'Dense', 'Dense', 'Dense', 'Dense']);
-  assert.deepEqual(layers.slice(1).map((l) => [l.config.units, l.config.activation]), [
-    [1000, 'relu'], [500, 'relu'], [250, 'relu'], [250, 'relu'], [250, 'relu'], [10, 'linear'],
-  ]);
+  const layers = modelJson.modelTopology.config.layers as {
+    class_name: string;
+    config: { units?: number; activation?: string };
+  }[];
+  assert.deepEqual(
+    layers.map((l) => l.class_name),
+    ['Flatten', 'Dense', 'Dense', 'Dense', 'Dense', 'Dense', 'Dense'],
+  );
+  assert.deepEqual(
+    layers.slice(1).map((l) => [l.config.units, l.config.activation]),
+    [
+      [1000, 'relu'],
+      [500, 'relu'],
+      [250, 'relu'],
+      [250, 'relu'],
+      [250, 'relu'],
+      [10, 'linear'],
+    ],
+  );
   assert.deepEqual(modelJson.weightsManifest[0].paths, ['weights.bin']);
-  const nWeights = (784 * 1000 + 1000) + (1000 * 500 + 500) + (500 * 250 + 250) + 2 * (250 * 250 + 250) + (250 * 10 + 10);
+  const nWeights = 784 * 1000 + 1000 + (1000 * 500 + 500) + (500 * 250 + 250) + 2 * (250 * 250 + 250) + (250 * 10 + 10);
   assert.equal(readFileSync(join(modelDir, 'weights.bin')).length, 4 * nWeights);
 
   const meta: ClassifierMetadata = JSON.parse(readFileSync(join(modelDir, 'metadata.json'), 'utf8'));
@@ -133,9 +166,10 @@ test('export writes model.json, weights.bin and metadata.json (built-in layers o
   assert.deepEqual(meta.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   assert.deepEqual(meta.inputShape, [28, 28, 1]);
   const p = meta.preprocessing as ImagePreprocessing;
-  assert.deepEqual([p.type, p.height, p.width, p.channels, p.scale.divisor, p.flatten, p.alpha, p.resize.fit], [
-    'image', 28, 28, 1, 255, 'row-major HWC', 'flatten-onto-black', 'contain',
-  ]);
+  assert.deepEqual(
+    [p.type, p.height, p.width, p.channels, p.scale.divisor, p.flatten, p.alpha, p.resize.fit],
+    ['image', 28, 28, 1, 255, 'row-major HWC', 'flatten-onto-black', 'contain'],
+  );
   assert.match(meta.postprocessing.realness, /sigmoid\(logsumexp\(logits\)\)/);
   assert.match(meta.postprocessing.probabilities, /softmax/);
   assert.deepEqual(meta.metrics, {
@@ -149,9 +183,13 @@ test('export writes model.json, weights.bin and metadata.json (built-in layers o
 
 test("plain tfjs: the exported model's logits equal the EMA discriminator's (noise off) to 1e-5 on real test images", async () => {
   const plain = await loadPlain(modelDir);
-  const exported = tf.tidy(() => (plain.predict(tf.tensor4d(test300.x, [TEST_LIMIT, 28, 28, 1])) as tf.Tensor).dataSync());
+  const exported = tf.tidy(() =>
+    (plain.predict(tf.tensor4d(test300.x, [TEST_LIMIT, 28, 28, 1])) as tf.Tensor).dataSync(),
+  );
   const { model, weights } = loadEmaDiscriminator(readRun(run));
-  const ours = tf.tidy(() => model.applyD(weights, tf.tensor2d(test300.x, [TEST_LIMIT, 784]), { noise: null }).logits.dataSync());
+  const ours = tf.tidy(() =>
+    model.applyD(weights, tf.tensor2d(test300.x, [TEST_LIMIT, 784]), { noise: null }).logits.dataSync(),
+  );
   tf.dispose(Object.values(weights));
   plain.dispose();
   assert.equal(exported.length, TEST_LIMIT * 10);
@@ -166,25 +204,37 @@ test("plain tfjs: the exported model's logits equal the EMA discriminator's (noi
  * batch size, so a row agrees with itself in another batch to float32 rounding of its dot
  * products (~sqrt(784) ulps of the largest logit: relative 1e-5 is ~20x what was measured).
  */
-for (const [matmul, tolerance] of [['wasm', () => 1e-6], ['auto', (scale: number) => 1e-5 * Math.max(1, scale)]] as const) {
+for (const [matmul, tolerance] of [
+  ['wasm', () => 1e-6],
+  ['auto', (scale: number) => 1e-5 * Math.max(1, scale)],
+] as const) {
   test(`batch independence (--matmul ${matmul}): an image's logits alone and inside a batch of 37 others agree`, async () => {
     const info = await initBackend('wasm', { matmul });
     const plain = await loadPlain(modelDir);
     const others = test300.x.subarray(100 * 784, 137 * 784); // 37 other images
     try {
-      for (const [img, pos] of [[3, 0], [42, 18], [250, 37]]) {
+      for (const [img, pos] of [
+        [3, 0],
+        [42, 18],
+        [250, 37],
+      ]) {
         const x = test300.x.subarray(img * 784, (img + 1) * 784);
         const batch = new Float32Array(38 * 784);
         batch.set(others.subarray(0, pos * 784), 0);
         batch.set(x, pos * 784);
         batch.set(others.subarray(pos * 784), (pos + 1) * 784);
         const alone = tf.tidy(() => (plain.predict(tf.tensor4d(x, [1, 28, 28, 1])) as tf.Tensor).dataSync());
-        const inBatch = tf.tidy(() => (plain.predict(tf.tensor4d(batch, [38, 28, 28, 1])) as tf.Tensor).dataSync().slice(pos * 10, pos * 10 + 10));
+        const inBatch = tf.tidy(() =>
+          (plain.predict(tf.tensor4d(batch, [38, 28, 28, 1])) as tf.Tensor).dataSync().slice(pos * 10, pos * 10 + 10),
+        );
         const tol = tolerance(Math.max(...Array.from(alone, Math.abs)));
         const d = maxAbsDiff(alone, inBatch);
         assert.ok(d <= tol, `image ${img} at ${pos}: plain tfjs (${info.matmul} matMuls): difference ${d} > ${tol}`);
         const viaClassifier = classifier.predictLogits(batch, 38).subarray(pos * 10, pos * 10 + 10);
-        assert.ok(maxAbsDiff(classifier.predictLogits(x, 1), viaClassifier) <= tol, `image ${img} at ${pos}: Classifier`);
+        assert.ok(
+          maxAbsDiff(classifier.predictLogits(x, 1), viaClassifier) <= tol,
+          `image ${img} at ${pos}: Classifier`,
+        );
       }
     } finally {
       plain.dispose();
@@ -194,7 +244,17 @@ for (const [matmul, tolerance] of [['wasm', () => 1e-6], ['auto', (scale: number
 
 test("evaluate MODEL_DIR --data mnist reproduces the run's test accuracy and confusion matrix", async () => {
   const [fromModel, fromRun] = await Promise.all([
-    runCli(['evaluate', modelDir, '--data', 'mnist', '--test-limit', String(TEST_LIMIT), '--json', '--backend', 'wasm']),
+    runCli([
+      'evaluate',
+      modelDir,
+      '--data',
+      'mnist',
+      '--test-limit',
+      String(TEST_LIMIT),
+      '--json',
+      '--backend',
+      'wasm',
+    ]),
     runCli(['evaluate', run, '--json', '--backend', 'wasm']),
   ]);
   const a: ClassificationReport = JSON.parse(ok(fromModel).stdout);
@@ -204,7 +264,10 @@ test("evaluate MODEL_DIR --data mnist reproduces the run's test accuracy and con
   assert.equal(a.errors, result.errors);
   assert.deepEqual(a.confusion, b.confusion);
   // --data/--data-dir belong to exported models.
-  assert.match(oneLineError(await runCli(['evaluate', run, '--data', 'mnist'])), /--data and --data-dir are for exported models/);
+  assert.match(
+    oneLineError(await runCli(['evaluate', run, '--data', 'mnist'])),
+    /--data and --data-dir are for exported models/,
+  );
 });
 
 test('Classifier.predict: float64 softmax probabilities, top-k, realness = sigmoid(logsumexp)', () => {
@@ -236,7 +299,8 @@ test('imageToInput: the PNG fast path gives exactly what sharp gives (gray, gray
   const meta3: ImagePreprocessing = { ...(meta1.preprocessing as ImagePreprocessing), channels: 3, colorSpace: 'rgb' };
   const px = [0, 1, 2, 3].map((i) => bytesOf(test300, i));
   const noise = Uint8Array.from({ length: 784 }, (_, i) => (i * 7919 + (i >> 3) * 31) % 256);
-  const raw = (data: Uint8Array, channels: 1 | 2 | 3 | 4) => sharp(Buffer.from(data), { raw: { width: 28, height: 28, channels } });
+  const raw = (data: Uint8Array, channels: 1 | 2 | 3 | 4) =>
+    sharp(Buffer.from(data), { raw: { width: 28, height: 28, channels } });
   const ga = Uint8Array.from({ length: 784 * 2 }, (_, i) => (i % 2 ? (i * 13) % 256 : px[1][i >> 1]));
   const rgbGray = Uint8Array.from({ length: 784 * 3 }, (_, i) => px[2][Math.floor(i / 3)]);
   const rgba = Uint8Array.from({ length: 784 * 4 }, (_, i) => (i % 4 === 3 ? px[3][i >> 2] : 255)); // white ink, alpha = digit
@@ -260,7 +324,10 @@ test('imageToInput: the PNG fast path gives exactly what sharp gives (gray, gray
       const a = await imageToInput(png, meta, { fastPath: true });
       const b = await imageToInput(png, meta, { fastPath: false });
       assert.equal(a.length, 784 * ('channels' in meta ? meta.channels : 1));
-      assert.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${name}, ${'channels' in meta ? 3 : 1} channels: fast path = sharp`);
+      assert.ok(
+        Buffer.from(a.buffer).equals(Buffer.from(b.buffer)),
+        `${name}, ${'channels' in meta ? 3 : 1} channels: fast path = sharp`,
+      );
     }
     if (fast) {
       // Which row filters the PNG uses (the fast path must undo each).
@@ -277,7 +344,7 @@ test('imageToInput: the PNG fast path gives exactly what sharp gives (gray, gray
   assert.deepEqual(await imageToInput(cases[0][1], meta1), test300.x.subarray(0, 784));
 });
 
-test('predict: PNG and JPEG files, an RGBA PNG of another size and an idx file give the raw pixels\' labels', async () => {
+test("predict: PNG and JPEG files, an RGBA PNG of another size and an idx file give the raw pixels' labels", async () => {
   const dir = join(tmp, 'inputs');
   mkdirSync(dir);
   const N = 20;
@@ -285,7 +352,12 @@ test('predict: PNG and JPEG files, an RGBA PNG of another size and an idx file g
   for (let i = 0; i < N; i++) {
     const px = bytesOf(test300, i);
     writeFileSync(join(dir, `${i}.png`), await grayPng(px));
-    writeFileSync(join(dir, `${i}.jpg`), await sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).jpeg({ quality: 90 }).toBuffer());
+    writeFileSync(
+      join(dir, `${i}.jpg`),
+      await sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    );
     files.push(join(dir, `${i}.png`), join(dir, `${i}.jpg`));
   }
   // 56x56 RGBA: white ink whose alpha is the digit, upscaled 2x.
@@ -297,8 +369,16 @@ test('predict: PNG and JPEG files, an RGBA PNG of another size and an idx file g
   assert.equal(big.length, 56 * 56);
   const rgba = Buffer.alloc(56 * 56 * 4, 255);
   for (let p = 0; p < 56 * 56; p++) rgba[4 * p + 3] = big[p];
-  writeFileSync(join(dir, 'rgba56.png'), await sharp(rgba, { raw: { width: 56, height: 56, channels: 4 } }).png().toBuffer());
-  assert.deepEqual((({ width, height, channels }) => [width, height, channels])(await sharp(join(dir, 'rgba56.png')).metadata()), [56, 56, 4]);
+  writeFileSync(
+    join(dir, 'rgba56.png'),
+    await sharp(rgba, { raw: { width: 56, height: 56, channels: 4 } })
+      .png()
+      .toBuffer(),
+  );
+  assert.deepEqual(
+    (({ width, height, channels }) => [width, height, channels])(await sharp(join(dir, 'rgba56.png')).metadata()),
+    [56, 56, 4],
+  );
   files.push(join(dir, 'rgba56.png'));
   // idx: the first 25 test images.
   const n = 25;
@@ -325,14 +405,26 @@ test('predict: PNG and JPEG files, an RGBA PNG of another size and an idx file g
   for (let i = 0; i < n; i++) {
     const p = byName.get(`${join(dir, 'images-idx3-ubyte')}[${i}]`)!;
     assert.equal(p.label, truth[i].label, `idx image ${i}`);
-    assert.ok(maxAbsDiff(Object.values(p.probabilities), Object.values(truth[i].probabilities)) < 1e-6, `idx image ${i} probabilities`);
+    assert.ok(
+      maxAbsDiff(Object.values(p.probabilities), Object.values(truth[i].probabilities)) < 1e-6,
+      `idx image ${i} probabilities`,
+    );
   }
 
   // The table: a header and one line per input.
-  const table = ok(await runCli(['predict', modelDir, join(dir, '0.png'), join(dir, 'rgba56.png'), '--backend', 'wasm'])).stdout.trimEnd().split('\n');
+  const table = ok(
+    await runCli(['predict', modelDir, join(dir, '0.png'), join(dir, 'rgba56.png'), '--backend', 'wasm']),
+  )
+    .stdout.trimEnd()
+    .split('\n');
   assert.equal(table.length, 3);
   assert.match(table[0], /^input\s+label\s+probability\s+realness\s+top 3$/);
-  assert.match(table[1], new RegExp(`^${join(dir, '0.png').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+${truth[0].label}\\s+0\\.\\d{4}\\s+[01]\\.\\d{4}\\s+\\S+ 0\\.\\d{4}, `));
+  assert.match(
+    table[1],
+    new RegExp(
+      `^${join(dir, '0.png').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+${truth[0].label}\\s+0\\.\\d{4}\\s+[01]\\.\\d{4}\\s+\\S+ 0\\.\\d{4}, `,
+    ),
+  );
 });
 
 test('predict: an undecodable file, a missing file and CSV input give one-line errors naming them', async () => {
@@ -348,18 +440,48 @@ test('predict: an undecodable file, a missing file and CSV input give one-line e
     runCli(['predict', modelDir, csv, '--backend', 'wasm']),
     runCli(['predict', modelDir, join(tmp, 'missing.png'), '--backend', 'wasm']),
   ]);
-  assert.equal(oneLineError(e1), `error: ${bad}: cannot decode as an image (Input buffer contains unsupported image format); expected PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG`);
-  assert.match(oneLineError(e2), new RegExp(`^error: ${truncated.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot decode as an image`));
-  assert.match(oneLineError(e3), /rows\.csv: CSV rows need a tabular model, but .* is an image model taking 28x28x1 images/);
+  assert.equal(
+    oneLineError(e1),
+    `error: ${bad}: cannot decode as an image (Input buffer contains unsupported image format); expected PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG`,
+  );
+  assert.match(
+    oneLineError(e2),
+    new RegExp(`^error: ${truncated.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot decode as an image`),
+  );
+  assert.match(
+    oneLineError(e3),
+    /rows\.csv: CSV rows need a tabular model, but .* is an image model taking 28x28x1 images/,
+  );
   assert.match(oneLineError(e4), /missing\.png: file not found/);
   // In-process too: a SemiganError naming the input.
-  await assert.rejects(imageToInput(readFileSync(bad), classifier.metadata, { name: 'upload #3' }), (e: Error) => e.name === 'SemiganError' && /^upload #3: cannot decode/.test(e.message));
+  await assert.rejects(
+    imageToInput(readFileSync(bad), classifier.metadata, { name: 'upload #3' }),
+    (e: Error) => e.name === 'SemiganError' && /^upload #3: cannot decode/.test(e.message),
+  );
 });
 
 test('export refuses a run with minibatch discrimination (one line, why, what to do) and writes nothing', async () => {
   const mbdRun = join(tmp, 'run-mbd');
-  ok(await runCli(['train', '--backend', 'wasm', '--mbd', '--train-limit', '500', '--test-limit', '50', '--epochs', '1',
-    '--iters-per-epoch', '1', '--batch-size', '20', '--out', mbdRun]));
+  ok(
+    await runCli([
+      'train',
+      '--backend',
+      'wasm',
+      '--mbd',
+      '--train-limit',
+      '500',
+      '--test-limit',
+      '50',
+      '--epochs',
+      '1',
+      '--iters-per-epoch',
+      '1',
+      '--batch-size',
+      '20',
+      '--out',
+      mbdRun,
+    ]),
+  );
   const out = join(tmp, 'models', 'mbd');
   const line = oneLineError(await runCli(['export', mbdRun, '--out', out, '--backend', 'wasm']));
   assert.equal(
@@ -395,7 +517,10 @@ test("docs/model_format.md: the Node snippet (plain tfjs) runs verbatim and agre
     const n = 12;
     writeFileSync(idx, idxImages(n));
     const r = ok(await runNode([join(dir, 'classify.mjs'), modelDir, idx, String(n)]));
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const truth = classifier.predict(test300.x.subarray(0, n * 784), n);
     assert.equal(lines.length, n);
     lines.forEach((l, i) => {

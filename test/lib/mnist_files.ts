@@ -5,7 +5,14 @@
 import { join } from 'node:path';
 import { mnistTest, writeMnistPng } from '../../scripts/lib/mnist_samples.js';
 
-export { MNIST_DIR, mnistBytes, mnistTest, pooledMnistCsv, POOLED_COLUMNS, writeMnistPng } from '../../scripts/lib/mnist_samples.js';
+export {
+  MNIST_DIR,
+  mnistBytes,
+  mnistTest,
+  pooledMnistCsv,
+  POOLED_COLUMNS,
+  writeMnistPng,
+} from '../../scripts/lib/mnist_samples.js';
 
 /** Row indices of the first `perDigit` test images of each digit in `digits`, in file order. */
 export function firstOfDigits(digits: number[], perDigit: number, skip = 0): Map<number, number[]> {
@@ -26,7 +33,12 @@ export function firstOfDigits(digits: number[], perDigit: number, skip = 0): Map
  * An image folder DIR/<digit>/<index>.png for the given digits (perDigit each) plus
  * DIR/unlabeled/<index>.png (`unlabeled` images of any digit). Returns the MNIST row of each file id.
  */
-export async function writeMnistFolder(dir: string, digits: number[], perDigit: number, unlabeled: number): Promise<Map<string, number>> {
+export async function writeMnistFolder(
+  dir: string,
+  digits: number[],
+  perDigit: number,
+  unlabeled: number,
+): Promise<Map<string, number>> {
   const rows = new Map<string, number>();
   for (const [k, idx] of firstOfDigits(digits, perDigit)) {
     for (const i of idx) {

@@ -30,43 +30,109 @@ interface Case {
 
 const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
 
-function convCase(rng: Rng, batch: number, [h, w]: number[], cin: number, cout: number, k: number, strides: number, pad: Pad, dataFormat: 'NHWC' | 'NCHW' = 'NHWC'): Case {
+function convCase(
+  rng: Rng,
+  batch: number,
+  [h, w]: number[],
+  cin: number,
+  cout: number,
+  k: number,
+  strides: number,
+  pad: Pad,
+  dataFormat: 'NHWC' | 'NCHW' = 'NHWC',
+): Case {
   const aShape: Shape4 = dataFormat === 'NHWC' ? [batch, h, w, cin] : [batch, cin, h, w];
   const fShape: Shape4 = [k, k, cin, cout];
-  const info = tf.backend_util.computeConv2DInfo(aShape, fShape, strides, 1, pad, undefined, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  const info = tf.backend_util.computeConv2DInfo(
+    aShape,
+    fShape,
+    strides,
+    1,
+    pad,
+    undefined,
+    false,
+    tf.backend_util.convertConv2DDataFormat(dataFormat),
+  );
   const outShape = info.outShape as Shape4;
   const normal = (s: number[]) => rng.fillNormal(new Float32Array(size(s)));
   const name = `conv2d ${dataFormat} x [${aShape}] ${k}x${k} ${cin}->${cout} stride ${strides} pad ${pad}`;
-  return { name, transpose: false, a: normal(aShape), aShape, f: normal(fShape), fShape, w: normal(outShape), outShape, strides, pad, dataFormat };
+  return {
+    name,
+    transpose: false,
+    a: normal(aShape),
+    aShape,
+    f: normal(fShape),
+    fShape,
+    w: normal(outShape),
+    outShape,
+    strides,
+    pad,
+    dataFormat,
+  };
 }
 
 /** A generator's upsampling layer: [B, h, w, cin] -> [B, h*2, w*2, cout] (stride 2 'same'), or 'valid' [B, (h-1)*s+k, ...]. */
-function transposeCase(rng: Rng, batch: number, [h, w]: number[], cin: number, cout: number, k: number, strides: number, pad: 'same' | 'valid'): Case {
+function transposeCase(
+  rng: Rng,
+  batch: number,
+  [h, w]: number[],
+  cin: number,
+  cout: number,
+  k: number,
+  strides: number,
+  pad: 'same' | 'valid',
+): Case {
   const aShape: Shape4 = [batch, h, w, cin];
   const fShape: Shape4 = [k, k, cout, cin]; // tfjs's conv2dTranspose layout [kh, kw, out, in]
   const grow = (n: number) => (pad === 'same' ? n * strides : (n - 1) * strides + k);
   const outShape: Shape4 = [batch, grow(h), grow(w), cout];
   const normal = (s: number[]) => rng.fillNormal(new Float32Array(size(s)));
   const name = `conv2dTranspose [${aShape}] -> [${outShape}] ${k}x${k} stride ${strides} pad ${pad}`;
-  return { name, transpose: true, a: normal(aShape), aShape, f: normal(fShape), fShape, w: normal(outShape), outShape, strides, pad, dataFormat: 'NHWC' };
+  return {
+    name,
+    transpose: true,
+    a: normal(aShape),
+    aShape,
+    f: normal(fShape),
+    fShape,
+    w: normal(outShape),
+    outShape,
+    strides,
+    pad,
+    dataFormat: 'NHWC',
+  };
 }
 
 function makeCases(rng: Rng): Case[] {
   const cases: Case[] = [];
   // [batch, cin, cout], cycled so that every kernel/stride/pad meets several channel counts.
-  const chans = [[1, 1, 3], [4, 3, 16], [4, 16, 1], [1, 16, 16], [4, 3, 3]];
+  const chans = [
+    [1, 1, 3],
+    [4, 3, 16],
+    [4, 16, 1],
+    [1, 16, 16],
+    [4, 3, 3],
+  ];
   let i = 0;
   for (const k of [1, 3, 4, 5])
     for (const strides of [1, 2])
       for (const pad of ['same', 'valid'] as const)
-        for (const hw of [[7, 7], [9, 5], [8, 6]]) {
+        for (const hw of [
+          [7, 7],
+          [9, 5],
+          [8, 6],
+        ]) {
           const [batch, cin, cout] = chans[i++ % chans.length];
           cases.push(convCase(rng, batch, hw, cin, cout, k, strides, pad));
         }
   cases.push(convCase(rng, 4, [9, 7], 3, 16, 3, 2, 1)); // numeric pad
   cases.push(convCase(rng, 2, [11, 9], 16, 3, 5, 3, 'same')); // stride 3
   for (const k of [3, 4, 5])
-    for (const [batch, hw, cin, cout] of [[4, [7, 7], 16, 3], [1, [4, 4], 16, 16], [4, [3, 5], 3, 1]] as const)
+    for (const [batch, hw, cin, cout] of [
+      [4, [7, 7], 16, 3],
+      [1, [4, 4], 16, 16],
+      [4, [3, 5], 3, 1],
+    ] as const)
       cases.push(transposeCase(rng, batch, [...hw], cin, cout, k, 2, 'same'));
   cases.push(transposeCase(rng, 4, [5, 3], 3, 16, 4, 2, 'valid'));
   cases.push(transposeCase(rng, 1, [6, 6], 16, 3, 3, 1, 'same'));
@@ -81,7 +147,9 @@ function referenceGrads(c: Case): Float32Array[] {
   return tf.tidy(() => {
     const [a, f, w] = [tf.tensor(c.a, c.aShape), tf.tensor(c.f, c.fShape), tf.tensor(c.w, c.outShape)];
     const run = (kernel: string, inputs: Record<string, tf.Tensor>, attrs: object) =>
-      (tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
+      (
+        tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor
+      ).dataSync() as Float32Array;
     if (!c.transpose) {
       return [
         run('Conv2DBackpropInput', { dy: w, filter: f }, { ...attrsOf(c), inputShape: c.aShape }),
@@ -100,7 +168,9 @@ function opOf(c: Case, subPixel = false) {
   return (a: tf.Tensor, f: tf.Tensor) => {
     const [a4, f4] = [a as tf.Tensor4D, f as tf.Tensor4D];
     if (!c.transpose) return tf.conv2d(a4, f4, c.strides, c.pad, c.dataFormat);
-    return subPixel ? conv2dInputGrad(c.outShape, a4, f4, c.strides, c.pad) : tf.conv2dTranspose(a4, f4, c.outShape, c.strides, c.pad);
+    return subPixel
+      ? conv2dInputGrad(c.outShape, a4, f4, c.strides, c.pad)
+      : tf.conv2dTranspose(a4, f4, c.outShape, c.strides, c.pad);
   };
 }
 
@@ -109,7 +179,10 @@ function gradsOf(c: Case, subPixel = false): Float32Array[] {
   return tf.tidy(() => {
     const w = tf.tensor(c.w, c.outShape);
     const op = opOf(c, subPixel);
-    const grads = tf.grads((a: tf.Tensor, f: tf.Tensor) => op(a, f).mul(w).sum())([tf.tensor(c.a, c.aShape), tf.tensor(c.f, c.fShape)]);
+    const grads = tf.grads((a: tf.Tensor, f: tf.Tensor) => op(a, f).mul(w).sum())([
+      tf.tensor(c.a, c.aShape),
+      tf.tensor(c.f, c.fShape),
+    ]);
     assert.deepEqual(grads[0].shape, c.aShape);
     assert.deepEqual(grads[1].shape, c.fShape);
     return grads.map((g) => g.dataSync() as Float32Array);
@@ -144,7 +217,10 @@ test('without these gradients the wasm backend cannot train a conv filter (no Co
   assert.notEqual(tf.getGradient(tf.Conv2D), wasmConv2DGrad);
   const x = tf.ones([1, 5, 5, 2]) as tf.Tensor4D;
   const f = tf.ones([3, 3, 2, 4]) as tf.Tensor4D;
-  assert.throws(() => tf.grad((filter: tf.Tensor) => tf.conv2d(x, filter as tf.Tensor4D, 1, 'same').sum())(f), /Conv2DBackpropFilter/);
+  assert.throws(
+    () => tf.grad((filter: tf.Tensor) => tf.conv2d(x, filter as tf.Tensor4D, 1, 'same').sum())(f),
+    /Conv2DBackpropFilter/,
+  );
   tf.dispose([x, f]);
 });
 
@@ -183,12 +259,21 @@ test('conv2dInputGrad as a conv2dTranspose forward (G layers): same outputs, and
   const refOut = cases.map((c) =>
     tf.tidy(() => {
       const inputs = { dy: tf.tensor(c.a, c.aShape), filter: tf.tensor(c.f, c.fShape) };
-      return (tf.engine().runKernel('Conv2DBackpropInput', inputs, { ...attrsOf(c), inputShape: c.outShape } as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
+      return (
+        tf
+          .engine()
+          .runKernel('Conv2DBackpropInput', inputs, {
+            ...attrsOf(c),
+            inputShape: c.outShape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor
+      ).dataSync() as Float32Array;
     }),
   );
   await tf.setBackend('wasm');
   for (const [i, c] of cases.entries()) {
-    const out = tf.tidy(() => opOf(c, true)(tf.tensor(c.a, c.aShape), tf.tensor(c.f, c.fShape)).dataSync() as Float32Array);
+    const out = tf.tidy(
+      () => opOf(c, true)(tf.tensor(c.a, c.aShape), tf.tensor(c.f, c.fShape)).dataSync() as Float32Array,
+    );
     const d = relMaxDiff(out, refOut[i]);
     assert.ok(d <= 1e-4, `${c.name}: conv2dInputGrad output differs from tfjs's cpu conv2dTranspose by ${d}`);
   }
@@ -199,6 +284,9 @@ test('dilated conv: a clear error instead of a wrong gradient', async () => {
   await tf.setBackend('wasm');
   const x = tf.ones([1, 9, 9, 2]) as tf.Tensor4D;
   const f = tf.ones([3, 3, 2, 4]) as tf.Tensor4D;
-  assert.throws(() => tf.grad((filter: tf.Tensor) => tf.conv2d(x, filter as tf.Tensor4D, 1, 'same', 'NHWC', 2).sum())(f), /dilations must be 1/);
+  assert.throws(
+    () => tf.grad((filter: tf.Tensor) => tf.conv2d(x, filter as tf.Tensor4D, 1, 'same', 'NHWC', 2).sum())(f),
+    /dilations must be 1/,
+  );
   tf.dispose([x, f]);
 });

@@ -59,7 +59,16 @@ function run(inPlace: boolean): Uint32Array[] {
     product.dispose();
   }
   x.dispose();
-  const out = [p.vars.w, p.vars.b, adam.state.m.w, adam.state.v.w, adam.state.m.b, adam.state.v.b, ema.shadow.w, ema.shadow.b].map(bits);
+  const out = [
+    p.vars.w,
+    p.vars.b,
+    adam.state.m.w,
+    adam.state.v.w,
+    adam.state.m.b,
+    adam.state.v.b,
+    ema.shadow.w,
+    ema.shadow.b,
+  ].map(bits);
   out.push(...products);
   adam.dispose();
   ema.dispose();
@@ -67,23 +76,37 @@ function run(inPlace: boolean): Uint32Array[] {
   return out;
 }
 
-test('native in-place Adam + EMA: bit-identical to the tfjs ops after 20 steps, and so are matMuls with the updated weights; no tensor leaks', skip, async () => {
-  await initBackend('wasm', { matmul: 'wasm' });
-  const before = tf.memory();
-  const ref = run(false);
-  const ours = run(true);
-  assert.equal(tf.memory().numTensors, before.numTensors);
-  assert.equal(tf.memory().numBytes, before.numBytes);
-  const names = ['w', 'b', 'm.w', 'v.w', 'm.b', 'v.b', 'ema.w', 'ema.b', ...Array.from({ length: 20 }, (_, i) => `x w after step ${i + 1}`)];
-  ref.forEach((r, i) => {
-    const o = ours[i];
-    let differing = 0;
-    for (let j = 0; j < r.length; j++) if (r[j] !== o[j]) differing++;
-    assert.equal(differing, 0, `${names[i]}: ${differing} of ${r.length} values differ`);
-  });
-  // And the updates did move the parameters (the comparison is not of two untouched copies).
-  assert.notDeepEqual(ref[0], bits(params(3).vars.w));
-});
+test(
+  'native in-place Adam + EMA: bit-identical to the tfjs ops after 20 steps, and so are matMuls with the updated weights; no tensor leaks',
+  skip,
+  async () => {
+    await initBackend('wasm', { matmul: 'wasm' });
+    const before = tf.memory();
+    const ref = run(false);
+    const ours = run(true);
+    assert.equal(tf.memory().numTensors, before.numTensors);
+    assert.equal(tf.memory().numBytes, before.numBytes);
+    const names = [
+      'w',
+      'b',
+      'm.w',
+      'v.w',
+      'm.b',
+      'v.b',
+      'ema.w',
+      'ema.b',
+      ...Array.from({ length: 20 }, (_, i) => `x w after step ${i + 1}`),
+    ];
+    ref.forEach((r, i) => {
+      const o = ours[i];
+      let differing = 0;
+      for (let j = 0; j < r.length; j++) if (r[j] !== o[j]) differing++;
+      assert.equal(differing, 0, `${names[i]}: ${differing} of ${r.length} values differ`);
+    });
+    // And the updates did move the parameters (the comparison is not of two untouched copies).
+    assert.notDeepEqual(ref[0], bits(params(3).vars.w));
+  },
+);
 
 test('a shadow or parameter shared with another tensor is not written in place', skip, async () => {
   await initBackend('wasm');

@@ -14,7 +14,15 @@ before(async () => {
 });
 
 test('data-dependent init: every D layer has pre-activation mean 0, std 1 on the init batch (500 real MNIST rows)', () => {
-  const data = prepareData({ dataset: 'mnist', dataDir: null, labels: 100, labelsPerClass: null, trainLimit: 2000, testLimit: 10, seedData: 1 });
+  const data = prepareData({
+    dataset: 'mnist',
+    dataDir: null,
+    labels: 100,
+    labelsPerClass: null,
+    trainLimit: 2000,
+    testLimit: 10,
+    seedData: 1,
+  });
   const rows = data.initRows.subarray(0, 500);
   assert.equal(rows.length, 500);
   const x = tf.tensor2d(gatherRows(data.train, rows), [500, 784]);
@@ -55,15 +63,21 @@ test('data-dependent init: every D layer has pre-activation mean 0, std 1 on the
     if (next) h = next as tf.Tensor2D;
   }
   // Only the last layer's g is trained; the hidden gains stay as the init set them.
-  assert.deepEqual(d.trainable.filter((n) => n.endsWith('.g')), [`l${nLayers - 1}.g`]);
+  assert.deepEqual(
+    d.trainable.filter((n) => n.endsWith('.g')),
+    [`l${nLayers - 1}.g`],
+  );
   x.dispose();
   disposeParams(d);
 });
 
-test('weightNormKernel: W = v * g / ||v|| column-wise, so column j has norm |g_j| and v_j\'s direction', () => {
+test("weightNormKernel: W = v * g / ||v|| column-wise, so column j has norm |g_j| and v_j's direction", () => {
   // v columns: [3,4] (norm 5), [1,0] (norm 1), [0,-2] (norm 2); g = [2, -0.5, 3].
   // W = [[3*2/5, 1*-0.5/1, 0], [4*2/5, 0, -2*3/2]] = [[1.2, -0.5, 0], [1.6, 0, -3]].
-  const v = tf.tensor2d([[3, 1, 0], [4, 0, -2]]);
+  const v = tf.tensor2d([
+    [3, 1, 0],
+    [4, 0, -2],
+  ]);
   const g = tf.tensor1d([2, -0.5, 3]);
   const w = weightNormKernel(v, g);
   const got = Array.from(w.dataSync());
@@ -79,7 +93,10 @@ test('weightNormKernel: W = v * g / ||v|| column-wise, so column j has norm |g_j
   const w2 = weightNormKernel(v2, g2);
   const norms = w2.square().sum(0);
   for (const [j, n] of Array.from(norms.dataSync()).entries()) {
-    assert.ok(Math.abs(Math.sqrt(n) - Math.abs(gVals[j])) < 1e-5 * Math.abs(gVals[j]), `column ${j}: norm ${Math.sqrt(n)} vs |g| ${Math.abs(gVals[j])}`);
+    assert.ok(
+      Math.abs(Math.sqrt(n) - Math.abs(gVals[j])) < 1e-5 * Math.abs(gVals[j]),
+      `column ${j}: norm ${Math.sqrt(n)} vs |g| ${Math.abs(gVals[j])}`,
+    );
   }
   // weightNormDense = x W + b.
   const xv = new Float32Array(50);
@@ -161,7 +178,10 @@ test('Rng.permutation is a permutation of 0..n-1 and differs between draws', () 
   for (const n of [1, 2, 10, 1000]) {
     const p = r.permutation(n);
     assert.equal(p.length, n);
-    assert.deepEqual(Array.from(p).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+    assert.deepEqual(
+      Array.from(p).sort((a, b) => a - b),
+      Array.from({ length: n }, (_, i) => i),
+    );
   }
   const p1 = Array.from(r.permutation(1000));
   const p2 = Array.from(r.permutation(1000));

@@ -28,7 +28,8 @@ interface Case {
 /** Operands for out = matMul(a, b, tA, tB) with out [batch.., m, n] and inner size k. */
 function makeCases(rng: Rng): Case[] {
   const cases: Case[] = [];
-  const normal = (shape: number[]) => tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((x, y) => x * y, 1))), shape);
+  const normal = (shape: number[]) =>
+    tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((x, y) => x * y, 1))), shape);
   for (const batch of [[], [3]]) {
     const [m, k, n] = [5, 7, 4];
     for (const [tA, tB] of COMBOS) {
@@ -90,7 +91,10 @@ test('explicit-transpose MatMul gradient = tfjs default gradient, all four trans
     const ref = referenceGrads(c);
     for (const g of [0, 1])
       for (let j = 0; j < ref[g].length; j++)
-        assert.ok(Math.abs(defaults[i][g][j] - ref[g][j]) < 1e-4, `${c.name}: default grad ${g}[${j}] ${defaults[i][g][j]} vs ${ref[g][j]}`);
+        assert.ok(
+          Math.abs(defaults[i][g][j] - ref[g][j]) < 1e-4,
+          `${c.name}: default grad ${g}[${j}] ${defaults[i][g][j]} vs ${ref[g][j]}`,
+        );
   }
 
   // 2. Ours, registered globally.
@@ -102,7 +106,11 @@ test('explicit-transpose MatMul gradient = tfjs default gradient, all four trans
       const [x, y] = [defaults[i][g], ours[i][g]];
       assert.equal(y.length, x.length);
       // Same products summed in the same order: equal to float32 rounding (in practice bit-identical).
-      for (let j = 0; j < x.length; j++) assert.ok(Math.abs(x[j] - y[j]) <= 1e-6 * (1 + Math.abs(x[j])), `${c.name}: grad ${'ab'[g]}[${j}] default ${x[j]} vs explicit ${y[j]}`);
+      for (let j = 0; j < x.length; j++)
+        assert.ok(
+          Math.abs(x[j] - y[j]) <= 1e-6 * (1 + Math.abs(x[j])),
+          `${c.name}: grad ${'ab'[g]}[${j}] default ${x[j]} vs explicit ${y[j]}`,
+        );
     }
   }
   tf.dispose(cases.flatMap((c) => [c.a, c.b, c.w]));
@@ -118,7 +126,10 @@ test('on wasm with tfjs matMuls (where initBackend registers it) the explicit gr
     const ref = referenceGrads(c);
     for (const g of [0, 1])
       for (let j = 0; j < ref[g].length; j++)
-        assert.ok(Math.abs(got[g][j] - ref[g][j]) < 1e-4, `${c.name}: grad ${'ab'[g]}[${j}] ${got[g][j]} vs ${ref[g][j]}`);
+        assert.ok(
+          Math.abs(got[g][j] - ref[g][j]) < 1e-4,
+          `${c.name}: grad ${'ab'[g]}[${j}] ${got[g][j]} vs ${ref[g][j]}`,
+        );
   }
   tf.dispose(cases.flatMap((c) => [c.a, c.b, c.w]));
 });

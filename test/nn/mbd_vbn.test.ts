@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import { Rng } from '../../src/rng.js';
-import { initMinibatchKernel, minibatchDiscrimination, minibatchFeatures } from '../../src/nn/minibatch_discrimination.js';
+import {
+  initMinibatchKernel,
+  minibatchDiscrimination,
+  minibatchFeatures,
+} from '../../src/nn/minibatch_discrimination.js';
 import { virtualBatchNorm } from '../../src/nn/virtual_batch_norm.js';
 
 before(async () => {
@@ -27,8 +31,15 @@ test('MBD: two identical rows and a far one, by hand', () => {
   //   kernel 1: M_r0 = (2, -2), M_r2 = (10, 3);  L1 = 8 + 5 = 13
   // c(r0, r1) = exp(0) = 1 in both kernels; c(r0, r2) = e^-9 and e^-13 (~0). Self excluded:
   //   o(r0) = o(r1) = [1 + e^-9, 1 + e^-13],  o(r2) = [2 e^-9, 2 e^-13].
-  const h = tf.tensor2d([[1, 2], [1, 2], [5, -3]]);
-  const T = tf.tensor2d([[1, 0, 2, 0], [0, 1, 0, -1]]);
+  const h = tf.tensor2d([
+    [1, 2],
+    [1, 2],
+    [5, -3],
+  ]);
+  const T = tf.tensor2d([
+    [1, 0, 2, 0],
+    [0, 1, 0, -1],
+  ]);
   const args = { kernels: 2, dim: 2 };
   const e9 = Math.exp(-9);
   const e13 = Math.exp(-13);
@@ -39,10 +50,17 @@ test('MBD: two identical rows and a far one, by hand', () => {
   const b = tf.tensor1d([-1, 0.5]); // the layer's learned bias is added to o
   const layer = minibatchDiscrimination(h, T, b, args);
   assert.deepEqual(layer.shape, [3, 4]);
-  close(layer.dataSync(), [1, 2, e9, 1.5 + e13, 1, 2, e9, 1.5 + e13, 5, -3, 2 * e9 - 1, 2 * e13 + 0.5], 1e-6, 'concat([h, o + b])');
+  close(
+    layer.dataSync(),
+    [1, 2, e9, 1.5 + e13, 1, 2, e9, 1.5 + e13, 5, -3, 2 * e9 - 1, 2 * e13 + 0.5],
+    1e-6,
+    'concat([h, o + b])',
+  );
 
   // The tie (r0 = r1) is a kink of |.|: the gradient there must still be finite.
-  const [gh, gT] = tf.grads((a: tf.Tensor, b: tf.Tensor) => minibatchFeatures(a as tf.Tensor2D, b as tf.Tensor2D, args).sum())([h, T]);
+  const [gh, gT] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    minibatchFeatures(a as tf.Tensor2D, b as tf.Tensor2D, args).sum(),
+  )([h, T]);
   for (const v of [...gh.dataSync(), ...gT.dataSync()]) assert.ok(Number.isFinite(v));
   tf.dispose([h, T, o, layer, gh, gT]);
 });
@@ -80,7 +98,10 @@ test('MBD: each group gets its own statistics', () => {
   // Group A's rows (the first 3 * kernels values): unchanged by B, equal to A on its own.
   close(o1.slice(0, 15), o2.slice(0, 15), 1e-6, 'group A with B1 vs with B2');
   close(o1.slice(0, 15), oA, 1e-6, 'group A vs A alone');
-  assert.ok(o1.slice(0, 15).some((v) => v > 1e-3), 'group A has non-trivial features');
+  assert.ok(
+    o1.slice(0, 15).some((v) => v > 1e-3),
+    'group A has non-trivial features',
+  );
   // ...and B's rows did change.
   assert.ok(o1.slice(15).some((v, i) => Math.abs(v - o2[15 + i]) > 1e-3));
   // Without groups, A's rows see B's rows.
@@ -92,7 +113,16 @@ test('MBD: each group gets its own statistics', () => {
 });
 
 /** Float64 reference of sum_{i,b} w[i,b] o(i)_b, straight from the paper's formula. */
-function mbdLoss64(h: number[], T: number[], w: number[], B: number, inDim: number, K: number, D: number, groups: number[]): number {
+function mbdLoss64(
+  h: number[],
+  T: number[],
+  w: number[],
+  B: number,
+  inDim: number,
+  K: number,
+  D: number,
+  groups: number[],
+): number {
   const M = new Float64Array(B * K * D);
   for (let i = 0; i < B; i++)
     for (let c = 0; c < K * D; c++) {
@@ -129,10 +159,16 @@ test('MBD: gradients w.r.t. T and h match finite differences of a float64 refere
   const wt = tf.tensor2d(w, [B, K]);
   const args = { kernels: K, dim: D };
 
-  const loss = (a: tf.Tensor, b: tf.Tensor) => minibatchFeatures(a as tf.Tensor2D, b as tf.Tensor2D, args, groups).mul(wt).sum();
+  const loss = (a: tf.Tensor, b: tf.Tensor) =>
+    minibatchFeatures(a as tf.Tensor2D, b as tf.Tensor2D, args, groups)
+      .mul(wt)
+      .sum();
   const value = loss(ht, Tt);
   const want = mbdLoss64(h, T, w, B, inDim, K, D, groups);
-  assert.ok(Math.abs(value.dataSync()[0] - want) < 1e-5 * Math.max(1, Math.abs(want)), `loss ${value.dataSync()[0]} vs ${want}`);
+  assert.ok(
+    Math.abs(value.dataSync()[0] - want) < 1e-5 * Math.max(1, Math.abs(want)),
+    `loss ${value.dataSync()[0]} vs ${want}`,
+  );
 
   const [gh, gT] = tf.grads(loss)([ht, Tt]);
   const fd = (x: number[], idx: number, f: () => number) => {
@@ -151,7 +187,10 @@ test('MBD: gradients w.r.t. T and h match finite differences of a float64 refere
   const scale = (g: number[]) => Math.max(1, ...g.map(Math.abs));
   close(gT.dataSync(), fdT, 1e-4 * scale(fdT), 'dL/dT');
   close(gh.dataSync(), fdH, 1e-4 * scale(fdH), 'dL/dh');
-  assert.ok(fdT.some((v) => Math.abs(v) > 1e-2), 'the test case has non-trivial gradients');
+  assert.ok(
+    fdT.some((v) => Math.abs(v) > 1e-2),
+    'the test case has non-trivial gradients',
+  );
   tf.dispose([ht, Tt, wt, value, gh, gT]);
 });
 
@@ -165,7 +204,9 @@ test('MBD: no tensors leak through forward or backward', () => {
   const out = minibatchDiscrimination(h, T, bias, args, [2, 4]);
   assert.equal(tf.memory().numTensors, n0 + 1);
   out.dispose();
-  const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => minibatchDiscrimination(a as tf.Tensor2D, b as tf.Tensor2D, bias, args, [2, 4]).sum())([h, T]);
+  const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    minibatchDiscrimination(a as tf.Tensor2D, b as tf.Tensor2D, bias, args, [2, 4]).sum(),
+  )([h, T]);
   assert.equal(tf.memory().numTensors, n0 + 2);
   tf.dispose([...grads, h, T, bias]);
 });
@@ -180,7 +221,10 @@ test('VBN: one example by hand (n = 2), including a zero-variance unit', () => {
   // refOut (plain BN): unit 0 mean 1, var 1: (0 - 1) / sqrt(1 + eps) * 2 + 0.5 ~ -1.5, and ~ 2.5;
   //                    unit 1 var 0: -1 for both rows.
   const eps = 1e-6;
-  const hRef = tf.tensor2d([[0, 1], [2, 1]]);
+  const hRef = tf.tensor2d([
+    [0, 1],
+    [2, 1],
+  ]);
   const x = tf.tensor2d([[4, 1]]);
   const scale = tf.tensor1d([2, 3]);
   const shift = tf.tensor1d([0.5, -1]);
@@ -205,7 +249,7 @@ test('VBN: reference = n copies of v and x = v gives exactly the shift', () => {
   tf.dispose([hRef, x, shift, scale, out, refOut]);
 });
 
-test('VBN: an example\'s output does not depend on the rest of its batch', () => {
+test("VBN: an example's output does not depend on the rest of its batch", () => {
   const rng = new Rng(21);
   const U = 16;
   const hRef = tf.tensor2d(normal(rng, 32 * U, 2), [32, U]);
@@ -216,7 +260,9 @@ test('VBN: an example\'s output does not depend on the rest of its batch', () =>
   const batch2 = tf.tensor2d([...normal(rng, 2 * U, 0.1), ...x], [3, U]); // x is row 2
   const alone = tf.tensor2d(x, [1, U]);
   const o1 = virtualBatchNorm(batch1, hRef, shift, scale).out.dataSync().slice(0, U);
-  const o2 = virtualBatchNorm(batch2, hRef, shift, scale).out.dataSync().slice(2 * U);
+  const o2 = virtualBatchNorm(batch2, hRef, shift, scale)
+    .out.dataSync()
+    .slice(2 * U);
   const o0 = virtualBatchNorm(alone, hRef, shift, scale).out.dataSync();
   close(o1, o2, 1e-6, 'x in batch 1 vs batch 2');
   close(o1, o0, 1e-6, 'x in batch 1 vs alone');

@@ -57,19 +57,35 @@ async function request(url: string, init: RequestInit = {}): Promise<Reply> {
   return { status: r.status, headers: r.headers, body };
 }
 const postImage = (base: string, img: Buffer, type = 'image/png', extra: Record<string, string> = {}) =>
-  request(base + '/v1/predict', { method: 'POST', headers: { 'content-type': type, ...extra }, body: new Uint8Array(img) });
+  request(base + '/v1/predict', {
+    method: 'POST',
+    headers: { 'content-type': type, ...extra },
+    body: new Uint8Array(img),
+  });
 const postJson = (base: string, body: unknown, query = '') =>
-  request(base + '/v1/predict' + query, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  request(base + '/v1/predict' + query, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 
 /** The server's prediction agrees with Classifier.predict on the same input (label exactly, numbers to 1e-5). */
 function assertSamePrediction(got: Prediction, want: Prediction, what: string): void {
   assert.equal(got.label, want.label, `${what}: label`);
   assert.equal(got.index, want.index, `${what}: index`);
-  assert.ok(Math.abs(got.probability - want.probability) < 1e-5, `${what}: probability ${got.probability} vs ${want.probability}`);
+  assert.ok(
+    Math.abs(got.probability - want.probability) < 1e-5,
+    `${what}: probability ${got.probability} vs ${want.probability}`,
+  );
   assert.ok(Math.abs(got.realness - want.realness) < 1e-5, `${what}: realness`);
   assert.deepEqual(Object.keys(got.probabilities), [...classifier.classes], `${what}: every class`);
-  for (const c of classifier.classes) assert.ok(Math.abs(got.probabilities[c] - want.probabilities[c]) < 1e-5, `${what}: p(${c})`);
-  assert.deepEqual(got.top.map((t) => t.label), want.top.map((t) => t.label), `${what}: top`);
+  for (const c of classifier.classes)
+    assert.ok(Math.abs(got.probabilities[c] - want.probabilities[c]) < 1e-5, `${what}: p(${c})`);
+  assert.deepEqual(
+    got.top.map((t) => t.label),
+    want.top.map((t) => t.label),
+    `${what}: top`,
+  );
 }
 const predictOne = (x: Float32Array, topK = 3) => classifier.predict(x, 1, topK)[0];
 
@@ -77,7 +93,23 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'semigan-serve-'));
   const run = join(tmp, 'run');
   modelDir = join(tmp, 'model');
-  const t = await runCli(['train', '--backend', 'wasm', '--train-limit', '500', '--test-limit', '100', '--epochs', '1', '--iters-per-epoch', '20', '--batch-size', '50', '--out', run]);
+  const t = await runCli([
+    'train',
+    '--backend',
+    'wasm',
+    '--train-limit',
+    '500',
+    '--test-limit',
+    '100',
+    '--epochs',
+    '1',
+    '--iters-per-epoch',
+    '20',
+    '--batch-size',
+    '50',
+    '--out',
+    run,
+  ]);
   assert.equal(t.code, 0, t.stderr);
   const e = await runCli(['export', run, '--out', modelDir, '--backend', 'wasm']);
   assert.equal(e.code, 0, e.stderr);
@@ -123,17 +155,31 @@ describe('in-process server', () => {
       assertSamePrediction(png.body.predictions[0], predictOne(inputs[i]), `${i}.png`);
       const jpeg = await postImage(server.url, jpegs[i], 'image/jpeg');
       assert.equal(jpeg.status, 200, JSON.stringify(jpeg.body));
-      assertSamePrediction(jpeg.body.predictions[0], predictOne(await imageToInput(jpegs[i], classifier.metadata)), `${i}.jpg`);
+      assertSamePrediction(
+        jpeg.body.predictions[0],
+        predictOne(await imageToInput(jpegs[i], classifier.metadata)),
+        `${i}.jpg`,
+      );
     }
     // WebP, a Content-Type parameter, and a larger RGBA PNG (letterboxed by sharp, as semigan predict does).
-    const webp = await sharp(Buffer.from(pixels[3]), { raw: { width: 28, height: 28, channels: 1 } }).webp({ lossless: true }).toBuffer();
+    const webp = await sharp(Buffer.from(pixels[3]), { raw: { width: 28, height: 28, channels: 1 } })
+      .webp({ lossless: true })
+      .toBuffer();
     const w = await postImage(server.url, webp, 'image/webp; charset=binary');
     assert.equal(w.status, 200);
     assertSamePrediction(w.body.predictions[0], predictOne(inputs[3]), 'lossless webp');
-    const big = await sharp(Buffer.from(pixels[5]), { raw: { width: 28, height: 28, channels: 1 } }).resize(84, 84).ensureAlpha().png().toBuffer();
+    const big = await sharp(Buffer.from(pixels[5]), { raw: { width: 28, height: 28, channels: 1 } })
+      .resize(84, 84)
+      .ensureAlpha()
+      .png()
+      .toBuffer();
     const b = await postImage(server.url, big);
     assert.equal(b.status, 200);
-    assertSamePrediction(b.body.predictions[0], predictOne(await imageToInput(big, classifier.metadata)), '84x84 RGBA png');
+    assertSamePrediction(
+      b.body.predictions[0],
+      predictOne(await imageToInput(big, classifier.metadata)),
+      '84x84 RGBA png',
+    );
   });
 
   test('JSON {"inputs": rows} and {"images": base64}: one prediction per input, in order; ?top_k', async () => {
@@ -144,12 +190,20 @@ describe('in-process server', () => {
     rows.forEach((_, i) => assertSamePrediction(r.body.predictions[i], predictOne(inputs[i], 5), `inputs[${i}]`));
     assert.equal(r.body.predictions[0].top.length, 5);
 
-    const images = [pngs[4].toString('base64'), `data:image/jpeg;base64,${jpegs[5].toString('base64')}`, pngs[6].toString('base64').replace(/(.{60})/g, '$1\n')];
+    const images = [
+      pngs[4].toString('base64'),
+      `data:image/jpeg;base64,${jpegs[5].toString('base64')}`,
+      pngs[6].toString('base64').replace(/(.{60})/g, '$1\n'),
+    ];
     const im = await postJson(server.url, { images });
     assert.equal(im.status, 200, JSON.stringify(im.body));
     assert.equal(im.body.predictions.length, 3);
     assertSamePrediction(im.body.predictions[0], predictOne(inputs[4]), 'images[0] (png)');
-    assertSamePrediction(im.body.predictions[1], predictOne(await imageToInput(jpegs[5], classifier.metadata)), 'images[1] (jpeg data URL)');
+    assertSamePrediction(
+      im.body.predictions[1],
+      predictOne(await imageToInput(jpegs[5], classifier.metadata)),
+      'images[1] (jpeg data URL)',
+    );
     assertSamePrediction(im.body.predictions[2], predictOne(inputs[6]), 'images[2] (base64 with line breaks)');
     assert.equal(im.body.predictions[0].top.length, 3, 'default top_k');
   });
@@ -168,7 +222,10 @@ describe('in-process server', () => {
     assert.equal(afterStats.rows - before.rows, N_IMAGES);
     const calls = afterStats.batches - before.batches;
     assert.ok(calls < N_IMAGES, `64 rows took ${calls} model calls`);
-    assert.ok(afterStats.multiRowBatches > before.multiRowBatches && afterStats.maxBatchRows > 1, 'at least one model call ran several rows');
+    assert.ok(
+      afterStats.multiRowBatches > before.multiRowBatches && afterStats.maxBatchRows > 1,
+      'at least one model call ran several rows',
+    );
     assert.ok(afterStats.maxBatchRows <= 64, 'no call over --max-batch');
     assert.deepEqual(server.stats().batches, afterStats.batches, 'the in-process getter says the same');
   });
@@ -178,42 +235,234 @@ describe('in-process server', () => {
     const row = Array.from(inputs[0]);
     const gif = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
     const cases: [string, () => Promise<Reply>, number, string, RegExp][] = [
-      ['malformed JSON', () => postJson(u, '{"inputs": [[0.1, 0.2]'), 400, 'SEMIGAN_ERR_MALFORMED_JSON', /not valid JSON .*expected \{"inputs": \[\[784 numbers in \[0, 1\]\]/],
-      ['a JSON array', () => postJson(u, [[0.1]]), 400, 'SEMIGAN_ERR_INVALID_BODY', /the body is an array; expected an object/],
-      ['neither key', () => postJson(u, { input: [row] }), 400, 'SEMIGAN_ERR_INVALID_BODY', /neither "inputs" nor "images" is given \(keys: "input"\)/],
-      ['both keys', () => postJson(u, { inputs: [row], images: ['AAAA'] }), 400, 'SEMIGAN_ERR_INVALID_BODY', /both "inputs" and "images"/],
-      ['a flat row', () => postJson(u, { inputs: row }), 400, 'SEMIGAN_ERR_INVALID_BODY', /inputs\[0\] is 0; expected an array of 784 numbers .*\[\[\.\.\.\]\]/],
-      ['inputs not an array', () => postJson(u, { inputs: 'x' }), 400, 'SEMIGAN_ERR_INVALID_BODY', /"inputs" is "x"; expected an array/],
-      ['wrong feature count', () => postJson(u, { inputs: [row, row.slice(1)] }), 400, 'SEMIGAN_ERR_FEATURE_COUNT', /^inputs\[1\] has 783 values; expected 784 \(the model takes 28x28x1 pixels/],
-      ['too many features', () => postJson(u, { inputs: [[...row, 0]] }), 400, 'SEMIGAN_ERR_FEATURE_COUNT', /^inputs\[0\] has 785 values; expected 784/],
-      ['a string value', () => postJson(u, { inputs: [row.map((v, j) => (j === 5 ? 'abc' : v))] }), 400, 'SEMIGAN_ERR_NON_NUMERIC', /^inputs\[0\]\[5\] is "abc"; expected a finite number/],
-      ['a null value', () => postJson(u, { inputs: [row, row.map((v, j) => (j === 700 ? null : v))] }), 400, 'SEMIGAN_ERR_NON_NUMERIC', /^inputs\[1\]\[700\] is null/],
-      ['an infinite value', () => postJson(u, `{"inputs": [[1e999${',0'.repeat(783)}]]}`), 400, 'SEMIGAN_ERR_NON_NUMERIC', /^inputs\[0\]\[0\] is Infinity/],
-      ['pixels not scaled', () => postJson(u, { inputs: [row.map((v) => v * 255)] }), 400, 'SEMIGAN_ERR_OUT_OF_RANGE', /expected a number in \[0, 1\] \(pixel values divided by 255\)/],
+      [
+        'malformed JSON',
+        () => postJson(u, '{"inputs": [[0.1, 0.2]'),
+        400,
+        'SEMIGAN_ERR_MALFORMED_JSON',
+        /not valid JSON .*expected \{"inputs": \[\[784 numbers in \[0, 1\]\]/,
+      ],
+      [
+        'a JSON array',
+        () => postJson(u, [[0.1]]),
+        400,
+        'SEMIGAN_ERR_INVALID_BODY',
+        /the body is an array; expected an object/,
+      ],
+      [
+        'neither key',
+        () => postJson(u, { input: [row] }),
+        400,
+        'SEMIGAN_ERR_INVALID_BODY',
+        /neither "inputs" nor "images" is given \(keys: "input"\)/,
+      ],
+      [
+        'both keys',
+        () => postJson(u, { inputs: [row], images: ['AAAA'] }),
+        400,
+        'SEMIGAN_ERR_INVALID_BODY',
+        /both "inputs" and "images"/,
+      ],
+      [
+        'a flat row',
+        () => postJson(u, { inputs: row }),
+        400,
+        'SEMIGAN_ERR_INVALID_BODY',
+        /inputs\[0\] is 0; expected an array of 784 numbers .*\[\[\.\.\.\]\]/,
+      ],
+      [
+        'inputs not an array',
+        () => postJson(u, { inputs: 'x' }),
+        400,
+        'SEMIGAN_ERR_INVALID_BODY',
+        /"inputs" is "x"; expected an array/,
+      ],
+      [
+        'wrong feature count',
+        () => postJson(u, { inputs: [row, row.slice(1)] }),
+        400,
+        'SEMIGAN_ERR_FEATURE_COUNT',
+        /^inputs\[1\] has 783 values; expected 784 \(the model takes 28x28x1 pixels/,
+      ],
+      [
+        'too many features',
+        () => postJson(u, { inputs: [[...row, 0]] }),
+        400,
+        'SEMIGAN_ERR_FEATURE_COUNT',
+        /^inputs\[0\] has 785 values; expected 784/,
+      ],
+      [
+        'a string value',
+        () => postJson(u, { inputs: [row.map((v, j) => (j === 5 ? 'abc' : v))] }),
+        400,
+        'SEMIGAN_ERR_NON_NUMERIC',
+        /^inputs\[0\]\[5\] is "abc"; expected a finite number/,
+      ],
+      [
+        'a null value',
+        () => postJson(u, { inputs: [row, row.map((v, j) => (j === 700 ? null : v))] }),
+        400,
+        'SEMIGAN_ERR_NON_NUMERIC',
+        /^inputs\[1\]\[700\] is null/,
+      ],
+      [
+        'an infinite value',
+        () => postJson(u, `{"inputs": [[1e999${',0'.repeat(783)}]]}`),
+        400,
+        'SEMIGAN_ERR_NON_NUMERIC',
+        /^inputs\[0\]\[0\] is Infinity/,
+      ],
+      [
+        'pixels not scaled',
+        () => postJson(u, { inputs: [row.map((v) => v * 255)] }),
+        400,
+        'SEMIGAN_ERR_OUT_OF_RANGE',
+        /expected a number in \[0, 1\] \(pixel values divided by 255\)/,
+      ],
       ['empty inputs', () => postJson(u, { inputs: [] }), 400, 'SEMIGAN_ERR_EMPTY_INPUT', /"inputs" is empty/],
       ['empty images', () => postJson(u, { images: [] }), 400, 'SEMIGAN_ERR_EMPTY_INPUT', /"images" is empty/],
-      ['empty image body', () => postImage(u, Buffer.alloc(0)), 400, 'SEMIGAN_ERR_EMPTY_INPUT', /the body is empty; expected the bytes of an image \(image\/png\)/],
+      [
+        'empty image body',
+        () => postImage(u, Buffer.alloc(0)),
+        400,
+        'SEMIGAN_ERR_EMPTY_INPUT',
+        /the body is empty; expected the bytes of an image \(image\/png\)/,
+      ],
       ['empty JSON body', () => postJson(u, ''), 400, 'SEMIGAN_ERR_EMPTY_INPUT', /the body is empty/],
-      ['not base64', () => postJson(u, { images: [pngs[0].toString('base64'), 'not base64!'] }), 400, 'SEMIGAN_ERR_BAD_BASE64', /^images\[1\] is not base64/],
-      ['a number as image', () => postJson(u, { images: [7] }), 400, 'SEMIGAN_ERR_BAD_BASE64', /^images\[0\] is 7; expected a base64 string/],
-      ['undecodable image body', () => postImage(u, Buffer.from('this is not an image at all')), 422, 'SEMIGAN_ERR_UNDECODABLE_IMAGE', /^the body is not a PNG, JPEG or WebP image/],
-      ['truncated PNG', () => postImage(u, pngs[0].subarray(0, 60)), 422, 'SEMIGAN_ERR_UNDECODABLE_IMAGE', /^the body: cannot decode/],
-      ['truncated JPEG', () => postImage(u, jpegs[0].subarray(0, 200), 'image/jpeg'), 422, 'SEMIGAN_ERR_UNDECODABLE_IMAGE', /^the body: cannot decode/],
+      [
+        'not base64',
+        () => postJson(u, { images: [pngs[0].toString('base64'), 'not base64!'] }),
+        400,
+        'SEMIGAN_ERR_BAD_BASE64',
+        /^images\[1\] is not base64/,
+      ],
+      [
+        'a number as image',
+        () => postJson(u, { images: [7] }),
+        400,
+        'SEMIGAN_ERR_BAD_BASE64',
+        /^images\[0\] is 7; expected a base64 string/,
+      ],
+      [
+        'undecodable image body',
+        () => postImage(u, Buffer.from('this is not an image at all')),
+        422,
+        'SEMIGAN_ERR_UNDECODABLE_IMAGE',
+        /^the body is not a PNG, JPEG or WebP image/,
+      ],
+      [
+        'truncated PNG',
+        () => postImage(u, pngs[0].subarray(0, 60)),
+        422,
+        'SEMIGAN_ERR_UNDECODABLE_IMAGE',
+        /^the body: cannot decode/,
+      ],
+      [
+        'truncated JPEG',
+        () => postImage(u, jpegs[0].subarray(0, 200), 'image/jpeg'),
+        422,
+        'SEMIGAN_ERR_UNDECODABLE_IMAGE',
+        /^the body: cannot decode/,
+      ],
       ['a GIF', () => postImage(u, gif), 422, 'SEMIGAN_ERR_UNDECODABLE_IMAGE', /not a PNG, JPEG or WebP image/],
-      ['undecodable base64 image', () => postJson(u, { images: [Buffer.from('plain text').toString('base64')] }), 422, 'SEMIGAN_ERR_UNDECODABLE_IMAGE', /^images\[0\] is not a PNG, JPEG or WebP image/],
-      ['a 30-megapixel PNG header', () => postImage(u, pngHeaderOnly(6000, 5000)), 422, 'SEMIGAN_ERR_IMAGE_TOO_LARGE', /6000x5000 pixels; .* at most 25000000/],
-      ['text/plain', () => request(u + '/v1/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }), 415, 'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE', /Content-Type text\/plain is not accepted; send an image \(image\/png, image\/jpeg, image\/webp\) or application\/json/],
-      ['no Content-Type', () => request(u + '/v1/predict', { method: 'POST', body: new Uint8Array(pngs[0]) }), 415, 'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE', /^no Content-Type is not accepted/],
-      ['image/gif', () => postImage(u, gif, 'image/gif'), 415, 'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE', /image\/gif is not accepted/],
-      ['oversized body (Content-Length)', () => postImage(u, Buffer.alloc(2 * 1024 * 1024, 7)), 413, 'SEMIGAN_ERR_BODY_TOO_LARGE', /the body is 2097152 bytes; this server accepts at most 1048576 bytes/],
-      ['oversized body (chunked)', () => request(u + '/v1/predict', { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunks(3, 512 * 1024), duplex: 'half' } as RequestInit), 413, 'SEMIGAN_ERR_BODY_TOO_LARGE', /more than 1048576 bytes/],
-      ['unknown route', () => request(u + '/v2/predict'), 404, 'SEMIGAN_ERR_NOT_FOUND', /no such path: \/v2\/predict; the server answers POST \/v1\/predict/],
-      ['wrong method on /v1/predict', () => request(u + '/v1/predict'), 405, 'SEMIGAN_ERR_METHOD_NOT_ALLOWED', /GET \/v1\/predict is not allowed; use POST/],
-      ['wrong method on /healthz', () => request(u + '/healthz', { method: 'DELETE' }), 405, 'SEMIGAN_ERR_METHOD_NOT_ALLOWED', /use GET or HEAD/],
-      ['top_k=0', () => postJson(u, { inputs: [row] }, '?top_k=0'), 400, 'SEMIGAN_ERR_BAD_PARAMETER', /top_k=0: expected an integer from 1 to 10/],
+      [
+        'undecodable base64 image',
+        () => postJson(u, { images: [Buffer.from('plain text').toString('base64')] }),
+        422,
+        'SEMIGAN_ERR_UNDECODABLE_IMAGE',
+        /^images\[0\] is not a PNG, JPEG or WebP image/,
+      ],
+      [
+        'a 30-megapixel PNG header',
+        () => postImage(u, pngHeaderOnly(6000, 5000)),
+        422,
+        'SEMIGAN_ERR_IMAGE_TOO_LARGE',
+        /6000x5000 pixels; .* at most 25000000/,
+      ],
+      [
+        'text/plain',
+        () => request(u + '/v1/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }),
+        415,
+        'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        /Content-Type text\/plain is not accepted; send an image \(image\/png, image\/jpeg, image\/webp\) or application\/json/,
+      ],
+      [
+        'no Content-Type',
+        () => request(u + '/v1/predict', { method: 'POST', body: new Uint8Array(pngs[0]) }),
+        415,
+        'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        /^no Content-Type is not accepted/,
+      ],
+      [
+        'image/gif',
+        () => postImage(u, gif, 'image/gif'),
+        415,
+        'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        /image\/gif is not accepted/,
+      ],
+      [
+        'oversized body (Content-Length)',
+        () => postImage(u, Buffer.alloc(2 * 1024 * 1024, 7)),
+        413,
+        'SEMIGAN_ERR_BODY_TOO_LARGE',
+        /the body is 2097152 bytes; this server accepts at most 1048576 bytes/,
+      ],
+      [
+        'oversized body (chunked)',
+        () =>
+          request(u + '/v1/predict', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: chunks(3, 512 * 1024),
+            duplex: 'half',
+          } as RequestInit),
+        413,
+        'SEMIGAN_ERR_BODY_TOO_LARGE',
+        /more than 1048576 bytes/,
+      ],
+      [
+        'unknown route',
+        () => request(u + '/v2/predict'),
+        404,
+        'SEMIGAN_ERR_NOT_FOUND',
+        /no such path: \/v2\/predict; the server answers POST \/v1\/predict/,
+      ],
+      [
+        'wrong method on /v1/predict',
+        () => request(u + '/v1/predict'),
+        405,
+        'SEMIGAN_ERR_METHOD_NOT_ALLOWED',
+        /GET \/v1\/predict is not allowed; use POST/,
+      ],
+      [
+        'wrong method on /healthz',
+        () => request(u + '/healthz', { method: 'DELETE' }),
+        405,
+        'SEMIGAN_ERR_METHOD_NOT_ALLOWED',
+        /use GET or HEAD/,
+      ],
+      [
+        'top_k=0',
+        () => postJson(u, { inputs: [row] }, '?top_k=0'),
+        400,
+        'SEMIGAN_ERR_BAD_PARAMETER',
+        /top_k=0: expected an integer from 1 to 10/,
+      ],
       ['top_k=abc', () => postJson(u, { inputs: [row] }, '?top_k=abc'), 400, 'SEMIGAN_ERR_BAD_PARAMETER', /top_k=abc/],
-      ['malformed HTTP', () => rawHttp(server.port, 'THIS IS NOT HTTP\r\n\r\n'), 400, 'SEMIGAN_ERR_BAD_HTTP', /malformed HTTP request/],
-      ['20 KB of headers', () => rawHttp(server.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431, 'SEMIGAN_ERR_HEADERS_TOO_LARGE', /headers are too large/],
+      [
+        'malformed HTTP',
+        () => rawHttp(server.port, 'THIS IS NOT HTTP\r\n\r\n'),
+        400,
+        'SEMIGAN_ERR_BAD_HTTP',
+        /malformed HTTP request/,
+      ],
+      [
+        '20 KB of headers',
+        () => rawHttp(server.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+        431,
+        'SEMIGAN_ERR_HEADERS_TOO_LARGE',
+        /headers are too large/,
+      ],
     ];
     const seen = new Set<string>();
     for (const [what, send, status, code, message] of cases) {
@@ -231,14 +480,22 @@ describe('in-process server', () => {
       assertSamePrediction(good.body.predictions[0], predictOne(inputs[1]), `after ${what}`);
     }
     const untested = Object.keys(HTTP_ERRORS).filter((c) => !seen.has(c));
-    assert.deepEqual(untested.sort(), ['SEMIGAN_ERR_INTERNAL', 'SEMIGAN_ERR_TIMEOUT', 'SEMIGAN_ERR_UNAUTHORIZED'], 'every other code is exercised (the rest below)');
+    assert.deepEqual(
+      untested.sort(),
+      ['SEMIGAN_ERR_INTERNAL', 'SEMIGAN_ERR_TIMEOUT', 'SEMIGAN_ERR_UNAUTHORIZED'],
+      'every other code is exercised (the rest below)',
+    );
   });
 
   test('a request whose body does not arrive within --timeout-ms gets 408, and the server carries on', async () => {
     const s = await PredictionServer.start(classifier, { port: 0, timeoutMs: 300 });
     try {
       const t0 = performance.now();
-      const r = await rawHttp(s.port, `POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${pngs[0].length}\r\n\r\n`, pngs[0].subarray(0, 20));
+      const r = await rawHttp(
+        s.port,
+        `POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${pngs[0].length}\r\n\r\n`,
+        pngs[0].subarray(0, 20),
+      );
       const ms = performance.now() - t0;
       assert.equal(r.status, 408);
       assert.equal(r.body.error.code, 'SEMIGAN_ERR_TIMEOUT');
@@ -253,13 +510,22 @@ describe('in-process server', () => {
   test('a failing model call is a 500 JSON error for the requests in it; the server goes on', async () => {
     let fail = true;
     const flaky = Object.create(classifier, {
-      predictLogits: { value: (x: Float32Array, n: number) => (fail ? (() => { throw new Error('out of memory (simulated)'); })() : classifier.predictLogits(x, n)) },
+      predictLogits: {
+        value: (x: Float32Array, n: number) =>
+          fail
+            ? (() => {
+                throw new Error('out of memory (simulated)');
+              })()
+            : classifier.predictLogits(x, n),
+      },
     }) as Classifier;
     const s = await PredictionServer.start(flaky, { port: 0 });
     try {
       const r = await postImage(s.url, pngs[0]);
       assert.equal(r.status, 500);
-      assert.deepEqual(r.body, { error: { code: 'SEMIGAN_ERR_INTERNAL', message: 'the model call failed: out of memory (simulated)' } });
+      assert.deepEqual(r.body, {
+        error: { code: 'SEMIGAN_ERR_INTERNAL', message: 'the model call failed: out of memory (simulated)' },
+      });
       fail = false;
       const ok = await postImage(s.url, pngs[0]);
       assert.equal(ok.status, 200);
@@ -277,18 +543,32 @@ describe('in-process server', () => {
       assert.equal(none.body.error.code, 'SEMIGAN_ERR_UNAUTHORIZED');
       assert.match(none.body.error.message, /requires a bearer token: send the header `Authorization: Bearer TOKEN`/);
       assert.equal(none.headers.get('www-authenticate'), 'Bearer realm="semigan"');
-      for (const header of ['Bearer wrong-token', 'Bearer s3cret-token-and-more', 'Bearer s3cret-toke', 'Basic czNjcmV0LXRva2Vu', 's3cret-token']) {
+      for (const header of [
+        'Bearer wrong-token',
+        'Bearer s3cret-token-and-more',
+        'Bearer s3cret-toke',
+        'Basic czNjcmV0LXRva2Vu',
+        's3cret-token',
+      ]) {
         const bad = await postImage(s.url, pngs[0], 'image/png', { authorization: header });
         assert.equal(bad.status, 401, header);
         assert.equal(bad.body.error.code, 'SEMIGAN_ERR_UNAUTHORIZED');
         assert.match(bad.headers.get('www-authenticate')!, /^Bearer realm="semigan"/, header);
       }
-      assert.equal((await postImage(s.url, pngs[0], 'image/png', { authorization: 'Bearer wrong' })).headers.get('www-authenticate'), 'Bearer realm="semigan", error="invalid_token"');
+      assert.equal(
+        (await postImage(s.url, pngs[0], 'image/png', { authorization: 'Bearer wrong' })).headers.get(
+          'www-authenticate',
+        ),
+        'Bearer realm="semigan", error="invalid_token"',
+      );
       const ok = await postImage(s.url, pngs[0], 'image/png', { authorization: 'Bearer s3cret-token' });
       assert.equal(ok.status, 200);
       assertSamePrediction(ok.body.predictions[0], predictOne(inputs[0]), 'with the token');
       assert.equal((await request(s.url + '/v1/metadata')).status, 401);
-      assert.equal((await request(s.url + '/v1/metadata', { headers: { authorization: 'bearer s3cret-token' } })).status, 200);
+      assert.equal(
+        (await request(s.url + '/v1/metadata', { headers: { authorization: 'bearer s3cret-token' } })).status,
+        200,
+      );
       const h = await request(s.url + '/healthz');
       assert.equal(h.status, 200);
       assert.equal(h.body.status, 'ok');
@@ -301,17 +581,29 @@ describe('in-process server', () => {
     const doc = readFileSync(join(REPO, 'docs', 'serving.md'), 'utf8');
     const m = /<!-- error-table -->([\s\S]*?)<!-- \/error-table -->/.exec(doc);
     assert.ok(m, 'docs/serving.md has the <!-- error-table --> block');
-    const documented = [...m[1].matchAll(/^\| `(SEMIGAN_ERR_[A-Z0-9_]+)` \| (\d{3}) \|/gm)].map((r) => [r[1], Number(r[2])]);
-    assert.deepEqual(documented, Object.entries(HTTP_ERRORS).map(([code, e]) => [code, e.status]));
+    const documented = [...m[1].matchAll(/^\| `(SEMIGAN_ERR_[A-Z0-9_]+)` \| (\d{3}) \|/gm)].map((r) => [
+      r[1],
+      Number(r[2]),
+    ]);
+    assert.deepEqual(
+      documented,
+      Object.entries(HTTP_ERRORS).map(([code, e]) => [code, e.status]),
+    );
   });
 });
 
 describe('MicroBatcher', () => {
-  const rowSum = (x: Float32Array, n: number) => Float32Array.from({ length: n }, (_, i) => x.subarray(i * 2, i * 2 + 2).reduce((a, b) => a + b, 0));
+  const rowSum = (x: Float32Array, n: number) =>
+    Float32Array.from({ length: n }, (_, i) => x.subarray(i * 2, i * 2 + 2).reduce((a, b) => a + b, 0));
 
   test('flushes at maxBatch rows or after maxWaitMs; each submitter gets its own rows, a large submission is split', async () => {
     const calls: number[] = [];
-    const b = new MicroBatcher((x, n) => (calls.push(n), rowSum(x, n)), { dim: 2, outDim: 1, maxBatch: 4, maxWaitMs: 50 });
+    const b = new MicroBatcher((x, n) => (calls.push(n), rowSum(x, n)), {
+      dim: 2,
+      outDim: 1,
+      maxBatch: 4,
+      maxWaitMs: 50,
+    });
     const t0 = performance.now();
     const one = await b.submit(new Float32Array([1, 2]), 1);
     assert.ok(performance.now() - t0 >= 40, 'a lone row waits maxWaitMs');
@@ -326,16 +618,29 @@ describe('MicroBatcher', () => {
     assert.deepEqual([...c], [20, 40, 60, 80, 100]);
     assert.deepEqual([...d], [7]);
     assert.deepEqual(calls, [4, 4], '8 rows in two full calls');
-    assert.deepEqual(b.stats(), { submissions: 4, rows: 9, batches: 3, multiRowBatches: 2, maxBatchRows: 4, queuedRows: 0 });
+    assert.deepEqual(b.stats(), {
+      submissions: 4,
+      rows: 9,
+      batches: 3,
+      multiRowBatches: 2,
+      maxBatchRows: 4,
+      queuedRows: 0,
+    });
   });
 
   test('a failing model call rejects the submissions in it, and the batcher goes on', async () => {
     let fail = true;
-    const b = new MicroBatcher((x, n) => {
-      if (fail) throw new Error('boom');
-      return rowSum(x, n);
-    }, { dim: 2, outDim: 1, maxBatch: 2, maxWaitMs: 0 });
-    const r = await Promise.allSettled([b.submit(new Float32Array([1, 2, 3, 4, 5, 6]), 3), b.submit(new Float32Array([1, 1]), 1)]);
+    const b = new MicroBatcher(
+      (x, n) => {
+        if (fail) throw new Error('boom');
+        return rowSum(x, n);
+      },
+      { dim: 2, outDim: 1, maxBatch: 2, maxWaitMs: 0 },
+    );
+    const r = await Promise.allSettled([
+      b.submit(new Float32Array([1, 2, 3, 4, 5, 6]), 3),
+      b.submit(new Float32Array([1, 1]), 1),
+    ]);
     assert.equal(r[0].status, 'rejected');
     assert.equal(r[1].status, 'rejected');
     assert.equal(b.stats().queuedRows, 0);
@@ -355,7 +660,11 @@ describe('semigan serve (child processes)', () => {
       assert.equal((await postImage(srv.ready.url, pngs[0], 'image/png', auth)).status, 200);
       // In flight: headers and half the body sent. Another connection: half a /healthz request.
       const png = pngs[9];
-      const inflight = rawHttpStart(srv.ready.port, `POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Type: image/png\r\nContent-Length: ${png.length}\r\n\r\n`, png.subarray(0, 100));
+      const inflight = rawHttpStart(
+        srv.ready.port,
+        `POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Type: image/png\r\nContent-Length: ${png.length}\r\n\r\n`,
+        png.subarray(0, 100),
+      );
       const health = rawHttpStart(srv.ready.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
       await Promise.all([inflight.connected, health.connected]);
       await sleep(500);
@@ -393,7 +702,9 @@ describe('semigan serve (child processes)', () => {
       const workers = await pids(2);
       assert.equal(workers.size, 2, 'two processes answer');
       assert.ok(!workers.has(srv.ready.pid), 'the primary does not serve');
-      const replies = await Promise.all(pngs.slice(0, 16).map((png) => postImage(srv.ready.url, png, 'image/png', { connection: 'close' })));
+      const replies = await Promise.all(
+        pngs.slice(0, 16).map((png) => postImage(srv.ready.url, png, 'image/png', { connection: 'close' })),
+      );
       replies.forEach((r, i) => assertSamePrediction(r.body.predictions[0], predictOne(inputs[i]), `image ${i}`));
 
       const [victim] = workers;
@@ -482,7 +793,12 @@ function pngHeaderOnly(width: number, height: number): Buffer {
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // gray
   const idat = deflateSync(Buffer.alloc(1000));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', idat),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 interface RawReply {
@@ -519,7 +835,9 @@ function rawHttpStart(port: number, head: string, body?: Uint8Array) {
       if (r) (resolve(r), socket.end());
     });
     socket.on('error', reject);
-    socket.on('close', () => reject(new Error(`connection closed without a full response: ${JSON.stringify(buf.toString('latin1'))}`)));
+    socket.on('close', () =>
+      reject(new Error(`connection closed without a full response: ${JSON.stringify(buf.toString('latin1'))}`)),
+    );
   });
   socket.write(head);
   if (body) socket.write(body);
@@ -541,12 +859,15 @@ interface CliServer {
 
 /** `semigan serve MODEL_DIR ...args` as a child process, once it has printed its ready line. */
 function startCli(args: string[], env: Record<string, string> = {}): Promise<CliServer> {
-  const child = spawn(process.execPath, [CLI, 'serve', modelDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [CLI, 'serve', modelDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stderr = '';
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   child.stderr!.on('data', (b) => {
     stderr += b;
-    for (const w of waiters.splice(0)) (w.re.test(stderr) ? w.resolve() : waiters.push(w));
+    for (const w of waiters.splice(0)) w.re.test(stderr) ? w.resolve() : waiters.push(w);
   });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const waitForStderr = (re: RegExp) =>

@@ -4,13 +4,31 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SemiganError } from '../../src/errors.js';
-import { decodeCheckpoint, encodeCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from '../../src/train/checkpoint.js';
+import {
+  decodeCheckpoint,
+  encodeCheckpoint,
+  readCheckpoint,
+  writeCheckpoint,
+  type Checkpoint,
+} from '../../src/train/checkpoint.js';
 
 const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 function sample(metaPad = ''): Checkpoint<Record<string, unknown>> {
   // Values chosen to catch any lossy path: float32 specials and extremes, int32 extremes.
-  const f = new Float32Array([0, -0, 1.5, -2.25, Math.PI, 1e-45 /* denormal */, 3.4028234663852886e38, -Infinity, Infinity, NaN, 0.1]);
+  const f = new Float32Array([
+    0,
+    -0,
+    1.5,
+    -2.25,
+    Math.PI,
+    1e-45 /* denormal */,
+    3.4028234663852886e38,
+    -Infinity,
+    Infinity,
+    NaN,
+    0.1,
+  ]);
   const i32 = new Int32Array([0, 1, -1, 2147483647, -2147483648, 123456789]);
   return {
     meta: {

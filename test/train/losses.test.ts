@@ -32,10 +32,26 @@ test('supervisedLoss = mean cross-entropy over the K real classes (hand-computed
   //   lse = 3 + log(1 + e^-1 + e^-2) = 3 + log(1.503214724) = 3.407605964; loss = lse - 3 = 0.407605964
   // Row 1: logits [0, 0, 0], label 0: loss = log 3 = 1.098612289
   // Mean = (0.407605964 + 1.098612289) / 2 = 0.753109127
-  const loss = scalar(() => supervisedLoss(tf.tensor2d([[1, 2, 3], [0, 0, 0]]), tf.tensor1d([2, 0], 'int32')));
+  const loss = scalar(() =>
+    supervisedLoss(
+      tf.tensor2d([
+        [1, 2, 3],
+        [0, 0, 0],
+      ]),
+      tf.tensor1d([2, 0], 'int32'),
+    ),
+  );
   close(loss, 0.753109127, 1e-6, 'supervisedLoss');
   // Label 0 on row 0 instead: lse - 1 = 2.407605964; mean with row 1 = (2.407605964 + 1.098612289)/2 = 1.753109127
-  const loss2 = scalar(() => supervisedLoss(tf.tensor2d([[1, 2, 3], [0, 0, 0]]), tf.tensor1d([0, 0], 'int32')));
+  const loss2 = scalar(() =>
+    supervisedLoss(
+      tf.tensor2d([
+        [1, 2, 3],
+        [0, 0, 0],
+      ]),
+      tf.tensor1d([0, 0], 'int32'),
+    ),
+  );
   close(loss2, 1.753109127, 1e-6, 'supervisedLoss (wrong label)');
 });
 
@@ -47,7 +63,12 @@ test('K = 2, all-zero logits: D(x) = Z/(Z+1) = 2/3 and the unsupervised loss by 
   const d = realness(unl);
   assert.deepEqual(d.shape, [3]);
   for (const v of d.dataSync()) close(v, 2 / 3, 1e-7, 'realness');
-  close(scalar(() => unsupervisedLoss(unl, fake)), 0.752038698, 1e-6, 'unsupervisedLoss');
+  close(
+    scalar(() => unsupervisedLoss(unl, fake)),
+    0.752038698,
+    1e-6,
+    'unsupervisedLoss',
+  );
   tf.dispose([unl, fake, d]);
 });
 
@@ -106,7 +127,10 @@ test('unsupervisedLoss equals the explicit (K+1)-way softmax cross-entropy, incl
     // float32 arithmetic on values up to ~80: relative 1e-5 plus a small absolute floor.
     close(got, expected, 1e-5 * Math.abs(expected) + 1e-5, c.name);
     // Gradients w.r.t. both logit sets stay finite too (what training actually needs).
-    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => unsupervisedLoss(a as tf.Tensor2D, b as tf.Tensor2D))([unl, fake]);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => unsupervisedLoss(a as tf.Tensor2D, b as tf.Tensor2D))([
+      unl,
+      fake,
+    ]);
     for (const g of grads) for (const v of g.dataSync()) assert.ok(Number.isFinite(v), `${c.name}: gradient ${v}`);
     tf.dispose([unl, fake, ...grads]);
   }
@@ -116,23 +140,57 @@ test('unsupervisedLoss equals the explicit (K+1)-way softmax cross-entropy, incl
   const z = tf.zeros([1, K]) as tf.Tensor2D;
   const big = tf.fill([1, K], 80) as tf.Tensor2D;
   close(explicitUnsupervised([Array(K).fill(0)], [Array(K).fill(80)]), 41.198947636, 1e-8, 'reference by hand');
-  close(scalar(() => unsupervisedLoss(z, big)), 41.198947636, 1e-4, 'unsupervisedLoss by hand (huge)');
+  close(
+    scalar(() => unsupervisedLoss(z, big)),
+    41.198947636,
+    1e-4,
+    'unsupervisedLoss by hand (huge)',
+  );
   tf.dispose([z, big]);
 });
 
 test('featureMatchingLoss = mean over units of the squared difference of batch means (hand-computed)', () => {
   // real [[1,2],[3,4]] -> mean [2,3]; fake [[0,0],[2,2]] -> mean [1,1];
   // diff [-1,-2] -> squares [1,4] -> mean 2.5.
-  const loss = scalar(() => featureMatchingLoss(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[0, 0], [2, 2]])));
+  const loss = scalar(() =>
+    featureMatchingLoss(
+      tf.tensor2d([
+        [1, 2],
+        [3, 4],
+      ]),
+      tf.tensor2d([
+        [0, 0],
+        [2, 2],
+      ]),
+    ),
+  );
   close(loss, 2.5, 1e-6, 'featureMatchingLoss');
   // Batch sizes may differ: real [[1,1,1]] vs fake [[0,3,1],[2,1,1]] (mean [1,2,1]) -> diff [0,1,0] -> 1/3.
-  const loss2 = scalar(() => featureMatchingLoss(tf.tensor2d([[1, 1, 1]]), tf.tensor2d([[0, 3, 1], [2, 1, 1]])));
+  const loss2 = scalar(() =>
+    featureMatchingLoss(
+      tf.tensor2d([[1, 1, 1]]),
+      tf.tensor2d([
+        [0, 3, 1],
+        [2, 1, 1],
+      ]),
+    ),
+  );
   close(loss2, 1 / 3, 1e-6, 'featureMatchingLoss (uneven batches)');
 });
 
 test('errorRate counts argmax mismatches', () => {
   // argmax rows: [1, 0, 1, 2] vs labels [1, 1, 1, 0] -> 2 wrong of 4.
-  const e = scalar(() => errorRate(tf.tensor2d([[1, 2, 0], [3, 0, 1], [0, 5, 4], [0, 0, 9]]), tf.tensor1d([1, 1, 1, 0], 'int32')));
+  const e = scalar(() =>
+    errorRate(
+      tf.tensor2d([
+        [1, 2, 0],
+        [3, 0, 1],
+        [0, 5, 4],
+        [0, 0, 9],
+      ]),
+      tf.tensor1d([1, 1, 1, 0], 'int32'),
+    ),
+  );
   close(e, 0.5, 0, 'errorRate');
 });
 

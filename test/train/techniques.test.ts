@@ -30,7 +30,16 @@ let tmp: string;
 let data: TrainData;
 
 /** Small runs: 200 training images (100 labeled), 50 test images, 20 rows per source. */
-const BASE: Partial<TrainConfig> = { trainLimit: 200, testLimit: 50, batchSize: 20, itersPerEpoch: 2, epochs: 1, mbdKernels: 10, backend: 'wasm', seed: 3 };
+const BASE: Partial<TrainConfig> = {
+  trainLimit: 200,
+  testLimit: 50,
+  batchSize: 20,
+  itersPerEpoch: 2,
+  epochs: 1,
+  mbdKernels: 10,
+  backend: 'wasm',
+  seed: 3,
+};
 const io = { log: () => {}, progressStream: { write: () => true } };
 
 before(async () => {
@@ -134,7 +143,12 @@ test('label smoothing: unsupervisedLoss is the cross-entropy with targets (alpha
   const lu = tf.tensor2d(unl);
   const lf = tf.tensor2d(fake);
   for (const alpha of [1, 0.9, 0.7, 0.5]) {
-    const real = mean(unl.map((r) => { const d = realnessOf(r); return -alpha * Math.log(d) - (1 - alpha) * Math.log(1 - d); }));
+    const real = mean(
+      unl.map((r) => {
+        const d = realnessOf(r);
+        return -alpha * Math.log(d) - (1 - alpha) * Math.log(1 - d);
+      }),
+    );
     const fk = mean(fake.map((r) => -Math.log(1 - realnessOf(r))));
     const want = 0.5 * real + 0.5 * fk;
     close(unsupervisedLoss(lu, lf, alpha).dataSync()[0], want, 1e-5 * Math.max(1, Math.abs(want)), `alpha ${alpha}`);
@@ -145,8 +159,15 @@ test('label smoothing: unsupervisedLoss is the cross-entropy with targets (alpha
 test('feature matching l1 vs l2, and the non-saturating G loss, by hand', () => {
   // mean real features [2, 3], mean fake features [1, -1]: diff [-1, -4].
   //   l2 = mean([1, 16]) = 8.5;  l1 = mean([1, 4]) = 2.5.
-  const real = tf.tensor2d([[1, 2], [3, 4]]);
-  const fake = tf.tensor2d([[0, 0], [2, -2], [1, -1]]);
+  const real = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+  ]);
+  const fake = tf.tensor2d([
+    [0, 0],
+    [2, -2],
+    [1, -1],
+  ]);
   close(featureMatchingLoss(real, fake, 'l2').dataSync()[0], 8.5, 1e-6, 'l2');
   close(featureMatchingLoss(real, fake).dataSync()[0], 8.5, 1e-6, 'default (l2)');
   close(featureMatchingLoss(real, fake, 'l1').dataSync()[0], 2.5, 1e-6, 'l1');
@@ -154,7 +175,10 @@ test('feature matching l1 vs l2, and the non-saturating G loss, by hand', () => 
 
   // -log D(G(z)): row [0, 0]: Z = 2, D = 2/3, -log D = log 1.5 = 0.4054651;
   //               row [log 3, 0]: Z = 4, D = 4/5, -log D = log 1.25 = 0.2231436; mean = 0.3143044.
-  const logits = tf.tensor2d([[0, 0], [Math.log(3), 0]]);
+  const logits = tf.tensor2d([
+    [0, 0],
+    [Math.log(3), 0],
+  ]);
   close(nonSaturatingGeneratorLoss(logits).dataSync()[0], 0.3143044, 1e-6, 'non-saturating, by hand');
   const rng = new Rng(4);
   const arb = Array.from({ length: 6 }, () => Array.from(rng.fillNormal(new Float32Array(4), 4)));
@@ -183,7 +207,11 @@ test('fmLayer picks the hidden layer of D that features come from; out of range 
   for (const bad of [5, -6, 99]) {
     assert.throws(
       () => mnistMlp({ inputDim: 784, numClasses: 10, featureLayer: bad }),
-      (e: unknown) => e instanceof SemiganError && e.code === 'SEMIGAN_ERR_CONFIG' && e.message.includes('--fm-layer') && e.message.includes(String(bad)),
+      (e: unknown) =>
+        e instanceof SemiganError &&
+        e.code === 'SEMIGAN_ERR_CONFIG' &&
+        e.message.includes('--fm-layer') &&
+        e.message.includes(String(bad)),
       `featureLayer ${bad}`,
     );
   }
@@ -200,7 +228,11 @@ test('VBN: a generated row depends only on its own z (batch norm: on the batch)'
     assert.ok(!g.trainable.includes('vbn.zref'), 'the reference z is not trainable');
     const inBatch = tf.tidy(() => values(rows(model.applyG(g.vars, z), 2, 1)));
     const alone = tf.tidy(() => values(model.applyG(g.vars, zAlone)));
-    if (vbn) assert.ok(maxAbsDiff(inBatch, alone) <= 1e-6, `VBN: row alone vs in batch differ by ${maxAbsDiff(inBatch, alone)}`);
+    if (vbn)
+      assert.ok(
+        maxAbsDiff(inBatch, alone) <= 1e-6,
+        `VBN: row alone vs in batch differ by ${maxAbsDiff(inBatch, alone)}`,
+      );
     else assert.ok(maxAbsDiff(inBatch, alone) > 1e-3, 'batch norm: the row does depend on its batch');
     disposeParams(g);
   }
@@ -262,7 +294,12 @@ test('MBD: D output depends on the batch; groups [b, u, f] give each source its 
   const x = tf.concat([xLab, xUnl, xFake]) as tf.Tensor2D;
   const grouped = logitsOf(x, { noise: null, groups: [b, u, f] });
   closeAll(grouped.slice(0, b * K), logitsOf(xLab, { noise: null }), 1e-5, 'labeled block vs labeled alone');
-  closeAll(grouped.slice(b * K, (b + u) * K), logitsOf(xUnl, { noise: null }), 1e-5, 'unlabeled block vs unlabeled alone');
+  closeAll(
+    grouped.slice(b * K, (b + u) * K),
+    logitsOf(xUnl, { noise: null }),
+    1e-5,
+    'unlabeled block vs unlabeled alone',
+  );
   closeAll(grouped.slice((b + u) * K), logitsOf(xFake, { noise: null }), 1e-5, 'generated block vs generated alone');
   // Without groups the labeled rows would see the unlabeled and generated ones.
   const mixed = logitsOf(x, { noise: null });
@@ -293,7 +330,14 @@ test('MBD in the Trainer: the D step passes groups [b, u, f]; evaluation scores 
   ]);
   // Evaluation of 50 test rows, EMA then current weights: chunks of the batch size, noise off.
   const evalCalls = calls.slice(3).map((c) => [c.rows, c.noise]);
-  assert.deepEqual(evalCalls, [[20, false], [20, false], [10, false], [20, false], [20, false], [10, false]]);
+  assert.deepEqual(evalCalls, [
+    [20, false],
+    [20, false],
+    [10, false],
+    [20, false],
+    [20, false],
+    [10, false],
+  ]);
   t.dispose();
 });
 
@@ -309,8 +353,18 @@ test('HA: the running means and step count survive checkpoint -> restore exactly
   assert.equal(t.haG.count, 2);
   const ckpt = t.checkpoint();
   assert.equal(ckpt.meta.haSteps, 2);
-  assert.deepEqual(Object.keys(ckpt.tensors).filter((k) => k.startsWith('haD/')).sort(), t.d.trainable.map((n) => `haD/${n}`).sort());
-  assert.deepEqual(Object.keys(ckpt.tensors).filter((k) => k.startsWith('haG/')).sort(), t.g.trainable.map((n) => `haG/${n}`).sort());
+  assert.deepEqual(
+    Object.keys(ckpt.tensors)
+      .filter((k) => k.startsWith('haD/'))
+      .sort(),
+    t.d.trainable.map((n) => `haD/${n}`).sort(),
+  );
+  assert.deepEqual(
+    Object.keys(ckpt.tensors)
+      .filter((k) => k.startsWith('haG/'))
+      .sort(),
+    t.g.trainable.map((n) => `haG/${n}`).sort(),
+  );
   // After 2 steps the mean is (theta_1 + theta_2)/2, which differs from the current theta_3.
   assert.ok(maxAbsDiff(values(t.haD.mean['l0.v']), values(t.d.vars['l0.v'])) > 0);
 
@@ -319,8 +373,12 @@ test('HA: the running means and step count survive checkpoint -> restore exactly
   assert.ok(u.haD && u.haG);
   assert.equal(u.haD.count, 2);
   assert.equal(u.haG.count, 2);
-  for (const [ha, hb] of [[t.haD, u.haD], [t.haG, u.haG]] as const) {
-    for (const [name, m] of Object.entries(ha.mean)) assert.deepEqual(values(hb.mean[name]), values(m), `mean of ${name}`);
+  for (const [ha, hb] of [
+    [t.haD, u.haD],
+    [t.haG, u.haG],
+  ] as const) {
+    for (const [name, m] of Object.entries(ha.mean))
+      assert.deepEqual(values(hb.mean[name]), values(m), `mean of ${name}`);
   }
   const pen = (h: HistoricalAverage) => tf.tidy(() => h.penalty().dataSync()[0]);
   assert.equal(pen(u.haD), pen(t.haD));
@@ -328,7 +386,10 @@ test('HA: the running means and step count survive checkpoint -> restore exactly
   // Without --ha there is no HA state in the checkpoint.
   const v = makeTrainer({});
   assert.equal(v.haD, null);
-  assert.equal(Object.keys(v.checkpoint().tensors).some((k) => k.startsWith('ha')), false);
+  assert.equal(
+    Object.keys(v.checkpoint().tensors).some((k) => k.startsWith('ha')),
+    false,
+  );
   for (const x of [t, u, v]) x.dispose();
 });
 
@@ -359,11 +420,19 @@ test('all 32 combinations of fm, mbd, ha, label smoothing and vbn train without 
     const label = names.filter((_, i) => on(i)).join('+') || 'none';
     // Two iterations: the second has HA's first non-zero penalty and Adam's second update.
     const iters = 2;
-    const t = makeTrainer({ fm: on(0), mbd: on(1), ha: on(2) ? 1e-3 : 0, labelSmoothing: on(3) ? 0.9 : 1, vbn: on(4), itersPerEpoch: iters });
+    const t = makeTrainer({
+      fm: on(0),
+      mbd: on(1),
+      ha: on(2) ? 1e-3 : 0,
+      labelSmoothing: on(3) ? 0.9 : 1,
+      vbn: on(4),
+      itersPerEpoch: iters,
+    });
     t.initialize();
     const res = await t.run();
     assert.equal(res.step, iters, label);
-    for (const k of ['accuracy', 'accuracyCurrent', 'seconds'] as const) assert.ok(Number.isFinite(res[k]), `${label}: result ${k} = ${res[k]}`);
+    for (const k of ['accuracy', 'accuracyCurrent', 'seconds'] as const)
+      assert.ok(Number.isFinite(res[k]), `${label}: result ${k} = ${res[k]}`);
     const lines = readFileSync(join(t.config.out, 'metrics.jsonl'), 'utf8').trim().split('\n');
     assert.equal(lines.length, 1, label);
     const m = JSON.parse(lines[0]) as EpochMetrics;

@@ -6,7 +6,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +52,10 @@ interface CliResult {
 }
 
 /** Run the built CLI; resolves when it exits. `onStderr` sees stderr as it arrives (with the child). */
-function runCli(args: string[], onStderr?: (all: string, kill: (s: NodeJS.Signals) => void) => void): Promise<CliResult> {
+function runCli(
+  args: string[],
+  onStderr?: (all: string, kill: (s: NodeJS.Signals) => void) => void,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -68,7 +80,10 @@ function resultOf(r: CliResult): TrainResult {
 
 const readMetrics = (dir: string): EpochMetrics[] =>
   existsSync(join(dir, 'metrics.jsonl'))
-    ? readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l))
+    ? readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l))
     : [];
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -98,7 +113,16 @@ const u32 = (s: number[]) => s.map((w) => w >>> 0);
 // (a) in-process Trainer
 
 test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training equals uninterrupted training; no tensor leaks', async () => {
-  const base: Partial<TrainConfig> = { trainLimit: 300, testLimit: 100, itersPerEpoch: 3, batchSize: 20, mode: 'gan', epochs: 2, backend: 'wasm', seed: 5 };
+  const base: Partial<TrainConfig> = {
+    trainLimit: 300,
+    testLimit: 100,
+    itersPerEpoch: 3,
+    batchSize: 20,
+    mode: 'gan',
+    epochs: 2,
+    backend: 'wasm',
+    seed: 5,
+  };
   const cfg = (over: Partial<TrainConfig>) => validateConfig({ ...base, ...over });
   const data = prepareData(cfg({}));
   assert.equal(data.train.n, 300);
@@ -133,7 +157,15 @@ test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training 
   // The file written at the stop holds exactly B's live state, mid-epoch orders included.
   const ck1 = ckptOf(dir('b'));
   assertSameTensors(ck1, b.checkpoint(), 'file vs live B');
-  assert.deepEqual(counters(ck1), { epoch: 0, epochIter: 1, step: 1, rng: u32(b.rng.getState()), adamD: 1, adamG: 1, emaSteps: 1 });
+  assert.deepEqual(counters(ck1), {
+    epoch: 0,
+    epochIter: 1,
+    step: 1,
+    rng: u32(b.rng.getState()),
+    adamD: 1,
+    adamG: 1,
+    emaSteps: 1,
+  });
   assert.deepEqual(ck1.tensors['orders/lab'].shape, [3 * 20]);
 
   // C: a fresh trainer (never initialized) restored from that file is identical to it.
@@ -165,7 +197,15 @@ test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training 
   assertSameTensors(finalB, finalA, 'B (interrupted every iteration) vs A');
   assertSameTensors(finalC, finalA, 'C (restored after 1 iteration) vs A');
   for (const f of [finalB, finalC]) assert.deepEqual(counters(f), counters(finalA));
-  assert.deepEqual(counters(finalA), { epoch: 2, epochIter: 0, step: 6, rng: u32(a.rng.getState()), adamD: 6, adamG: 6, emaSteps: 6 });
+  assert.deepEqual(counters(finalA), {
+    epoch: 2,
+    epochIter: 0,
+    step: 6,
+    rng: u32(a.rng.getState()),
+    adamD: 6,
+    adamG: 6,
+    emaSteps: 6,
+  });
   assert.equal(resC.accuracy, resA.accuracy);
   assert.equal(resC.errors, resA.errors);
   // Each run's per-epoch metrics: A and C agree on the test accuracy of epoch 2.
@@ -175,7 +215,11 @@ test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training 
   assert.ok(moved, 'D changed between iteration 1 and iteration 6');
 
   for (const t of [a, b, c]) t.dispose();
-  assert.equal(tf.memory().numTensors, tensorsAtStart, 'no tensors left after disposing all trainers (restore included)');
+  assert.equal(
+    tf.memory().numTensors,
+    tensorsAtStart,
+    'no tensors left after disposing all trainers (restore included)',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -183,8 +227,25 @@ test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training 
 
 test('CLI: train on 2000 MNIST images beats chance widely, writes its run dir, and evaluate agrees', async () => {
   const out = join(tmp, 'e2e');
-  const r = await runCli(['train', '--backend', 'wasm', '--train-limit', '2000', '--test-limit', '1000', '--epochs', '2',
-    '--iters-per-epoch', '25', '--batch-size', '50', '--ema-decay', '0.95', '--out', out]);
+  const r = await runCli([
+    'train',
+    '--backend',
+    'wasm',
+    '--train-limit',
+    '2000',
+    '--test-limit',
+    '1000',
+    '--epochs',
+    '2',
+    '--iters-per-epoch',
+    '25',
+    '--batch-size',
+    '50',
+    '--ema-decay',
+    '0.95',
+    '--out',
+    out,
+  ]);
   const res = resultOf(r);
   // 10 classes: chance is 0.1; 100 labels + 2000 unlabeled images after 50 steps reach ~0.7.
   assert.ok(res.accuracy > 0.5, `accuracy ${res.accuracy}`);
@@ -199,7 +260,13 @@ test('CLI: train on 2000 MNIST images beats chance widely, writes its run dir, a
 
   const metrics = readMetrics(out);
   assert.equal(metrics.length, 2);
-  assert.deepEqual(metrics.map((m) => [m.epoch, m.step, m.n_test]), [[1, 25, 1000], [2, 50, 1000]]);
+  assert.deepEqual(
+    metrics.map((m) => [m.epoch, m.step, m.n_test]),
+    [
+      [1, 25, 1000],
+      [2, 50, 1000],
+    ],
+  );
   assert.equal(metrics[1].test_acc, res.accuracy);
   for (const m of metrics) for (const [k, v] of Object.entries(m)) assert.ok(Number.isFinite(v), `metrics ${k} = ${v}`);
 
@@ -225,10 +292,19 @@ test('CLI: train on 2000 MNIST images beats chance widely, writes its run dir, a
   assert.equal(rep.errors, res.errors);
   assert.equal(rep.n, 1000);
   assert.equal(rep.perClass.length, 10);
-  assert.equal(rep.perClass.reduce((s, c) => s + c.support, 0), 1000);
+  assert.equal(
+    rep.perClass.reduce((s, c) => s + c.support, 0),
+    1000,
+  );
   assert.equal(rep.confusion.length, 10);
-  assert.equal(rep.confusion.flat().reduce((s, v) => s + v, 0), 1000);
-  assert.equal(rep.confusion.reduce((s, row, i) => s + row[i], 0), 1000 - rep.errors);
+  assert.equal(
+    rep.confusion.flat().reduce((s, v) => s + v, 0),
+    1000,
+  );
+  assert.equal(
+    rep.confusion.reduce((s, row, i) => s + row[i], 0),
+    1000 - rep.errors,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -236,8 +312,23 @@ test('CLI: train on 2000 MNIST images beats chance widely, writes its run dir, a
 
 test('CLI: SIGKILL during epoch 2 leaves a loadable checkpoint; --resume completes the run', async () => {
   const out = join(tmp, 'killed');
-  const args = ['train', '--backend', 'wasm', '--train-limit', '500', '--test-limit', '100', '--batch-size', '10',
-    '--iters-per-epoch', '8', '--epochs', '3', '--out', out];
+  const args = [
+    'train',
+    '--backend',
+    'wasm',
+    '--train-limit',
+    '500',
+    '--test-limit',
+    '100',
+    '--batch-size',
+    '10',
+    '--iters-per-epoch',
+    '8',
+    '--epochs',
+    '3',
+    '--out',
+    out,
+  ];
   let killedAt = '';
   const r = await runCli(args, (stderr, kill) => {
     // Two iterations into epoch 2: epoch 1's metrics line, checkpoint and samples are on disk.
@@ -254,7 +345,10 @@ test('CLI: SIGKILL during epoch 2 leaves a loadable checkpoint; --resume complet
   assert.ok(ck.meta.epoch >= 1, `checkpoint epoch ${ck.meta.epoch}`);
   assert.equal(ck.meta.epoch, 1);
   assert.equal(ck.meta.step, 8);
-  assert.deepEqual(readMetrics(out).map((m) => m.epoch), [1]);
+  assert.deepEqual(
+    readMetrics(out).map((m) => m.epoch),
+    [1],
+  );
 
   // A fresh run into the same --out is refused (it would mix two runs' files).
   assertCleanError(await runCli(args), new RegExp(`${esc(out)} already holds a run; continue it with --resume`));
@@ -267,7 +361,14 @@ test('CLI: SIGKILL during epoch 2 leaves a loadable checkpoint; --resume complet
   assert.equal(res.epochs, 3);
   assert.equal(res.step, 24);
   assert.equal(res.stoppedEarly, false);
-  assert.deepEqual(readMetrics(out).map((m) => [m.epoch, m.step]), [[1, 8], [2, 16], [3, 24]]);
+  assert.deepEqual(
+    readMetrics(out).map((m) => [m.epoch, m.step]),
+    [
+      [1, 8],
+      [2, 16],
+      [3, 24],
+    ],
+  );
   assert.deepEqual([ckptOf(out).meta.epoch, ckptOf(out).meta.step], [3, 24]);
   assert.ok(existsSync(join(out, 'samples', 'epoch-003.png')));
 });
@@ -278,8 +379,27 @@ test('CLI: SIGKILL during epoch 2 leaves a loadable checkpoint; --resume complet
 test('CLI: --max-minutes stops mid-epoch with a checkpoint and a valid result; resume completes', async () => {
   const out = join(tmp, 'budget');
   // 0.005 min = 0.3 s, an epoch of 16 iterations takes several seconds here (~0.15 s/iteration).
-  const r = await runCli(['train', '--backend', 'wasm', '--train-limit', '500', '--test-limit', '100', '--batch-size', '10',
-    '--iters-per-epoch', '16', '--epochs', '1', '--max-minutes', '0.005', '--labels-per-class', '5', '--out', out]);
+  const r = await runCli([
+    'train',
+    '--backend',
+    'wasm',
+    '--train-limit',
+    '500',
+    '--test-limit',
+    '100',
+    '--batch-size',
+    '10',
+    '--iters-per-epoch',
+    '16',
+    '--epochs',
+    '1',
+    '--max-minutes',
+    '0.005',
+    '--labels-per-class',
+    '5',
+    '--out',
+    out,
+  ]);
   const res = resultOf(r);
   assert.equal(res.stoppedEarly, true);
   assert.ok(res.step >= 1 && res.step < 16, `stopped after ${res.step} iterations`);
@@ -300,11 +420,16 @@ test('CLI: --max-minutes stops mid-epoch with a checkpoint and a valid result; r
   assert.deepEqual(ck.tensors['orders/lab'].shape, [16 * 10], 'the epoch in progress keeps its minibatch order');
 
   // The saved budget would stop the resumed run again after 0.3 s; give it a new one.
-  const done = resultOf(await runCli(['train', '--resume', out, '--epochs', '1', '--max-minutes', '10', '--backend', 'wasm']));
+  const done = resultOf(
+    await runCli(['train', '--resume', out, '--epochs', '1', '--max-minutes', '10', '--backend', 'wasm']),
+  );
   assert.equal(done.stoppedEarly, false);
   assert.equal(done.epochs, 1);
   assert.equal(done.step, 16);
-  assert.deepEqual(readMetrics(out).map((m) => [m.epoch, m.step]), [[1, 16]]);
+  assert.deepEqual(
+    readMetrics(out).map((m) => [m.epoch, m.step]),
+    [[1, 16]],
+  );
   assert.deepEqual([ckptOf(out).meta.epoch, ckptOf(out).meta.epochIter], [1, 0]);
 });
 
@@ -341,12 +466,19 @@ test('CLI: bad input gives a one-line error, exit code 1, no stack trace', async
     [train('--labels', '105'), /--labels 105 is not divisible by the 10 classes/],
     [train('--labels-per-class', '100000'), /--labels-per-class 100000 but class '\d' has only \d+ training examples/],
     [['train', '--resume', empty], new RegExp(`${esc(empty)} is not a semigan run: it has no checkpoint\\.bin`)],
-    [train('--dataset', 'fashion-mnist', '--data-dir', empty), new RegExp(`fashion-mnist: ${esc(empty)} is missing train-images-idx3-ubyte`)],
-    [train('--data-dir', trunc), new RegExp(`${esc(truncFile)}: truncated: dims \\[10000\\] need 10000 payload bytes, found 992`)],
+    [
+      train('--dataset', 'fashion-mnist', '--data-dir', empty),
+      new RegExp(`fashion-mnist: ${esc(empty)} is missing train-images-idx3-ubyte`),
+    ],
+    [
+      train('--data-dir', trunc),
+      new RegExp(`${esc(truncFile)}: truncated: dims \\[10000\\] need 10000 payload bytes, found 992`),
+    ],
   ];
   // Two at a time: each is a short process, mostly start-up and reading MNIST.
   const results: CliResult[] = [];
-  for (let i = 0; i < cases.length; i += 2) results.push(...(await Promise.all(cases.slice(i, i + 2).map(([args]) => runCli(args)))));
+  for (let i = 0; i < cases.length; i += 2)
+    results.push(...(await Promise.all(cases.slice(i, i + 2).map(([args]) => runCli(args)))));
   for (const [i, [args, re]] of cases.entries()) {
     assert.doesNotThrow(() => assertCleanError(results[i], re), `${args.join(' ')}`);
   }
@@ -358,10 +490,30 @@ test('CLI: a loss that turns non-finite (--lr 1e30) stops with an error naming t
   // Step 1's loss is computed with the initial weights (finite); Adam's first update moves every weight
   // by ~lr = 1e30, step 2's loss is ~1e30, and by step 3 float32 overflows (Inf - Inf = NaN). One
   // iteration per epoch, so each finite step leaves a checkpoint behind.
-  const r = await runCli(['train', '--backend', 'wasm', '--lr', '1e30', '--train-limit', '200', '--test-limit', '50',
-    '--batch-size', '10', '--iters-per-epoch', '1', '--epochs', '4', '--out', out]);
+  const r = await runCli([
+    'train',
+    '--backend',
+    'wasm',
+    '--lr',
+    '1e30',
+    '--train-limit',
+    '200',
+    '--test-limit',
+    '50',
+    '--batch-size',
+    '10',
+    '--iters-per-epoch',
+    '1',
+    '--epochs',
+    '4',
+    '--out',
+    out,
+  ]);
   const path = join(out, 'checkpoint.bin');
-  const line = assertCleanError(r, /loss_(lab|unl|gen) became (NaN|-?Infinity) at epoch (\d+), iteration 1; training stopped/);
+  const line = assertCleanError(
+    r,
+    /loss_(lab|unl|gen) became (NaN|-?Infinity) at epoch (\d+), iteration 1; training stopped/,
+  );
   const failedEpoch = Number(line.match(/at epoch (\d+)/)![1]);
   const m = line.match(/the last good checkpoint is (.+) \(epoch (\d+)\)/);
   assert.ok(m, `names the last good checkpoint: ${line}`);
@@ -371,5 +523,6 @@ test('CLI: a loss that turns non-finite (--lr 1e30) stops with an error naming t
   assert.ok(ck.meta.epoch >= 1);
   assert.equal(failedEpoch, ck.meta.epoch + 1, 'the checkpoint is the one just before the failing epoch');
   assert.equal(readMetrics(out).length, ck.meta.epoch);
-  for (const mt of readMetrics(out)) assert.ok(Number.isFinite(mt.loss_lab) && Number.isFinite(mt.loss_unl), 'logged losses were finite');
+  for (const mt of readMetrics(out))
+    assert.ok(Number.isFinite(mt.loss_lab) && Number.isFinite(mt.loss_unl), 'logged losses were finite');
 });

@@ -35,10 +35,17 @@ test('writeImageGrid tiles 4 grayscale 2x2 images in a 2x2 grid with exact pixel
     for (let i = 0; i < 4; i++) {
       const x0 = 1 + (i % 2) * 3;
       const y0 = 1 + Math.floor(i / 2) * 3;
-      for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) assert.equal(px(x0 + x, y0 + y), 17 * (4 * i + 2 * y + x));
+      for (let y = 0; y < 2; y++)
+        for (let x = 0; x < 2; x++) assert.equal(px(x0 + x, y0 + y), 17 * (4 * i + 2 * y + x));
     }
     // Padding: border, and the gap between cells.
-    for (const [x, y] of [[0, 0], [3, 1], [1, 3], [6, 6]]) assert.equal(px(x, y), GRID_BACKGROUND);
+    for (const [x, y] of [
+      [0, 0],
+      [3, 1],
+      [1, 3],
+      [6, 6],
+    ])
+      assert.equal(px(x, y), GRID_BACKGROUND);
     assert.deepEqual(await readdir(dir), ['grid.png']);
   });
 });

@@ -89,7 +89,11 @@ function mostCommon<T>(values: T[], name: (v: T) => string, prefer?: string): { 
   );
   const others = rest.slice(0, 3).map(([k, c]) => `${k}: ${fmt(c.n)}`);
   if (rest.length > 3) others.push(`${rest.length - 3} more`);
-  return { value, name: top, text: `${fmt(n)} of ${fmt(values.length)} files${others.length ? `; also ${others.join(', ')}` : ''}` };
+  return {
+    value,
+    name: top,
+    text: `${fmt(n)} of ${fmt(values.length)} files${others.length ? `; also ${others.join(', ')}` : ''}`,
+  };
 }
 
 const CHANNEL_NAMES: Record<number, string> = { 1: 'grayscale', 3: 'colour' };
@@ -99,14 +103,20 @@ const CHANNEL_NAMES: Record<number, string> = { 1: 'grayscale', 3: 'colour' };
  * which and what else was found, e.g.
  * "28x28 pixels (height x width; 9,412 of 10,000 files; also 32x32: 588), 1 channel (grayscale in 10,000 of 10,000 files)".
  */
-export function chooseShape(probes: readonly ImageProbe[], opts: Pick<DecodeOptions, 'size' | 'channels'>): { shape: [number, number, number]; choice: string } {
+export function chooseShape(
+  probes: readonly ImageProbe[],
+  opts: Pick<DecodeOptions, 'size' | 'channels'>,
+): { shape: [number, number, number]; choice: string } {
   let size: [number, number];
   let sizeText: string;
   if (opts.size) {
     size = opts.size;
     sizeText = `${size[0]}x${size[1]} pixels (height x width, as requested)`;
   } else {
-    const m = mostCommon(probes.map((p): [number, number] => [p.height, p.width]), ([h, w]) => `${h}x${w}`);
+    const m = mostCommon(
+      probes.map((p): [number, number] => [p.height, p.width]),
+      ([h, w]) => `${h}x${w}`,
+    );
     size = m.value;
     sizeText = `${m.name} pixels (height x width; ${m.text})`;
   }
@@ -116,7 +126,11 @@ export function chooseShape(probes: readonly ImageProbe[], opts: Pick<DecodeOpti
     channels = opts.channels;
     channelText = `${channels} channel${channels > 1 ? 's' : ''} (as requested)`;
   } else {
-    const m = mostCommon(probes.map((p) => p.channels), (c) => CHANNEL_NAMES[c], CHANNEL_NAMES[3]);
+    const m = mostCommon(
+      probes.map((p) => p.channels),
+      (c) => CHANNEL_NAMES[c],
+      CHANNEL_NAMES[3],
+    );
     channels = m.value;
     channelText = `${channels} channel${channels > 1 ? 's' : ''} (${m.name} in ${m.text})`;
   }
@@ -163,7 +177,8 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
 
   // Small files are read synchronously: for a few KB that is several times cheaper than
   // fs.promises' round trips through the thread pool, and it leaves the pool to sharp.
-  const read = (i: number) => (stamps[i].size <= SMALL_FILE ? Promise.resolve(readFileSync(entries[i].path)) : readFile(entries[i].path));
+  const read = (i: number) =>
+    stamps[i].size <= SMALL_FILE ? Promise.resolve(readFileSync(entries[i].path)) : readFile(entries[i].path);
   // Bytes read while probing, kept for decoding (up to HOLD_BYTES in all).
   const held: (Buffer | undefined)[] = new Array(entries.length);
   let heldBytes = 0;
@@ -221,7 +236,9 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
     kept[k++] = i;
   }
   const keptPixels = pixels.subarray(0, kept.length * dim);
-  const skipped = [...bad.entries()].sort((a, b) => a[0] - b[0]).map(([index, reason]) => ({ index, id: entries[index].id, reason }));
+  const skipped = [...bad.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([index, reason]) => ({ index, id: entries[index].id, reason }));
 
   const result: DecodedImages = {
     x: scalePixels(keptPixels),
@@ -234,7 +251,13 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
   };
   if (cacheDir !== null) {
     try {
-      result.cacheFile = await writeDecodeCache(cacheDir, key, entries.length, { shape, choice, skipped, kept, pixels: keptPixels });
+      result.cacheFile = await writeDecodeCache(cacheDir, key, entries.length, {
+        shape,
+        choice,
+        skipped,
+        kept,
+        pixels: keptPixels,
+      });
     } catch (err) {
       result.cacheWarning = `could not write the decode cache in ${cacheDir} (${oneLine(err)}); the next run decodes again`;
     }

@@ -53,7 +53,10 @@ interface CacheJson {
   kept: number;
 }
 
-const paths = (dir: string, key: string) => ({ json: join(dir, `images-${key}.json`), pixels: join(dir, `images-${key}.u8`) });
+const paths = (dir: string, key: string) => ({
+  json: join(dir, `images-${key}.json`),
+  pixels: join(dir, `images-${key}.u8`),
+});
 
 /** The cached decode for `key`, or null (missing, or unreadable/inconsistent: treated as a miss). */
 export async function readDecodeCache(dir: string, key: string): Promise<CachedDecode | null> {
@@ -68,7 +71,13 @@ export async function readDecodeCache(dir: string, key: string): Promise<CachedD
     if (meta.kept + dropped.size !== meta.n) return null;
     const kept = new Int32Array(meta.kept);
     for (let i = 0, k = 0; i < meta.n; i++) if (!dropped.has(i)) kept[k++] = i;
-    return { shape: meta.shape, choice: meta.choice, skipped: meta.skipped, kept, pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length) };
+    return {
+      shape: meta.shape,
+      choice: meta.choice,
+      skipped: meta.skipped,
+      kept,
+      pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length),
+    };
   } catch {
     return null;
   }
@@ -78,7 +87,15 @@ export async function readDecodeCache(dir: string, key: string): Promise<CachedD
 export async function writeDecodeCache(dir: string, key: string, n: number, d: CachedDecode): Promise<string> {
   await mkdir(dir, { recursive: true });
   const p = paths(dir, key);
-  const meta: CacheJson = { version: DECODE_CACHE_VERSION, key, shape: d.shape, choice: d.choice, skipped: d.skipped, n, kept: d.kept.length };
+  const meta: CacheJson = {
+    version: DECODE_CACHE_VERSION,
+    key,
+    shape: d.shape,
+    choice: d.choice,
+    skipped: d.skipped,
+    n,
+    kept: d.kept.length,
+  };
   await atomicWriteFile(p.pixels, Buffer.from(d.pixels.buffer, d.pixels.byteOffset, d.pixels.byteLength));
   await atomicWriteFile(p.json, JSON.stringify(meta) + '\n');
   return p.json;

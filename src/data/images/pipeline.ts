@@ -60,8 +60,13 @@ async function decodeWithSharp(buf: Buffer, spec: ImageSpec): Promise<Uint8Array
  * Throws ImageDecodeError when the bytes are not a readable image. `fastPath: false` forces sharp
  * (tests compare both paths).
  */
-export async function decodeImageBuffer(buf: Buffer, spec: ImageSpec, opts: { fastPath?: boolean } = {}): Promise<Uint8Array> {
-  const fast = opts.fastPath !== false ? decodePngFast(buf, spec.width, spec.height, spec.channels, spec.background) : null;
+export async function decodeImageBuffer(
+  buf: Buffer,
+  spec: ImageSpec,
+  opts: { fastPath?: boolean } = {},
+): Promise<Uint8Array> {
+  const fast =
+    opts.fastPath !== false ? decodePngFast(buf, spec.width, spec.height, spec.channels, spec.background) : null;
   return fast ?? decodeWithSharp(buf, spec);
 }
 

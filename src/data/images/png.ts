@@ -10,7 +10,21 @@ import { inflateSync } from 'node:zlib';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Chunks that do not change what sharp decodes. */
-const HARMLESS_CHUNKS = new Set(['IHDR', 'IDAT', 'IEND', 'pHYs', 'tEXt', 'zTXt', 'iTXt', 'tIME', 'gAMA', 'cHRM', 'sRGB', 'bKGD', 'sBIT']);
+const HARMLESS_CHUNKS = new Set([
+  'IHDR',
+  'IDAT',
+  'IEND',
+  'pHYs',
+  'tEXt',
+  'zTXt',
+  'iTXt',
+  'tIME',
+  'gAMA',
+  'cHRM',
+  'sRGB',
+  'bKGD',
+  'sBIT',
+]);
 /** PNG colour type -> samples per pixel (8-bit, no palette). */
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 
@@ -26,7 +40,7 @@ function pngChunks(buf: Uint8Array, stopAt?: string): Chunk[] | null {
   if (!isPng(buf)) return null;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const chunks: Chunk[] = [];
-  for (let off = 8; ; ) {
+  for (let off = 8; ;) {
     if (off + 12 > buf.length) return null;
     const len = view.getUint32(off);
     const type = String.fromCharCode(buf[off + 4], buf[off + 5], buf[off + 6], buf[off + 7]);
@@ -83,10 +97,18 @@ function unfilter(raw: Uint8Array, width: number, height: number, samples: numbe
       const x = raw[src + i];
       let v: number;
       switch (filter) {
-        case 0: v = x; break;
-        case 1: v = x + a; break;
-        case 2: v = x + b; break;
-        case 3: v = x + ((a + b) >> 1); break;
+        case 0:
+          v = x;
+          break;
+        case 1:
+          v = x + a;
+          break;
+        case 2:
+          v = x + b;
+          break;
+        case 3:
+          v = x + ((a + b) >> 1);
+          break;
         case 4: {
           const p = a + b - c;
           const pa = Math.abs(p - a);
@@ -95,7 +117,8 @@ function unfilter(raw: Uint8Array, width: number, height: number, samples: numbe
           v = x + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
           break;
         }
-        default: return null;
+        default:
+          return null;
       }
       px[row + i] = v & 0xff;
     }
@@ -120,8 +143,16 @@ export function decodePngFast(
   const chunks = pngChunks(buf);
   if (!chunks || chunks[0].type !== 'IHDR' || chunks.some((c) => !HARMLESS_CHUNKS.has(c.type))) return null;
   const head = pngHeader(buf);
-  const samples = head ? PNG_CHANNELS[head.colorType] ?? 0 : 0;
-  if (!head || head.width !== width || head.height !== height || head.bitDepth !== 8 || samples === 0 || head.interlaced) return null;
+  const samples = head ? (PNG_CHANNELS[head.colorType] ?? 0) : 0;
+  if (
+    !head ||
+    head.width !== width ||
+    head.height !== height ||
+    head.bitDepth !== 8 ||
+    samples === 0 ||
+    head.interlaced
+  )
+    return null;
   const alpha = samples === 2 || samples === 4;
   // libvips' flatten onto another colour rounds differently: leave it to sharp.
   if (alpha && background.some((v) => v !== 0)) return null;
@@ -144,7 +175,9 @@ export function decodePngFast(
     const s = p * samples;
     const a = alpha ? px[s + samples - 1] : 255;
     if (color) {
-      const r = px[s], g = px[s + 1], b = px[s + 2];
+      const r = px[s],
+        g = px[s + 1],
+        b = px[s + 2];
       if (channels === 1) {
         if (r !== g || g !== b) return null; // real colour: sharp's grayscale conversion applies
         out[p] = alpha ? Math.floor((r * a) / 255) : r;

@@ -33,7 +33,14 @@ function probePngHead(head: Uint8Array): ImageProbe | null {
   const bands = h ? PNG_BANDS[h.colorType] : undefined;
   if (!h || !bands || h.chunks.some((c) => PNG_SURPRISES.includes(c))) return null;
   const hasAlpha = bands === 2 || bands === 4;
-  return { width: h.width, height: h.height, bands, hasAlpha, channels: bands - (hasAlpha ? 1 : 0) === 1 ? 1 : 3, format: 'png' };
+  return {
+    width: h.width,
+    height: h.height,
+    bands,
+    hasAlpha,
+    channels: bands - (hasAlpha ? 1 : 0) === 1 ? 1 : 3,
+    format: 'png',
+  };
 }
 
 async function probeWithSharp(input: string | Buffer): Promise<ImageProbe> {
@@ -86,7 +93,10 @@ export type ProbeResult = { path: string } & ({ ok: true; probe: ImageProbe } | 
  * truncated or corrupt pixels show up as errors too (slower). Never throws for a bad file: its
  * result carries the reason. I/O errors (permissions) are reported the same way.
  */
-export async function probeImages(paths: readonly string[], opts: { concurrency?: number; decode?: boolean } = {}): Promise<ProbeResult[]> {
+export async function probeImages(
+  paths: readonly string[],
+  opts: { concurrency?: number; decode?: boolean } = {},
+): Promise<ProbeResult[]> {
   return mapLimit(paths, opts.concurrency ?? DEFAULT_CONCURRENCY, async (path): Promise<ProbeResult> => {
     try {
       const probe = await probeImageFile(path);

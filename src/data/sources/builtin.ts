@@ -14,8 +14,16 @@ export type BuiltinName = (typeof BUILTIN_DATASETS)[number];
 
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 const FASHION_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-  'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ];
 const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 const FILES = {
@@ -37,7 +45,9 @@ function locate(dir: string): { paths?: Record<FileKey, string>; missing: string
   const paths = {} as Record<FileKey, string>;
   const missing: string[] = [];
   for (const key of Object.keys(FILES) as FileKey[]) {
-    const found = candidates(FILES[key]).map((f) => join(dir, f)).find((p) => existsSync(p));
+    const found = candidates(FILES[key])
+      .map((f) => join(dir, f))
+      .find((p) => existsSync(p));
     if (found) paths[key] = found;
     else missing.push(FILES[key] + '[.gz]');
   }

@@ -61,9 +61,7 @@ export function readIdx(path: string): IdxArray {
   const found = buf.length - headerLen;
   if (found !== expected) {
     const what = found < expected ? 'truncated' : 'trailing bytes';
-    throw dataError(
-      `${path}: ${what}: dims [${dims.join(', ')}] need ${expected} payload bytes, found ${found}`,
-    );
+    throw dataError(`${path}: ${what}: dims [${dims.join(', ')}] need ${expected} payload bytes, found ${found}`);
   }
   return { dims, data: buf.subarray(headerLen) };
 }

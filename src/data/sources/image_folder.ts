@@ -14,7 +14,19 @@ import { naturalCompare } from '../natural_sort.js';
 
 /** Extensions taken as images (what sharp's prebuilt binaries read); other files are listed in `ignored`. */
 export const IMAGE_EXTENSIONS = new Set([
-  '.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heif', '.heic', '.svg',
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.jpe',
+  '.jfif',
+  '.webp',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.avif',
+  '.heif',
+  '.heic',
+  '.svg',
 ]);
 export const DEFAULT_UNLABELED_DIR = 'unlabeled';
 
@@ -69,7 +81,9 @@ export function scanImageFolder(dir: string, opts: { unlabeledDir?: string } = {
       if (d.name === unlabeledDir) hasUnlabeled = true;
       else classes.push(d.name);
     } else if (isImageName(d.name)) {
-      throw dataError(`${join(dir, d.name)}: an image directly in ${dir}, not in a class folder (${EXPECTED(dir, unlabeledDir)})`);
+      throw dataError(
+        `${join(dir, d.name)}: an image directly in ${dir}, not in a class folder (${EXPECTED(dir, unlabeledDir)})`,
+      );
     } else {
       ignored.push(d.name);
     }
@@ -97,7 +111,9 @@ export function scanImageFolder(dir: string, opts: { unlabeledDir?: string } = {
     }
     ignored.push(...others);
     if (images === 0 && label !== null) {
-      const found = others.length ? `; found only ${others.length} other file(s): ${others.slice(0, 3).join(', ')}` : '';
+      const found = others.length
+        ? `; found only ${others.length} other file(s): ${others.slice(0, 3).join(', ')}`
+        : '';
       throw dataError(
         `${join(dir, folder)} has no image files (expected ${[...IMAGE_EXTENSIONS].join(' ')} files in each class folder${found})`,
       );

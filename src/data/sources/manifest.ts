@@ -29,7 +29,13 @@ function parseCsv(csvPath: string): Row[] {
   }
   try {
     // Field counts are checked below, to name the header's columns in the message.
-    return parse(text, { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as Row[];
+    return parse(text, {
+      bom: true,
+      info: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      trim: true,
+    }) as unknown as Row[];
   } catch (e) {
     const line = (e as { lines?: number }).lines;
     throw dataError(`${csvPath}${line ? `:${line}` : ''}: not valid CSV (${(e as Error).message})`);
@@ -58,10 +64,13 @@ export function readManifest(csvPath: string): ImageList {
   const classes = new Set<string>();
   for (const r of rows.slice(1)) {
     if (r.record.length !== header.length) {
-      throw dataError(`${where(r)}: ${r.record.length} field(s), expected ${header.length} as in the header (${rows[0].record.join(',')})`);
+      throw dataError(
+        `${where(r)}: ${r.record.length} field(s), expected ${header.length} as in the header (${rows[0].record.join(',')})`,
+      );
     }
     const id = r.record[pathCol];
-    if (id === '') throw dataError(`${where(r)}: empty path (expected an image file path, relative to ${base} or absolute)`);
+    if (id === '')
+      throw dataError(`${where(r)}: empty path (expected an image file path, relative to ${base} or absolute)`);
     const path = isAbsolute(id) ? id : resolve(base, id);
     let isFile: boolean;
     try {
@@ -74,6 +83,7 @@ export function readManifest(csvPath: string): ImageList {
     if (label !== null) classes.add(label);
     entries.push({ path, id, label, line: r.info.lines });
   }
-  if (entries.length === 0) throw dataError(`${csvPath}: a header but no rows (expected one row per image after the header)`);
+  if (entries.length === 0)
+    throw dataError(`${csvPath}: a header but no rows (expected one row per image after the header)`);
   return { entries, classes: [...classes].sort(naturalCompare), source: csvPath, ignored: [] };
 }

@@ -49,7 +49,6 @@ export interface TabularData extends Dataset {
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const MAX_LISTED = 30;
 
-
 const quote = (v: string) => JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
 function listNames(names: readonly string[]): string {
   const shown = names.slice(0, MAX_LISTED).map(quote).join(', ');
@@ -59,7 +58,10 @@ function listNames(names: readonly string[]): string {
 /** One line for a run summary: how many rows were skipped and the first few reasons. */
 export function describeSkipped(skipped: readonly SkippedRow[], max = 3): string {
   if (skipped.length === 0) return 'no rows skipped';
-  const first = skipped.slice(0, max).map((s) => `${s.id}: ${s.reason}`).join('; ');
+  const first = skipped
+    .slice(0, max)
+    .map((s) => `${s.id}: ${s.reason}`)
+    .join('; ');
   const more = skipped.length > max ? `; and ${skipped.length - max} more` : '';
   return `skipped ${skipped.length} bad row${skipped.length === 1 ? '' : 's'}: ${first}${more}`;
 }
@@ -130,8 +132,12 @@ function selectFeatures(at: string, columns: string[], label: string, opts: Tabu
   }
   const check = (names: readonly string[], what: string) => {
     const unknown = names.filter((n) => !columns.includes(n));
-    if (unknown.length) throw dataError(`${at}: ${what} names unknown column${unknown.length > 1 ? 's' : ''} ${listNames(unknown)} (${found})`);
-    if (names.includes(label)) throw dataError(`${at}: ${what} names the label column ${quote(label)}, which is never a feature`);
+    if (unknown.length)
+      throw dataError(
+        `${at}: ${what} names unknown column${unknown.length > 1 ? 's' : ''} ${listNames(unknown)} (${found})`,
+      );
+    if (names.includes(label))
+      throw dataError(`${at}: ${what} names the label column ${quote(label)}, which is never a feature`);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup !== undefined) throw dataError(`${at}: ${what} names ${quote(dup)} twice`);
   };
@@ -139,7 +145,8 @@ function selectFeatures(at: string, columns: string[], label: string, opts: Tabu
   check(drop, 'drop');
   if (opts.features) check(opts.features, 'features');
   const chosen = (opts.features ?? columns.filter((c) => c !== label)).filter((c) => !drop.includes(c));
-  if (chosen.length === 0) throw dataError(`${at}: no feature columns left besides the label ${quote(label)} (${found})`);
+  if (chosen.length === 0)
+    throw dataError(`${at}: no feature columns left besides the label ${quote(label)} (${found})`);
   return chosen;
 }
 
@@ -147,7 +154,9 @@ function selectFeatures(at: string, columns: string[], label: string, opts: Tabu
 export function readTabularCsv(path: string, opts: TabularOptions): TabularData {
   const records = readRecords(path);
   if (records.length === 0) {
-    throw dataError(`${path}:1: the file is empty; expected a header row naming the columns (including the label column ${quote(opts.labelColumn)}) and data rows`);
+    throw dataError(
+      `${path}:1: the file is empty; expected a header row naming the columns (including the label column ${quote(opts.labelColumn)}) and data rows`,
+    );
   }
   const [header, ...rows] = records;
   const at = `${path}:${header.line}`;
@@ -156,7 +165,12 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
   const labelCol = columns.indexOf(opts.labelColumn);
   if (labelCol < 0 && !opts.labelOptional) {
     const near = columns.find((c) => c.toLowerCase() === opts.labelColumn.toLowerCase());
-    const hint = near !== undefined ? ` (did you mean ${quote(near)}?)` : columns.length === 1 && /[;\t|]/.test(columns[0]) ? ' (the file must be comma-separated)' : '';
+    const hint =
+      near !== undefined
+        ? ` (did you mean ${quote(near)}?)`
+        : columns.length === 1 && /[;\t|]/.test(columns[0])
+          ? ' (the file must be comma-separated)'
+          : '';
     throw dataError(`${at}: no label column ${quote(opts.labelColumn)}${hint}; columns found: ${listNames(columns)}`);
   }
   const features = selectFeatures(at, columns, opts.labelColumn, opts);
@@ -180,7 +194,9 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
     const label = labelCol < 0 ? '' : fields[labelCol];
     // Not skippable: a label the model does not know means the files do not belong together.
     if (known && label !== '' && !known.has(label)) {
-      throw dataError(`${path}:${line}: label ${quote(label)} is not one of the known classes: ${listNames(opts.classes!)}`);
+      throw dataError(
+        `${path}:${line}: label ${quote(label)} is not one of the known classes: ${listNames(opts.classes!)}`,
+      );
     }
     labels.push(label);
     ids.push(`${name}:${line}`);
@@ -210,14 +226,21 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
 }
 
 /** Write the row's features into x at `offset`; the reason it is bad, or null. */
-function badRow(fields: string[], columns: string[], featureCols: number[], x: Float32Array, offset: number): string | null {
+function badRow(
+  fields: string[],
+  columns: string[],
+  featureCols: number[],
+  x: Float32Array,
+  offset: number,
+): string | null {
   if (fields.length !== columns.length) {
     return `found ${fields.length} field${fields.length === 1 ? '' : 's'}, expected ${columns.length} (as in the header)`;
   }
   for (let j = 0; j < featureCols.length; j++) {
     const c = featureCols[j];
     const v = fields[c];
-    if (v === '') return `column ${quote(columns[c])} is empty (missing values are not supported: fill them in or remove the row)`;
+    if (v === '')
+      return `column ${quote(columns[c])} is empty (missing values are not supported: fill them in or remove the row)`;
     const num = NUMBER.test(v) ? Math.fround(Number(v)) : NaN;
     if (!Number.isFinite(num)) {
       const why = NUMBER.test(v) ? 'is out of the float32 range' : 'is not a number';

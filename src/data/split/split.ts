@@ -59,10 +59,7 @@ export function labeledSubset(
 const isPositiveInt = (v: number) => Number.isInteger(v) && v > 0;
 
 /** Labels per class from --labels (total) or --labels-per-class; default DEFAULT_LABELS_PER_CLASS. */
-export function resolveLabelsPerClass(
-  opts: { labels?: number; labelsPerClass?: number },
-  numClasses: number,
-): number {
+export function resolveLabelsPerClass(opts: { labels?: number; labelsPerClass?: number }, numClasses: number): number {
   const { labels, labelsPerClass } = opts;
   if (labels !== undefined && !isPositiveInt(labels)) {
     throw configError(`--labels ${labels}: expected a positive integer (total labeled examples)`);
@@ -138,7 +135,12 @@ export function allLabeled(y: Int32Array, seedData: number): LabeledSubset {
  * rows of a seeded permutation, leaving every class at least one labeled training row.
  * Returns the held-out rows (ascending) and the classes that got none (too few labels).
  */
-export function stratifiedHoldout(y: Int32Array, numClasses: number, fraction: number, seedData: number): { rows: Int32Array; emptyClasses: number[] } {
+export function stratifiedHoldout(
+  y: Int32Array,
+  numClasses: number,
+  fraction: number,
+  seedData: number,
+): { rows: Int32Array; emptyClasses: number[] } {
   const inds = new RandomState((seedData + 1) % 2 ** 32).permutation(y.length); // not the labeled-subset permutation: independent choices
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   for (const r of inds) if (y[r] >= 0) byClass[y[r]].push(r);
