@@ -260,12 +260,10 @@ test('conv2dInputGrad as a conv2dTranspose forward (G layers): same outputs, and
     tf.tidy(() => {
       const inputs = { dy: tf.tensor(c.a, c.aShape), filter: tf.tensor(c.f, c.fShape) };
       return (
-        tf
-          .engine()
-          .runKernel('Conv2DBackpropInput', inputs, {
-            ...attrsOf(c),
-            inputShape: c.outShape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor
+        tf.engine().runKernel('Conv2DBackpropInput', inputs, {
+          ...attrsOf(c),
+          inputShape: c.outShape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor
       ).dataSync() as Float32Array;
     }),
   );
