@@ -14,12 +14,8 @@ import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SemiganError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { weightNormKernel } from '../nn/weight_norm.js';
-import { weightNormConvKernel } from '../nn/conv.js';
-import { trunkConvs, type ConvStep } from '../models/conv_gan.js';
-import { convSmallTrunk } from '../models/conv_small.js';
-import { convLargeTrunk } from '../models/conv_large.js';
 import type { Tensors } from '../nn/params.js';
+import type { GanModel } from '../models/model.js';
 import {
   loadEmaDiscriminator,
   readMetrics,
@@ -79,104 +75,56 @@ export function assertExportable(ckpt: Checkpoint<CheckpointMeta>, runDir: strin
   }
 }
 
-/** Refuse a model (the preset a run's config resolved to) that has no exporter. */
-function assertExportablePreset(preset: string, runDir: string): void {
-  if (!EXPORTABLE_PRESETS.includes(preset))
-    throw exportError(`${runDir}: preset '${preset}' has no exporter (only ${EXPORTABLE_PRESETS.join(', ')})`);
-}
-
-/** D's layer plans of the conv presets: kernel sizes, strides and paddings (widths come from the weights). */
-const CONV_TRUNKS: Record<string, () => ConvStep[]> = {
-  'conv-small': () => convSmallTrunk(),
-  'conv-large': () => convLargeTrunk(),
-};
-const EXPORTABLE_PRESETS = ['mnist-mlp', 'tabular-mlp', ...Object.keys(CONV_TRUNKS)];
-
-/** Dense-layer indices of a mnist-mlp D: l0 .. l{n-1}, in order. */
-function denseLayerCount(d: Tensors): number {
-  let n = 0;
-  while (d[`l${n}.v`]) n++;
-  if (n === 0) throw exportError('the checkpoint has no discriminator layers (l0.v): not a mnist-mlp run');
-  return n;
-}
-
 /**
- * The EMA discriminator as a tf.Sequential. mnist-mlp: Flatten([h, w, c]) -> Dense(relu) x (n-1)
- * -> Dense(K); conv presets: buildConvClassifierModel. Caller disposes the model.
+ * The EMA discriminator as a tf.Sequential of built-in layers, from the model's own description
+ * of its classifier (GanModel.classifierLayers). Caller disposes the model.
  */
-export function buildClassifierModel(
-  d: Tensors,
-  inputShape: [number, number, number],
-  preset = 'mnist-mlp',
-): tf.Sequential {
-  const trunk = CONV_TRUNKS[preset];
-  if (trunk) return buildConvClassifierModel(d, inputShape, trunk());
-  const n = denseLayerCount(d);
+export function buildClassifierModel(gan: GanModel, d: Tensors, inputShape: [number, number, number]): tf.Sequential {
+  if (!gan.classifierLayers) throw exportError(`preset '${gan.preset}' has no classifier to export`);
+  const spec = gan.classifierLayers(d);
   const model = tf.sequential({ name: 'semigan_classifier' });
-  model.add(tf.layers.flatten({ inputShape, name: 'flatten' }));
-  for (let i = 0; i < n; i++) {
-    const units = d[`l${i}.v`].shape[1]!;
-    const last = i === n - 1;
-    const layer = tf.layers.dense({
-      units,
-      activation: last ? 'linear' : 'relu',
-      name: last ? 'logits' : `dense_${i}`,
+  const counts: Record<string, number> = {};
+  const nameOf = (base: string) => `${base}_${(counts[base] = (counts[base] ?? -1) + 1)}`;
+  const lastDense = spec.map((l) => l.kind).lastIndexOf('dense');
+  try {
+    spec.forEach((l, i) => {
+      const first = i === 0 ? { inputShape } : {};
+      let layer: tf.layers.Layer;
+      switch (l.kind) {
+        case 'flatten':
+          layer = tf.layers.flatten({ ...first, name: 'flatten' });
+          break;
+        case 'dense':
+          layer = tf.layers.dense({
+            ...first,
+            units: l.kernel.shape[1],
+            activation: l.activation,
+            name: i === lastDense ? 'logits' : nameOf('dense'),
+          });
+          break;
+        case 'conv2d':
+          layer = tf.layers.conv2d({
+            ...first,
+            filters: l.kernel.shape[3],
+            kernelSize: [l.kernel.shape[0], l.kernel.shape[1]],
+            strides: l.stride,
+            padding: l.padding,
+            name: nameOf('conv'),
+          });
+          break;
+        case 'leakyRelu':
+          layer = tf.layers.leakyReLU({ ...first, alpha: l.alpha, name: nameOf('leaky_relu') });
+          break;
+        case 'globalAveragePool':
+          layer = tf.layers.globalAveragePooling2d({ ...first, name: 'global_pool' });
+          break;
+      }
+      model.add(layer);
+      if (l.kind === 'dense' || l.kind === 'conv2d') layer.setWeights([l.kernel, l.bias]);
     });
-    model.add(layer);
-    const [kernel, bias] = tf.tidy(() => [
-      weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D),
-      d[`l${i}.b`].clone(),
-    ]);
-    layer.setWeights([kernel, bias]);
-    tf.dispose([kernel, bias]);
+  } finally {
+    for (const l of spec) if (l.kind === 'dense' || l.kind === 'conv2d') tf.dispose([l.kernel, l.bias]);
   }
-  return model;
-}
-
-/**
- * A conv preset's D (conv_gan.ts) as a tf.Sequential on NHWC input [h, w, c]: per conv layer of
- * the trunk Conv2D (folded kernel + bias, the plan's stride and padding) -> LeakyReLU(0.2), then
- * GlobalAveragePooling2D -> Dense(K) logits.
- */
-export function buildConvClassifierModel(
-  d: Tensors,
-  inputShape: [number, number, number],
-  trunk: ConvStep[],
-): tf.Sequential {
-  const convs = trunkConvs(trunk);
-  if (!d['c0.v'] || d[`c${convs.length}.v`] || !d[`c${convs.length - 1}.v`] || !d['out.v']) {
-    throw exportError(
-      `the checkpoint's discriminator does not have the preset's ${convs.length} conv layers (c0.v .. c${convs.length - 1}.v) and out.v`,
-    );
-  }
-  const model = tf.sequential({ name: 'semigan_classifier' });
-  convs.forEach((s, i) => {
-    const v = d[`c${i}.v`] as tf.Tensor4D; // [kh, kw, in, out]
-    if (v.shape[0] !== s.kernel || v.shape[1] !== s.kernel)
-      throw exportError(`conv layer ${i}: kernel [${v.shape}] is not ${s.kernel}x${s.kernel}`);
-    const conv = tf.layers.conv2d({
-      filters: v.shape[3],
-      kernelSize: s.kernel,
-      strides: s.stride,
-      padding: s.padding,
-      name: `conv_${i}`,
-      ...(i === 0 ? { inputShape } : {}),
-    });
-    model.add(conv);
-    const [kernel, bias] = tf.tidy(() => [weightNormConvKernel(v, d[`c${i}.g`] as tf.Tensor1D), d[`c${i}.b`].clone()]);
-    conv.setWeights([kernel, bias]);
-    tf.dispose([kernel, bias]);
-    model.add(tf.layers.leakyReLU({ alpha: 0.2, name: `leaky_relu_${i}` }));
-  });
-  model.add(tf.layers.globalAveragePooling2d({ name: 'global_pool' }));
-  const logits = tf.layers.dense({ units: d['out.v'].shape[1]!, activation: 'linear', name: 'logits' });
-  model.add(logits);
-  const [kernel, bias] = tf.tidy(() => [
-    weightNormKernel(d['out.v'] as tf.Tensor2D, d['out.g'] as tf.Tensor1D),
-    d['out.b'].clone(),
-  ]);
-  logits.setWeights([kernel, bias]);
-  tf.dispose([kernel, bias]);
   return model;
 }
 
@@ -377,11 +325,11 @@ export async function exportRun(
   const { model: gan, weights } = loadEmaDiscriminator(ckpt);
   let model: tf.Sequential | undefined;
   try {
-    assertExportablePreset(gan.preset, runDir);
+    if (!gan.classifierLayers) throw exportError(`${runDir}: preset '${gan.preset}' has no classifier to export`);
     if (gan.batchDependentD)
       throw exportError(`${runDir}: its discriminator is batch-dependent; retrain without --mbd to export it`);
     const inputShape = ckpt.meta.inputShape;
-    model = buildClassifierModel(weights, inputShape, gan.preset);
+    model = buildClassifierModel(gan, weights, inputShape);
     const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits, inputShape);
     if (!(maxAbsLogitDiff <= SELF_CHECK_TOLERANCE)) {
       throw new Error(

@@ -4,12 +4,12 @@ import { configError } from '../errors.js';
 import { makeParams, type Params, type Tensors } from '../nn/params.js';
 import { convTranspose2d, dataDependentInitChannels, weightNormConv2d, weightNormConvKernel, weightNormConvTransposeKernel, type Padding } from '../nn/conv.js';
 import { weightNormDense, weightNormKernel } from '../nn/weight_norm.js';
-import { leakyRelu } from '../nn/activations.js';
+import { LEAKY_SLOPE, leakyRelu } from '../nn/activations.js';
 import { dropout } from '../nn/dropout.js';
 import { batchNormShiftChannels } from '../nn/batch_norm.js';
 import { virtualBatchNorm, virtualBatchNormChannels } from '../nn/virtual_batch_norm.js';
 import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
-import type { ApplyOptions, DiscriminatorOutput, GanModel } from './model.js';
+import type { ApplyOptions, ClassifierLayer, DiscriminatorOutput, GanModel } from './model.js';
 
 /**
  * The convolutional K+1 GAN shared by the conv presets, after the official improved-gan CIFAR-10
@@ -153,6 +153,27 @@ export function convGan(args: ConvGanArgs): GanModel {
   }
 
   const applyD = (d: Tensors, x: tf.Tensor2D, opts: ApplyOptions) => runD(d, x, opts);
+
+  // runD without noise or dropout: each conv with its kernel folded, leaky relu, global pool, logits.
+  function classifierLayers(d: Tensors): ClassifierLayer[] {
+    const layers: ClassifierLayer[] = convs.flatMap((s, i): ClassifierLayer[] => [
+      {
+        kind: 'conv2d',
+        kernel: weightNormConvKernel(d[`c${i}.v`] as tf.Tensor4D, d[`c${i}.g`] as tf.Tensor1D),
+        bias: d[`c${i}.b`].clone() as tf.Tensor1D,
+        stride: s.stride,
+        padding: s.padding,
+      },
+      { kind: 'leakyRelu', alpha: LEAKY_SLOPE },
+    ]);
+    const out: ClassifierLayer = {
+      kind: 'dense',
+      kernel: weightNormKernel(d['out.v'] as tf.Tensor2D, d['out.g'] as tf.Tensor1D),
+      bias: d['out.b'].clone() as tf.Tensor1D,
+      activation: 'linear',
+    };
+    return [...layers, { kind: 'globalAveragePool' }, out];
+  }
   const initD = (d: Params, x: tf.Tensor2D, opts: ApplyOptions) => void tf.tidy(() => runD(d.vars, x, opts, d.vars).logits);
 
   function createG(rng: Rng): Params {
@@ -220,5 +241,15 @@ export function convGan(args: ConvGanArgs): GanModel {
     return cropped.reshape([rows, h * w * c]);
   }
 
-  return { preset: args.preset, zDim, batchDependentD: mbd !== null, createD, createG, initD, applyD, applyG };
+  return {
+    preset: args.preset,
+    zDim,
+    batchDependentD: mbd !== null,
+    createD,
+    createG,
+    initD,
+    applyD,
+    applyG,
+    ...(mbd ? {} : { classifierLayers }),
+  };
 }

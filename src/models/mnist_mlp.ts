@@ -7,7 +7,7 @@ import { batchNormShift } from '../nn/batch_norm.js';
 import { virtualBatchNorm } from '../nn/virtual_batch_norm.js';
 import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
 import { stableSoftplus } from '../nn/activations.js';
-import type { ApplyOptions, DiscriminatorOutput, GanModel } from './model.js';
+import type { ApplyOptions, ClassifierLayer, DiscriminatorOutput, GanModel } from './model.js';
 import { configError } from '../errors.js';
 
 /**
@@ -123,6 +123,17 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     return { logits, features: features! };
   }
 
+  // applyD without noise: Flatten, then each weight-normed dense layer with its kernel folded.
+  function classifierLayers(d: Tensors): ClassifierLayer[] {
+    const dense = Array.from({ length: nD }, (_, i): ClassifierLayer => ({
+      kind: 'dense',
+      kernel: weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D),
+      bias: d[`l${i}.b`].clone() as tf.Tensor1D,
+      activation: i === last ? 'linear' : 'relu',
+    }));
+    return [{ kind: 'flatten' }, ...dense];
+  }
+
   // Layer by layer, as applyD, normalizing each pre-activation before going on.
   function initD(d: Params, x: tf.Tensor2D, { noise, groups }: ApplyOptions): void {
     tf.tidy(() => {
@@ -166,5 +177,15 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     return args.output === 'linear' ? out : tf.sigmoid(out);
   }
 
-  return { preset: args.preset ?? 'mnist-mlp', zDim, batchDependentD: mbd !== null, createD, createG, initD, applyD, applyG };
+  return {
+    preset: args.preset ?? 'mnist-mlp',
+    zDim,
+    batchDependentD: mbd !== null,
+    createD,
+    createG,
+    initD,
+    applyD,
+    applyG,
+    ...(mbd ? {} : { classifierLayers }),
+  };
 }

@@ -38,6 +38,17 @@ export interface ModelSpec extends ModelTechniques {
   dataset: string;
 }
 
+/**
+ * One layer of the exported classifier (export/exporter.ts turns these into tfjs built-in layers):
+ * D without noise, weight norm folded into plain kernels, the K logits out. Tensors: caller disposes.
+ */
+export type ClassifierLayer =
+  | { kind: 'flatten' }
+  | { kind: 'dense'; kernel: tf.Tensor2D; bias: tf.Tensor1D; activation: 'relu' | 'linear' }
+  | { kind: 'conv2d'; kernel: tf.Tensor4D; bias: tf.Tensor1D; stride: number; padding: 'same' | 'valid' }
+  | { kind: 'leakyRelu'; alpha: number }
+  | { kind: 'globalAveragePool' };
+
 /** A D/G pair for a data shape: what a preset builds and the trainer drives. */
 export interface GanModel {
   preset: string;
@@ -49,6 +60,11 @@ export interface GanModel {
   applyD(d: Tensors, x: tf.Tensor2D, opts: ApplyOptions): DiscriminatorOutput;
   /** True when D's output for a row depends on the other rows of its batch (minibatch discrimination). */
   batchDependentD: boolean;
+  /**
+   * D (or its EMA weights `d`) as plain classifier layers, the same logits as applyD without
+   * noise; absent when the model cannot be exported (a batch-dependent D).
+   */
+  classifierLayers?(d: Tensors): ClassifierLayer[];
   /** z [B, zDim] -> samples [B, dim] in the data's range. */
   applyG(g: Tensors, z: tf.Tensor2D): tf.Tensor2D;
 }
