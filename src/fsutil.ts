@@ -1,6 +1,6 @@
-/** File-system helpers shared by checkpoints, sample grids and reports. */
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+/** File-system helpers shared by checkpoints, sample grids, reports and exports. */
+import { mkdir, open, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 
 let tmpCounter = 0;
 
@@ -48,4 +48,40 @@ export async function fsyncDir(dir: string): Promise<void> {
   } catch {
     // best-effort, see atomicWriteFile
   }
+}
+
+/**
+ * Replace the directory `out` with one holding `files`, so readers see the old directory or the
+ * complete new one, never a partial one: the files go into a temporary directory next to `out`
+ * (fsynced), which is then renamed to `out`. `state()` says, just before the rename, what `out` is
+ * now ('absent', 'empty', or 'replace' an earlier one); it throws to refuse.
+ */
+export async function atomicWriteDir(
+  out: string,
+  files: Record<string, Buffer | string>,
+  state: () => 'absent' | 'empty' | 'export',
+): Promise<void> {
+  const parent = dirname(resolve(out));
+  await mkdir(parent, { recursive: true });
+  const stamp = `${process.pid}-${Date.now()}-${tmpCounter++}`;
+  const tmp = join(parent, `.${basename(out)}.tmp-${stamp}`);
+  await mkdir(tmp);
+  try {
+    for (const [name, data] of Object.entries(files)) await writeFileSynced(join(tmp, name), data);
+    await fsyncDir(tmp);
+    const now = state();
+    if (now === 'empty') await rmdir(out);
+    if (now === 'export') {
+      const old = join(parent, `.${basename(out)}.old-${stamp}`);
+      await rename(out, old);
+      await rename(tmp, out);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(tmp, out);
+    }
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw err;
+  }
+  await fsyncDir(parent);
 }

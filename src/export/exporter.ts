@@ -10,8 +10,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
 import { SemiganError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Tensors } from '../nn/params.js';
@@ -28,7 +26,8 @@ import {
 } from '../train/run_dir.js';
 import type { Checkpoint } from '../train/checkpoint.js';
 import { SEMIGAN_VERSION } from '../version.js';
-import { fsyncDir, writeFileSynced } from '../fsutil.js';
+import { resolve } from 'node:path';
+import { atomicWriteDir } from '../fsutil.js';
 import {
   METADATA_FILE,
   MODEL_FORMAT,
@@ -281,38 +280,6 @@ function checkTarget(out: string, overwrite: boolean): 'absent' | 'empty' | 'exp
   return 'export';
 }
 
-let tmpCounter = 0;
-
-/**
- * Write model.json, weights.bin and metadata.json into a temporary directory next to `out`, then
- * rename it to `out`: readers see the old export or the complete new one, never a partial one.
- */
-async function writeModelDir(out: string, files: Record<string, Buffer | string>, overwrite: boolean): Promise<void> {
-  const parent = dirname(resolve(out));
-  await mkdir(parent, { recursive: true });
-  const stamp = `${process.pid}-${Date.now()}-${tmpCounter++}`;
-  const tmp = join(parent, `.${basename(out)}.tmp-${stamp}`);
-  await mkdir(tmp);
-  try {
-    for (const [name, data] of Object.entries(files)) await writeFileSynced(join(tmp, name), data);
-    await fsyncDir(tmp);
-    const state = checkTarget(out, overwrite); // again: it may have appeared meanwhile
-    if (state === 'empty') await rmdir(out);
-    if (state === 'export') {
-      const old = join(parent, `.${basename(out)}.old-${stamp}`);
-      await rename(out, old);
-      await rename(tmp, out);
-      await rm(old, { recursive: true, force: true });
-    } else {
-      await rename(tmp, out);
-    }
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => {});
-    throw err;
-  }
-  await fsyncDir(parent);
-}
-
 /** `semigan export RUN_DIR --out MODEL_DIR`. The tfjs backend must be initialized. */
 export async function exportRun(
   runDir: string,
@@ -338,14 +305,14 @@ export async function exportRun(
     }
     const metadata = buildMetadata(runDir, ckpt);
     const { json, weights: weightBytes } = await modelFiles(model);
-    await writeModelDir(
+    await atomicWriteDir(
       out,
       {
         [MODEL_JSON_FILE]: json,
         [WEIGHTS_FILE]: weightBytes,
         [METADATA_FILE]: JSON.stringify(metadata, null, 2) + '\n',
       },
-      opts.overwrite === true,
+      () => checkTarget(out, opts.overwrite === true), // again: it may have appeared meanwhile
     );
     return {
       out,
