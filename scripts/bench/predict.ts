@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice } from '../../src/backend.js';
 import { readIdxImages } from '../../src/data/sources/idx.js';
-import { Classifier } from '../../src/serve/classifier.js';
-import { imageToInput, scalePixels } from '../../src/serve/preprocess.js';
+import { Classifier } from '../../src/export/classifier.js';
+import { imageToInput, scalePixels } from '../../src/export/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 
 const { values, positionals } = parseArgs({

@@ -21,8 +21,8 @@ import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../../src/backend.js';
 import { readIdxImages } from '../../src/data/sources/idx.js';
-import { Classifier } from '../../src/serve/classifier.js';
-import { scalePixels } from '../../src/serve/preprocess.js';
+import { Classifier } from '../../src/export/classifier.js';
+import { scalePixels } from '../../src/export/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 
 const FLOOR = 2000;

@@ -11,7 +11,7 @@ import { argmaxRows, classificationReport, type ClassificationReport } from '../
 import { predictClasses } from '../eval/predict.js';
 import { loadEmaDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { isModelDir, type ClassifierMetadata } from '../export/metadata.js';
-import { Classifier } from '../serve/classifier.js';
+import { Classifier } from '../export/classifier.js';
 
 export interface EvaluateOptions {
   backend?: BackendChoice;

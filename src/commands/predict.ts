@@ -7,8 +7,8 @@ import { SemiganError, inputError } from '../errors.js';
 import type { ClassifierMetadata, TabularPreprocessing } from '../export/metadata.js';
 import { readTabularCsv } from '../data/sources/tabular.js';
 import { standardize } from '../data/standardize.js';
-import { Classifier, type Prediction } from '../serve/classifier.js';
-import { imageToInput, scalePixels } from '../serve/preprocess.js';
+import { Classifier, type Prediction } from '../export/classifier.js';
+import { imageToInput, scalePixels } from '../export/preprocess.js';
 
 export interface NamedPrediction extends Prediction {
   /** The input file; `FILE[i]` for image i of an idx file. */

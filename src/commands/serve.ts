@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { defaultThreads, describeBackend, initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { configError } from '../errors.js';
 import { readMetadata } from '../export/metadata.js';
-import { Classifier } from '../serve/classifier.js';
+import { Classifier } from '../export/classifier.js';
 import { DEFAULT_SERVER_OPTIONS, PredictionServer, type ServerOptions } from '../serve/server.js';
 
 export interface ServeOptions extends ServerOptions {

@@ -19,10 +19,10 @@ import sharp from 'sharp';
 import { SemiganError } from '../errors.js';
 import { METADATA_FILE, type ImagePreprocessing } from '../export/metadata.js';
 import { MicroBatcher, type BatcherStats } from './batcher.js';
-import { predictionsFromLogits, type Classifier, type Prediction } from './classifier.js';
+import { predictionsFromLogits, type Classifier, type Prediction } from '../export/classifier.js';
 import { standardize } from '../data/standardize.js';
 import { HTTP_ERRORS, HttpError, type HttpErrorCode } from './http_errors.js';
-import { decodePngFast, imageToInput, scalePixels } from './preprocess.js';
+import { decodePngFast, imageToInput, scalePixels } from '../export/preprocess.js';
 
 export interface ServerOptions {
   /** Address to bind (default 127.0.0.1: this machine only). */

@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { firstOfDigits, mnistBytes, pooledMnistCsv, POOLED_COLUMNS, writeMnistPng } from '../lib/mnist_files.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
 import { initBackend } from '../../src/backend.js';
-import { Classifier } from '../../src/serve/classifier.js';
+import { Classifier } from '../../src/export/classifier.js';
 import { PredictionServer } from '../../src/serve/server.js';
 
 let tmp: string;

@@ -31,7 +31,7 @@ import { probeImages } from '../../src/data/images/probe.js';
 import { sha1File, sha1Files } from '../../src/data/images/file_hash.js';
 import { naturalCompare } from '../../src/data/natural_sort.js';
 import { defaultCacheDir } from '../../src/data/images/decode_cache.js';
-import { imageToInput } from '../../src/serve/preprocess.js';
+import { imageToInput } from '../../src/export/preprocess.js';
 import type { ImagePreprocessing } from '../../src/export/metadata.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 

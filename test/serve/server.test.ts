@@ -19,9 +19,9 @@ import sharp from 'sharp';
 import { initBackend } from '../../src/backend.js';
 import { readIdxImages } from '../../src/data/sources/idx.js';
 import { MicroBatcher } from '../../src/serve/batcher.js';
-import { Classifier, type Prediction } from '../../src/serve/classifier.js';
+import { Classifier, type Prediction } from '../../src/export/classifier.js';
 import { HTTP_ERRORS } from '../../src/serve/http_errors.js';
-import { imageToInput, scalePixels } from '../../src/serve/preprocess.js';
+import { imageToInput, scalePixels } from '../../src/export/preprocess.js';
 import { PredictionServer, type ServerStats } from '../../src/serve/server.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 

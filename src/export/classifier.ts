@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SemiganError } from '../errors.js';
-import { METADATA_FILE, readMetadata, type ClassifierMetadata } from '../export/metadata.js';
+import { METADATA_FILE, readMetadata, type ClassifierMetadata } from './metadata.js';
 
 import { predictionsFromLogits, type Prediction } from '../eval/predictions.js';
 export { predictionsFromLogits, type Prediction };

@@ -7,7 +7,7 @@
  * PNGs of the model's size take a zlib-only fast path with identical values.
  */
 import { inputError } from '../errors.js';
-import type { ClassifierMetadata, ImagePreprocessing } from '../export/metadata.js';
+import type { ClassifierMetadata, ImagePreprocessing } from './metadata.js';
 import { decodeImageBuffer, ImageDecodeError, scalePixels } from '../data/images/pipeline.js';
 
 export { decodePngFast, isPng } from '../data/images/png.js';
