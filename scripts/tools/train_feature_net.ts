@@ -31,7 +31,7 @@ import {
   type FeatureNetLayerSpec,
   type FeatureNetMeta,
   type FeatureNetWeightEntry,
-} from '../../src/eval/sample_quality.js';
+} from '../../src/eval/feature_net.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 
 const { values } = parseArgs({

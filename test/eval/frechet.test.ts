@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { loadBuiltin } from '../../src/data/sources/builtin.js';
 import { SemiganError } from '../../src/errors.js';
 import { frechetDistance, gaussianStats, jacobiEigen, sqrtPsd } from '../../src/eval/frechet.js';
-import { featureNetFeatures, featureNetPredict, loadFeatureNet, sampleQuality } from '../../src/eval/sample_quality.js';
+import { featureNetFeatures, featureNetPredict, loadFeatureNet } from '../../src/eval/feature_net.js';
+import { sampleQuality } from '../../src/eval/sample_quality.js';
 import { Rng } from '../../src/rng.js';
 
 const near = (got: number, want: number, tol: number, what = '') =>
