@@ -1,6 +1,7 @@
 import { configError } from '../errors.js';
 import { PAPER_TECHNIQUES, type GanModel, type ModelSpec, type ModelTechniques } from './model.js';
 import { mnistMlp } from './mnist_mlp.js';
+import { tabularMlp } from './tabular_mlp.js';
 import { convSmall } from './conv_small.js';
 import { convLarge } from './conv_large.js';
 
@@ -22,20 +23,8 @@ type Preset = (a: { inputShape: [number, number, number]; numClasses: number; t:
 
 const PRESETS: Record<string, Preset> = {
   'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) => mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t) }),
-  // mnist-mlp's recipe for feature vectors: smaller layers, less input noise (features are
-  // standardized, so noise 0.3 is a third of a standard deviation), linear G output.
   'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) =>
-    mnistMlp({
-      preset: 'tabular-mlp',
-      inputDim: h * w * c,
-      numClasses,
-      hidden: [256, 128, 128],
-      genHidden: [128, 128],
-      inputNoise: 0.1,
-      hiddenNoise: 0.3,
-      output: 'linear',
-      ...builderTechniques(t),
-    }),
+    tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t) }),
   'conv-small': ({ inputShape, numClasses, t }) => convSmall({ inputShape, numClasses, ...builderTechniques(t) }),
   'conv-large': ({ inputShape, numClasses, t }) => convLarge({ inputShape, numClasses, ...builderTechniques(t) }),
 };
