@@ -15,20 +15,18 @@ import { mapLimit } from '../data/map_limit.js';
 import { readTabularCsv } from '../data/sources/tabular.js';
 import type { ImageEntry } from '../data/images/entry.js';
 import { configError } from '../errors.js';
-import { DEFAULT_TEST_SPLIT } from '../data/load.js';
+import { DEFAULT_TEST_SPLIT, type LoadOptions } from '../data/load.js';
 
 /** Fewer labeled examples than this in a class is reported. */
 export const FEW_LABELS = 5;
 const SHOW = 5;
 
-export interface InspectOptions {
-  test: string | null;
+export interface InspectOptions extends Pick<
+  LoadOptions,
+  'test' | 'unlabeledDir' | 'labelColumn' | 'features' | 'dropColumns'
+> {
   /** Without --test: the fraction of each class's labels `train` would hold out (DEFAULT_TEST_SPLIT). */
   testSplit?: number;
-  unlabeledDir: string;
-  labelColumn: string | null;
-  features: string[] | null;
-  dropColumns: string[];
 }
 
 export interface ClassCount {

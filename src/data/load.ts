@@ -20,19 +20,19 @@ import { fitStandardizer, standardize, type Standardizer } from './standardize.j
 /** The feature columns and their training-set statistics (kept for evaluation and export). */
 export type Standardization = Standardizer & { features: string[] };
 
-/** The data options of a TrainConfig (train/config.ts documents each); `dataset` is a data spec (spec.ts). */
+/** Every data option of a run (a TrainConfig has them all); the built-in datasets need only DataOptions. */
 export interface LoadOptions extends DataOptions {
-  test: string | null;
-  testSplit: number | null;
-  size: string | null; // "HxW"
-  channels: number | null;
-  background: string;
-  unlabeledDir: string;
-  labelColumn: string | null;
-  features: string[] | null;
-  dropColumns: string[];
-  skipBad: boolean;
-  cache: boolean;
+  test: string | null; // your own data: test set spec of the same kind (else a stratified --test-split)
+  testSplit: number | null; // your own data: fraction of each class's labeled examples held out for testing (default 0.2)
+  size: string | null; // images: HEIGHTxWIDTH to resize to (default: the most common size found)
+  channels: number | null; // images: 1 or 3 (default: the most common found)
+  background: string; // images: colour transparent pixels are composited onto (and padding)
+  unlabeledDir: string; // images:DIR: the subfolder holding unlabeled images
+  labelColumn: string | null; // csv: the column holding the class (empty = unlabeled)
+  features: string[] | null; // csv: feature columns to use (default: every other column)
+  dropColumns: string[]; // csv: columns to leave out
+  skipBad: boolean; // skip unreadable images / bad CSV rows (counted and named) instead of failing
+  cache: boolean; // images: keep decoded pixels in the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)
   mode?: string; // 'gan' needs unlabeled examples
 }
 

@@ -13,14 +13,15 @@ export interface TrainData {
   source: string;
 }
 
+/** What a built-in dataset and its labeled subset need. */
 export interface DataOptions {
-  dataset: string;
-  dataDir: string | null;
-  labels: number | null;
-  labelsPerClass: number | null;
-  trainLimit: number | null;
-  testLimit: number | null;
-  seedData: number;
+  dataset: string; // data spec (data/sources/spec.ts): mnist | fashion-mnist | images:DIR | manifest:FILE.csv | csv:FILE.csv
+  dataDir: string | null; // folder with the four idx files, overriding the built-in location
+  labels: number | null; // total labeled examples, split evenly over classes (paper: 100)
+  labelsPerClass: number | null; // alternative to `labels`
+  trainLimit: number | null; // use only the first N training images (quick runs, tests)
+  testLimit: number | null; // evaluate on the first N test images only
+  seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code); default: seed
 }
 
 /** Load a built-in dataset and choose its labeled subset as the paper (and official code) does. */

@@ -1,5 +1,6 @@
 import { configError } from '../errors.js';
 import { PAPER_TECHNIQUES, type ModelTechniques } from '../models/model.js';
+import type { LoadOptions } from '../data/load.js';
 import { BACKENDS, MATMULS, type BackendChoice, type MatMulChoice } from '../backend.js';
 
 export const MODES = ['gan', 'supervised'] as const;
@@ -11,25 +12,9 @@ export type FmDistance = (typeof FM_DISTANCES)[number];
  * Everything that defines a training run. Validated once (validateConfig), frozen, written to
  * the run dir and into every checkpoint. Defaults are the paper's MNIST recipe.
  */
-export interface TrainConfig extends ModelTechniques {
-  dataset: string; // data spec (data/sources/spec.ts): mnist | fashion-mnist | images:DIR | manifest:FILE.csv | csv:FILE.csv
-  test: string | null; // your own data: test set spec of the same kind (else a stratified --test-split)
-  testSplit: number | null; // your own data: fraction of each class's labeled examples held out for testing (default 0.2)
-  size: string | null; // images: HEIGHTxWIDTH to resize to (default: the most common size found)
-  channels: number | null; // images: 1 or 3 (default: the most common found)
-  background: string; // images: colour transparent pixels are composited onto (and padding)
-  unlabeledDir: string; // images:DIR: the subfolder holding unlabeled images
-  labelColumn: string | null; // csv: the column holding the class (empty = unlabeled)
-  features: string[] | null; // csv: feature columns to use (default: every other column)
-  dropColumns: string[]; // csv: columns to leave out
-  skipBad: boolean; // skip unreadable images / bad CSV rows (counted and named) instead of failing
-  cache: boolean; // images: keep decoded pixels in the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)
-  dataDir: string | null; // folder with the four idx files, overriding the built-in location
-  labels: number | null; // total labeled examples, split evenly over classes (paper: 100)
-  labelsPerClass: number | null; // alternative to `labels`
-  trainLimit: number | null; // use only the first N training images (quick runs, tests)
-  testLimit: number | null; // evaluate on the first N test images only
+export interface TrainConfig extends ModelTechniques, LoadOptions {
   preset: string; // model preset (auto: chosen from the data, models/presets.ts autoPreset)
+  // The data fields (dataset, labels, test, size, ...) are LoadOptions' and DataOptions'.
   mode: Mode; // gan: K+1 GAN on labeled + unlabeled + generated data; supervised: same D on the labeled set only
   // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching
   // only). Those that change the networks (fmLayer, mbd, mbdKernels, mbdDim, vbn) are ModelTechniques.
@@ -48,7 +33,6 @@ export interface TrainConfig extends ModelTechniques {
   unlabeledWeight: number; // weight of the unsupervised loss in D's objective
   initSize: number; // training images for D's data-dependent init (paper: 500)
   seed: number; // parameter init, noise, minibatch order
-  seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code); default: seed
   out: string; // run directory
   backend: BackendChoice;
   threads: number | null; // wasm: threads for matMuls (null: every core); native TensorFlow picks its own
