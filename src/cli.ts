@@ -123,6 +123,24 @@ program
     d.labelSmoothing,
   )
   .option('--vbn', 'virtual batch normalization in G')
+  .option(
+    '--consistency <weight>',
+    "beyond the paper (CT-GAN): D's consistency on unlabeled rows passed twice (0 = off)",
+    num,
+    d.consistency,
+  )
+  .option(
+    '--entropy <weight>',
+    "beyond the paper (Bad GAN): D's conditional entropy on unlabeled rows, minimized (0 = off)",
+    num,
+    d.entropy,
+  )
+  .option(
+    '--pull-away <weight>',
+    "beyond the paper (Bad GAN, EBGAN): G's pull-away term on its samples' features (0 = off)",
+    num,
+    d.pullAway,
+  )
   .option('--epochs <n>', 'epochs to train', int, d.epochs)
   .option('--iters-per-epoch <n>', 'iterations per epoch (default: unlabeled size / batch size)', int)
   .option('--batch-size <n>', 'rows per batch from each source (labeled, unlabeled, generated)', int, d.batchSize)

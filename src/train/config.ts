@@ -22,6 +22,10 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   fmDistance: FmDistance; // l2: mean squared difference of mean features (MNIST recipe); l1: mean absolute (CIFAR)
   ha: number; // historical averaging weight for D and G (0 = off)
   labelSmoothing: number; // one-sided: real target of the real/fake part (1 = off; paper: 0.9)
+  // Beyond the paper (docs/techniques.md); 0 = off, the paper's recipe.
+  consistency: number; // CT-GAN: weight of D's consistency on the unlabeled batch passed twice
+  entropy: number; // Bad GAN: weight of D's conditional entropy on unlabeled data (minimized)
+  pullAway: number; // Bad GAN / EBGAN: weight of the pull-away term on G's sample features
   epochs: number; // total epochs (paper: 300)
   itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
   batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
@@ -65,6 +69,9 @@ export const DEFAULT_CONFIG: TrainConfig = {
   ...PAPER_TECHNIQUES,
   ha: 0,
   labelSmoothing: 1,
+  consistency: 0,
+  entropy: 0,
+  pullAway: 0,
   epochs: 10,
   itersPerEpoch: null,
   batchSize: 100,
@@ -138,6 +145,9 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   mbdDim: positiveInt,
   ha: nonNeg,
   labelSmoothing: smoothing,
+  consistency: nonNeg,
+  entropy: nonNeg,
+  pullAway: nonNeg,
   vbn: bool,
   epochs: positiveInt,
   itersPerEpoch: nullable(positiveInt),

@@ -67,3 +67,47 @@ export function nonSaturatingGeneratorLoss(logitsFake: tf.Tensor2D): tf.Scalar {
 export function errorRate(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.notEqual(logits.argMax(1), labels).cast('float32').mean() as tf.Scalar;
 }
+
+/** [B, K] -> [B, K]: p(class k | x, real), the softmax over the K real classes. */
+const classProbabilities = (logits: tf.Tensor2D) => tf.softmax(logits, 1) as tf.Tensor2D;
+
+/**
+ * Conditional entropy of D's class distribution on unlabeled rows, mean over rows of
+ * -sum_k p_k log p_k with p = softmax over the K real classes. D minimizing it is pushed to
+ * confident class decisions on unlabeled data (Bad GAN, Dai et al. 2017, weight 0.1 on SVHN).
+ * log p_k is taken as l_k - logsumexp(l), finite for any logits.
+ */
+export function conditionalEntropy(logitsUnl: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const logP = logitsUnl.sub(logSumExpRows(logitsUnl).expandDims(1));
+    return logP.exp().mul(logP).sum(1).mean().neg();
+  }) as tf.Scalar;
+}
+
+/**
+ * Consistency of D on one unlabeled batch passed twice with independent noise (CT-GAN, Wei et al.
+ * 2018): the mean over rows and classes of (p1_k - p2_k)^2, p = softmax over the K real classes.
+ */
+export function consistencyLoss(logitsA: tf.Tensor2D, logitsB: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => classProbabilities(logitsA).sub(classProbabilities(logitsB)).square().mean()) as tf.Scalar;
+}
+
+/**
+ * The pull-away term on G's samples (EBGAN, Zhao et al. 2017; Bad GAN's G, weight 0.8 on SVHN):
+ * the mean over pairs i != j of the squared cosine similarity of D's features f_i, f_j. G
+ * minimizing it spreads its samples' features apart (against mode collapse). 1e-8 keeps the
+ * norm of an all-zero feature row finite.
+ */
+export function pullAwayLoss(featFake: tf.Tensor2D): tf.Scalar {
+  const n = featFake.shape[0];
+  if (n < 2) return tf.scalar(0);
+  return tf.tidy(() => {
+    const unit = featFake.div(featFake.square().sum(1, true).add(1e-8).sqrt()); // [B, F], rows of norm 1
+    const cos2 = tf.matMul(unit, unit, false, true).square(); // [B, B]; the diagonal is 1 (or 0 for zero rows)
+    const diagonal = unit.square().sum(1).square().sum();
+    return cos2
+      .sum()
+      .sub(diagonal)
+      .div(n * (n - 1));
+  }) as tf.Scalar;
+}

@@ -11,9 +11,12 @@ import { uniformNoise } from '../nn/noise.js';
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
 import {
+  conditionalEntropy,
+  consistencyLoss,
   errorRate,
   featureMatchingLoss,
   nonSaturatingGeneratorLoss,
+  pullAwayLoss,
   supervisedLoss,
   unsupervisedLoss,
 } from './losses.js';
@@ -196,6 +199,12 @@ export class Trainer {
           const lossUnl = unsupervisedLoss(logitsUnl, logitsFake, config.labelSmoothing);
           kept.push(tf.keep(lossUnl));
           loss = loss.add(lossUnl.mul(config.unlabeledWeight));
+          if (config.entropy > 0) loss = loss.add(conditionalEntropy(logitsUnl).mul(config.entropy));
+          if (config.consistency > 0) {
+            // The unlabeled rows once more, with noise of their own.
+            const again = this.model.applyD(this.d.vars, xUnl!, { noise: this.rng, groups: [rowsUnl.length] }).logits;
+            loss = loss.add(consistencyLoss(logitsUnl, again).mul(config.consistency));
+          }
         }
         const penalty = this.historicalPenalty(this.haD);
         return penalty ? loss.add(penalty) : loss;
@@ -224,9 +233,10 @@ export class Trainer {
         const lossGen = featReal
           ? featureMatchingLoss(featReal, fake.features, config.fmDistance)
           : nonSaturatingGeneratorLoss(fake.logits);
-        kept.push(tf.keep(lossGen)); // logged without the HA penalty, as D's losses
+        kept.push(tf.keep(lossGen)); // logged without the HA penalty and the pull-away term, as D's losses
         const penalty = this.historicalPenalty(this.haG);
-        return penalty ? lossGen.add(penalty) : lossGen;
+        const spread = config.pullAway > 0 ? pullAwayLoss(fake.features).mul(config.pullAway) : null;
+        return [penalty, spread].reduce<tf.Scalar>((l, t) => (t ? l.add(t) : l), lossGen);
       }, this.trainableVars(this.g));
       this.optG.apply(this.byParamName(this.g, grads), lr);
     });
