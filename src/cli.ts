@@ -13,6 +13,8 @@ import { evaluateCommand } from './commands/evaluate.js';
 import { exportCommand } from './commands/export.js';
 import { formatPredictions, predictCommand } from './commands/predict.js';
 import { DEFAULT_SERVE_OPTIONS as sd, parseSize, serveCommand } from './commands/serve.js';
+import { sweepCommand, sweepReport } from './commands/sweep.js';
+import { formatSummary, parseSeeds } from './train/sweep_summary.js';
 import { formatReport } from './eval/report.js';
 import { formatSuggestions, suggestCommand } from './commands/suggest.js';
 import { SUGGEST_CRITERIA } from './eval/suggest.js';
@@ -172,11 +174,44 @@ program
   });
 
 program
+  .command('sweep')
+  .description(
+    'one training run per seed (--seed and --seed-data both take it), in parallel, then mean ± std per epoch',
+  )
+  .option('--seeds <list>', 'seeds: a range or a list, e.g. 1-5 or 1,3,7', '1-5')
+  .requiredOption('--out <dir>', 'sweep directory: DIR/seed-N per seed, DIR/summary.json')
+  .option('--epochs <n>', "epochs per seed (with --resume: default the sweep's own)", int)
+  .option('--jobs <n>', 'runs at once (default: cores / --threads)', int)
+  .addOption(threadsOption('1 per run: seeds in parallel use the cores better'))
+  .option('--resume', 'continue the sweep in --out: finished seeds kept, unfinished ones resumed')
+  .option('--overwrite', 'replace an earlier sweep in --out')
+  .option('--json', 'print the summary as JSON instead of the table')
+  .allowUnknownOption()
+  .allowExcessArguments(true)
+  .usage('--seeds 1-5 --out DIR [--jobs N] [train options, e.g. --labels 100 --mode supervised]')
+  .action(async (opts, cmd: Command) => {
+    const summary = await sweepCommand({
+      seeds: parseSeeds(opts.seeds),
+      out: opts.out,
+      epochs: opts.epochs ?? (opts.resume ? null : d.epochs),
+      trainArgs: cmd.args,
+      jobs: opts.jobs ?? null,
+      threads: opts.threads ?? null,
+      resume: opts.resume === true,
+      overwrite: opts.overwrite === true,
+    });
+    process.stdout.write(opts.json ? JSON.stringify(summary) + '\n' : formatSummary(summary));
+  });
+
+program
   .command('evaluate')
   .description(
     "test-set accuracy, per-class precision/recall/F1 and confusion matrix of a run's EMA discriminator or of an exported model",
   )
-  .argument('<dir>', 'a run directory (semigan train --out) or an exported model directory (semigan export --out)')
+  .argument(
+    '<dir>',
+    'a run directory (semigan train --out), an exported model directory (semigan export --out) or a sweep directory (semigan sweep --out)',
+  )
   .option(
     '--data <spec>',
     `exported models: data to score: a built-in dataset's test split (${BUILTIN_DATASETS.join(', ')}) or every example of images:DIR, manifest:FILE.csv or csv:FILE.csv (default: the model's own test set)`,
@@ -188,6 +223,11 @@ program
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (dir: string, opts) => {
+    const sweep = sweepReport(dir);
+    if (sweep !== null) {
+      process.stdout.write(sweep);
+      return;
+    }
     const report = await evaluateCommand(dir, {
       backend: opts.backend,
       threads: opts.threads ?? null,
