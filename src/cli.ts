@@ -150,6 +150,10 @@ program
   .option('--beta1 <x>', 'Adam beta1', num, d.beta1)
   .option('--lr-decay-start <epoch>', 'decay lr linearly to 0 from this epoch to the last', int)
   .option('--ema-decay <x>', 'decay of the weight average that is evaluated and exported', num, d.emaDecay)
+  .option(
+    '--ema-warmup',
+    'average with decay min(--ema-decay, (1 + t) / (10 + t)) at update t: early averages follow recent weights',
+  )
   .option('--unlabeled-weight <x>', 'weight of the unsupervised loss in D', num, d.unlabeledWeight)
   .option('--seed <n>', 'seed for init, noise and batch order', int, d.seed)
   .option('--seed-data <n>', 'seed choosing the labeled examples (default: --seed)', int)

@@ -34,6 +34,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   beta2: number;
   lrDecayStart: number | null; // from this epoch on, lr decays linearly to 0 at `epochs`
   emaDecay: number; // decay of the weight average that is evaluated and exported
+  emaWarmup: boolean; // decay of update t: min(emaDecay, (1 + t) / (10 + t)) (off: emaDecay throughout, the official code)
   unlabeledWeight: number; // weight of the unsupervised loss in D's objective
   initSize: number; // training images for D's data-dependent init (paper: 500)
   seed: number; // parameter init, noise, minibatch order
@@ -80,6 +81,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   beta2: 0.999,
   lrDecayStart: null,
   emaDecay: 0.9999,
+  emaWarmup: false,
   unlabeledWeight: 1,
   initSize: 500,
   seed: 1,
@@ -157,6 +159,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   beta2: unit,
   lrDecayStart: nullable(nonNegInt),
   emaDecay: unit,
+  emaWarmup: bool,
   unlabeledWeight: nonNeg,
   initSize: positiveInt,
   seed: nonNegInt,

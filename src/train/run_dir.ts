@@ -170,7 +170,7 @@ export function loadEmaDiscriminator(ckpt: Checkpoint<CheckpointMeta>): { model:
   const model = runModel(meta);
   const current = tensorsWithPrefix(ckpt, 'd');
   const shadow = tensorsWithPrefix(ckpt, 'ema');
-  const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps);
+  const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps, runConfig(meta).emaWarmup);
   tf.dispose([...Object.values(current), ...Object.values(shadow)]);
   return { model, weights };
 }

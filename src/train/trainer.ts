@@ -117,7 +117,7 @@ export class Trainer {
     const adamArgs = { beta1: config.beta1, beta2: config.beta2, epsilon: 1e-8 };
     this.optD = new Adam(this.d, adamArgs);
     this.optG = new Adam(this.g, adamArgs);
-    this.ema = new Ema(this.d, config.emaDecay);
+    this.ema = new Ema(this.d, config.emaDecay, config.emaWarmup);
     this.haD = config.ha > 0 ? new HistoricalAverage(this.d) : null;
     this.haG = config.ha > 0 ? new HistoricalAverage(this.g) : null;
     this.labelsOfLabeled = Int32Array.from(data.labeled, (r) => data.train.y[r]);

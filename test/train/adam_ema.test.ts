@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import { makeParams } from '../../src/nn/params.js';
 import { Adam } from '../../src/train/adam.js';
-import { Ema } from '../../src/train/ema.js';
+import { decayAt, Ema } from '../../src/train/ema.js';
 
 const close = (got: ArrayLike<number>, want: number[], tol: number, what: string) =>
   want.forEach((w, i) =>
@@ -70,3 +70,28 @@ for (const native of [false, true]) {
     for (const t of Object.values(p.vars)) t.dispose();
   });
 }
+
+test('EMA with --ema-warmup: decay min(d, (1 + t) / (10 + t)) at update t, and the matching bias correction', async () => {
+  await initBackend('wasm');
+  const p = makeParams({ w: tf.tensor1d([0]) }, ['w']);
+  const ema = new Ema(p, 0.9, true);
+  const history = [4, -2, 10];
+  for (const h of history) {
+    p.vars.w.assign(tf.tensor1d([h]));
+    ema.update();
+  }
+  // By hand: decays 1/10, 2/11, 3/12 (all below 0.9); shadow = sum_s h_s (1 - d_s) prod_{t > s} d_t.
+  const d = [0.1, 2 / 11, 0.25];
+  let shadow = 0;
+  history.forEach((h, s) => (shadow = shadow * d[s] + h * (1 - d[s])));
+  const remaining = d[0] * d[1] * d[2];
+  const avg = ema.averaged();
+  close(ema.shadow.w.dataSync(), [shadow], 1e-6, 'shadow');
+  close(avg.w.dataSync(), [shadow / (1 - remaining)], 1e-6, 'averaged');
+  // Later updates reach the cap: min(0.9, 101/110) = 0.9; without warm-up the decay is constant.
+  assert.equal(decayAt(0.9, true, 100), 0.9);
+  assert.equal(decayAt(0.9, false, 0), 0.9);
+  tf.dispose(Object.values(avg));
+  ema.dispose();
+  p.vars.w.dispose();
+});
