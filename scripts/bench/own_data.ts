@@ -1,5 +1,5 @@
 /**
- * Your-own-data benchmarks (issue 5), on Fashion-MNIST written out as PNG files:
+ * Your-own-data benchmarks, on Fashion-MNIST written out as PNG files:
  *
  *   node dist/scripts/bench/own_data.js --dir /tmp/fashion-png [--iters 600] [--epochs 1]
  *
