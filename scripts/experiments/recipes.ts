@@ -4,7 +4,7 @@
  * OUT/<recipe>, then one table of mean ± std errors per recipe at the chosen epochs.
  *
  *   npx tsc -p . && node dist/scripts/experiments/recipes.js [--seeds 1-3] [--epochs 20] [--out runs/recipes]
- *       [--recipes paper,consistency,entropy,both,supervised] [--at 1,5,10,20] [--jobs N]
+ *       [--recipes paper,consistency,entropy,both,supervised] [--at 1,5,10,20] [--jobs N] [--train "--train-limit 2000"]
  *
  * A recipe whose sweep exists is resumed (finished seeds kept), so a killed run continues where
  * it stopped. Prints figures, asserts nothing.
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     recipes: { type: 'string', default: Object.keys(RECIPES).join(',') },
     at: { type: 'string', default: '1,5,10,20' },
     jobs: { type: 'string' },
+    train: { type: 'string', default: '' }, // more train options for every recipe, e.g. "--train-limit 2000"
   },
 });
 const names = values.recipes!.split(',');
@@ -45,7 +46,17 @@ function sweep(recipe: string): Promise<void> {
   const dir = join(out, recipe);
   const args = existsSync(join(dir, SWEEP_FILE))
     ? ['sweep', '--out', dir, '--resume', '--epochs', values.epochs!]
-    : ['sweep', '--seeds', values.seeds!, '--epochs', values.epochs!, '--out', dir, ...RECIPES[recipe]];
+    : [
+        'sweep',
+        '--seeds',
+        values.seeds!,
+        '--epochs',
+        values.epochs!,
+        '--out',
+        dir,
+        ...RECIPES[recipe],
+        ...values.train!.split(/\s+/).filter(Boolean),
+      ];
   if (values.jobs) args.push('--jobs', values.jobs);
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
