@@ -4,7 +4,7 @@
  * OUT/<recipe>, then one table of mean ± std errors per recipe at the chosen epochs.
  *
  *   npx tsc -p . && node dist/scripts/experiments/recipes.js [--seeds 1-3] [--epochs 20] [--out runs/recipes]
- *       [--recipes paper,consistency,entropy,both,supervised] [--at 1,5,10,20] [--jobs N] [--train "--train-limit 2000"]
+ *       [--recipes paper,consistency,entropy,both,supervised] [--at 1,5,10,20] [--jobs N] [--train="--train-limit 2000"]
  *
  * A recipe whose sweep exists is resumed (finished seeds kept), so a killed run continues where
  * it stopped. Prints figures, asserts nothing.
@@ -75,7 +75,7 @@ const cell = (s: SweepSummary, e: number, key: 'errors' | 'errorsCurrent') => {
   return row ? `${row[key].mean.toFixed(0)} ± ${row[key].std.toFixed(0)}` : '-';
 };
 console.log(
-  `\nseeds ${values.seeds}; test errors of 10,000, mean ± sample std over seeds (averaged weights / current)\n`,
+  `\nseeds ${values.seeds}; test errors, mean ± sample std over seeds (averaged weights / current)\n`,
 );
 console.log(`| recipe | ${at.map((e) => `epoch ${e}`).join(' | ')} |`);
 console.log(`|---|${at.map(() => '---:').join('|')}|`);
