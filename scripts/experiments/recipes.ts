@@ -32,7 +32,7 @@ const { values } = parseArgs({
     recipes: { type: 'string', default: Object.keys(RECIPES).join(',') },
     at: { type: 'string', default: '1,5,10,20' },
     jobs: { type: 'string' },
-    train: { type: 'string', default: '' }, // more train options for every recipe, e.g. "--train-limit 2000"
+    train: { type: 'string', default: '' }, // more train options for every recipe: --train="--train-limit 2000" (the = is needed)
   },
 });
 const names = values.recipes!.split(',');
@@ -74,9 +74,7 @@ const cell = (s: SweepSummary, e: number, key: 'errors' | 'errorsCurrent') => {
   const row = s.epochs.find((x) => x.epoch === e);
   return row ? `${row[key].mean.toFixed(0)} ± ${row[key].std.toFixed(0)}` : '-';
 };
-console.log(
-  `\nseeds ${values.seeds}; test errors, mean ± sample std over seeds (averaged weights / current)\n`,
-);
+console.log(`\nseeds ${values.seeds}; test errors, mean ± sample std over seeds (averaged weights / current)\n`);
 console.log(`| recipe | ${at.map((e) => `epoch ${e}`).join(' | ')} |`);
 console.log(`|---|${at.map(() => '---:').join('|')}|`);
 for (const [r, s] of summaries)
