@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
+import { replaceWasmKernel, restoreWasmKernel } from './wasm_kernels.js';
 
 /**
  * The wasm backend's matMul kernels run through OpenBLAS on every core.
@@ -109,30 +110,12 @@ function blasKernel(addon: NativeAddon, original: tf.KernelFunc, fused: boolean,
 export function useOpenBlasMatMul(addon: NativeAddon, threads: number): void {
   addon.setThreads(threads);
   threads = addon.getThreads(); // OpenBLAS caps it at its build's maximum
-  for (const [name, fused] of [
-    [tf.BatchMatMul, false],
-    [tf._FusedMatMul, true],
-  ] as const) {
-    const config = tf.getKernel(name, 'wasm');
-    if (!config) throw new Error(`wasm backend has no ${name} kernel`);
-    const original = (config as { originalKernelFunc?: tf.KernelFunc }).originalKernelFunc ?? config.kernelFunc;
-    tf.unregisterKernel(name, 'wasm');
-    const replaced = {
-      ...config,
-      kernelFunc: blasKernel(addon, original, fused, threads),
-      originalKernelFunc: original,
-    };
-    tf.registerKernel(replaced as tf.KernelConfig);
-  }
+  replaceWasmKernel(tf.BatchMatMul, (original) => blasKernel(addon, original, false, threads));
+  replaceWasmKernel(tf._FusedMatMul, (original) => blasKernel(addon, original, true, threads));
 }
 
 /** Put tfjs's own wasm matMul kernels back (used by tests to compare both). */
 export function useWasmMatMul(): void {
-  for (const name of [tf.BatchMatMul, tf._FusedMatMul]) {
-    const config = tf.getKernel(name, 'wasm') as (tf.KernelConfig & { originalKernelFunc?: tf.KernelFunc }) | undefined;
-    if (!config?.originalKernelFunc) continue;
-    tf.unregisterKernel(name, 'wasm');
-    const { originalKernelFunc, ...rest } = config;
-    tf.registerKernel({ ...rest, kernelFunc: originalKernelFunc });
-  }
+  restoreWasmKernel(tf.BatchMatMul);
+  restoreWasmKernel(tf._FusedMatMul);
 }
