@@ -22,6 +22,7 @@ const RECIPES: Record<string, string[]> = {
   entropy: ['--entropy', '0.1'],
   both: ['--consistency', '0.1', '--entropy', '0.1'],
   supervised: ['--mode', 'supervised'],
+  ct: ['--consistency', '0.1', '--entropy', '0.1', '--ema-warmup'],
 };
 
 const { values } = parseArgs({
