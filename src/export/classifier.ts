@@ -6,10 +6,11 @@
  * The tfjs backend is the caller's choice: call initBackend() (src/backend.ts) before load().
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { SemiganError } from '../errors.js';
-import { METADATA_FILE, readMetadata, type ClassifierMetadata } from './metadata.js';
+import { METADATA_FILE, MODEL_JSON_FILE, readMetadata, type ClassifierMetadata } from './metadata.js';
+import { MAX_JSON_BYTES, modelDirPath, readModelFile } from './model_files.js';
 
 import { predictionsFromLogits, type Prediction } from '../eval/predictions.js';
 export { predictionsFromLogits, type Prediction };
@@ -18,6 +19,22 @@ export { predictionsFromLogits, type Prediction };
 export const PREDICT_CHUNK = 1024;
 
 const modelDirError = (msg: string) => new SemiganError('SEMIGAN_ERR_MODEL_DIR', msg);
+
+/** Bytes the weights of a manifest take (float32 and int32 only: what semigan writes), refusing absurd shapes. */
+function weightBytes(specs: tf.io.WeightsManifestEntry[], source: string): number {
+  let total = 0;
+  for (const w of specs) {
+    const shapeOk = Array.isArray(w.shape) && w.shape.every((d) => Number.isInteger(d) && d >= 0);
+    if (!shapeOk || (w.dtype !== 'float32' && w.dtype !== 'int32') || w.quantization)
+      throw modelDirError(
+        `${source}: weight ${w.name} has shape ${JSON.stringify(w.shape)}, dtype ${w.dtype}; expected an unquantized float32 tensor`,
+      );
+    total += w.shape.reduce((a, b) => a * b, 1) * 4;
+  }
+  if (!(total <= 2 ** 31))
+    throw modelDirError(`${source}: the weights take ${total} bytes, more than the 2 GiB a model may have`);
+  return total;
+}
 
 export class Classifier {
   /** Values per example: height * width * channels. */
@@ -36,28 +53,35 @@ export class Classifier {
   /** Load MODEL_DIR (model.json, its weight files, metadata.json) with plain tf.loadLayersModel. */
   static async load(dir: string): Promise<Classifier> {
     const metadata = readMetadata(dir);
-    const modelPath = join(dir, metadata.files?.model ?? 'model.json');
-    if (!existsSync(modelPath))
-      throw modelDirError(`${dir}: ${METADATA_FILE} is there but its model file ${modelPath} is missing`);
+    const sums = metadata.files?.sha256;
+    const modelName = metadata.files?.model ?? MODEL_JSON_FILE;
+    const modelPath = modelDirPath(dir, modelName, 'files.model', join(dir, METADATA_FILE));
     let modelJson: tf.io.ModelJSON;
     try {
-      modelJson = JSON.parse(readFileSync(modelPath, 'utf8'));
+      modelJson = JSON.parse(readModelFile(modelPath, MAX_JSON_BYTES, sums?.[modelName]).toString('utf8'));
     } catch (e) {
+      if (e instanceof SemiganError) throw e;
       throw modelDirError(`${modelPath}: not valid JSON (${(e as Error).message})`);
     }
-    if (!modelJson.modelTopology || !Array.isArray(modelJson.weightsManifest)) {
+    if (!modelJson?.modelTopology || !Array.isArray(modelJson.weightsManifest)) {
       throw modelDirError(`${modelPath}: expected a TensorFlow.js layers model (modelTopology and weightsManifest)`);
     }
     const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
       const specs = manifest.flatMap((g) => g.weights);
-      const buffers = manifest.flatMap((g) =>
-        g.paths.map((p) => {
-          const path = join(dir, p);
-          if (!existsSync(path)) throw modelDirError(`${dir}: weight file ${p} named in ${modelPath} is missing`);
-          const b = readFileSync(path);
-          return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-        }),
+      const expected = weightBytes(specs, modelPath);
+      const paths = manifest.flatMap((g) =>
+        g.paths.map((p) => modelDirPath(dir, p, 'weight file', `${modelPath} weightsManifest`)),
       );
+      const sizes = paths.map((p) => statSync(p).size);
+      const total = sizes.reduce((a, b) => a + b, 0);
+      if (total !== expected)
+        throw modelDirError(
+          `${dir}: the weight files hold ${total} bytes but the weights named in ${modelPath} take ${expected}; the files were changed or damaged after export`,
+        );
+      const buffers = paths.map((p, i) => {
+        const b = readModelFile(p, sizes[i], sums?.[basename(p)]);
+        return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+      });
       return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
     });
     let model: tf.LayersModel;
@@ -78,6 +102,13 @@ export class Classifier {
       model.dispose();
       throw modelDirError(
         `${dir}: the model takes [${inShape}] per input but ${METADATA_FILE} says inputShape [${metadata.inputShape}]`,
+      );
+    }
+    const bad = model.weights.find((w) => !(w.read().dataSync() as Float32Array).every(Number.isFinite));
+    if (bad) {
+      model.dispose();
+      throw modelDirError(
+        `${dir}: weight ${bad.name} holds NaN or infinite values; export the run again from a healthy checkpoint`,
       );
     }
     return new Classifier(metadata, model, dir);

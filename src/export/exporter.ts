@@ -28,6 +28,7 @@ import type { Checkpoint } from '../train/checkpoint.js';
 import { SEMIGAN_VERSION } from '../version.js';
 import { resolve } from 'node:path';
 import { atomicWriteDir } from '../fsutil.js';
+import { sha256Hex } from './model_files.js';
 import {
   METADATA_FILE,
   MODEL_FORMAT,
@@ -188,7 +189,11 @@ function imagePreprocessing(
   };
 }
 
-export function buildMetadata(runDir: string, ckpt: Checkpoint<CheckpointMeta>): ClassifierMetadata {
+export function buildMetadata(
+  runDir: string,
+  ckpt: Checkpoint<CheckpointMeta>,
+  sha256: Record<string, string>,
+): ClassifierMetadata {
   const { meta } = ckpt;
   const [h, w, c] = meta.inputShape;
   const k = meta.classes.length;
@@ -197,7 +202,7 @@ export function buildMetadata(runDir: string, ckpt: Checkpoint<CheckpointMeta>):
     formatVersion: MODEL_FORMAT_VERSION,
     semiganVersion: SEMIGAN_VERSION,
     createdAt: new Date().toISOString(),
-    files: { model: MODEL_JSON_FILE, weights: [WEIGHTS_FILE], metadata: METADATA_FILE },
+    files: { model: MODEL_JSON_FILE, weights: [WEIGHTS_FILE], metadata: METADATA_FILE, sha256 },
     classes: [...meta.classes],
     inputShape: [h, w, c],
     input: { dtype: 'float32', shape: [null, h, w, c] },
@@ -299,12 +304,15 @@ export async function exportRun(
     model = buildClassifierModel(gan, weights, inputShape);
     const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits, inputShape);
     if (!(maxAbsLogitDiff <= SELF_CHECK_TOLERANCE)) {
-      throw new Error(
-        `export self-check failed: exported logits differ from the discriminator's by ${maxAbsLogitDiff}`,
+      throw exportError(
+        `${runDir}: export self-check failed: the exported logits differ from the discriminator's by ${maxAbsLogitDiff} (at most ${SELF_CHECK_TOLERANCE} expected); this is a bug, please report it`,
       );
     }
-    const metadata = buildMetadata(runDir, ckpt);
     const { json, weights: weightBytes } = await modelFiles(model);
+    const metadata = buildMetadata(runDir, ckpt, {
+      [MODEL_JSON_FILE]: sha256Hex(json),
+      [WEIGHTS_FILE]: sha256Hex(weightBytes),
+    });
     await atomicWriteDir(
       out,
       {

@@ -3,14 +3,17 @@
  * `Classifier.load` reads. Plain data types and a reader; no tf here, so a server or a script can
  * inspect a model directory cheaply.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkMetadata } from './metadata_check.js';
+import { MAX_JSON_BYTES, readModelFile } from './model_files.js';
 import { SemiganError } from '../errors.js';
 import type { SplitSummary } from '../data/split/split.js';
 import type { TrainConfig } from '../train/config.js';
 
 export const MODEL_FORMAT = 'semigan-classifier';
-export const MODEL_FORMAT_VERSION = 1;
+/** 2: files.sha256 (checked at load). Version 1 directories (no checksums) are still read. */
+export const MODEL_FORMAT_VERSION = 2;
 export const MODEL_JSON_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
 export const METADATA_FILE = 'metadata.json';
@@ -66,7 +69,8 @@ export interface ClassifierMetadata {
   formatVersion: number;
   semiganVersion: string;
   createdAt: string;
-  files: { model: string; weights: string[]; metadata: string };
+  /** File names inside the model directory; sha256 (hex) of the model and weight files, checked at load. */
+  files: { model: string; weights: string[]; metadata: string; sha256?: Record<string, string> };
   /** K class names; logit k of the model is class k. */
   classes: string[];
   /** Per-example shape [height, width, channels]. */
@@ -114,8 +118,9 @@ export function readMetadata(dir: string): ClassifierMetadata {
     );
   let meta: ClassifierMetadata;
   try {
-    meta = JSON.parse(readFileSync(path, 'utf8'));
+    meta = JSON.parse(readModelFile(path, MAX_JSON_BYTES, undefined).toString('utf8'));
   } catch (e) {
+    if (e instanceof SemiganError) throw e;
     throw modelDirError(`${path}: not valid JSON (${(e as Error).message})`);
   }
   if (meta?.format !== MODEL_FORMAT)
@@ -125,17 +130,6 @@ export function readMetadata(dir: string): ClassifierMetadata {
       `${path}: format version ${meta.formatVersion} is newer than this semigan reads (${MODEL_FORMAT_VERSION}); upgrade semigan`,
     );
   }
-  const shapeOk =
-    Array.isArray(meta.inputShape) &&
-    meta.inputShape.length === 3 &&
-    meta.inputShape.every((v) => Number.isInteger(v) && v > 0);
-  if (!shapeOk)
-    throw modelDirError(`${path}: inputShape ${JSON.stringify(meta.inputShape)}, expected [height, width, channels]`);
-  if (!Array.isArray(meta.classes) || meta.classes.length < 1)
-    throw modelDirError(`${path}: classes ${JSON.stringify(meta.classes)}, expected a non-empty list of names`);
-  const kind = (meta.preprocessing as { type?: unknown } | undefined)?.type;
-  if (kind !== 'image' && kind !== 'tabular') {
-    throw modelDirError(`${path}: preprocessing.type ${JSON.stringify(kind)}, expected "image" or "tabular"`);
-  }
+  checkMetadata(meta, path);
   return meta;
 }

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { atomicWriteFile } from '../fsutil.js';
 import { SemiganError } from '../errors.js';
 
@@ -27,17 +28,20 @@ interface HeaderEntry {
   shape: number[];
   offset: number; // bytes from the start of the data section
   length: number; // elements
+  crc32?: number; // of the tensor's bytes (format 2)
 }
 
 const MAGIC = 'SGCK';
-const FORMAT_VERSION = 1;
+/** 2: a CRC-32 per tensor, checked on read, so flipped or overwritten bytes are refused. Format 1 is still read. */
+const FORMAT_VERSION = 2;
 
 export function encodeCheckpoint(ckpt: Checkpoint<unknown>): Buffer {
   const entries: HeaderEntry[] = [];
   let offset = 0;
   for (const [name, t] of Object.entries(ckpt.tensors)) {
     const dtype = t.data instanceof Int32Array ? 'int32' : 'float32';
-    entries.push({ name, dtype, shape: t.shape, offset, length: t.data.length });
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    entries.push({ name, dtype, shape: t.shape, offset, length: t.data.length, crc32: crc32(bytes) });
     offset += t.data.length * 4;
   }
   const header = Buffer.from(JSON.stringify({ format: FORMAT_VERSION, meta: ckpt.meta, tensors: entries }));
@@ -67,15 +71,21 @@ export function decodeCheckpoint<M>(buf: Buffer, path: string): Checkpoint<M> {
   } catch {
     throw bad('header is not valid JSON');
   }
-  if (header.format !== FORMAT_VERSION)
-    throw bad(`format ${header.format}, this semigan reads format ${FORMAT_VERSION}`);
+  if (header.format !== 1 && header.format !== FORMAT_VERSION)
+    throw bad(`format ${header.format}, this semigan reads formats 1 and ${FORMAT_VERSION}`);
+  if (!Array.isArray(header.tensors)) throw bad('no tensor list in the header');
   const dataStart = 8 + headerLen;
   const tensors: Record<string, StoredTensor> = {};
   for (const e of header.tensors) {
+    const lengthOk = Number.isInteger(e.length) && e.length >= 0 && Number.isInteger(e.offset) && e.offset >= 0;
+    if (!lengthOk || !Array.isArray(e.shape) || e.shape.reduce((a, b) => a * b, 1) !== e.length)
+      throw bad(`tensor ${e.name}: shape ${JSON.stringify(e.shape)} does not hold ${e.length} values`);
     const end = dataStart + e.offset + e.length * 4;
     if (end > buf.length) throw bad(`tensor ${e.name} ends at byte ${end} but the file has ${buf.length} (truncated)`);
     // Copy out so the arrays are 4-byte aligned whatever the Buffer's pool offset is.
     const bytes = buf.subarray(dataStart + e.offset, end);
+    if (header.format >= 2 && crc32(bytes) !== e.crc32)
+      throw bad(`tensor ${e.name} does not match its checksum: the file was damaged; resume from a copy or start over`);
     const aligned = new ArrayBuffer(bytes.length);
     new Uint8Array(aligned).set(bytes);
     tensors[e.name] = {
@@ -92,5 +102,10 @@ export async function writeCheckpoint(path: string, ckpt: Checkpoint<unknown>): 
 
 export function readCheckpoint<M>(path: string): Checkpoint<M> {
   if (!existsSync(path)) throw new SemiganError('SEMIGAN_ERR_RUN_DIR', `${path}: no such checkpoint`);
+  if (!statSync(path).isFile())
+    throw new SemiganError(
+      'SEMIGAN_ERR_RUN_DIR',
+      `${path} is not a file; expected the run's checkpoint (remove it, or start over with --overwrite)`,
+    );
   return decodeCheckpoint<M>(readFileSync(path), path);
 }

@@ -172,5 +172,13 @@ export function loadEmaDiscriminator(ckpt: Checkpoint<CheckpointMeta>): { model:
   const shadow = tensorsWithPrefix(ckpt, 'ema');
   const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps, runConfig(meta).emaWarmup);
   tf.dispose([...Object.values(current), ...Object.values(shadow)]);
+  const bad = Object.entries(weights).find(([, t]) => !(t.dataSync() as Float32Array).every(Number.isFinite));
+  if (bad) {
+    tf.dispose(Object.values(weights));
+    throw new SemiganError(
+      'SEMIGAN_ERR_NAN',
+      `the averaged discriminator weight ${bad[0]} of this run holds NaN or infinite values (the run diverged); retrain, e.g. with a lower --lr`,
+    );
+  }
   return { model, weights };
 }

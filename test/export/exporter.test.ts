@@ -161,7 +161,7 @@ test('export writes model.json, weights.bin and metadata.json (built-in layers o
 
   const meta: ClassifierMetadata = JSON.parse(readFileSync(join(modelDir, 'metadata.json'), 'utf8'));
   assert.equal(meta.format, 'semigan-classifier');
-  assert.equal(meta.formatVersion, 1);
+  assert.equal(meta.formatVersion, 2);
   assert.equal(meta.semiganVersion, SEMIGAN_VERSION);
   assert.deepEqual(meta.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   assert.deepEqual(meta.inputShape, [28, 28, 1]);
