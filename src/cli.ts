@@ -323,6 +323,12 @@ program
     positiveInt,
     sd.maxBatch,
   )
+  .option(
+    '--max-rows <n>',
+    'most "inputs" rows or "images" in one request (more: 413, before anything is allocated)',
+    positiveInt,
+    sd.maxRows,
+  )
   .option('--max-wait-ms <ms>', 'longest a queued row waits for more before its model call runs', num, sd.maxWaitMs)
   .option('--body-limit <size>', 'largest request body (bytes, or e.g. 512kb, 1mb; 1kb = 1024)', size, sd.bodyLimit)
   .option('--timeout-ms <ms>', 'time a client has to send a whole request, else 408 (0 = no limit)', int, sd.timeoutMs)
@@ -345,6 +351,7 @@ program
       host: opts.host,
       workers: opts.workers,
       maxBatch: opts.maxBatch,
+      maxRows: opts.maxRows,
       maxWaitMs: opts.maxWaitMs,
       bodyLimit: opts.bodyLimit,
       timeoutMs: opts.timeoutMs,

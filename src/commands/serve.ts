@@ -88,6 +88,8 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
     throw configError(`--workers ${o.workers}: expected an integer from 1 to 64`);
   if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1 || o.maxBatch > 4096)
     throw configError(`--max-batch ${o.maxBatch}: expected an integer from 1 to 4096`);
+  if (!Number.isInteger(o.maxRows) || o.maxRows < 1 || o.maxRows > 1_000_000)
+    throw configError(`--max-rows ${o.maxRows}: expected an integer from 1 to 1000000`);
   if (!(o.maxWaitMs >= 0 && o.maxWaitMs <= 10_000))
     throw configError(`--max-wait-ms ${o.maxWaitMs}: expected a number of milliseconds from 0 to 10000`);
   if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 0)
@@ -114,7 +116,7 @@ export async function serveCommand(modelDir: string, options: Partial<ServeOptio
 }
 
 const settingsText = (o: ServeOptions) =>
-  `max batch ${o.maxBatch}, max wait ${o.maxWaitMs} ms, body limit ${o.bodyLimit} bytes, timeout ${o.timeoutMs ? `${o.timeoutMs} ms` : 'none'}, token ${o.token ? 'required' : 'none'}`;
+  `max batch ${o.maxBatch}, max rows ${o.maxRows}, max wait ${o.maxWaitMs} ms, body limit ${o.bodyLimit} bytes, timeout ${o.timeoutMs ? `${o.timeoutMs} ms` : 'none'}, token ${o.token ? 'required' : 'none'}`;
 
 /** One server process (alone, or a cluster worker). */
 async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
@@ -156,7 +158,7 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
       if (server.shuttingDown) return;
       const { inFlight } = server.stats();
       log(
-        `${why}: shutting down (no new connections; finishing ${inFlight} request${inFlight === 1 ? '' : 's'} in flight)`,
+        `${why}: shutting down (finishing ${inFlight} request${inFlight === 1 ? '' : 's'} in flight; new connections get 503)`,
       );
       const deadline = shutdownDeadlineMs(o.timeoutMs);
       forced = setTimeout(() => {

@@ -4,6 +4,9 @@
  * stats are applied to test data and saved with an exported model.
  */
 
+/** The one rule for a tabular value, in a CSV or a request: a number that stays finite as float32. */
+export const isFiniteFloat32 = (v: number) => Number.isFinite(Math.fround(v));
+
 export interface Standardizer {
   mean: number[];
   std: number[];

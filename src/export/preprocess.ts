@@ -10,7 +10,7 @@ import { inputError } from '../errors.js';
 import type { ClassifierMetadata, ImagePreprocessing } from './metadata.js';
 import { decodeImageBuffer, ImageDecodeError, scalePixels } from '../data/images/pipeline.js';
 
-export { decodePngFast, isPng } from '../data/images/png.js';
+export { decodePngFast, isPng, PngTooMuchData } from '../data/images/png.js';
 export { scalePixels } from '../data/images/pipeline.js';
 
 export interface ImageToInputOptions {

@@ -7,8 +7,8 @@ import sharp from 'sharp';
 import { SemiganError } from '../errors.js';
 import type { Classifier } from '../export/classifier.js';
 import type { ImagePreprocessing, Preprocessing } from '../export/metadata.js';
-import { decodePngFast, imageToInput, scalePixels } from '../export/preprocess.js';
-import { standardize } from '../data/standardize.js';
+import { decodePngFast, imageToInput, PngTooMuchData, scalePixels } from '../export/preprocess.js';
+import { isFiniteFloat32, standardize } from '../data/standardize.js';
 import { HttpError } from './http_errors.js';
 
 /** Images larger than this (width x height) are refused before they are decoded. */
@@ -17,16 +17,19 @@ export const MAX_IMAGE_PIXELS = 25_000_000;
 /** What decoding needs to know of the model. */
 export interface ModelInputs {
   dim: number;
+  /** Most rows (or images) one request may hold (--max-rows): checked before anything is allocated. */
+  maxRows: number;
   classes: number;
   shape: string; // e.g. 28x28x1
   preprocessing: Preprocessing;
   image: ImagePreprocessing | null;
 }
 
-export function modelInputs(classifier: Classifier): ModelInputs {
+export function modelInputs(classifier: Classifier, maxRows: number): ModelInputs {
   const p = classifier.metadata.preprocessing;
   return {
     dim: classifier.dim,
+    maxRows,
     classes: classifier.classes.length,
     shape: classifier.metadata.inputShape.join('x'),
     preprocessing: p,
@@ -76,7 +79,13 @@ export async function imageRow(buf: Buffer, name: string, m: ModelInputs): Promi
       'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
       `this model takes ${m.preprocessing.type} input, not images`,
     );
-  const fast = decodePngFast(buf, p.width, p.height, p.channels);
+  let fast: Uint8Array | null;
+  try {
+    fast = decodePngFast(buf, p.width, p.height, p.channels);
+  } catch (e) {
+    if (e instanceof PngTooMuchData) throw new HttpError('SEMIGAN_ERR_UNDECODABLE_IMAGE', `${name}: ${e.message}`);
+    throw e;
+  }
   if (fast) return scalePixels(fast);
   const format = sniffImage(buf);
   if (!format) {
@@ -87,7 +96,7 @@ export async function imageRow(buf: Buffer, name: string, m: ModelInputs): Promi
   }
   let info: sharp.Metadata;
   try {
-    info = await sharp(buf).metadata();
+    info = await sharp(buf, { limitInputPixels: false }).metadata(); // the header only: the size check is ours
   } catch (e) {
     throw new HttpError(
       'SEMIGAN_ERR_UNDECODABLE_IMAGE',
@@ -152,6 +161,11 @@ export async function jsonRows(buf: Buffer, m: ModelInputs): Promise<{ x: Float3
       `"${key}" is empty; expected at least one ${key === 'inputs' ? 'row' : 'image'}: ${expected}`,
     );
   const n = list.length;
+  if (n > m.maxRows)
+    throw new HttpError(
+      'SEMIGAN_ERR_TOO_MANY_ROWS',
+      `"${key}" holds ${n} ${key === 'inputs' ? 'rows' : 'images'}; this server takes at most ${m.maxRows} per request (--max-rows): split the request`,
+    );
   const x = new Float32Array(n * dim);
   if (key === 'inputs') {
     for (let i = 0; i < n; i++) {
@@ -177,6 +191,11 @@ export async function jsonRows(buf: Buffer, m: ModelInputs): Promise<{ x: Float3
             `inputs[${i}][${j}] is ${describe(v)}; expected a finite number${tabular ? '' : ' in [0, 1]'}`,
           );
         }
+        if (tabular && !isFiniteFloat32(v))
+          throw new HttpError(
+            'SEMIGAN_ERR_OUT_OF_RANGE',
+            `inputs[${i}][${j}] is ${v}, out of the float32 range (|x| < 3.4e38), as predict refuses it in a CSV`,
+          );
         if (!tabular && (v < 0 || v > 1))
           throw new HttpError(
             'SEMIGAN_ERR_OUT_OF_RANGE',

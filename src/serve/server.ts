@@ -14,7 +14,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, isAbsolute, join } from 'node:path';
 import { METADATA_FILE } from '../export/metadata.js';
 import { MicroBatcher, type BatcherStats } from './batcher.js';
 import { predictionsFromLogits, type Classifier, type Prediction } from '../export/classifier.js';
@@ -29,6 +29,8 @@ export interface ServerOptions {
   port: number;
   /** Most rows per model call. */
   maxBatch: number;
+  /** Most rows (or images) in one request. */
+  maxRows: number;
   /** Longest a queued row waits for more rows before its model call runs. */
   maxWaitMs: number;
   /** Largest accepted request body, in bytes. */
@@ -45,6 +47,7 @@ export const DEFAULT_SERVER_OPTIONS: ServerOptions = {
   host: '127.0.0.1',
   port: 8080,
   maxBatch: 64,
+  maxRows: 1024,
   maxWaitMs: 2,
   bodyLimit: 1024 * 1024,
   timeoutMs: 30_000,
@@ -83,6 +86,9 @@ export class PredictionServer {
   private requests = 0;
   private inFlight = 0;
   private closing = false;
+  private drainStarted = 0;
+  private lastConnectionAt = 0;
+  private readonly sockets = new Map<Socket, { active: number; idleSince: number; openedWhileClosing: boolean }>();
   private closed: Promise<void> | null = null;
   private readonly expectsContinue = new WeakSet<IncomingMessage>();
 
@@ -98,8 +104,8 @@ export class PredictionServer {
       maxWaitMs: opts.maxWaitMs,
     });
     this.tokenHash = opts.token ? sha256(opts.token) : null;
-    this.metadataJson = readFileSync(join(classifier.dir, METADATA_FILE));
-    this.inputs = modelInputs(classifier);
+    this.metadataJson = Buffer.from(JSON.stringify(publicMetadata(readFileSync(join(classifier.dir, METADATA_FILE)))));
+    this.inputs = modelInputs(classifier, opts.maxRows);
     this.routes = {
       '/v1/predict': { methods: ['POST'], auth: true, handler: (req, res, q) => this.predict(req, res, q) },
       '/v1/metadata': {
@@ -115,7 +121,9 @@ export class PredictionServer {
       requestTimeout: t > 0 ? t + 1000 : 0,
       headersTimeout: t > 0 ? Math.min(t, 60_000) : 60_000,
       connectionsCheckingInterval: t > 0 ? Math.min(30_000, Math.max(100, Math.floor(t / 4))) : 30_000,
+      requireHostHeader: false, // checked in handle(), to answer with our JSON error rather than an empty 400
     });
+    this.server.on('connection', (socket: Socket) => this.track(socket));
     this.server.on('request', (req, res) => void this.handle(req, res));
     // `Expect: 100-continue` (curl, for bodies over 1 KiB): the client waits for "100 Continue"
     // before sending the body; it is sent once the request passed the checks that need no body.
@@ -158,15 +166,42 @@ export class PredictionServer {
   }
 
   /**
-   * Graceful shutdown: stop accepting connections, close idle keep-alive connections, answer the
-   * requests already received (with `Connection: close`; /healthz says 503), then resolve.
+   * Graceful shutdown, without resetting a connection:
+   * - every request already received is answered, with `Connection: close`;
+   * - a connection opened from now on gets one 503 SEMIGAN_ERR_SHUTTING_DOWN (Retry-After: 1), then
+   *   is closed: the listening socket stays open meanwhile, because closing it resets the
+   *   connections the kernel has accepted but Node has not yet seen;
+   * - once nothing is in flight, no connection has arrived and every connection has been idle for
+   *   IDLE_GRACE_MS (a request may be on its way on a keep-alive connection; under --workers the
+   *   primary may still hold connections for this worker), or after MAX_DRAIN_MS, the listener
+   *   and the idle connections are closed and the promise resolves.
    */
   shutdown(): Promise<void> {
     if (this.closed) return this.closed;
     this.closing = true;
-    this.closed = new Promise((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    this.drainStarted = Date.now();
+    this.closed = new Promise((resolve) => {
+      const poll = setInterval(() => {
+        const now = Date.now();
+        const quiet =
+          this.inFlight === 0 &&
+          now - this.lastConnectionAt >= IDLE_GRACE_MS &&
+          [...this.sockets.values()].every((c) => c.active === 0 && now - c.idleSince >= IDLE_GRACE_MS);
+        if (!quiet && now - this.drainStarted < MAX_DRAIN_MS) return;
+        clearInterval(poll);
+        this.server.close(() => resolve());
+        this.server.closeIdleConnections();
+      }, 10);
+    });
     return this.closed;
+  }
+
+  /** Per connection: requests not yet answered, and since when it has had none. */
+  private track(socket: Socket): void {
+    this.lastConnectionAt = Date.now();
+    const state = { active: 0, idleSince: this.lastConnectionAt, openedWhileClosing: this.closing };
+    this.sockets.set(socket, state);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   // ---- requests ----
@@ -174,8 +209,22 @@ export class PredictionServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.requests++;
     this.inFlight++;
-    res.once('close', () => this.inFlight--);
+    const conn = this.sockets.get(req.socket);
+    if (conn) conn.active++;
+    res.once('close', () => {
+      this.inFlight--;
+      if (conn) {
+        conn.active--;
+        conn.idleSince = Date.now();
+      }
+    });
     try {
+      if (conn?.openedWhileClosing)
+        throw new HttpError('SEMIGAN_ERR_SHUTTING_DOWN', 'the server is shutting down; retry on another instance', {
+          'retry-after': '1',
+        });
+      if (req.headers.host === undefined && req.httpVersionMinor >= 1 && req.httpVersionMajor === 1)
+        throw new HttpError('SEMIGAN_ERR_BAD_HTTP', 'an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)');
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
@@ -299,9 +348,7 @@ export class PredictionServer {
         headers.connection = 'close';
         req.removeAllListeners('data');
         req.resume();
-        const linger = setTimeout(() => req.socket.destroy(), 2000);
-        linger.unref();
-        req.once('end', () => clearTimeout(linger));
+        lingeringClose(req.socket);
       }
     }
     this.send(res, e.status, e.toJSON(), headers);
@@ -325,6 +372,37 @@ export class PredictionServer {
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: ${HEADERS_JSON}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   }
+}
+
+/** How long a closing connection keeps reading (and dropping) what the client still sends. */
+const LINGER_MS = 2000;
+/** A keep-alive connection idle this long during shutdown is closed (no request is on its way). */
+const IDLE_GRACE_MS = 100;
+/** Longest the drain after SIGTERM waits for connections to go quiet. */
+const MAX_DRAIN_MS = 5000;
+
+/**
+ * Close after the response the way nginx's lingering close does: send FIN, but keep reading and
+ * dropping the client's data for up to LINGER_MS. Node would destroy the socket right after the
+ * response; with unread data in the kernel's buffer that sends a reset, and a client still
+ * sending its body sees EPIPE instead of our answer.
+ */
+function lingeringClose(socket: Socket): void {
+  socket.destroySoon = () => {
+    socket.end();
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('end', () => socket.destroy());
+  };
+}
+
+/** metadata.json as /v1/metadata serves it: absolute paths (of the run, the data) cut to their last part. */
+export function publicMetadata(raw: Buffer): unknown {
+  return JSON.parse(raw.toString('utf8'), (_key, v) =>
+    typeof v === 'string' && (isAbsolute(v) || /^[A-Za-z]:[\\/]/.test(v)) ? basename(v) : v,
+  );
 }
 
 const STATUS_TEXT: Record<number, string> = {

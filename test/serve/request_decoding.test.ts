@@ -9,9 +9,16 @@ import { HttpError } from '../../src/serve/http_errors.js';
 import { jsonRows, parseTopK, sniffImage, type ModelInputs } from '../../src/serve/request_decoding.js';
 
 const image = { type: 'image', height: 2, width: 2, channels: 1 } as unknown as ImagePreprocessing;
-const imageModel: ModelInputs = { dim: 4, classes: 3, shape: '2x2x1', preprocessing: image, image };
+const imageModel: ModelInputs = { maxRows: 1024, dim: 4, classes: 3, shape: '2x2x1', preprocessing: image, image };
 const tabular = { type: 'tabular', features: ['a', 'b'], mean: [1, 10], std: [2, 5] } as unknown as Preprocessing;
-const tabularModel: ModelInputs = { dim: 2, classes: 2, shape: '2', preprocessing: tabular, image: null };
+const tabularModel: ModelInputs = {
+  maxRows: 1024,
+  dim: 2,
+  classes: 2,
+  shape: '2',
+  preprocessing: tabular,
+  image: null,
+};
 
 const body = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 async function code(p: Promise<unknown>): Promise<string> {

@@ -22,7 +22,7 @@ import { MicroBatcher } from '../../src/serve/batcher.js';
 import { Classifier, type Prediction } from '../../src/export/classifier.js';
 import { HTTP_ERRORS } from '../../src/serve/http_errors.js';
 import { imageToInput, scalePixels } from '../../src/export/preprocess.js';
-import { PredictionServer, type ServerStats } from '../../src/serve/server.js';
+import { PredictionServer, publicMetadata, type ServerStats } from '../../src/serve/server.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -143,7 +143,7 @@ describe('in-process server', () => {
     const m = await request(server.url + '/v1/metadata');
     assert.equal(m.status, 200);
     assert.match(m.headers.get('content-type')!, /^application\/json/);
-    assert.deepEqual(m.body, JSON.parse(readFileSync(join(modelDir, 'metadata.json'), 'utf8')));
+    assert.deepEqual(m.body, publicMetadata(readFileSync(join(modelDir, 'metadata.json'))));
   });
 
   test('PNG and JPEG files of real MNIST test images: the labels Classifier.predict gives their decoded inputs', async () => {
@@ -482,8 +482,14 @@ describe('in-process server', () => {
     const untested = Object.keys(HTTP_ERRORS).filter((c) => !seen.has(c));
     assert.deepEqual(
       untested.sort(),
-      ['SEMIGAN_ERR_INTERNAL', 'SEMIGAN_ERR_TIMEOUT', 'SEMIGAN_ERR_UNAUTHORIZED'],
-      'every other code is exercised (the rest below)',
+      [
+        'SEMIGAN_ERR_INTERNAL',
+        'SEMIGAN_ERR_SHUTTING_DOWN',
+        'SEMIGAN_ERR_TIMEOUT',
+        'SEMIGAN_ERR_TOO_MANY_ROWS',
+        'SEMIGAN_ERR_UNAUTHORIZED',
+      ],
+      'every other code is exercised (the rest below and in hostile_clients.test.ts)',
     );
   });
 
@@ -651,7 +657,7 @@ describe('MicroBatcher', () => {
 });
 
 describe('semigan serve (child processes)', () => {
-  test('SIGTERM: healthz says 503, no new connections, the in-flight request completes, exit 0', async () => {
+  test('SIGTERM: healthz says 503, a new connection gets 503 SHUTTING_DOWN, the in-flight request completes, exit 0', async () => {
     const srv = await startCli(['--port', '0', '--backend', 'wasm'], { SEMIGAN_TOKEN: 'tok' });
     try {
       assert.deepEqual([srv.ready.host, srv.ready.workers], ['127.0.0.1', 1]);
@@ -670,7 +676,10 @@ describe('semigan serve (child processes)', () => {
       await sleep(500);
       srv.child.kill('SIGTERM');
       await srv.waitForStderr(/SIGTERM: shutting down/);
-      await assert.rejects(fetch(srv.ready.url + '/healthz'), 'no new connections');
+      const late = await rawHttp(srv.ready.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'); // a new connection
+      assert.equal(late.status, 503);
+      assert.equal(late.body.error.code, 'SEMIGAN_ERR_SHUTTING_DOWN');
+      assert.equal(late.headers.get('retry-after'), '1');
       health.send('\r\n');
       const h = await health.reply;
       assert.equal(h.status, 503);

@@ -8,7 +8,7 @@
  * sharp flattens a gray image onto background[0] only (its first band), as it does in serving.
  */
 import sharp from 'sharp';
-import { decodePngFast } from './png.js';
+import { decodePngFast, PngTooMuchData } from './png.js';
 
 export type Rgb = [number, number, number];
 
@@ -65,8 +65,13 @@ export async function decodeImageBuffer(
   spec: ImageSpec,
   opts: { fastPath?: boolean } = {},
 ): Promise<Uint8Array> {
-  const fast =
-    opts.fastPath !== false ? decodePngFast(buf, spec.width, spec.height, spec.channels, spec.background) : null;
+  let fast: Uint8Array | null = null;
+  try {
+    if (opts.fastPath !== false) fast = decodePngFast(buf, spec.width, spec.height, spec.channels, spec.background);
+  } catch (e) {
+    if (e instanceof PngTooMuchData) throw new ImageDecodeError(e.message);
+    throw e;
+  }
   return fast ?? decodeWithSharp(buf, spec);
 }
 

@@ -28,6 +28,9 @@ const HARMLESS_CHUNKS = new Set([
 /** PNG colour type -> samples per pixel (8-bit, no palette). */
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 
+/** A PNG whose compressed pixels inflate beyond what its header allows. */
+export class PngTooMuchData extends Error {}
+
 export const isPng = (buf: Uint8Array) => buf.length >= 8 && PNG_SIGNATURE.equals(buf.subarray(0, 8));
 
 interface Chunk {
@@ -131,6 +134,7 @@ function unfilter(raw: Uint8Array, width: number, height: number, samples: numbe
  * or null when the fast path does not apply (another size, bit depth, palette, interlacing, a
  * colour-changing chunk, RGB that is not gray for a 1-channel output, transparency with a
  * background other than black, or any decoding problem: sharp then decodes it, or reports the error).
+ * Throws PngTooMuchData for pixel data that inflates beyond the header's size.
  */
 export function decodePngFast(
   buf: Uint8Array,
@@ -158,13 +162,20 @@ export function decodePngFast(
   if (alpha && background.some((v) => v !== 0)) return null;
   const idat = chunks.filter((c) => c.type === 'IDAT').map((c) => c.data);
   if (idat.length === 0) return null;
+  // The header fixes the inflated size; stop there, so a few KB that inflate to gigabytes (a
+  // decompression bomb) cost no more than a proper image.
+  const size = height * (width * samples + 1);
   let raw: Buffer;
   try {
-    raw = inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat));
-  } catch {
+    raw = inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat), { maxOutputLength: size });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new PngTooMuchData(
+        `its pixel data inflates to more than the ${size} bytes a ${width}x${height} PNG holds (a damaged file or a decompression bomb); refused`,
+      );
     return null;
   }
-  if (raw.length !== height * (width * samples + 1)) return null;
+  if (raw.length !== size) return null;
   const px = unfilter(raw, width, height, samples);
   if (!px) return null;
   // To the output channels, compositing alpha onto black as libvips does: floor(v * a / 255).

@@ -8,6 +8,7 @@ import { naturalCompare } from '../natural_sort.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { dataError } from '../../errors.js';
+import { isFiniteFloat32 } from '../standardize.js';
 import type { Dataset } from '../dataset.js';
 
 export interface TabularOptions {
@@ -241,8 +242,8 @@ function badRow(
     const v = fields[c];
     if (v === '')
       return `column ${quote(columns[c])} is empty (missing values are not supported: fill them in or remove the row)`;
-    const num = NUMBER.test(v) ? Math.fround(Number(v)) : NaN;
-    if (!Number.isFinite(num)) {
+    const num = NUMBER.test(v) ? Number(v) : NaN;
+    if (!isFiniteFloat32(num)) {
       const why = NUMBER.test(v) ? 'is out of the float32 range' : 'is not a number';
       return `column ${quote(columns[c])}: value ${quote(v)} ${why} (features must be finite numbers; missing values are not supported)`;
     }
