@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SemiganError } from './errors.js';
+import { describeFsError, isFsError } from './fsutil.js';
 import { BACKENDS, defaultThreads, MATMULS } from './backend.js';
 import { BUILTIN_DATASETS } from './data/sources/builtin.js';
 import { absoluteSpec, SPEC_HELP } from './data/sources/spec.js';
@@ -161,6 +162,12 @@ program
   .option('--resume <dir>', 'continue the run in DIR from its last checkpoint')
   .option('--overwrite', 'replace an earlier run in --out instead of refusing')
   .option('--max-minutes <x>', 'end cleanly (checkpoint + evaluation) after this many minutes', num)
+  .option(
+    '--checkpoint-minutes <x>',
+    'also checkpoint mid-epoch once the last checkpoint is this old (resume is exact mid-epoch)',
+    num,
+    d.checkpointMinutes,
+  )
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
@@ -438,6 +445,12 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof SemiganError) {
     process.stderr.write(`error: ${err.message}\n`);
+    process.exit(1);
+  }
+  // The disk, not semigan: full, read-only, a directory where a file should be.
+  if (isFsError(err)) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`error: ${e.path ?? ''}${e.path ? ': ' : ''}${e.syscall} failed (${describeFsError(e)})\n`);
     process.exit(1);
   }
   throw err;

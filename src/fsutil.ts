@@ -4,6 +4,31 @@ import { basename, dirname, join, resolve } from 'node:path';
 
 let tmpCounter = 0;
 
+const FS_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory, expected a file',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  ENOENT: 'no such file or directory',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error',
+};
+
+/** A file-system error's code in words, e.g. "ENOSPC: no space left on the device". */
+export function describeFsError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code && FS_ERRORS[code] ? `${code}: ${FS_ERRORS[code]}` : String((e as Error)?.message ?? e);
+}
+
+/** True for errors of the file system itself (full, read-only, permissions...), which a user can act on. */
+export const isFsError = (e: unknown) => {
+  const err = e as NodeJS.ErrnoException;
+  return typeof err?.code === 'string' && err.code in FS_ERRORS && typeof err.syscall === 'string';
+};
+
 /**
  * Replace `path` with `data` so readers see either the old file or the complete new one, never a
  * partial write (a run killed mid-checkpoint must still be resumable).

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lockRunDir } from '../train/run_lock.js';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +75,7 @@ export async function sweepCommand(o: SweepOptions): Promise<SweepSummary> {
     );
   }
   if (o.resume && !earlier) throw configError(`--resume ${o.out}: no sweep there (no ${SWEEP_FILE})`);
+  lockRunDir(out, 'sweep');
   if (o.overwrite && earlier) for (const s of earlier.seeds) rmSync(seedDir(out, s), { recursive: true, force: true });
   const run = o.resume && earlier ? { ...earlier, epochs: o.epochs ?? earlier.epochs } : spec;
   mkdirSync(out, { recursive: true });

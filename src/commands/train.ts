@@ -6,11 +6,12 @@ import { validateConfig, type TrainConfig } from '../train/config.js';
 import { Trainer } from '../train/trainer.js';
 import { claimRunDir, readRun, writeRunConfig, type TrainResult } from '../train/run_dir.js';
 import { configError } from '../errors.js';
+import { lockRunDir } from '../train/run_lock.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
 /** Options that may change when a run is resumed; everything else comes from its checkpoint. */
-const RESUMABLE = ['epochs', 'maxMinutes', 'backend', 'threads', 'matmul'] as const;
+const RESUMABLE = ['epochs', 'maxMinutes', 'checkpointMinutes', 'backend', 'threads', 'matmul'] as const;
 
 /**
  * `semigan train`: validate the config, pick the backend, load data, train, print one JSON line.
@@ -22,17 +23,28 @@ export async function trainCommand(
   overwrite = false,
 ): Promise<TrainResult> {
   let config: Readonly<TrainConfig>;
+  if (resume && overwrite)
+    throw configError(
+      `--resume and --overwrite exclude each other: --resume ${resume} continues the run, --overwrite starts it over`,
+    );
+  if (resume) lockRunDir(resume, 'train --resume');
   const ckpt = resume ? readRun(resume) : null;
   if (ckpt) {
     const extra = Object.keys(options).filter((k) => !(RESUMABLE as readonly string[]).includes(k));
     if (extra.length)
       throw configError(
-        `--resume takes the run's saved config; only --epochs, --max-minutes, --backend, --threads and --matmul may be given (got ${extra.map((k) => '--' + k).join(', ')})`,
+        `--resume takes the run's saved config; only --epochs, --max-minutes, --checkpoint-minutes, --backend, --threads and --matmul may be given (got ${extra.map((k) => '--' + k).join(', ')})`,
+      );
+    const done = ckpt.meta.epoch + (ckpt.meta.epochIter > 0 ? 1 : 0);
+    if (options.epochs !== undefined && options.epochs < done)
+      throw configError(
+        `--epochs ${options.epochs}: ${resume} has already ${ckpt.meta.epochIter > 0 ? 'started' : 'completed'} epoch ${done}; give --epochs ${done} or more to continue it (or leave --epochs out: ${ckpt.meta.config.epochs})`,
       );
     // A time budget belongs to one invocation: a resumed run gets only the one given now.
     config = validateConfig({ ...ckpt.meta.config, maxMinutes: null, ...options, out: resume! });
   } else {
     config = validateConfig(options);
+    lockRunDir(config.out, 'train'); // also the first write: a read-only --out fails before the data loads
     claimRunDir(config.out, overwrite);
   }
 

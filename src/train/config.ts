@@ -43,6 +43,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   threads: number | null; // wasm: threads for matMuls (null: every core); native TensorFlow picks its own
   matmul: MatMulChoice; // wasm: OpenBLAS matMuls when built (auto), or tfjs's own single-threaded kernels (wasm)
   maxMinutes: number | null; // end the run cleanly (checkpoint + evaluation) after this budget
+  checkpointMinutes: number; // also checkpoint mid-epoch when the last checkpoint is this old
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
@@ -91,7 +92,13 @@ export const DEFAULT_CONFIG: TrainConfig = {
   threads: null,
   matmul: 'auto',
   maxMinutes: null,
+  checkpointMinutes: 10,
 };
+
+/** Far beyond any real run (the paper's is 300 epochs), but a typo such as 1e20 is caught. */
+export const MAX_EPOCHS = 100_000;
+/** Seeds are 32-bit (the RNG's state); a larger integer would lose digits silently. */
+export const MAX_SEED = 2 ** 32 - 1;
 
 type Check = (v: unknown) => string | null; // null = ok, else what was expected
 
@@ -110,6 +117,10 @@ const nullable =
   (v) =>
     v === null ? null : c(v);
 const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
+const upTo =
+  (max: number, c: Check): Check =>
+  (v) =>
+    c(v) ?? ((v as number) <= max ? null : `at most ${max}`);
 const integer: Check = (v) => (Number.isInteger(v) ? null : 'an integer');
 const smoothing: Check = (v) =>
   typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1] (1 = no smoothing)';
@@ -151,7 +162,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   entropy: nonNeg,
   pullAway: nonNeg,
   vbn: bool,
-  epochs: positiveInt,
+  epochs: upTo(MAX_EPOCHS, positiveInt),
   itersPerEpoch: nullable(positiveInt),
   batchSize: positiveInt,
   lr: positiveNum,
@@ -162,13 +173,14 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   emaWarmup: bool,
   unlabeledWeight: nonNeg,
   initSize: positiveInt,
-  seed: nonNegInt,
-  seedData: nonNegInt,
+  seed: upTo(MAX_SEED, nonNegInt),
+  seedData: upTo(MAX_SEED, nonNegInt),
   out: str,
   backend: oneOf(BACKENDS),
   threads: nullable(positiveInt),
   matmul: oneOf(MATMULS),
   maxMinutes: nullable(positiveNum),
+  checkpointMinutes: positiveNum,
 };
 
 /** Kebab-case flag name for error messages (`labelsPerClass` -> `--labels-per-class`). */

@@ -37,6 +37,15 @@ export interface CheckpointMeta {
   emaSteps: number;
   haSteps?: number; // historical averaging: steps folded into the running means
   seconds: number; // training wall time so far
+  /** The epoch in progress (epochIter > 0): its loss sums and seconds so far, so its metrics line covers all of it. */
+  partialEpoch?: { sums: EpochSums; seconds: number };
+}
+
+export interface EpochSums {
+  loss_lab: number;
+  loss_unl: number;
+  loss_gen: number;
+  train_err: number;
 }
 
 /** One line of metrics.jsonl, written after every epoch. */
@@ -118,24 +127,45 @@ export function appendMetrics(out: string, m: EpochMetrics): void {
   appendFileSync(join(out, METRICS_FILE), JSON.stringify(m) + '\n');
 }
 
-/** Every metrics.jsonl line (none when the file does not exist). */
-export function readMetrics(runDir: string): EpochMetrics[] {
+/**
+ * metrics.jsonl's lines, parsed. A last line cut short (a kill mid-append) is dropped; any other
+ * unreadable line is an error naming it.
+ */
+function metricsLines(runDir: string): { line: string; m: EpochMetrics }[] {
   const path = join(runDir, METRICS_FILE);
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as EpochMetrics);
+  const text = readFileSync(path, 'utf8');
+  const lines = text.split('\n');
+  const out: { line: string; m: EpochMetrics }[] = [];
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    let m: EpochMetrics | null = null;
+    try {
+      m = JSON.parse(line) as EpochMetrics;
+    } catch {
+      // handled below
+    }
+    if (m && typeof m === 'object' && Number.isInteger(m.epoch)) out.push({ line, m });
+    else if (!(i === lines.length - 1 && !text.endsWith('\n')))
+      throw new SemiganError(
+        'SEMIGAN_ERR_RUN_DIR',
+        `${path} line ${i + 1}: not a metrics record (${JSON.stringify(line.slice(0, 40))}); remove the line, or start over with --overwrite`,
+      );
+  });
+  return out;
+}
+
+/** Every metrics.jsonl line (none when the file does not exist). */
+export function readMetrics(runDir: string): EpochMetrics[] {
+  return metricsLines(runDir).map((l) => l.m);
 }
 
 /** Drop metrics lines beyond `epoch` (written just before a kill, redone after resume). */
 export function trimMetrics(runDir: string, epoch: number): void {
   const path = join(runDir, METRICS_FILE);
   if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() && (JSON.parse(l) as EpochMetrics).epoch <= epoch);
-  writeFileSync(path, kept.map((l) => l + '\n').join(''));
+  const kept = metricsLines(runDir).filter((l) => l.m.epoch <= epoch);
+  writeFileSync(path, kept.map((l) => l.line + '\n').join(''));
 }
 
 export function writeResult(out: string, r: TrainResult): void {

@@ -30,9 +30,11 @@ import {
   trimMetrics,
   writeResult,
   type CheckpointMeta,
+  type EpochSums,
   type EpochMetrics,
   type TrainResult,
 } from './run_dir.js';
+import { describeFsError, isFsError } from '../fsutil.js';
 import { createProgress, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
 import { classificationReport } from '../eval/metrics.js';
@@ -47,8 +49,9 @@ export const SAMPLE_SEED_OFFSET = 0x5eed;
 interface EpochRun {
   lr: number;
   started: number;
-  itersBefore: number;
-  sums: { loss_lab: number; loss_unl: number; loss_gen: number; train_err: number };
+  /** Seconds this epoch ran before a resume (0 for an epoch run in one go). */
+  secondsBefore: number;
+  sums: EpochSums;
   progress: ReturnType<typeof createProgress>;
   stoppedEarly: boolean;
 }
@@ -94,6 +97,10 @@ export class Trainer {
   rng: Rng;
   epoch = 0;
   epochIter = 0;
+  /** Restored mid-epoch: the sums and seconds of that epoch before the resume. */
+  private partialEpoch: CheckpointMeta['partialEpoch'] | null = null;
+  private epochRun: EpochRun | null = null;
+  private lastCheckpointAt = performance.now();
   step = 0;
   seconds = 0;
   private orders: EpochOrders | null = null;
@@ -293,7 +300,12 @@ export class Trainer {
     let last: EpochMetrics | null = null;
     let stoppedEarly = false;
     while (this.epoch < config.epochs) {
-      const epoch = this.runEpoch(clock);
+      if (performance.now() - clock.started > clock.budgetMs) {
+        this.io.log(`time budget of ${config.maxMinutes} min spent after epoch ${this.epoch}`);
+        stoppedEarly = true;
+        break;
+      }
+      const epoch = await this.runEpoch(clock);
       this.seconds = clock.secondsBefore + (performance.now() - clock.started) / 1000;
       if (epoch.stoppedEarly) {
         epoch.progress.done(
@@ -304,22 +316,23 @@ export class Trainer {
       }
       last = await this.endEpoch(epoch);
     }
-    if (stoppedEarly) await this.saveCheckpoint();
+    if (stoppedEarly && this.epochIter > 0) await this.saveCheckpoint();
     return this.finish(last, stoppedEarly);
   }
 
   /** The iterations left in the current epoch (all of them, unless the time budget runs out). */
-  private runEpoch(clock: { started: number; budgetMs: number }): EpochRun {
+  private async runEpoch(clock: { started: number; budgetMs: number }): Promise<EpochRun> {
     const { config } = this;
     const bs = config.batchSize;
     if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
     const orders = this.orders;
     const lr = lrAt(config, this.epoch);
+    const before = this.epochIter > 0 ? this.partialEpoch : null;
     const run: EpochRun = {
       lr,
       started: performance.now(),
-      itersBefore: this.epochIter,
-      sums: { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
+      secondsBefore: before?.seconds ?? 0,
+      sums: before ? { ...before.sums } : { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
       progress: createProgress({
         total: this.itersPerEpoch,
         label: `epoch ${this.epoch + 1}/${config.epochs}`,
@@ -327,6 +340,8 @@ export class Trainer {
       }),
       stoppedEarly: false,
     };
+    this.epochRun = run;
+    const checkpointEveryMs = config.checkpointMinutes * 60_000;
     while (this.epochIter < this.itersPerEpoch) {
       const at = this.epochIter * bs;
       const { lossLab, lossUnl, trainErr } = this.stepD(
@@ -350,6 +365,8 @@ export class Trainer {
         run.stoppedEarly = true;
         break;
       }
+      if (performance.now() - this.lastCheckpointAt > checkpointEveryMs && this.epochIter < this.itersPerEpoch)
+        await this.saveCheckpoint();
     }
     return run;
   }
@@ -357,8 +374,8 @@ export class Trainer {
   /** A finished epoch: evaluate, log, append its metrics, checkpoint, draw samples. */
   private async endEpoch(run: EpochRun): Promise<EpochMetrics> {
     const { config } = this;
-    const itersRun = this.epochIter - run.itersBefore;
-    const epochSeconds = (performance.now() - run.started) / 1000;
+    const itersRun = this.epochIter;
+    const epochSeconds = run.secondsBefore + (performance.now() - run.started) / 1000;
     this.epoch++;
     this.epochIter = 0;
     const { ema, current } = this.evaluate();
@@ -398,7 +415,7 @@ export class Trainer {
   /** result.json from the last epoch's metrics (or a fresh evaluation when the budget cut an epoch short). */
   private finish(last: EpochMetrics | null, stoppedEarly: boolean): TrainResult {
     const final =
-      last && !stoppedEarly
+      last && this.epochIter === 0
         ? {
             ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test },
             current: { accuracy: last.test_acc_current, errors: last.test_errors_current },
@@ -466,12 +483,33 @@ export class Trainer {
       emaSteps: this.ema.steps,
       haSteps: this.haD?.count ?? 0,
       seconds: this.seconds,
+      ...(this.epochIter > 0 && this.epochRun
+        ? {
+            partialEpoch: {
+              sums: { ...this.epochRun.sums },
+              seconds: this.epochRun.secondsBefore + (performance.now() - this.epochRun.started) / 1000,
+            },
+          }
+        : {}),
     };
     return { meta, tensors };
   }
 
   async saveCheckpoint(): Promise<void> {
-    await writeCheckpoint(this.checkpointPath(), this.checkpoint());
+    const path = this.checkpointPath();
+    try {
+      await writeCheckpoint(path, this.checkpoint());
+    } catch (e) {
+      if (!isFsError(e)) throw e;
+      const previous = existsSync(path)
+        ? `the previous checkpoint (epoch ${readCheckpoint<CheckpointMeta>(path).meta.epoch}) is intact`
+        : 'no checkpoint was written before';
+      throw new SemiganError(
+        'SEMIGAN_ERR_RUN_DIR',
+        `${path}: writing the checkpoint failed (${describeFsError(e)}); ${previous}: fix that, then continue with --resume ${this.config.out}`,
+      );
+    }
+    this.lastCheckpointAt = performance.now();
   }
 
   /** Put every saved tensor and counter back (the inverse of checkpoint()). */
@@ -497,6 +535,7 @@ export class Trainer {
     this.optD.state.t = m.adamD;
     this.optG.state.t = m.adamG;
     this.ema.steps = m.emaSteps;
+    this.partialEpoch = m.partialEpoch ?? null;
     const o = (n: string) => ckpt.tensors[`orders/${n}`]?.data as Int32Array | undefined;
     this.orders = m.epochIter > 0 && o('lab') ? { lab: o('lab')!, unl: o('unl')!, unl2: o('unl2')! } : null;
   }

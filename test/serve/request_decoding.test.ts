@@ -65,6 +65,21 @@ test('jsonRows: each kind of bad body gets its code', async () => {
   for (const [b, want] of cases) assert.equal(await code(jsonRows(body(b), imageModel)), want, JSON.stringify(b));
   assert.equal(await code(jsonRows(body({ images: ['AAAA'] }), tabularModel)), 'SEMIGAN_ERR_INVALID_BODY');
   assert.equal(await code(jsonRows(body({ inputs: [[1, 1e400]] }), tabularModel)), 'SEMIGAN_ERR_NON_NUMERIC');
+  // Finite in float64 but not in float32: the same rule as a CSV given to predict.
+  for (const v of [1e40, -1e308, 3.5e38])
+    assert.equal(await code(jsonRows(body({ inputs: [[1, v]] }), tabularModel)), 'SEMIGAN_ERR_OUT_OF_RANGE', String(v));
+  assert.equal(
+    (await jsonRows(body({ inputs: [[1, 3.4e38]] }), tabularModel)).n,
+    1,
+    'the largest float32 range is kept',
+  );
+  // More rows than --max-rows: refused before the rows are read or a buffer is sized for them.
+  const few = { ...imageModel, maxRows: 2 };
+  assert.equal(
+    await code(jsonRows(body({ inputs: [[0, 0, 0, 0], [0, 0, 0, 0], 'x'] }), few)),
+    'SEMIGAN_ERR_TOO_MANY_ROWS',
+  );
+  assert.equal(await code(jsonRows(body({ images: ['AAAA', 'AAAA', 'AAAA'] }), few)), 'SEMIGAN_ERR_TOO_MANY_ROWS');
 });
 
 test('parseTopK: the default without ?top_k, 1..K with it, else BAD_PARAMETER', async () => {

@@ -72,6 +72,31 @@ interface CsvRecord {
   line: number;
 }
 
+/** The line where a quoted field opens and never closes (csv-parse reports the end of the file), or null. */
+export function unclosedQuoteLine(text: string): number | null {
+  let line = 1;
+  let openedAt = 0;
+  let inQuote = false;
+  let fieldStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inQuote) {
+      if (c === '"') {
+        if (text[i + 1] === '"') i++;
+        else inQuote = false;
+      } else if (c === '\n') line++;
+      continue;
+    }
+    if (c === '"' && fieldStart) {
+      inQuote = true;
+      openedAt = line;
+    }
+    if (c === '\n') line++;
+    fieldStart = c === ',' || c === '\n' || (fieldStart && (c === ' ' || c === '\t' || c === '\r'));
+  }
+  return inQuote ? openedAt : null;
+}
+
 /** Records with the line each starts on; blank lines are left out. */
 function readRecords(path: string): CsvRecord[] {
   if (!existsSync(path)) throw dataError(`${path}: file not found (expected a CSV file)`);
@@ -88,6 +113,12 @@ function readRecords(path: string): CsvRecord[] {
   } catch (e) {
     const err = e as Error & { code?: string; lines?: number };
     if (!err.code?.startsWith('CSV_')) throw e;
+    if (err.code === 'CSV_QUOTE_NOT_CLOSED') {
+      const line = unclosedQuoteLine(readFileSync(path, 'utf8'));
+      throw dataError(
+        `${path}:${line ?? err.lines ?? '?'}: malformed CSV: a quoted field opens on this line and is never closed (add the closing ", or remove the stray one)`,
+      );
+    }
     throw dataError(`${path}:${err.lines ?? '?'}: malformed CSV: ${err.message}`);
   }
   // info.lines is the line a record ends on (a quoted field may span lines), so a record starts on
