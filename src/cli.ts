@@ -7,7 +7,7 @@ import { BUILTIN_DATASETS } from './data/sources/builtin.js';
 import { absoluteSpec, SPEC_HELP } from './data/sources/spec.js';
 import { DEFAULT_TEST_SPLIT } from './data/load.js';
 import { PRESET_NAMES } from './models/presets.js';
-import { DEFAULT_CONFIG, FM_DISTANCES, MODES, type TrainConfig } from './train/config.js';
+import { DEFAULT_CONFIG, FM_DISTANCES, MODES, RECIPES, type TrainConfig } from './train/config.js';
 import { SEMIGAN_VERSION } from './version.js';
 import { trainCommand } from './commands/train.js';
 import { evaluateCommand } from './commands/evaluate.js';
@@ -154,6 +154,12 @@ program
   .option(
     '--ema-warmup',
     'average with decay min(--ema-decay, (1 + t) / (10 + t)) at update t: early averages follow recent weights',
+  )
+  .addOption(
+    new Option(
+      '--recipe <name>',
+      'paper: the 2016 paper (default); ct: + consistency 0.1, entropy 0.1, --ema-warmup (fewer errors; docs/techniques.md)',
+    ).choices(Object.keys(RECIPES)),
   )
   .option('--unlabeled-weight <x>', 'weight of the unsupervised loss in D', num, d.unlabeledWeight)
   .option('--seed <n>', 'seed for init, noise and batch order', int, d.seed)

@@ -4,7 +4,6 @@
  * classifier, the preprocessing and the server read.
  */
 import { SemiganError } from '../errors.js';
-import type { ClassifierMetadata } from './metadata.js';
 
 const fail = (path: string, field: string, got: unknown, expected: string): never => {
   const shown = JSON.stringify(got);
@@ -21,8 +20,9 @@ const finiteList = (v: unknown, n: number) =>
 /** A plain file name: no directory part, so it cannot point outside the model directory. */
 const fileName = (v: unknown) => typeof v === 'string' && /^[^/\\]+$/.test(v) && v !== '.' && v !== '..';
 
-export function checkMetadata(meta: ClassifierMetadata, path: string): void {
-  const m = meta as unknown as Record<string, unknown>;
+/** Throws a one-line SemiganError for the first field of metadata.json (parsed, at `path`) that is wrong. */
+export function checkMetadata(meta: unknown, path: string): void {
+  const m = meta as Record<string, unknown>;
   const shape = m.inputShape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every(posInt))
     fail(path, 'inputShape', shape, '[height, width, channels] of positive integers');

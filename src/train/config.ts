@@ -34,6 +34,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   beta2: number;
   lrDecayStart: number | null; // from this epoch on, lr decays linearly to 0 at `epochs`
   emaDecay: number; // decay of the weight average that is evaluated and exported
+  recipe: RecipeName; // a named set of the options below (explicit options win)
   emaWarmup: boolean; // decay of update t: min(emaDecay, (1 + t) / (10 + t)) (off: emaDecay throughout, the official code)
   unlabeledWeight: number; // weight of the unsupervised loss in D's objective
   initSize: number; // training images for D's data-dependent init (paper: 500)
@@ -82,6 +83,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   beta2: 0.999,
   lrDecayStart: null,
   emaDecay: 0.9999,
+  recipe: 'paper',
   emaWarmup: false,
   unlabeledWeight: 1,
   initSize: 500,
@@ -94,6 +96,18 @@ export const DEFAULT_CONFIG: TrainConfig = {
   maxMinutes: null,
   checkpointMinutes: 10,
 };
+
+/**
+ * Named recipes (docs/techniques.md, "Recipes"). `paper` is the 2016 paper's, exactly as before
+ * recipes existed; `ct` adds CT-GAN's consistency term, Bad GAN's conditional entropy and an
+ * averaging warm-up, the combination that measured best (docs/benchmarks.md). Options given
+ * explicitly override a recipe's.
+ */
+export const RECIPES = {
+  paper: {},
+  ct: { consistency: 0.1, entropy: 0.1, emaWarmup: true },
+} as const satisfies Record<string, Partial<Record<string, unknown>>>;
+export type RecipeName = keyof typeof RECIPES;
 
 /** Far beyond any real run (the paper's is 300 epochs), but a typo such as 1e20 is caught. */
 export const MAX_EPOCHS = 100_000;
@@ -170,6 +184,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   beta2: unit,
   lrDecayStart: nullable(nonNegInt),
   emaDecay: unit,
+  recipe: oneOf(Object.keys(RECIPES)),
   emaWarmup: bool,
   unlabeledWeight: nonNeg,
   initSize: positiveInt,
@@ -191,7 +206,12 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   for (const key of Object.keys(partial)) {
     if (!(key in CHECKS)) throw configError(`unknown option ${flagName(key)}`);
   }
-  const config = { ...DEFAULT_CONFIG, ...partial } as TrainConfig;
+  const recipe = partial.recipe === undefined ? {} : RECIPES[partial.recipe as RecipeName];
+  if (!recipe)
+    throw configError(
+      `--recipe must be one of ${Object.keys(RECIPES).join(', ')}; received ${JSON.stringify(partial.recipe)}`,
+    );
+  const config = { ...DEFAULT_CONFIG, ...recipe, ...partial } as TrainConfig;
   if ((config.mode as string) === 'fm') config.mode = 'gan'; // name used by semigan 0.1 runs
   // Vary both seeds together unless told otherwise (the official code's README says to vary both).
   if (partial.seedData === undefined) config.seedData = config.seed;

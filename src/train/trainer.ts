@@ -300,11 +300,6 @@ export class Trainer {
     let last: EpochMetrics | null = null;
     let stoppedEarly = false;
     while (this.epoch < config.epochs) {
-      if (performance.now() - clock.started > clock.budgetMs) {
-        this.io.log(`time budget of ${config.maxMinutes} min spent after epoch ${this.epoch}`);
-        stoppedEarly = true;
-        break;
-      }
       const epoch = await this.runEpoch(clock);
       this.seconds = clock.secondsBefore + (performance.now() - clock.started) / 1000;
       if (epoch.stoppedEarly) {
@@ -315,6 +310,12 @@ export class Trainer {
         break;
       }
       last = await this.endEpoch(epoch);
+      // Also at epoch boundaries: an epoch of one iteration never stops mid-epoch.
+      if (this.epoch < config.epochs && performance.now() - clock.started > clock.budgetMs) {
+        this.io.log(`time budget of ${config.maxMinutes} min spent after epoch ${this.epoch}`);
+        stoppedEarly = true;
+        break;
+      }
     }
     if (stoppedEarly && this.epochIter > 0) await this.saveCheckpoint();
     return this.finish(last, stoppedEarly);

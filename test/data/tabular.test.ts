@@ -277,7 +277,12 @@ test('test file: an unknown label or a missing feature column is an error', () =
 
 test('malformed, empty and header-only files; duplicate or unnamed columns', () => {
   const quoteOpen = csv('quote.csv', 'a,label\n1,x\n"2,y\n');
-  throwsAt(() => readTabularCsv(quoteOpen, { labelColumn: 'label' }), quoteOpen, 3, /malformed CSV: Quote Not Closed/);
+  throwsAt(
+    () => readTabularCsv(quoteOpen, { labelColumn: 'label' }),
+    quoteOpen,
+    3,
+    /malformed CSV: a quoted field opens on this line and is never closed/,
+  );
   const empty = csv('empty.csv', '');
   throwsAt(() => readTabularCsv(empty, { labelColumn: 'label' }), empty, 1, /the file is empty; expected a header row/);
   const headerOnly = csv('header.csv', 'a,label\r\n');

@@ -163,3 +163,15 @@ test('Trainer: the terms are off by default (the paper recipe), and on they trai
   // The first D step's logged losses exclude the new terms but its update includes them: the runs part ways.
   assert.notEqual(all.loss_unl, paper.loss_unl);
 });
+
+test('--recipe: ct sets consistency, entropy and the warm-up; explicit options win; paper is the defaults', () => {
+  const ct = validateConfig({ recipe: 'ct' });
+  assert.deepEqual([ct.consistency, ct.entropy, ct.emaWarmup], [0.1, 0.1, true]);
+  const mine = validateConfig({ recipe: 'ct', entropy: 0, consistency: 0.3 });
+  assert.deepEqual([mine.consistency, mine.entropy, mine.emaWarmup], [0.3, 0, true]);
+  assert.deepEqual({ ...validateConfig({ recipe: 'paper' }) }, { ...validateConfig({}) });
+  assert.throws(
+    () => validateConfig({ recipe: 'best' }),
+    (e: Error) => e.message === '--recipe must be one of paper, ct; received "best"',
+  );
+});

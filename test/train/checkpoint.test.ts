@@ -144,12 +144,26 @@ test('wrong magic, corrupt header, other format version, missing file -> errors'
 
     const headerLen = good.readUInt32LE(4);
     const header = JSON.parse(good.toString('utf8', 8, 8 + headerLen));
-    header.format = 2;
+    header.format = 3;
     const json = Buffer.from(JSON.stringify(header));
     const h2 = Buffer.concat([json, Buffer.alloc(headerLen - json.length, 0x20)]);
-    assert.equal(h2.length, headerLen, 'same header length (format 1 -> 2)');
+    assert.equal(h2.length, headerLen, 'same header length (format 2 -> 3)');
     writeFileSync(path, Buffer.concat([good.subarray(0, 8), h2, good.subarray(8 + headerLen)]));
-    assert.throws(() => readCheckpoint(path), semiganError(path, /format 2/));
+    assert.throws(() => readCheckpoint(path), semiganError(path, /format 3, this semigan reads formats 1 and 2/));
+
+    // Format 1 (no checksums, written before them) is still read.
+    const v1 = { ...JSON.parse(good.toString('utf8', 8, 8 + headerLen)), format: 1 };
+    for (const t of v1.tensors) delete t.crc32;
+    const j1 = Buffer.from(JSON.stringify(v1));
+    const h1 = Buffer.concat([j1, Buffer.alloc(headerLen - j1.length, 0x20)]);
+    writeFileSync(path, Buffer.concat([good.subarray(0, 8), h1, good.subarray(8 + headerLen)]));
+    assert.deepEqual(Object.keys(readCheckpoint(path).tensors), Object.keys(sample().tensors));
+
+    // A flipped bit in a tensor fails its CRC.
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 1] ^= 1;
+    writeFileSync(path, flipped);
+    assert.throws(() => readCheckpoint(path), semiganError(path, /does not match its checksum/));
 
     const missing = join(dir, 'nope.bin');
     assert.throws(() => readCheckpoint(missing), semiganError(missing, /no such checkpoint/));

@@ -185,9 +185,9 @@ test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training 
     assert.equal(tf.memory().numTensors, n, `B: tensors after call ${stepsAfterCall.length} = before`);
     assert.equal(r.stoppedEarly, b.epoch < 2);
   }
-  // Every call stops after its first iteration unless that iteration ends the epoch (3 and 6); after
-  // iteration 3 the call goes on through the epoch's end (metrics, checkpoint) into iteration 4.
-  assert.deepEqual(stepsAfterCall, [1, 2, 4, 5, 6]);
+  // Every call stops after its first iteration; one that ends an epoch (3 and 6) goes through the
+  // epoch's end (metrics, checkpoint) and stops there, at the boundary, not in the next epoch.
+  assert.deepEqual(stepsAfterCall, [1, 2, 3, 4, 5, 6]);
   n0 = tf.memory().numTensors;
   const resC = await c.run();
   assert.equal(tf.memory().numTensors, n0, 'C: tensors after run = before');
@@ -457,8 +457,12 @@ test('CLI: bad input gives a one-line error, exit code 1, no stack trace', async
   for (const f of readdirSync(MNIST_DIR)) copyFileSync(join(MNIST_DIR, f), join(trunc, f));
   const truncFile = join(trunc, 't10k-labels-idx1-ubyte');
   truncateSync(truncFile, 1000); // 8-byte header + 992 of 10000 labels
-  const out = join(tmp, 'bad-out');
-  const train = (...a: string[]) => ['train', '--backend', 'wasm', '--out', out, ...a];
+  // One --out each: two trainers on one directory would meet its lock (test/train/run_safety.test.ts).
+  const outs: string[] = [];
+  const train = (...a: string[]) => {
+    outs.push(join(tmp, `bad-out-${outs.length}`));
+    return ['train', '--backend', 'wasm', '--out', outs[outs.length - 1], ...a];
+  };
 
   const cases: [string[], RegExp][] = [
     [train('--dataset', 'nope'), /--data "nope": expected mnist, fashion-mnist, images:DIR/],
@@ -482,7 +486,7 @@ test('CLI: bad input gives a one-line error, exit code 1, no stack trace', async
   for (const [i, [args, re]] of cases.entries()) {
     assert.doesNotThrow(() => assertCleanError(results[i], re), `${args.join(' ')}`);
   }
-  assert.ok(!existsSync(join(out, 'checkpoint.bin')));
+  for (const out of outs) assert.ok(!existsSync(join(out, 'checkpoint.bin')));
 });
 
 test('CLI: a loss that turns non-finite (--lr 1e30) stops with an error naming the last good checkpoint', async () => {
