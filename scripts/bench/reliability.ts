@@ -131,11 +131,12 @@ async function bomb(s: Server) {
   const t0 = performance.now();
   const answer = fetch(s.url + '/v1/predict', { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
   const health = fetch(s.url + '/healthz').then(() => performance.now() - t0);
-  let peak = 0;
+  let peak = rssMb(s.child.pid!);
   const sampler = setInterval(() => (peak = Math.max(peak, rssMb(s.child.pid!))), 50);
   const r = await answer;
   const ms = performance.now() - t0;
   clearInterval(sampler);
+  peak = Math.max(peak, rssMb(s.child.pid!));
   return { bytes: png.length, status: r.status, ms, healthMs: await health, peak };
 }
 
@@ -173,6 +174,6 @@ for (const b of builds) {
   s2.child.kill('SIGTERM');
   await s2.exit;
 }
-console.log('| build | case | predictions/s | p99 ms | errors | server peak RSS MB |');
+console.log('| build | case | answers/s | p99 ms | errors | server peak RSS MB |');
 console.log('|---|---|---:|---:|---|---:|');
 for (const r of rows) console.log(r);
