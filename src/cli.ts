@@ -12,6 +12,8 @@ import { SEMIGAN_VERSION } from './version.js';
 import { trainCommand } from './commands/train.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { exportCommand } from './commands/export.js';
+import { EXPORT_FORMATS } from './export/exporter.js';
+import { ENGINES } from './export/engine.js';
 import { formatPredictions, predictCommand } from './commands/predict.js';
 import { DEFAULT_SERVE_OPTIONS as sd, parseSize, serveCommand } from './commands/serve.js';
 import { sweepCommand, sweepReport } from './commands/sweep.js';
@@ -259,10 +261,19 @@ program
 program
   .command('export')
   .description(
-    "write a run's EMA discriminator as a standalone TensorFlow.js classifier (model.json, weights.bin, metadata.json)",
+    "write a run's EMA discriminator as a standalone classifier: TensorFlow.js (model.json, weights.bin), ONNX (model.onnx) and metadata.json",
   )
   .argument('<run-dir>', 'a directory written by semigan train')
-  .requiredOption('--out <dir>', 'model directory to create (written atomically)')
+  .requiredOption(
+    '--out <dir>',
+    'model directory to create (written atomically); with --format triton, the model repository',
+  )
+  .addOption(
+    new Option('--format <f>', 'all: TensorFlow.js and ONNX side by side; triton: a Triton model repository entry')
+      .choices(EXPORT_FORMATS)
+      .default('all'),
+  )
+  .option('--name <name>', 'the model name in a Triton repository (default: the run directory name)')
   .option('--overwrite', 'replace an earlier export in --out')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
@@ -270,6 +281,8 @@ program
   .action(async (runDir: string, opts) => {
     const result = await exportCommand(runDir, opts.out, {
       overwrite: opts.overwrite === true,
+      format: opts.format,
+      name: opts.name,
       backend: opts.backend,
       threads: opts.threads ?? null,
       matmul: opts.matmul,
@@ -355,6 +368,11 @@ program
     '--token <token>',
     'require "Authorization: Bearer TOKEN" (except on /healthz); default: $SEMIGAN_TOKEN if set',
   )
+  .addOption(
+    new Option('--engine <name>', 'tfjs (model.json) or onnx (model.onnx, onnxruntime-node); auto: onnx when it loads')
+      .choices(ENGINES)
+      .default(sd.engine),
+  )
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('the cores divided among --workers'))
   .addOption(matmulOption())
@@ -370,6 +388,7 @@ program
       timeoutMs: opts.timeoutMs,
       topK: opts.topK,
       token: opts.token ?? null,
+      engine: opts.engine,
       backend: opts.backend,
       threads: opts.threads ?? null,
       matmul: opts.matmul,

@@ -51,7 +51,7 @@ export async function atomicWriteFile(path: string, data: Buffer | string): Prom
 }
 
 /** Write `data` to `path` and fsync it (durable, not atomic: see atomicWriteFile). */
-export async function writeFileSynced(path: string, data: Buffer | string): Promise<void> {
+export async function writeFileSynced(path: string, data: Buffer | string | Uint8Array): Promise<void> {
   const fh = await open(path, 'w');
   try {
     await fh.writeFile(data);
@@ -83,7 +83,7 @@ export async function fsyncDir(dir: string): Promise<void> {
  */
 export async function atomicWriteDir(
   out: string,
-  files: Record<string, Buffer | string>,
+  files: Record<string, Buffer | string | Uint8Array>,
   state: () => 'absent' | 'empty' | 'export',
 ): Promise<void> {
   const parent = dirname(resolve(out));
@@ -92,7 +92,10 @@ export async function atomicWriteDir(
   const tmp = join(parent, `.${basename(out)}.tmp-${stamp}`);
   await mkdir(tmp);
   try {
-    for (const [name, data] of Object.entries(files)) await writeFileSynced(join(tmp, name), data);
+    for (const [name, data] of Object.entries(files)) {
+      await mkdir(dirname(join(tmp, name)), { recursive: true });
+      await writeFileSynced(join(tmp, name), data);
+    }
     await fsyncDir(tmp);
     const now = state();
     if (now === 'empty') await rmdir(out);

@@ -12,11 +12,14 @@ import { isIP } from 'node:net';
 import { defaultThreads, describeBackend, initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { configError } from '../errors.js';
 import { readMetadata } from '../export/metadata.js';
-import { Classifier } from '../export/classifier.js';
+import { loadEngine, resolveEngine, type EngineChoice } from '../export/engine.js';
+import { loadOnnxRuntime, ONNX_INSTALL_HINT } from '../export/onnx_classifier.js';
 import { DEFAULT_SERVER_OPTIONS, PredictionServer, type ServerOptions } from '../serve/server.js';
 
 export interface ServeOptions extends ServerOptions {
   workers: number;
+  /** tfjs (model.json) or onnxruntime (model.onnx); auto: onnx when it loads and the directory has model.onnx. */
+  engine: EngineChoice;
   backend: BackendChoice;
   /** matMul threads per server process (null: the cores divided among the workers). */
   threads: number | null;
@@ -27,6 +30,7 @@ export interface ServeOptions extends ServerOptions {
 export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   ...DEFAULT_SERVER_OPTIONS,
   workers: 1,
+  engine: 'auto',
   backend: 'auto',
   threads: null,
   matmul: 'auto',
@@ -97,6 +101,9 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
   if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > meta.classes.length)
     throw configError(`--top-k ${o.topK}: expected an integer from 1 to ${meta.classes.length} (the model's classes)`);
   if (!o.host) throw configError('--host: expected an address to bind, e.g. 127.0.0.1');
+  if (o.engine === 'onnx' && !loadOnnxRuntime().ort)
+    throw configError(`--engine onnx: ${loadOnnxRuntime().reason}; ${ONNX_INSTALL_HINT}`);
+  resolveEngine(modelDir, o.engine); // an ONNX-only directory without onnxruntime: one line, before any fork
 }
 
 /**
@@ -120,11 +127,15 @@ const settingsText = (o: ServeOptions) =>
 
 /** One server process (alone, or a cluster worker). */
 async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
-  const backend = await initBackend(o.backend, {
-    threads: o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.workers)),
-    matmul: o.matmul,
-  });
-  const classifier = await Classifier.load(modelDir);
+  const threads = o.threads ?? Math.max(1, Math.floor(defaultThreads() / o.workers));
+  const { engine, reason } = resolveEngine(modelDir, o.engine);
+  // onnxruntime runs the model itself; tfjs needs its backend.
+  const backend = engine === 'tfjs' ? await initBackend(o.backend, { threads, matmul: o.matmul }) : null;
+  const classifier = await loadEngine(modelDir, engine, { threads });
+  const engineText =
+    engine === 'onnx'
+      ? `engine onnx (${reason}; ${threads} intra-op thread${threads === 1 ? '' : 's'})`
+      : `engine tfjs (${reason}); ${describeBackend(backend!)}`;
   let server: PredictionServer;
   try {
     server = await PredictionServer.start(classifier, o);
@@ -142,10 +153,12 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
     throw e;
   }
   if (cluster.isWorker) {
-    log(`listening (backend ${backend.name}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'})`);
+    log(
+      `listening (${engine === 'onnx' ? 'engine onnx' : `backend ${backend!.name}`}, ${threads} thread${threads === 1 ? '' : 's'})`,
+    );
   } else {
     log(
-      `${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; ${describeBackend(backend)}`,
+      `${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; ${engineText}`,
     );
     log(`listening on ${server.url} (${settingsText(o)})`);
     const ready: ServeReady = { url: server.url, host: o.host, port: server.port, workers: 1, pid: process.pid };

@@ -37,6 +37,7 @@ function weightBytes(specs: tf.io.WeightsManifestEntry[], source: string): numbe
 }
 
 export class Classifier {
+  readonly engine = 'tfjs';
   /** Values per example: height * width * channels. */
   readonly dim: number;
   readonly classes: readonly string[];
@@ -54,6 +55,10 @@ export class Classifier {
   static async load(dir: string): Promise<Classifier> {
     const metadata = readMetadata(dir);
     const sums = metadata.files?.sha256;
+    if (metadata.files && !metadata.files.model)
+      throw modelDirError(
+        `${dir} holds no TensorFlow.js model, only ${metadata.files.onnx ?? 'an ONNX model'} (exported with --format onnx or triton): serve it with --engine onnx, or export again with --format all`,
+      );
     const modelName = metadata.files?.model ?? MODEL_JSON_FILE;
     const modelPath = modelDirPath(dir, modelName, 'files.model', join(dir, METADATA_FILE));
     let modelJson: tf.io.ModelJSON;

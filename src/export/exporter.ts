@@ -26,14 +26,17 @@ import {
 } from '../train/run_dir.js';
 import type { Checkpoint } from '../train/checkpoint.js';
 import { SEMIGAN_VERSION } from '../version.js';
-import { resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { atomicWriteDir } from '../fsutil.js';
 import { sha256Hex } from './model_files.js';
+import { classifierToOnnx, ONNX_INPUT, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUTS } from './onnx_writer.js';
+import { tritonConfig } from './triton.js';
 import {
   METADATA_FILE,
   MODEL_FORMAT,
   MODEL_FORMAT_VERSION,
   MODEL_JSON_FILE,
+  ONNX_FILE,
   WEIGHTS_FILE,
   type ClassifierMetadata,
   type ImagePreprocessing,
@@ -49,6 +52,9 @@ const SELF_CHECK_ROWS = 64;
 
 export interface ExportResult {
   out: string;
+  format: ExportFormat;
+  /** Files written, relative to `out`. */
+  files: string[];
   classes: string[];
   inputShape: [number, number, number];
   layers: number;
@@ -197,12 +203,29 @@ export function buildMetadata(
   const { meta } = ckpt;
   const [h, w, c] = meta.inputShape;
   const k = meta.classes.length;
+  const onnxFile = Object.keys(sha256).find((f) => f === ONNX_FILE || f.endsWith('/' + ONNX_FILE));
   return {
     format: MODEL_FORMAT,
     formatVersion: MODEL_FORMAT_VERSION,
     semiganVersion: SEMIGAN_VERSION,
     createdAt: new Date().toISOString(),
-    files: { model: MODEL_JSON_FILE, weights: [WEIGHTS_FILE], metadata: METADATA_FILE, sha256 },
+    files: {
+      ...(sha256[MODEL_JSON_FILE] ? { model: MODEL_JSON_FILE, weights: [WEIGHTS_FILE] } : { weights: [] }),
+      ...(onnxFile ? { onnx: onnxFile } : {}),
+      metadata: METADATA_FILE,
+      sha256,
+    },
+    ...(onnxFile
+      ? {
+          onnx: {
+            opset: ONNX_OPSET,
+            irVersion: ONNX_IR_VERSION,
+            input: ONNX_INPUT,
+            outputs: [...ONNX_OUTPUTS],
+            layout: 'NHWC, as model.json: the graph transposes to NCHW itself where it needs to',
+          },
+        }
+      : {}),
     classes: [...meta.classes],
     inputShape: [h, w, c],
     input: { dtype: 'float32', shape: [null, h, w, c] },
@@ -285,15 +308,28 @@ function checkTarget(out: string, overwrite: boolean): 'absent' | 'empty' | 'exp
   return 'export';
 }
 
-/** `semigan export RUN_DIR --out MODEL_DIR`. The tfjs backend must be initialized. */
+/** What `semigan export --format` writes: tfjs, onnx, both (all), or a Triton model repository. */
+export const EXPORT_FORMATS = ['all', 'tfjs', 'onnx', 'triton'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/** A Triton model name: letters, digits, _ and - (from the run directory's name by default). */
+const tritonName = (runDir: string) => basename(resolve(runDir)).replace(/[^A-Za-z0-9_-]/g, '_') || 'semigan';
+
+/**
+ * `semigan export RUN_DIR --out DIR [--format all|tfjs|onnx|triton]`. The tfjs backend must be
+ * initialized. With triton, DIR is the model repository and the model goes to DIR/<name>.
+ */
 export async function exportRun(
   runDir: string,
   out: string,
-  opts: { overwrite?: boolean } = {},
+  opts: { overwrite?: boolean; format?: ExportFormat; name?: string } = {},
 ): Promise<ExportResult> {
+  const format = opts.format ?? 'all';
   const ckpt = readRun(runDir);
   assertExportable(ckpt, runDir);
-  checkTarget(out, opts.overwrite === true);
+  const name = opts.name ?? tritonName(runDir);
+  const target = format === 'triton' ? join(out, name) : out;
+  checkTarget(target, opts.overwrite === true);
   const { model: gan, weights } = loadEmaDiscriminator(ckpt);
   let model: tf.Sequential | undefined;
   try {
@@ -308,27 +344,43 @@ export async function exportRun(
         `${runDir}: export self-check failed: the exported logits differ from the discriminator's by ${maxAbsLogitDiff} (at most ${SELF_CHECK_TOLERANCE} expected); this is a bug, please report it`,
       );
     }
-    const { json, weights: weightBytes } = await modelFiles(model);
-    const metadata = buildMetadata(runDir, ckpt, {
-      [MODEL_JSON_FILE]: sha256Hex(json),
-      [WEIGHTS_FILE]: sha256Hex(weightBytes),
-    });
+    const files: Record<string, Buffer | string | Uint8Array> = {};
+    if (format === 'all' || format === 'tfjs') {
+      const { json, weights: weightBytes } = await modelFiles(model);
+      files[MODEL_JSON_FILE] = json;
+      files[WEIGHTS_FILE] = weightBytes;
+    }
+    if (format !== 'tfjs') {
+      const layers = gan.classifierLayers(weights);
+      try {
+        files[ONNX_FILE] = classifierToOnnx(layers, inputShape, SEMIGAN_VERSION).bytes;
+      } finally {
+        for (const l of layers) if (l.kind === 'dense' || l.kind === 'conv2d') tf.dispose([l.kernel, l.bias]);
+      }
+    }
+    // Triton wants the ONNX file in a version directory: REPO/<name>/1/model.onnx.
+    const payload = format === 'triton' ? { [`1/${ONNX_FILE}`]: files[ONNX_FILE] } : files;
+    const sha256 = Object.fromEntries(Object.entries(payload).map(([n, b]) => [n, sha256Hex(b)]));
+    const metadata = buildMetadata(runDir, ckpt, sha256);
+    const written: Record<string, Buffer | string | Uint8Array> = {
+      ...payload,
+      ...(format === 'triton' ? { 'config.pbtxt': tritonConfig(name, metadata) } : {}),
+      [METADATA_FILE]: JSON.stringify(metadata, null, 2) + '\n',
+    };
     await atomicWriteDir(
-      out,
-      {
-        [MODEL_JSON_FILE]: json,
-        [WEIGHTS_FILE]: weightBytes,
-        [METADATA_FILE]: JSON.stringify(metadata, null, 2) + '\n',
-      },
-      () => checkTarget(out, opts.overwrite === true), // again: it may have appeared meanwhile
+      target,
+      written,
+      () => checkTarget(target, opts.overwrite === true), // again: it may have appeared meanwhile
     );
     return {
-      out,
+      out: target,
+      format,
+      files: Object.keys(written).sort(),
       classes: metadata.classes,
       inputShape,
       layers: model.layers.length,
       parameters: model.countParams(),
-      weightBytes: weightBytes.length,
+      weightBytes: 4 * model.countParams(),
       testAccuracy: metadata.metrics?.test.accuracy ?? null,
       maxAbsLogitDiff,
     };

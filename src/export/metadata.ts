@@ -16,6 +16,7 @@ export const MODEL_FORMAT = 'semigan-classifier';
 export const MODEL_FORMAT_VERSION = 2;
 export const MODEL_JSON_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
+export const ONNX_FILE = 'model.onnx';
 export const METADATA_FILE = 'metadata.json';
 
 /**
@@ -70,7 +71,9 @@ export interface ClassifierMetadata {
   semiganVersion: string;
   createdAt: string;
   /** File names inside the model directory; sha256 (hex) of the model and weight files, checked at load. */
-  files: { model: string; weights: string[]; metadata: string; sha256?: Record<string, string> };
+  files: { model?: string; weights: string[]; onnx?: string; metadata: string; sha256?: Record<string, string> };
+  /** Present when model.onnx was written: its opset, IR version and tensor names. */
+  onnx?: { opset: number; irVersion: number; input: string; outputs: string[]; layout: string };
   /** K class names; logit k of the model is class k. */
   classes: string[];
   /** Per-example shape [height, width, channels]. */

@@ -19,6 +19,9 @@ const finiteList = (v: unknown, n: number) =>
   Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && Number.isFinite(x));
 /** A plain file name: no directory part, so it cannot point outside the model directory. */
 const fileName = (v: unknown) => typeof v === 'string' && /^[^/\\]+$/.test(v) && v !== '.' && v !== '..';
+/** A relative path below the model directory (Triton's 1/model.onnx): no `..`, not absolute. */
+const relativeFile = (v: unknown) =>
+  typeof v === 'string' && v.length > 0 && !/^[/\\]|^[A-Za-z]:/.test(v) && v.split(/[/\\]/).every((p) => fileName(p));
 
 /** Throws a one-line SemiganError for the first field of metadata.json (parsed, at `path`) that is wrong. */
 export function checkMetadata(meta: unknown, path: string): void {
@@ -44,10 +47,12 @@ export function checkMetadata(meta: unknown, path: string): void {
     const f = files as Record<string, unknown>;
     if (f.model !== undefined && !fileName(f.model))
       fail(path, 'files.model', f.model, 'a file name inside the model directory');
+    if (f.onnx !== undefined && !relativeFile(f.onnx))
+      fail(path, 'files.onnx', f.onnx, 'a file inside the model directory');
     if (f.sha256 !== undefined) {
       if (!isObject(f.sha256)) fail(path, 'files.sha256', f.sha256, 'an object {file name: hex sha256}');
       for (const [name, hex] of Object.entries(f.sha256 as object)) {
-        if (!fileName(name)) fail(path, 'files.sha256 key', name, 'a file name inside the model directory');
+        if (!relativeFile(name)) fail(path, 'files.sha256 key', name, 'a file inside the model directory');
         if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex))
           fail(path, `files.sha256[${JSON.stringify(name)}]`, hex, 'a sha256 in hex (64 characters)');
       }

@@ -9,7 +9,7 @@
  */
 
 /** Runs n rows (row-major, `dim` values each) and returns n * outDim values, row-major. */
-export type BatchFn = (x: Float32Array, n: number) => Float32Array;
+export type BatchFn = (x: Float32Array, n: number) => Float32Array | Promise<Float32Array>;
 
 export interface BatcherOptions {
   /** Values per input row. */
@@ -20,6 +20,11 @@ export interface BatcherOptions {
   maxBatch: number;
   /** Longest a row waits for others before its batch runs (>= 0; 0 = run on the next turn of the event loop). */
   maxWaitMs: number;
+  /**
+   * The model answers asynchronously (onnxruntime): it gets its own copy of the rows, one call
+   * runs at a time, and rows arriving meanwhile form the next batch.
+   */
+  asyncRun?: boolean;
 }
 
 export interface BatcherStats {
@@ -49,7 +54,14 @@ interface Pending {
   failed: boolean;
 }
 
+interface Part {
+  p: Pending;
+  from: number;
+  count: number;
+}
+
 export class MicroBatcher {
+  private busy = false;
   private readonly queue: Pending[] = [];
   private queuedRows = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -98,7 +110,7 @@ export class MicroBatcher {
   }
 
   private schedule(): void {
-    if (this.queuedRows === 0 || this.immediate) return;
+    if (this.queuedRows === 0 || this.immediate || this.busy) return;
     if (this.queuedRows >= this.opts.maxBatch || this.opts.maxWaitMs === 0) {
       if (this.timer) (clearTimeout(this.timer), (this.timer = null));
       this.immediate = setImmediate(() => {
@@ -120,9 +132,10 @@ export class MicroBatcher {
   /** One model call on up to maxBatch rows from the head of the queue. */
   private flush(): void {
     if (this.timer) (clearTimeout(this.timer), (this.timer = null));
-    const { dim, outDim, maxBatch } = this.opts;
+    if (this.busy) return;
+    const { dim, maxBatch } = this.opts;
     // Take rows, oldest first; a large submission may be split over several calls.
-    const parts: { p: Pending; from: number; count: number }[] = [];
+    const parts: Part[] = [];
     let rows = 0;
     for (const p of this.queue) {
       if (rows === maxBatch) break;
@@ -140,21 +153,49 @@ export class MicroBatcher {
     if (rows > 1) this.counters.multiRowBatches++;
     this.counters.maxBatchRows = Math.max(this.counters.maxBatchRows, rows);
 
-    let out: Float32Array;
+    const x = this.opts.asyncRun ? this.buffer.slice(0, rows * dim) : this.buffer.subarray(0, rows * dim);
+    let result: Float32Array | Promise<Float32Array>;
     try {
-      out = this.run(this.buffer.subarray(0, rows * dim), rows);
-      if (out.length !== rows * outDim)
-        throw new Error(`the model returned ${out.length} values for ${rows} rows, expected ${rows * outDim}`);
+      result = this.run(x, rows);
     } catch (err) {
-      for (const { p } of parts) {
-        if (p.failed) continue;
-        p.failed = true;
-        // Rows of a split submission still queued are dropped: the submission has failed.
-        this.queuedRows -= p.n - p.taken;
-        p.taken = p.n;
-        p.reject(err);
-      }
-      this.queue.splice(0, this.queue.length, ...this.queue.filter((p) => p.taken < p.n));
+      this.fail(parts, err);
+      return;
+    }
+    if (result instanceof Promise) {
+      this.busy = true;
+      result
+        .then(
+          (out) => this.deliver(parts, rows, out),
+          (err) => this.fail(parts, err),
+        )
+        .finally(() => {
+          this.busy = false;
+          this.schedule();
+        });
+      return;
+    }
+    this.deliver(parts, rows, result);
+  }
+
+  private fail(parts: Part[], err: unknown): void {
+    for (const { p } of parts) {
+      if (p.failed) continue;
+      p.failed = true;
+      // Rows of a split submission still queued are dropped: the submission has failed.
+      this.queuedRows -= p.n - p.taken;
+      p.taken = p.n;
+      p.reject(err);
+    }
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((p) => p.taken < p.n));
+  }
+
+  private deliver(parts: Part[], rows: number, out: Float32Array): void {
+    const { outDim } = this.opts;
+    if (out.length !== rows * outDim) {
+      this.fail(
+        parts,
+        new Error(`the model returned ${out.length} values for ${rows} rows, expected ${rows * outDim}`),
+      );
       return;
     }
     let off = 0;

@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import { SemiganError } from '../errors.js';
-import type { Classifier } from '../export/classifier.js';
+import type { ClassifierEngine } from '../export/engine.js';
 import type { ImagePreprocessing, Preprocessing } from '../export/metadata.js';
 import { decodePngFast, imageToInput, PngTooMuchData, scalePixels } from '../export/preprocess.js';
 import { isFiniteFloat32, standardize } from '../data/standardize.js';
@@ -25,7 +25,7 @@ export interface ModelInputs {
   image: ImagePreprocessing | null;
 }
 
-export function modelInputs(classifier: Classifier, maxRows: number): ModelInputs {
+export function modelInputs(classifier: ClassifierEngine, maxRows: number): ModelInputs {
   const p = classifier.metadata.preprocessing;
   return {
     dim: classifier.dim,

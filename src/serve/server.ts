@@ -17,7 +17,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { basename, isAbsolute, join } from 'node:path';
 import { METADATA_FILE } from '../export/metadata.js';
 import { MicroBatcher, type BatcherStats } from './batcher.js';
-import { predictionsFromLogits, type Classifier, type Prediction } from '../export/classifier.js';
+import { predictionsFromLogits, type Prediction } from '../export/classifier.js';
+import type { ClassifierEngine } from '../export/engine.js';
 import { HTTP_ERRORS, HttpError, type HttpErrorCode } from './http_errors.js';
 import { imageRow, jsonRows, modelInputs, parseTopK, type ModelInputs } from './request_decoding.js';
 import { ClientGone, readBody } from './read_body.js';
@@ -93,7 +94,7 @@ export class PredictionServer {
   private readonly expectsContinue = new WeakSet<IncomingMessage>();
 
   private constructor(
-    readonly classifier: Classifier,
+    readonly classifier: ClassifierEngine,
     readonly opts: ServerOptions,
   ) {
     const k = classifier.classes.length;
@@ -102,6 +103,7 @@ export class PredictionServer {
       outDim: k,
       maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs,
+      asyncRun: classifier.engine === 'onnx',
     });
     this.tokenHash = opts.token ? sha256(opts.token) : null;
     this.metadataJson = Buffer.from(JSON.stringify(publicMetadata(readFileSync(join(classifier.dir, METADATA_FILE)))));
@@ -135,7 +137,7 @@ export class PredictionServer {
   }
 
   /** Listen on opts.host:opts.port; resolves once listening. */
-  static async start(classifier: Classifier, options: Partial<ServerOptions> = {}): Promise<PredictionServer> {
+  static async start(classifier: ClassifierEngine, options: Partial<ServerOptions> = {}): Promise<PredictionServer> {
     const opts = { ...DEFAULT_SERVER_OPTIONS, ...options };
     const s = new PredictionServer(classifier, opts);
     await new Promise<void>((resolve, reject) => {
