@@ -4,9 +4,11 @@
 #   libopenblas-openmp-dev  OpenBLAS for the optional native matMul addon (src/native/, built by
 #                           npm install): the wasm backend's matMuls on every core. The OpenMP
 #                           build is the one the PyTorch peer uses too, so both share one BLAS.
+#   chromium                headless browser for the report page and the browser-side tfjs test
+#                           (driven by puppeteer-core, an npm devDependency)
 #   python3-torch           only for the PyTorch peer benchmark (--with-peer)
 set -euo pipefail
-pkgs=(dataset-fashion-mnist libopenblas-openmp-dev)
+pkgs=(dataset-fashion-mnist libopenblas-openmp-dev chromium)
 [[ "${1:-}" == "--with-peer" ]] && pkgs+=(python3-torch libopenblas0-openmp)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -10,6 +10,7 @@ import { PRESET_NAMES } from './models/presets.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, RECIPES, type TrainConfig } from './train/config.js';
 import { SEMIGAN_VERSION } from './version.js';
 import { trainCommand } from './commands/train.js';
+import { reportCommand } from './commands/report.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { exportCommand } from './commands/export.js';
 import { EXPORT_FORMATS } from './export/exporter.js';
@@ -394,6 +395,26 @@ program
       matmul: opts.matmul,
     });
     process.exit(code);
+  });
+
+program
+  .command('report')
+  .description(
+    'one self-contained HTML page of a run (or a sweep): curves, sample grids, confusion matrix, confident errors, what to label next',
+  )
+  .argument('<run-dirs...>', 'runs or sweep directories; the first is described in depth, the others overlaid')
+  .option('--out <file>', 'the HTML file (default: FIRST_RUN/report.html)')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
+  .action(async (dirs: string[], opts) => {
+    const r = await reportCommand(dirs, {
+      out: opts.out,
+      backend: opts.backend,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
+    });
+    process.stdout.write(JSON.stringify({ out: r.out }) + '\n');
   });
 
 const data = program.command('data').description('look at a dataset before training');

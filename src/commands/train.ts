@@ -4,7 +4,8 @@ import { loadData } from '../data/load.js';
 import { autoPreset, buildModelForConfig } from '../models/presets.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
 import { Trainer } from '../train/trainer.js';
-import { claimRunDir, readRun, writeRunConfig, type TrainResult } from '../train/run_dir.js';
+import { claimRunDir, CURVES_FILE, readRun, writeRunConfig, type TrainResult } from '../train/run_dir.js';
+import { join } from 'node:path';
 import { configError } from '../errors.js';
 import { lockRunDir } from '../train/run_lock.js';
 
@@ -78,5 +79,6 @@ export async function trainCommand(
   log(`model: ${config.preset}, mode ${config.mode}, ${config.epochs} epochs -> ${config.out}`);
   const result = await trainer.run();
   trainer.dispose();
+  log(`curves: ${join(config.out, CURVES_FILE)}; the whole run in one page: semigan report ${config.out}`);
   return result;
 }

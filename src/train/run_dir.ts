@@ -20,6 +20,10 @@ export const METRICS_FILE = 'metrics.jsonl';
 export const RESULT_FILE = 'result.json';
 export const CONFIG_FILE = 'config.json';
 export const SAMPLES_DIR = 'samples';
+/** Learning curves of the epochs so far (accuracy, losses), rewritten after every epoch. */
+export const CURVES_FILE = 'curves.png';
+/** Sample grids are drawn this many times larger than the data (a 28x28 digit: 84x84 pixels). */
+export const SAMPLE_SCALE = 3;
 
 /** Non-tensor training state, stored in the checkpoint header. */
 export interface CheckpointMeta {

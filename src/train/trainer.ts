@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Rng } from '../rng.js';
 import { SemiganError } from '../errors.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
@@ -26,6 +26,9 @@ import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } f
 import {
   appendMetrics,
   checkpointPath,
+  CURVES_FILE,
+  SAMPLE_SCALE,
+  readMetrics,
   SAMPLES_DIR,
   trimMetrics,
   writeResult,
@@ -39,6 +42,7 @@ import { createProgress, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
 import { classificationReport } from '../eval/metrics.js';
 import { writeImageGrid } from '../viz/grid.js';
+import { writeCurvesPng } from '../viz/curves.js';
 import { generateImages } from '../eval/generate.js';
 import { SEMIGAN_VERSION } from '../version.js';
 
@@ -406,6 +410,10 @@ export class Trainer {
     // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
     // drops metrics lines beyond the checkpoint's epoch.
     appendMetrics(config.out, metrics);
+    await writeCurvesPng(join(config.out, CURVES_FILE), {
+      name: basename(config.out),
+      metrics: readMetrics(config.out),
+    });
     await this.saveCheckpoint();
     // Tabular rows have no picture; their samples are G's standardized feature vectors.
     if (config.mode === 'gan' && !this.data.train.features)
@@ -443,7 +451,7 @@ export class Trainer {
   /** 10x10 grid from a fixed z (same z every epoch, so grids are comparable). */
   async writeSamples(path: string): Promise<void> {
     const pixels = generateImages(this.model, this.g.vars, 100, this.config.seed + SAMPLE_SEED_OFFSET);
-    await writeImageGrid(path, pixels, this.data.train.shape, { rows: 10, cols: 10 });
+    await writeImageGrid(path, pixels, this.data.train.shape, { rows: 10, cols: 10, scale: SAMPLE_SCALE });
   }
 
   /** Every variable record of the training state under its checkpoint prefix. */

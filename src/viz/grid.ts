@@ -21,6 +21,8 @@ export interface GridOptions {
   cols?: number;
   /** Pixels between and around cells. Default 2. */
   pad?: number;
+  /** Upscale the whole grid by this integer factor, nearest neighbour (3: a 28x28 digit is 84x84). Default 1. */
+  scale?: number;
 }
 
 /** The grid's pixel size and cell count for `n` images of shape [h, w, c]; exported for tests and callers. */
@@ -70,8 +72,11 @@ export async function writeImageGrid(
     }
   }
 
-  const png = await sharp(pixels, { raw: { width, height, channels: c } })
-    .png()
-    .toBuffer();
+  const scale = opts.scale ?? 1;
+  if (!Number.isInteger(scale) || scale < 1)
+    throw new RangeError(`grid scale must be a positive integer, got ${scale}`);
+  let img = sharp(pixels, { raw: { width, height, channels: c } });
+  if (scale > 1) img = img.resize(width * scale, height * scale, { kernel: 'nearest' });
+  const png = await img.png().toBuffer();
   await atomicWriteFile(path, png);
 }

@@ -274,11 +274,11 @@ test('CLI: train on 2000 MNIST images beats chance widely, writes its run dir, a
   assert.deepEqual([ck.meta.epoch, ck.meta.epochIter, ck.meta.step], [2, 0, 50]);
   assert.equal(ck.meta.config.trainLimit, 2000);
 
-  // 10 x 10 samples of 28 x 28 with 2 px padding: 10 * 30 + 2 = 302 px square.
+  // 10 x 10 samples of 28 x 28 with 2 px padding, drawn 3x: (10 * 30 + 2) * 3 = 906 px square.
   for (const f of ['epoch-001.png', 'epoch-002.png']) {
     const png = join(out, 'samples', f);
     const meta = await sharp(png).metadata();
-    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 302, 302], f);
+    assert.deepEqual([meta.format, meta.width, meta.height], ["png", 906, 906], f);
     const stats = await sharp(png).stats();
     assert.ok(stats.channels[0].stdev > 10, `${f}: the samples are not a blank image`);
   }
