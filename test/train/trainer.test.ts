@@ -278,7 +278,7 @@ test('CLI: train on 2000 MNIST images beats chance widely, writes its run dir, a
   for (const f of ['epoch-001.png', 'epoch-002.png']) {
     const png = join(out, 'samples', f);
     const meta = await sharp(png).metadata();
-    assert.deepEqual([meta.format, meta.width, meta.height], ["png", 906, 906], f);
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 906, 906], f);
     const stats = await sharp(png).stats();
     assert.ok(stats.channels[0].stdev > 10, `${f}: the samples are not a blank image`);
   }
