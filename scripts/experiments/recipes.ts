@@ -14,7 +14,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
-import { SUMMARY_FILE, SWEEP_FILE, type SweepSummary } from '../../src/train/sweep_summary.js';
+import { readMetrics } from '../../src/train/run_dir.js';
+import { seedDir, SUMMARY_FILE, SWEEP_FILE, type SweepSummary } from '../../src/train/sweep_summary.js';
 
 const RECIPES: Record<string, string[]> = {
   paper: [],
@@ -87,5 +88,22 @@ if (paper !== undefined) {
   for (const r of names.filter((n) => n !== 'paper' && n !== 'supervised')) {
     const m = meanAt(r);
     if (m !== undefined) console.log(`${r} / paper at epoch ${last} (averaged weights): ${(m / paper).toFixed(3)}x`);
+  }
+}
+
+// Time to accuracy: per recipe and seed, the first epoch whose averaged weights reach each level,
+// and the run's training seconds then (wall time of that run, whatever else the machine ran).
+const LEVELS = [0.95, 0.97, 0.98];
+console.log(`\ntime to accuracy (averaged weights): first epoch reaching it, and the run's seconds then\n`);
+console.log(`| recipe | seed | ${LEVELS.map((l) => `${100 * l}%`).join(' | ')} |`);
+console.log(`|---|---:|${LEVELS.map(() => '---:').join('|')}|`);
+for (const r of names) {
+  for (const seed of summaries.get(r)!.seeds) {
+    const m = readMetrics(seedDir(join(out, r), seed));
+    const cells = LEVELS.map((l) => {
+      const hit = m.find((e) => e.test_acc >= l);
+      return hit ? `epoch ${hit.epoch}, ${Math.round(hit.seconds)} s` : 'not reached';
+    });
+    console.log(`| ${r} | ${seed} | ${cells.join(' | ')} |`);
   }
 }

@@ -129,9 +129,9 @@ after(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-test('export writes model.json, weights.bin and metadata.json (built-in layers only, no temp files left)', () => {
+test('export writes model.json, weights.bin, model.onnx and metadata.json (built-in layers only, no temp files left)', () => {
   assert.ok(result.accuracy > 0.3, `the tiny run learned something: ${result.accuracy}`);
-  assert.deepEqual(readdirSync(modelDir).sort(), ['metadata.json', 'model.json', 'weights.bin']);
+  assert.deepEqual(readdirSync(modelDir).sort(), ['metadata.json', 'model.json', 'model.onnx', 'weights.bin']);
   assert.deepEqual(readdirSync(join(tmp, 'models')), ['mnist'], 'no temporary directory next to MODEL_DIR');
 
   const modelJson = JSON.parse(readFileSync(join(modelDir, 'model.json'), 'utf8'));
