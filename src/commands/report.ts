@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { loadData } from '../data/load.js';
@@ -39,6 +39,14 @@ function expand(dir: string): string[] {
   return sweep ? sweep.seeds.map((s) => seedDir(dir, s)).filter((d) => existsSync(d)) : [dir];
 }
 
+/** Short names for runs: the directory's name, with its parent's when two runs would share one (sweep seeds). */
+function runNames(dirs: string[]): string[] {
+  const base = dirs.map((d) => basename(resolve(d)));
+  return dirs.map((d, i) =>
+    base.filter((b) => b === base[i]).length > 1 ? `${basename(dirname(resolve(d)))}/${base[i]}` : base[i],
+  );
+}
+
 const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`;
 
 /** Row `i` of an image dataset as a 3x PNG thumbnail. */
@@ -63,7 +71,8 @@ export async function reportCommand(
   const runDirs = dirs.flatMap(expand);
   const mainDir = runDirs[0];
   const out = opts.out ?? join(dirs[0], 'report.html');
-  const runs: NamedRun[] = runDirs.map((d) => ({ name: basename(d), metrics: readMetrics(d) }));
+  const names = runNames(runDirs);
+  const runs: NamedRun[] = runDirs.map((d, i) => ({ name: names[i], metrics: readMetrics(d) }));
   const ckpt = readRun(mainDir);
   const config = runConfig(ckpt.meta);
 
@@ -132,7 +141,7 @@ export async function reportCommand(
     : [];
   const configPath = join(mainDir, CONFIG_FILE);
   const page: ReportPage = {
-    title: `semigan report: ${runDirs.map((d) => basename(d)).join(', ')}`,
+    title: `semigan report: ${names.join(', ')}`,
     runs,
     grids,
     evaluation: {
