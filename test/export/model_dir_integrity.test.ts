@@ -12,7 +12,8 @@ import { initBackend } from '../../src/backend.js';
 import { Classifier } from '../../src/export/classifier.js';
 import { sha256Hex } from '../../src/export/model_files.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/train/checkpoint.js';
-import { cleanError, ok, runCli } from '../lib/cli.js';
+import { cleanError, runCli } from '../lib/cli.js';
+import { trainAndExportTiny } from '../lib/tiny_run.js';
 
 let tmp: string;
 let run: string;
@@ -24,26 +25,7 @@ before(async () => {
   await initBackend('wasm');
   run = join(tmp, 'run');
   model = join(tmp, 'model');
-  const common = ['--backend', 'wasm', '--threads', '1'];
-  ok(
-    await runCli([
-      'train',
-      ...common,
-      '--train-limit',
-      '200',
-      '--test-limit',
-      '100',
-      '--epochs',
-      '1',
-      '--iters-per-epoch',
-      '2',
-      '--batch-size',
-      '20',
-      '--out',
-      run,
-    ]),
-  );
-  ok(await runCli(['export', run, '--out', model, ...common]));
+  await trainAndExportTiny(run, model);
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 

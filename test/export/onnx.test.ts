@@ -23,35 +23,16 @@ import { OnnxClassifier } from '../../src/export/onnx_classifier.js';
 import { PredictionServer } from '../../src/serve/server.js';
 import { loadEmaDiscriminator, readRun } from '../../src/train/run_dir.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
+import { trainAndExportTiny, WASM_1 as common } from '../lib/tiny_run.js';
 
 const { onnx } = onnxProto;
 let tmp: string;
-const common = ['--backend', 'wasm', '--threads', '1'];
 
-/** Train a tiny run of `preset` and export it with --format all; the run and model directories. */
+/** A tiny run of `name` exported with --format all: the run and model directories. */
 async function tinyExport(name: string, extra: string[]): Promise<{ run: string; model: string }> {
   const run = join(tmp, `run-${name}`);
   const model = join(tmp, `model-${name}`);
-  ok(
-    await runCli([
-      'train',
-      ...common,
-      '--train-limit',
-      '200',
-      '--test-limit',
-      '50',
-      '--epochs',
-      '1',
-      '--iters-per-epoch',
-      '2',
-      '--batch-size',
-      '20',
-      '--out',
-      run,
-      ...extra,
-    ]),
-  );
-  ok(await runCli(['export', run, '--out', model, ...common]));
+  await trainAndExportTiny(run, model, extra);
   return { run, model };
 }
 

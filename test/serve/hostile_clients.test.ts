@@ -12,39 +12,17 @@ import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import { initBackend } from '../../src/backend.js';
 import { Classifier } from '../../src/export/classifier.js';
 import { PredictionServer } from '../../src/serve/server.js';
-import { CLI, ok, runCli } from '../lib/cli.js';
+import { CLI } from '../lib/cli.js';
+import { grayPng, trainAndExportTiny } from '../lib/tiny_run.js';
 
 let tmp: string;
 let modelDir: string;
 let classifier: Classifier;
 let server: PredictionServer;
 
-/** An 8-bit gray PNG of width x height whose IDAT is `raw` deflated (raw need not fit the header). */
-function grayPng(width: number, height: number, raw: Buffer): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(8 + data.length + 4);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 0;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw, { level: 1 })),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 /** A proper 28x28 PNG: each row a filter byte (0) and 28 pixels. */
 const digit = grayPng(28, 28, Buffer.alloc(28 * 29, 0));
 
@@ -62,26 +40,7 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'semigan-hostile-'));
   const run = join(tmp, 'run');
   modelDir = join(tmp, 'model');
-  const common = ['--backend', 'wasm', '--threads', '1'];
-  ok(
-    await runCli([
-      'train',
-      ...common,
-      '--train-limit',
-      '200',
-      '--test-limit',
-      '50',
-      '--epochs',
-      '1',
-      '--iters-per-epoch',
-      '2',
-      '--batch-size',
-      '20',
-      '--out',
-      run,
-    ]),
-  );
-  ok(await runCli(['export', run, '--out', modelDir, ...common]));
+  await trainAndExportTiny(run, modelDir);
   await initBackend('wasm', { threads: 1 });
   classifier = await Classifier.load(modelDir);
   server = await PredictionServer.start(classifier, { port: 0, bodyLimit: 64 * 1024 * 1024 });

@@ -6,6 +6,7 @@
  * decoded inputs.
  */
 import { runCli } from '../lib/cli.js';
+import { grayPng } from '../lib/tiny_run.js';
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,7 +15,6 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { initBackend } from '../../src/backend.js';
 import { readIdxImages } from '../../src/data/sources/idx.js';
@@ -776,39 +776,8 @@ function chunks(n: number, size: number): ReadableStream<Uint8Array> {
   });
 }
 
-/** A PNG with a valid IHDR of width x height (8-bit gray) and no pixel data. */
-function pngHeaderOnly(width: number, height: number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (b: Buffer) => {
-    let c = 0xffffffff;
-    for (const v of b) c = crcTable[(c ^ v) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(8 + data.length + 4);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // gray
-  const idat = deflateSync(Buffer.alloc(1000));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', idat),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
+/** A PNG with a valid IHDR of width x height (8-bit gray) and no pixel data to speak of. */
+const pngHeaderOnly = (width: number, height: number) => grayPng(width, height, Buffer.alloc(1000));
 
 interface RawReply {
   status: number;
