@@ -11,12 +11,11 @@ import { basename, join } from 'node:path';
 import { SemiganError } from '../errors.js';
 import { METADATA_FILE, MODEL_JSON_FILE, readMetadata, type ClassifierMetadata } from './metadata.js';
 import { MAX_JSON_BYTES, modelDirPath, readModelFile } from './model_files.js';
+import { ExportedModel } from './exported_model.js';
 
 import { predictionsFromLogits, type Prediction } from '../eval/predictions.js';
 export { predictionsFromLogits, type Prediction };
 
-/** Rows per forward pass in predictLogits: bounds memory, and any chunking gives the same logits. */
-export const PREDICT_CHUNK = 1024;
 
 const modelDirError = (msg: string) => new SemiganError('SEMIGAN_ERR_MODEL_DIR', msg);
 
@@ -36,19 +35,15 @@ function weightBytes(specs: tf.io.WeightsManifestEntry[], source: string): numbe
   return total;
 }
 
-export class Classifier {
+export class Classifier extends ExportedModel {
   readonly engine = 'tfjs';
-  /** Values per example: height * width * channels. */
-  readonly dim: number;
-  readonly classes: readonly string[];
 
   private constructor(
-    readonly metadata: ClassifierMetadata,
+    metadata: ClassifierMetadata,
     readonly model: tf.LayersModel,
-    readonly dir: string,
+    dir: string,
   ) {
-    this.classes = metadata.classes;
-    this.dim = metadata.inputShape.reduce((a, b) => a * b, 1);
+    super(metadata, dir);
   }
 
   /** Load MODEL_DIR (model.json, its weight files, metadata.json) with plain tf.loadLayersModel. */
@@ -124,14 +119,10 @@ export class Classifier {
    * metadata.preprocessing says). An input's logits do not depend on the other inputs.
    */
   predictLogits(x: Float32Array, n: number): Float32Array {
-    if (!Number.isInteger(n) || n < 0 || x.length !== n * this.dim) {
-      throw new RangeError(`predictLogits: expected ${n} x ${this.dim} = ${n * this.dim} values, got ${x.length}`);
-    }
     const k = this.classes.length;
     const out = new Float32Array(n * k);
     const shape = this.metadata.inputShape;
-    for (let s = 0; s < n; s += PREDICT_CHUNK) {
-      const e = Math.min(n, s + PREDICT_CHUNK);
+    for (const [s, e] of this.chunks(x, n)) {
       const chunk = tf.tidy(() => {
         const logits = this.model.predict(
           tf.tensor4d(x.subarray(s * this.dim, e * this.dim), [e - s, ...shape]),

@@ -10,7 +10,7 @@ import { SemiganError } from '../errors.js';
 import { METADATA_FILE, ONNX_FILE, readMetadata, type ClassifierMetadata } from './metadata.js';
 import { modelDirPath, readModelFile } from './model_files.js';
 import { ONNX_INPUT } from './onnx_writer.js';
-import { PREDICT_CHUNK } from './classifier.js';
+import { ExportedModel } from './exported_model.js';
 
 // The part of onnxruntime-node's API used here, declared locally: the package is optional, and
 // compiling semigan must not need it.
@@ -50,19 +50,16 @@ export function loadOnnxRuntime(): { ort: Ort | null; reason: string } {
 export const ONNX_INSTALL_HINT =
   'install it with `npm install onnxruntime-node` (its CPU binary is in the npm package; its install script only fetches CUDA files and may be skipped)';
 
-export class OnnxClassifier {
+export class OnnxClassifier extends ExportedModel {
   readonly engine = 'onnx';
-  readonly dim: number;
-  readonly classes: readonly string[];
 
   private constructor(
-    readonly metadata: ClassifierMetadata,
+    metadata: ClassifierMetadata,
     private readonly ort: Ort,
     private readonly session: OrtSession,
-    readonly dir: string,
+    dir: string,
   ) {
-    this.classes = metadata.classes;
-    this.dim = metadata.inputShape.reduce((a, b) => a * b, 1);
+    super(metadata, dir);
   }
 
   static async load(dir: string, opts: { threads?: number } = {}): Promise<OnnxClassifier> {
@@ -101,13 +98,10 @@ export class OnnxClassifier {
 
   /** Class logits, row-major [n, K], for n inputs row-major [n, h, w, c] (as metadata.preprocessing says). */
   async predictLogits(x: Float32Array, n: number): Promise<Float32Array> {
-    if (!Number.isInteger(n) || n < 0 || x.length !== n * this.dim)
-      throw new RangeError(`predictLogits: expected ${n} x ${this.dim} = ${n * this.dim} values, got ${x.length}`);
     const k = this.classes.length;
     const out = new Float32Array(n * k);
     const shape = this.metadata.inputShape;
-    for (let s = 0; s < n; s += PREDICT_CHUNK) {
-      const e = Math.min(n, s + PREDICT_CHUNK);
+    for (const [s, e] of this.chunks(x, n)) {
       const input = new this.ort.Tensor('float32', x.subarray(s * this.dim, e * this.dim), [e - s, ...shape]);
       const r = await this.session.run({ [ONNX_INPUT]: input }, ['logits']);
       out.set(r.logits.data as Float32Array, s * k);
