@@ -16,7 +16,6 @@ import { ExportedModel } from './exported_model.js';
 import { predictionsFromLogits, type Prediction } from '../eval/predictions.js';
 export { predictionsFromLogits, type Prediction };
 
-
 const modelDirError = (msg: string) => new SemiganError('SEMIGAN_ERR_MODEL_DIR', msg);
 
 /** Bytes the weights of a manifest take (float32 and int32 only: what semigan writes), refusing absurd shapes. */
