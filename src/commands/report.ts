@@ -11,7 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { loadData } from '../data/load.js';
-import type { Dataset } from '../data/dataset.js';
+import { gatherRows, type Dataset } from '../data/dataset.js';
 import { argmaxRows, classificationReport } from '../eval/metrics.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
@@ -85,14 +85,12 @@ export async function reportCommand(
   const isLabeled = new Uint8Array(data.train.n);
   for (const r of data.labeled) isLabeled[r] = 1;
   const unlabeledRows = Int32Array.from({ length: data.train.n }, (_, i) => i).filter((r) => !isLabeled[r]);
-  const dim = data.train.x.length / data.train.n;
   const unlabeled: Dataset = {
     ...data.train,
-    x: new Float32Array(unlabeledRows.length * dim),
+    x: gatherRows(data.train, unlabeledRows),
     y: new Int32Array(unlabeledRows.length).fill(-1),
     n: unlabeledRows.length,
   };
-  unlabeledRows.forEach((r, i) => unlabeled.x.set(data.train.x.subarray(r * dim, (r + 1) * dim), i * dim));
   try {
     testLogits = discriminatorLogits(model, weights, data.test, config.batchSize);
     if (unlabeled.n > 0) unlabeledLogits = discriminatorLogits(model, weights, unlabeled, config.batchSize);

@@ -101,8 +101,8 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
   if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > meta.classes.length)
     throw configError(`--top-k ${o.topK}: expected an integer from 1 to ${meta.classes.length} (the model's classes)`);
   if (!o.host) throw configError('--host: expected an address to bind, e.g. 127.0.0.1');
-  if (o.engine === 'onnx' && !loadOnnxRuntime().ort)
-    throw configError(`--engine onnx: ${loadOnnxRuntime().reason}; ${ONNX_INSTALL_HINT}`);
+  const ort = o.engine === 'onnx' ? loadOnnxRuntime() : null;
+  if (ort && !ort.ort) throw configError(`--engine onnx: ${ort.reason}; ${ONNX_INSTALL_HINT}`);
   resolveEngine(modelDir, o.engine); // an ONNX-only directory without onnxruntime: one line, before any fork
 }
 
