@@ -3,7 +3,7 @@
  * which kernels take the step's time, how often they run, and how much of the wall time is
  * spent outside kernels (JavaScript: batch gathering, noise, tensor bookkeeping).
  *
- *   npx tsc -p . && node dist/scripts/bench/profile.js [--iters 11] [--threads N] [--top 15]
+ *   npx tsc -p . && node dist/scripts/bench/profile.js [--iters 11] [--threads N] [--top 15] [--recipe ct]
  *
  * One warm-up epoch of `iters` iterations, then one profiled epoch of `iters` iterations. The
  * profiled epoch ends with the evaluation of 100 test images (two forward passes; a few kernel
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
-import { validateConfig } from '../../src/train/config.js';
+import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { benchConfig, loadBenchData } from '../lib/trainer_timing.js';
 import { positiveIntOption } from '../lib/args.js';
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     iters: { type: 'string', default: '11' },
     threads: { type: 'string' },
     top: { type: 'string', default: '15' },
+    recipe: { type: 'string', default: 'paper' }, // a train --recipe (paper, ct)
   },
 });
 const iters = positiveIntOption(values, 'iters');
@@ -34,7 +35,7 @@ const top = positiveIntOption(values, 'top');
 const backend = await initBackend('wasm', { threads: values.threads ? positiveIntOption(values, 'threads') : null });
 console.log(`# ${backend.name}: ${backend.threadsReason}`);
 const out = mkdtempSync(join(tmpdir(), 'semigan-profile-'));
-const base = benchConfig({ testLimit: 100 });
+const base = benchConfig({ testLimit: 100, recipe: values.recipe as TrainConfig['recipe'] });
 const data = loadBenchData(base);
 const quiet = { write: () => true, isTTY: false };
 try {
