@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
+import { mnistMlp } from '../../src/models/mnist_mlp.js';
 import { validateConfig } from '../../src/train/config.js';
 import { conditionalEntropy, consistencyLoss, pullAwayLoss } from '../../src/train/losses.js';
 import { readMetrics } from '../../src/train/run_dir.js';
@@ -162,6 +163,41 @@ test('Trainer: the terms are off by default (the paper recipe), and on they trai
   for (const k of ['loss_lab', 'loss_unl', 'loss_gen'] as const) assert.ok(Number.isFinite(all[k]), `${k}: ${all[k]}`);
   // The first D step's logged losses exclude the new terms but its update includes them: the runs part ways.
   assert.notEqual(all.loss_unl, paper.loss_unl);
+});
+
+test('Trainer: the consistency term compares two looks at the same unlabeled rows (0 without noise, live with it)', async () => {
+  await initBackend('wasm');
+  const base = {
+    dataset: 'mnist',
+    labels: 100,
+    trainLimit: 1000,
+    testLimit: 100,
+    itersPerEpoch: 1,
+    epochs: 1,
+    backend: 'wasm',
+    preset: 'mnist-mlp',
+  } as const;
+  // D's weights after one D step (and one G step, which does not touch them).
+  const dAfterOneStep = async (consistency: number, noise: number) => {
+    const config = validateConfig({ ...base, consistency, out: mkdtempSync(join(tmpdir(), 'semigan-ct-')) });
+    const data = prepareData(config);
+    const model = mnistMlp({ inputDim: 784, numClasses: 10, inputNoise: noise, hiddenNoise: noise });
+    const t = new Trainer(config, model, data, { log: () => {}, progressStream: { write: () => true, isTTY: false } });
+    t.initialize();
+    await t.run();
+    const w = t.checkpoint().tensors['d/l4.v'].data as Float32Array;
+    t.dispose();
+    return w;
+  };
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+  // Noise-free D: both looks give the same softmax, the term and its gradient are 0, so the step
+  // equals the step without it (up to float rounding). Slicing any other rows as the second look
+  // would add a gradient and move the weights by ~lr.
+  const plain = await dAfterOneStep(0, 0);
+  assert.ok(maxDiff(plain, await dAfterOneStep(0.1, 0)) < 1e-6, 'noise-free: the term changed the step');
+  // With the paper's noise the two looks differ and the term's weight changes the step (both runs
+  // draw the same noise: the same rows go through D).
+  assert.ok(maxDiff(await dAfterOneStep(0.1, 0.3), await dAfterOneStep(10, 0.3)) > 1e-4, 'noisy: the term did nothing');
 });
 
 test('--recipe: ct sets consistency, entropy and the warm-up; explicit options win; paper is the defaults', () => {
