@@ -8,6 +8,7 @@ import { useOpenBlasMatMul, useWasmMatMul } from './nn/blas_matmul.js';
 import { useInPlaceUpdates } from './nn/in_place_updates.js';
 import { loadNative } from './nn/native_addon.js';
 import { useNativeSum, useWasmSum } from './nn/native_sum.js';
+import { useSharedIdentity } from './nn/wasm_kernels.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -79,6 +80,7 @@ async function tryWasm(): Promise<boolean> {
  */
 function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threadsReason' | 'matmul'> {
   useWasmConvGrads(); // wasm has no Conv2DBackpropFilter kernel
+  useSharedIdentity();
   const matmul = opts.matmul ?? 'auto';
   const native = loadNative(opts.nativeAddon ?? process.env.SEMIGAN_NATIVE_ADDON);
   // Bit-identical to tfjs's own kernels, so used whatever --matmul says.

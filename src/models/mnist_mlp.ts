@@ -101,8 +101,18 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     return makeParams(init, trainable);
   }
 
-  const layer = (d: Tensors, i: number, h: tf.Tensor2D) =>
-    weightNormDense(h, d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D, d[`l${i}.b`] as tf.Tensor1D);
+  const layer = (d: Tensors, i: number, h: tf.Tensor2D) => {
+    const folded = d[`l${i}.W`] as tf.Tensor2D | undefined;
+    return folded
+      ? (tf.matMul(h, folded).add(d[`l${i}.b`]) as tf.Tensor2D)
+      : weightNormDense(h, d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D, d[`l${i}.b`] as tf.Tensor1D);
+  };
+
+  function foldD(d: Tensors): Tensors {
+    const out: Tensors = { ...d };
+    for (let i = 0; i < nD; i++) out[`l${i}.W`] = weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D);
+    return out;
+  }
 
   // Minibatch features of the clean last hidden layer, appended after its noise: computed on noisy
   // rows, their distances (hence o) would differ between training and evaluation.
@@ -185,6 +195,7 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     createG,
     initD,
     applyD,
+    foldD,
     applyG,
     ...(mbd ? {} : { classifierLayers }),
   };

@@ -58,6 +58,11 @@ export interface GanModel {
   /** Data-dependent init of D's weight-normed layers on a batch of real inputs. */
   initD(d: Params, x: tf.Tensor2D, opts: ApplyOptions): void;
   applyD(d: Tensors, x: tf.Tensor2D, opts: ApplyOptions): DiscriminatorOutput;
+  /**
+   * D's parameters with whatever applyD derives from them alone (weight-normed kernels) computed
+   * once, for several applyD calls with fixed D (the G step). applyD(foldD(d)) = applyD(d).
+   */
+  foldD?(d: Tensors): Tensors;
   /** True when D's output for a row depends on the other rows of its batch (minibatch discrimination). */
   batchDependentD: boolean;
   /**

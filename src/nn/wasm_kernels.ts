@@ -23,3 +23,22 @@ export function restoreWasmKernel(name: string): void {
   tf.unregisterKernel(name, 'wasm');
   tf.registerKernel({ ...rest, kernelFunc: originalKernelFunc });
 }
+
+interface RefCountingBackend {
+  incRef(dataId: tf.DataId): void;
+}
+
+/**
+ * Identity as the cpu and webgl backends do it: the output shares the input's buffer (one more
+ * reference) instead of copying it. tfjs clones every tensor a gradient saves through Identity,
+ * ~170 copies per training step of the paper's model; nothing writes a shared buffer in place
+ * (in_place_updates.ts only writes buffers with one reference).
+ */
+export function useSharedIdentity(): void {
+  replaceWasmKernel('Identity', (original) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return original(args);
+    (args.backend as unknown as RefCountingBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
+}

@@ -239,12 +239,14 @@ export class Trainer {
     const kept: tf.Tensor[] = [];
     this.haG?.observe();
     tf.tidy(() => {
+      // D is fixed in this step: fold its kernels once for both passes, outside the gradient tape.
+      const d = this.model.foldD?.(this.d.vars) ?? this.d.vars;
       const featReal = config.fm
-        ? this.model.applyD(this.d.vars, this.batch(this.data.train, rowsUnl), { noise: this.rng }).features // [B, F]
+        ? this.model.applyD(d, this.batch(this.data.train, rowsUnl), { noise: this.rng }).features // [B, F]
         : null;
       const z = uniformNoise(bs, this.model.zDim, this.rng);
       const { grads } = tf.variableGrads(() => {
-        const fake = this.model.applyD(this.d.vars, this.model.applyG(this.g.vars, z), { noise: this.rng });
+        const fake = this.model.applyD(d, this.model.applyG(this.g.vars, z), { noise: this.rng });
         const lossGen = featReal
           ? featureMatchingLoss(featReal, fake.features, config.fmDistance)
           : nonSaturatingGeneratorLoss(fake.logits);

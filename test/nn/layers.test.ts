@@ -196,3 +196,37 @@ test('Rng.permutation is a permutation of 0..n-1 and differs between draws', () 
   assert.equal(counts.size, 6);
   for (const [k, c] of counts) assert.ok(c > 3050 && c < 3620, `order ${k}: ${c}`);
 });
+
+test('foldD: applyD on the folded kernels gives the same logits and features, bit for bit, and the same input gradient', () => {
+  const model = mnistMlp({ inputDim: 784, numClasses: 10 });
+  const d = model.createD(new Rng(5));
+  const x = tf.tensor2d(new Rng(6).fillUniform(new Float32Array(7 * 784)), [7, 784]);
+  const folded = model.foldD!(d.vars);
+  // Same noise for both passes: two Rngs in the same state.
+  const plain = model.applyD(d.vars, x, { noise: new Rng(9) });
+  const viaFold = model.applyD(folded, x, { noise: new Rng(9) });
+  assert.deepEqual(Array.from(viaFold.logits.dataSync()), Array.from(plain.logits.dataSync()));
+  assert.deepEqual(Array.from(viaFold.features.dataSync()), Array.from(plain.features.dataSync()));
+  // The G step's path: the gradient reaches the input through the folded kernels.
+  const dx = (dd: typeof folded) =>
+    tf.grad((xx: tf.Tensor) => model.applyD(dd, xx as tf.Tensor2D, { noise: null }).features.mean())(x);
+  const [a, b] = [dx(d.vars), dx(folded)];
+  assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
+  assert.ok(a.abs().sum().dataSync()[0] > 0, 'the input gradient is 0');
+  tf.dispose([x, plain.logits, plain.features, viaFold.logits, viaFold.features, a, b]);
+  for (let i = 0; i < 6; i++) folded[`l${i}.W`].dispose();
+  disposeParams(d);
+});
+
+test('Identity (tf.clone) shares the buffer on wasm: same values, and the source outlives a disposed clone and vice versa', () => {
+  const a = tf.tensor1d([1, 2, 3]);
+  const c = a.clone();
+  assert.equal(c.dataId, a.dataId, 'clone copied the buffer');
+  assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3]);
+  c.dispose();
+  assert.deepEqual(Array.from(a.dataSync()), [1, 2, 3]);
+  const c2 = a.clone();
+  a.dispose();
+  assert.deepEqual(Array.from(c2.dataSync()), [1, 2, 3]);
+  c2.dispose();
+});
