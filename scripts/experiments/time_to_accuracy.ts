@@ -70,11 +70,12 @@ function peerPoints(): Point[] {
   if (!existsSync(peerLog)) return [];
   const points: Point[] = [];
   let seconds = 0;
+  const EPOCH_LINE = /^\s*(\d+)\s+([\d.]+)\s+([\d.]+)(?:\s+\S+){4}\s+([\d.]+)\s*\(/;
   for (const line of readFileSync(peerLog, 'utf8').split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length !== 11 || !/^\d+$/.test(f[0])) continue;
-    seconds += Number(f[1]) + Number(f[2]);
-    points.push({ epoch: Number(f[0]), seconds, acc: Number(f[7]) });
+    const f = EPOCH_LINE.exec(line);
+    if (!f) continue;
+    seconds += Number(f[2]) + Number(f[3]);
+    points.push({ epoch: Number(f[1]), seconds, acc: Number(f[4]) });
   }
   return points;
 }
