@@ -26,6 +26,17 @@ const scalar = (t: tf.Scalar) => {
 const near = (got: number, want: number, tol: number, what: string) =>
   assert.ok(Math.abs(got - want) <= tol, `${what}: ${got} vs ${want}`);
 
+/** A few iterations on a slice of real MNIST. */
+const TINY_RUN = {
+  dataset: 'mnist',
+  labels: 100,
+  trainLimit: 1000,
+  testLimit: 100,
+  epochs: 1,
+  backend: 'wasm',
+  preset: 'mnist-mlp',
+} as const;
+
 test('conditional entropy: log K for equal logits, ~0 for a confident row, a 2-class row by hand; finite at huge logits', async () => {
   await initBackend('wasm');
   near(scalar(conditionalEntropy(tf.zeros([3, 10]) as tf.Tensor2D)), Math.log(10), 1e-6, 'uniform over 10');
@@ -132,16 +143,7 @@ test('pull-away: 0 for orthogonal features, 1 for parallel ones, scale-free; thr
 
 test('Trainer: the terms are off by default (the paper recipe), and on they train with finite losses', async () => {
   await initBackend('wasm');
-  const base = {
-    dataset: 'mnist',
-    labels: 100,
-    trainLimit: 1000,
-    testLimit: 100,
-    itersPerEpoch: 3,
-    epochs: 1,
-    backend: 'wasm',
-    preset: 'mnist-mlp',
-  } as const;
+  const base = { ...TINY_RUN, itersPerEpoch: 3 } as const;
   assert.deepEqual(
     [validateConfig({}).consistency, validateConfig({}).entropy, validateConfig({}).pullAway],
     [0, 0, 0],
@@ -167,16 +169,7 @@ test('Trainer: the terms are off by default (the paper recipe), and on they trai
 
 test('Trainer: the consistency term compares two looks at the same unlabeled rows (0 without noise, live with it)', async () => {
   await initBackend('wasm');
-  const base = {
-    dataset: 'mnist',
-    labels: 100,
-    trainLimit: 1000,
-    testLimit: 100,
-    itersPerEpoch: 1,
-    epochs: 1,
-    backend: 'wasm',
-    preset: 'mnist-mlp',
-  } as const;
+  const base = { ...TINY_RUN, itersPerEpoch: 1 } as const;
   // D's weights after one D step (and one G step, which does not touch them).
   const dAfterOneStep = async (consistency: number, noise: number) => {
     const config = validateConfig({ ...base, consistency, out: mkdtempSync(join(tmpdir(), 'semigan-ct-')) });
