@@ -239,11 +239,15 @@ program
   .option('--data-dir <dir>', 'exported models: folder holding the four idx files (overrides the built-in location)')
   .option('--test-limit <n>', "score the first N test images only (a run: instead of the run's own --test-limit)", int)
   .option('--json', 'print one JSON object instead of the report')
+  .option(
+    '--baseline <sweep>',
+    'sweep directories: another sweep (e.g. --mode supervised) whose errors go beside each epoch, with the ratio',
+  )
   .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
   .addOption(threadsOption('every core'))
   .addOption(matmulOption())
   .action(async (dir: string, opts) => {
-    const sweep = sweepReport(dir);
+    const sweep = sweepReport(dir, opts.baseline);
     if (sweep !== null) {
       process.stdout.write(sweep);
       return;

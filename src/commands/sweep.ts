@@ -126,7 +126,18 @@ export async function sweepCommand(o: SweepOptions): Promise<SweepSummary> {
 }
 
 /** `semigan evaluate SWEEP_DIR`: the summary table of what the seeds have reached so far. */
-export function sweepReport(dir: string): string | null {
+export function sweepReport(dir: string, baselineDir?: string): string | null {
   const spec = readSweepSpec(dir);
-  return spec ? formatSummary(summarize(dir, spec.seeds)) : null;
+  if (!spec) {
+    if (baselineDir !== undefined)
+      throw configError(`--baseline applies to a sweep directory; ${dir} holds no ${SWEEP_FILE}`);
+    return null;
+  }
+  if (baselineDir === undefined) return formatSummary(summarize(dir, spec.seeds));
+  const base = readSweepSpec(baselineDir);
+  if (!base)
+    throw configError(
+      `--baseline ${baselineDir}: not a sweep directory (no ${SWEEP_FILE}); expected the --out of a semigan sweep`,
+    );
+  return formatSummary(summarize(dir, spec.seeds), summarize(baselineDir, base.seeds));
 }

@@ -90,15 +90,29 @@ export function summarize(dir: string, seeds: number[]): SweepSummary {
 
 const pm = (s: Stat, d = 1) => `${s.mean.toFixed(d)} ± ${s.std.toFixed(d)}`;
 
-export function formatSummary(s: SweepSummary): string {
+/**
+ * The per-epoch table; with a baseline sweep (e.g. `--mode supervised` on the same seeds), its
+ * errors with the averaged weights and the ratio of the means at each epoch both reached.
+ */
+export function formatSummary(s: SweepSummary, baseline?: SweepSummary): string {
+  const base = (e: number) => baseline?.epochs.find((b) => b.epoch === e);
+  const extra = baseline
+    ? (e: EpochSummary) => {
+        const b = base(e.epoch);
+        return b ? ` ${pm(b.errors)} (${b.seeds}) | ${(e.errors.mean / b.errors.mean).toFixed(2)}x |` : ' - | - |';
+      }
+    : () => '';
   const lines = [
-    `seeds ${s.seeds.join(', ')}: test errors per epoch, mean ± std (sample std) [min, max]`,
+    `seeds ${s.seeds.join(', ')}: test errors per epoch, mean ± std (sample std) [min, max]` +
+      (baseline ? `; baseline seeds ${baseline.seeds.join(', ')}` : ''),
     '',
-    '| epoch | seeds | errors, averaged weights | errors, current weights | accuracy, averaged |',
-    '|---:|---:|---:|---:|---:|',
+    '| epoch | seeds | errors, averaged weights | errors, current weights | accuracy, averaged |' +
+      (baseline ? ' baseline errors, averaged (seeds) | averaged / baseline |' : ''),
+    '|---:|---:|---:|---:|---:|' + (baseline ? '---:|---:|' : ''),
     ...s.epochs.map(
       (e) =>
-        `| ${e.epoch} | ${e.seeds} | ${pm(e.errors)} [${e.errors.min}, ${e.errors.max}] | ${pm(e.errorsCurrent)} [${e.errorsCurrent.min}, ${e.errorsCurrent.max}] | ${(100 * e.accuracy.mean).toFixed(2)}% |`,
+        `| ${e.epoch} | ${e.seeds} | ${pm(e.errors)} [${e.errors.min}, ${e.errors.max}] | ${pm(e.errorsCurrent)} [${e.errorsCurrent.min}, ${e.errorsCurrent.max}] | ${(100 * e.accuracy.mean).toFixed(2)}% |` +
+        extra(e),
     ),
   ];
   return lines.join('\n') + '\n';

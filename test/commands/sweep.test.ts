@@ -54,6 +54,19 @@ test('a 2-seed sweep: each seed its own run (seed and seed-data), the summary fr
   const table = ok(await runCli(['evaluate', out])).stdout;
   assert.match(table, /^seeds 1, 2: test errors per epoch/);
   assert.match(table, /\| 2 \| 2 \| /);
+
+  // A supervised baseline sweep beside it: its mean errors and the ratio, per epoch.
+  const sup = join(tmp, 'sw-sup');
+  ok(await runCli(['sweep', '--seeds', '1', '--out', sup, '--epochs', '1', '--mode', 'supervised', ...QUICK]));
+  const s1 = readMetrics(join(sup, 'seed-1'))[0].test_errors;
+  const withBase = ok(await runCli(['evaluate', out, '--baseline', sup])).stdout.split('\n');
+  const mean1 = (m1[0].test_errors + m2[0].test_errors) / 2;
+  const row1 = withBase.find((l) => l.startsWith('| 1 | 2 |'))!;
+  assert.ok(row1.endsWith(`| ${s1.toFixed(1)} ± 0.0 (1) | ${(mean1 / s1).toFixed(2)}x |`), row1);
+  assert.ok(withBase.find((l) => l.startsWith('| 2 | 2 |'))!.endsWith('| - | - |'), 'epoch 2 has no baseline');
+  const notSweep = await runCli(['evaluate', out, '--baseline', join(out, 'seed-1')]);
+  assert.equal(notSweep.code, 1);
+  assert.match(notSweep.stderr.trim(), /--baseline .*seed-1: not a sweep directory \(no sweep.json\)/);
 });
 
 test('sweep: bad options are one-line errors naming the flag', async () => {
