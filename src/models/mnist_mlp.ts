@@ -101,16 +101,14 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     return makeParams(init, trainable);
   }
 
-  const layer = (d: Tensors, i: number, h: tf.Tensor2D) => {
-    const folded = d[`l${i}.W`] as tf.Tensor2D | undefined;
-    return folded
-      ? (tf.matMul(h, folded).add(d[`l${i}.b`]) as tf.Tensor2D)
-      : weightNormDense(h, d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D, d[`l${i}.b`] as tf.Tensor1D);
-  };
+  // Layer i's kernel: folded by foldD, or weight-normed from v and g here.
+  const kernelOf = (d: Tensors, i: number) =>
+    (d[`l${i}.W`] as tf.Tensor2D | undefined) ?? weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D);
+  const layer = (d: Tensors, i: number, h: tf.Tensor2D) => tf.matMul(h, kernelOf(d, i)).add(d[`l${i}.b`]) as tf.Tensor2D;
 
   function foldD(d: Tensors): Tensors {
     const out: Tensors = { ...d };
-    for (let i = 0; i < nD; i++) out[`l${i}.W`] = weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D);
+    for (let i = 0; i < nD; i++) out[`l${i}.W`] = kernelOf(d, i);
     return out;
   }
 
@@ -137,7 +135,7 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
   function classifierLayers(d: Tensors): ClassifierLayer[] {
     const dense = Array.from({ length: nD }, (_, i): ClassifierLayer => ({
       kind: 'dense',
-      kernel: weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D),
+      kernel: kernelOf(d, i),
       bias: d[`l${i}.b`].clone() as tf.Tensor1D,
       activation: i === last ? 'linear' : 'relu',
     }));
@@ -159,7 +157,7 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
           v['mbd.b'].assign(init.b);
           h = withMinibatchFeatures(v, clean, h, groups ?? minibatchGroups(clean.shape[0], MBD_INIT_ROWS));
         }
-        const a = tf.matMul(h, weightNormKernel(v[`l${i}.v`] as tf.Tensor2D, v[`l${i}.g`] as tf.Tensor1D)) as tf.Tensor2D; // [B, out]
+        const a = tf.matMul(h, kernelOf(v, i)) as tf.Tensor2D; // [B, out]
         const normalized = dataDependentInit(a, v[`l${i}.g`], v[`l${i}.b`]);
         if (i < last) {
           clean = tf.relu(normalized);

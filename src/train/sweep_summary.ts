@@ -95,10 +95,9 @@ const pm = (s: Stat, d = 1) => `${s.mean.toFixed(d)} ± ${s.std.toFixed(d)}`;
  * errors with the averaged weights and the ratio of the means at each epoch both reached.
  */
 export function formatSummary(s: SweepSummary, baseline?: SweepSummary): string {
-  const base = (e: number) => baseline?.epochs.find((b) => b.epoch === e);
   const extra = baseline
     ? (e: EpochSummary) => {
-        const b = base(e.epoch);
+        const b = baseline.epochs.find((x) => x.epoch === e.epoch);
         return b ? ` ${pm(b.errors)} (${b.seeds}) | ${(e.errors.mean / b.errors.mean).toFixed(2)}x |` : ' - | - |';
       }
     : () => '';
