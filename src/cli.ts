@@ -8,6 +8,7 @@ import { absoluteSpec, SPEC_HELP } from './data/sources/spec.js';
 import { DEFAULT_TEST_SPLIT } from './data/load.js';
 import { PRESET_NAMES } from './models/presets.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, RECIPES, type TrainConfig } from './train/config.js';
+import { SCHEDULES } from './train/schedule.js';
 import { SEMIGAN_VERSION } from './version.js';
 import { trainCommand } from './commands/train.js';
 import { reportCommand } from './commands/report.js';
@@ -152,7 +153,14 @@ program
   .option('--batch-size <n>', 'rows per batch from each source (labeled, unlabeled, generated)', int, d.batchSize)
   .option('--lr <x>', 'Adam learning rate', num, d.lr)
   .option('--beta1 <x>', 'Adam beta1', num, d.beta1)
-  .option('--lr-decay-start <epoch>', 'decay lr linearly to 0 from this epoch to the last', int)
+  .addOption(
+    new Option(
+      '--schedule <name>',
+      'lr over the planned length (--epochs, or the --max-minutes budget): constant, linear-tail (flat, then linear to 0), cosine',
+    ).choices(SCHEDULES),
+  )
+  .option('--lr-tail <x>', 'linear-tail: share of the plan over which the lr falls to 0 (default 1/3)', num)
+  .option('--lr-decay-start <epoch>', 'legacy: decay lr linearly to 0 from this epoch to --epochs', int)
   .option('--ema-decay <x>', 'decay of the weight average that is evaluated and exported', num, d.emaDecay)
   .option(
     '--ema-warmup',
@@ -161,7 +169,7 @@ program
   .addOption(
     new Option(
       '--recipe <name>',
-      'paper: the 2016 paper (default); ct: + consistency 0.1, entropy 0.1, --ema-warmup (fewer errors; docs/techniques.md)',
+      'paper: the 2016 paper (default); ct: + consistency 0.1, entropy 0.1, --ema-warmup (fewer errors); ct-tail: ct with --schedule linear-tail (docs/techniques.md)',
     ).choices(Object.keys(RECIPES)),
   )
   .option('--unlabeled-weight <x>', 'weight of the unsupervised loss in D', num, d.unlabeledWeight)
@@ -170,7 +178,11 @@ program
   .option('--out <dir>', 'run directory (checkpoint, metrics.jsonl, samples/)', d.out)
   .option('--resume <dir>', 'continue the run in DIR from its last checkpoint')
   .option('--overwrite', 'replace an earlier run in --out instead of refusing')
-  .option('--max-minutes <x>', 'end cleanly (checkpoint + evaluation) after this many minutes', num)
+  .option(
+    '--max-minutes <x>',
+    "the run's training time: with a --schedule, the plan (lr reaches 0 as the budget ends); else a clean stop. --epochs becomes a cap",
+    num,
+  )
   .option(
     '--checkpoint-minutes <x>',
     'also checkpoint mid-epoch once the last checkpoint is this old (resume is exact mid-epoch)',

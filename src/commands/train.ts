@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { describeBackend, initBackend } from '../backend.js';
 import { loadData } from '../data/load.js';
 import { autoPreset, buildModelForConfig } from '../models/presets.js';
-import { validateConfig, type TrainConfig } from '../train/config.js';
+import { MAX_EPOCHS, validateConfig, type TrainConfig } from '../train/config.js';
 import { Trainer } from '../train/trainer.js';
 import { claimRunDir, CURVES_FILE, readRun, writeRunConfig, type TrainResult } from '../train/run_dir.js';
 import { join } from 'node:path';
@@ -41,8 +41,13 @@ export async function trainCommand(
       throw configError(
         `--epochs ${options.epochs}: ${resume} has already ${ckpt.meta.epochIter > 0 ? 'started' : 'completed'} epoch ${done}; give --epochs ${done} or more to continue it (or leave --epochs out: ${ckpt.meta.config.epochs})`,
       );
-    // A time budget belongs to one invocation: a resumed run gets only the one given now.
-    config = validateConfig({ ...ckpt.meta.config, maxMinutes: null, ...options, out: resume! });
+    // The time budget is the run's, over all its invocations: a resumed run spends what is left
+    // of it (the plan stays the same), or the new total given now.
+    config = validateConfig({ ...ckpt.meta.config, ...options, out: resume! });
+    if (config.maxMinutes !== null && ckpt.meta.seconds >= config.maxMinutes * 60)
+      throw configError(
+        `${resume} has spent its time budget (--max-minutes ${config.maxMinutes}; ${(ckpt.meta.seconds / 60).toFixed(1)} min trained); give a larger --max-minutes to continue it`,
+      );
   } else {
     config = validateConfig(options);
     lockRunDir(config.out, 'train'); // also the first write: a read-only --out fails before the data loads
@@ -76,7 +81,13 @@ export async function trainCommand(
     threadsUsed: backend.threads,
     matmulUsed: backend.matmul,
   });
-  log(`model: ${config.preset}, mode ${config.mode}, ${config.epochs} epochs -> ${config.out}`);
+  const length =
+    config.maxMinutes === null
+      ? `${config.epochs} epochs`
+      : `a budget of ${config.maxMinutes} min${config.epochs < MAX_EPOCHS ? ` (at most ${config.epochs} epochs)` : ''}`;
+  log(
+    `model: ${config.preset}, mode ${config.mode}, recipe ${config.recipe}, lr ${config.lr} ${config.schedule}, ${length} -> ${config.out}`,
+  );
   const result = await trainer.run();
   trainer.dispose();
   log(`curves: ${join(config.out, CURVES_FILE)}; the whole run in one page: semigan report ${config.out}`);

@@ -2,6 +2,7 @@ import { configError } from '../errors.js';
 import { PAPER_TECHNIQUES, type ModelTechniques } from '../models/model.js';
 import type { LoadOptions } from '../data/load.js';
 import { BACKENDS, MATMULS, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { SCHEDULES, type ScheduleName } from './schedule.js';
 
 export const MODES = ['gan', 'supervised'] as const;
 export type Mode = (typeof MODES)[number];
@@ -26,13 +27,15 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   consistency: number; // CT-GAN: weight of D's consistency on the unlabeled batch passed twice
   entropy: number; // Bad GAN: weight of D's conditional entropy on unlabeled data (minimized)
   pullAway: number; // Bad GAN / EBGAN: weight of the pull-away term on G's sample features
-  epochs: number; // total epochs (paper: 300)
+  epochs: number; // total epochs (paper: 300); with --max-minutes a cap (default: none)
   itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
   batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
   lr: number; // Adam learning rate (paper MNIST: 0.003)
   beta1: number; // Adam beta1 (0.5: GAN-stable)
   beta2: number;
-  lrDecayStart: number | null; // from this epoch on, lr decays linearly to 0 at `epochs`
+  lrDecayStart: number | null; // legacy: from this epoch on, lr decays linearly to 0 at `epochs` (per epoch)
+  schedule: ScheduleName; // lr over the planned length (--epochs, or the --max-minutes budget): train/schedule.ts
+  lrTail: number; // linear-tail: the share of the plan over which the lr falls to 0
   emaDecay: number; // decay of the weight average that is evaluated and exported
   recipe: RecipeName; // a named set of the options below (explicit options win)
   emaWarmup: boolean; // decay of update t: min(emaDecay, (1 + t) / (10 + t)) (off: emaDecay throughout, the official code)
@@ -43,7 +46,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   backend: BackendChoice;
   threads: number | null; // wasm: threads for matMuls (null: every core); native TensorFlow picks its own
   matmul: MatMulChoice; // wasm: OpenBLAS matMuls when built (auto), or tfjs's own single-threaded kernels (wasm)
-  maxMinutes: number | null; // end the run cleanly (checkpoint + evaluation) after this budget
+  maxMinutes: number | null; // the run's training-time budget (all invocations); with a schedule, the plan's length
   checkpointMinutes: number; // also checkpoint mid-epoch when the last checkpoint is this old
 }
 
@@ -82,6 +85,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   beta1: 0.5,
   beta2: 0.999,
   lrDecayStart: null,
+  schedule: 'constant',
+  lrTail: 1 / 3,
   emaDecay: 0.9999,
   recipe: 'paper',
   emaWarmup: false,
@@ -106,8 +111,12 @@ export const DEFAULT_CONFIG: TrainConfig = {
 export const RECIPES = {
   paper: {},
   ct: { consistency: 0.1, entropy: 0.1, emaWarmup: true },
+  // ct over a plan: flat lr for two thirds, then linear to 0 (Bad GAN's and Ladder's shape).
+  'ct-tail': { consistency: 0.1, entropy: 0.1, emaWarmup: true, schedule: 'linear-tail' },
 } as const satisfies Record<string, Partial<Record<string, unknown>>>;
 export type RecipeName = keyof typeof RECIPES;
+/** The recipe of `train --max-minutes M` when no --recipe is given. */
+export const BUDGET_RECIPE: RecipeName = 'ct-tail';
 
 /** Far beyond any real run (the paper's is 300 epochs), but a typo such as 1e20 is caught. */
 export const MAX_EPOCHS = 100_000;
@@ -183,6 +192,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   beta1: unit,
   beta2: unit,
   lrDecayStart: nullable(nonNegInt),
+  schedule: oneOf(SCHEDULES),
+  lrTail: (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'a fraction in (0, 1]'),
   emaDecay: unit,
   recipe: oneOf(Object.keys(RECIPES)),
   emaWarmup: bool,
@@ -206,6 +217,8 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   for (const key of Object.keys(partial)) {
     if (!(key in CHECKS)) throw configError(`unknown option ${flagName(key)}`);
   }
+  // A time budget without a recipe gets the recipe measured best for budgets (docs/benchmarks.md).
+  if (partial.recipe === undefined && partial.maxMinutes != null) partial = { ...partial, recipe: BUDGET_RECIPE };
   const recipe = partial.recipe === undefined ? {} : RECIPES[partial.recipe as RecipeName];
   if (!recipe)
     throw configError(
@@ -215,6 +228,8 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   if ((config.mode as string) === 'fm') config.mode = 'gan'; // name used by semigan 0.1 runs
   // Vary both seeds together unless told otherwise (the official code's README says to vary both).
   if (partial.seedData === undefined) config.seedData = config.seed;
+  // With a time budget and no --epochs, the budget alone decides the run's length.
+  if (partial.maxMinutes != null && partial.epochs === undefined) config.epochs = MAX_EPOCHS;
   // --labels-per-class alone replaces the default --labels rather than conflicting with it.
   if (partial.labelsPerClass != null && partial.labels === undefined) config.labels = null;
   // Your own data: every label given is used unless --labels says otherwise (the 100 is MNIST's).
@@ -231,15 +246,13 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   if (config.labels !== null && config.labelsPerClass !== null) {
     throw configError('give either --labels (total) or --labels-per-class, not both');
   }
+  if (config.lrDecayStart !== null && config.schedule !== 'constant') {
+    throw configError(
+      `--lr-decay-start sets its own decay; it cannot be combined with --schedule ${config.schedule} (use --lr-tail for the decay's share of the plan)`,
+    );
+  }
   if (config.lrDecayStart !== null && config.lrDecayStart >= config.epochs) {
     throw configError(`--lr-decay-start must be below --epochs (${config.epochs}); received ${config.lrDecayStart}`);
   }
   return Object.freeze(config);
-}
-
-/** Learning rate for a 0-based epoch: constant, then linear decay to 0 at the last epoch. */
-export function lrAt(config: Pick<TrainConfig, 'lr' | 'epochs' | 'lrDecayStart'>, epoch: number): number {
-  const start = config.lrDecayStart;
-  if (start === null || epoch < start) return config.lr;
-  return config.lr * Math.max(0, (config.epochs - epoch) / (config.epochs - start));
 }

@@ -41,6 +41,7 @@ export interface CheckpointMeta {
   emaSteps: number;
   haSteps?: number; // historical averaging: steps folded into the running means
   seconds: number; // training wall time so far
+  plannedEpochs?: number; // the plan's length (a time budget's current estimate); absent before schedules
   /** The epoch in progress (epochIter > 0): its loss sums and seconds so far, so its metrics line covers all of it. */
   partialEpoch?: { sums: EpochSums; seconds: number };
 }

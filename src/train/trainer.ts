@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Rng } from '../rng.js';
-import { SemiganError } from '../errors.js';
+import { SemiganError, configError } from '../errors.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
 import type { TrainData } from '../data/prepare.js';
 import type { GanModel } from '../models/model.js';
@@ -21,7 +21,8 @@ import {
   unsupervisedLoss,
 } from './losses.js';
 import { HistoricalAverage } from './historical_averaging.js';
-import { lrAt, type TrainConfig } from './config.js';
+import type { TrainConfig } from './config.js';
+import { lrAtStep, Pace, planEpochs } from './schedule.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
 import {
   appendMetrics,
@@ -49,6 +50,14 @@ import { SEMIGAN_VERSION } from '../version.js';
 /** Seed of the z behind every sample grid: seed + this offset (fixed per run, apart from training's). */
 export const SAMPLE_SEED_OFFSET = 0x5eed;
 
+/** A run() call's clock: this invocation's start, the run's seconds before it, its budget and pace. */
+interface RunClock {
+  started: number;
+  secondsBefore: number;
+  budgetSeconds: number;
+  pace: Pace;
+}
+
 /** The epoch in progress: its learning rate, clock, running loss sums and progress bar. */
 interface EpochRun {
   lr: number;
@@ -71,7 +80,12 @@ export interface TrainerIO {
   progressStream?: ProgressStream;
   /** Called after every iteration (its work finished): benchmarks time iterations with it. */
   onIteration?: (epoch: number, epochIter: number) => void;
+  /** Milliseconds of a monotonic clock (default performance.now); tests inject one for the time budget. */
+  now?: () => number;
 }
+
+/** Iterations timed before a time budget's first plan (the first carries one-off costs). */
+const PACE_WARMUP_STEPS = 10;
 
 /** `len` indices drawn as back-to-back random permutations of 0..n-1 (every row once per pass). */
 function permutedOrder(rng: Rng, n: number, len: number): Int32Array {
@@ -104,13 +118,16 @@ export class Trainer {
   /** Restored mid-epoch: the sums and seconds of that epoch before the resume. */
   private partialEpoch: CheckpointMeta['partialEpoch'] | null = null;
   private epochRun: EpochRun | null = null;
-  private lastCheckpointAt = performance.now();
+  private lastCheckpointAt: number;
   step = 0;
   seconds = 0;
   private orders: EpochOrders | null = null;
   private peakRss = 0;
   private readonly labelsOfLabeled: Int32Array;
   private readonly itersPerEpoch: number;
+  /** The run's planned length: --epochs, or what the --max-minutes budget holds (schedule.ts). */
+  plannedEpochs: number;
+  private readonly now: () => number;
 
   readonly config: TrainConfig;
 
@@ -133,6 +150,41 @@ export class Trainer {
     this.haG = config.ha > 0 ? new HistoricalAverage(this.g) : null;
     this.labelsOfLabeled = Int32Array.from(data.labeled, (r) => data.train.y[r]);
     this.itersPerEpoch = config.itersPerEpoch ?? Math.max(1, Math.floor(data.train.n / config.batchSize));
+    this.plannedEpochs = config.epochs;
+    this.now = io.now ?? (() => performance.now());
+    this.lastCheckpointAt = this.now();
+  }
+
+  /** A schedule laid over a time budget: the plan is re-estimated from the measured pace. */
+  private get timePlanned(): boolean {
+    return this.config.maxMinutes !== null && this.config.schedule !== 'constant';
+  }
+
+  /** The lr of the step about to run. */
+  lrNow(): number {
+    return lrAtStep(this.config, this.step, this.plannedEpochs * this.itersPerEpoch, this.itersPerEpoch);
+  }
+
+  /** Re-plan a time budget from the pace measured so far; a budget that holds no epoch is bad input. */
+  private replan(pace: Pace, secondsUsed: number): void {
+    const epochSeconds = pace.epochSeconds();
+    if (!this.timePlanned || epochSeconds === null) return;
+    const started = this.epoch + (this.epochIter > 0 ? 1 : 0);
+    const budgetSeconds = this.config.maxMinutes! * 60;
+    const planned = planEpochs({
+      cap: this.config.epochs,
+      epochsDone: this.epoch,
+      secondsUsed: secondsUsed - (this.epochIter > 0 ? (this.epochIter / this.itersPerEpoch) * epochSeconds : 0),
+      budgetSeconds,
+      epochSeconds,
+    });
+    if (planned < 1)
+      throw configError(
+        `--max-minutes ${this.config.maxMinutes}: one epoch takes ~${(epochSeconds / 60).toFixed(2)} min here ` +
+          `(${this.itersPerEpoch} iterations, evaluation and checkpoint), more than the budget holds; give at least ` +
+          `${Math.ceil((epochSeconds / 60) * 1.05 * 100) / 100}, or fewer --iters-per-epoch`,
+      );
+    this.plannedEpochs = Math.max(started, planned);
   }
 
   /** Fresh run: data-dependent init of D on the init rows (the labeled rows when supervised, as the peer). */
@@ -302,16 +354,21 @@ export class Trainer {
   async run(): Promise<TrainResult> {
     const { config } = this;
     if (!this.data.train.features) mkdirSync(join(config.out, SAMPLES_DIR), { recursive: true });
-    const clock = {
-      started: performance.now(),
+    const clock: RunClock = {
+      started: this.now(),
       secondsBefore: this.seconds,
-      budgetMs: config.maxMinutes ? config.maxMinutes * 60_000 : Infinity,
+      budgetSeconds: config.maxMinutes ? config.maxMinutes * 60 : Infinity,
+      pace: new Pace(this.itersPerEpoch),
     };
+    clock.pace.start(clock.started);
+    const secondsNow = () => clock.secondsBefore + (this.now() - clock.started) / 1000;
+    const overBudget = () => secondsNow() > clock.budgetSeconds;
     let last: EpochMetrics | null = null;
     let stoppedEarly = false;
-    while (this.epoch < config.epochs) {
-      const epoch = await this.runEpoch(clock);
-      this.seconds = clock.secondsBefore + (performance.now() - clock.started) / 1000;
+    while (this.epoch < this.plannedEpochs) {
+      const wholeEpoch = this.epochIter === 0;
+      const epoch = await this.runEpoch(clock, secondsNow, overBudget);
+      this.seconds = secondsNow();
       if (epoch.stoppedEarly) {
         epoch.progress.done(
           `epoch ${this.epoch + 1}: time budget of ${config.maxMinutes} min spent after ${this.epochIter}/${this.itersPerEpoch} iterations`,
@@ -320,8 +377,10 @@ export class Trainer {
         break;
       }
       last = await this.endEpoch(epoch);
+      clock.pace.epochDone(this.now(), wholeEpoch);
+      this.replan(clock.pace, secondsNow());
       // Also at epoch boundaries: an epoch of one iteration never stops mid-epoch.
-      if (this.epoch < config.epochs && performance.now() - clock.started > clock.budgetMs) {
+      if (this.epoch < this.plannedEpochs && overBudget()) {
         this.io.log(`time budget of ${config.maxMinutes} min spent after epoch ${this.epoch}`);
         stoppedEarly = true;
         break;
@@ -332,21 +391,21 @@ export class Trainer {
   }
 
   /** The iterations left in the current epoch (all of them, unless the time budget runs out). */
-  private async runEpoch(clock: { started: number; budgetMs: number }): Promise<EpochRun> {
+  private async runEpoch(clock: RunClock, secondsNow: () => number, overBudget: () => boolean): Promise<EpochRun> {
     const { config } = this;
     const bs = config.batchSize;
     if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
     const orders = this.orders;
-    const lr = lrAt(config, this.epoch);
     const before = this.epochIter > 0 ? this.partialEpoch : null;
+    const planned = () => (this.timePlanned ? `~${this.plannedEpochs}` : `${this.plannedEpochs}`);
     const run: EpochRun = {
-      lr,
-      started: performance.now(),
+      lr: this.lrNow(),
+      started: this.now(),
       secondsBefore: before?.seconds ?? 0,
       sums: before ? { ...before.sums } : { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
       progress: createProgress({
         total: this.itersPerEpoch,
-        label: `epoch ${this.epoch + 1}/${config.epochs}`,
+        label: `epoch ${this.epoch + 1}/${planned()}`,
         stream: this.io.progressStream,
       }),
       stoppedEarly: false,
@@ -355,6 +414,8 @@ export class Trainer {
     const checkpointEveryMs = config.checkpointMinutes * 60_000;
     while (this.epochIter < this.itersPerEpoch) {
       const at = this.epochIter * bs;
+      const lr = this.lrNow();
+      run.lr = lr;
       const { lossLab, lossUnl, trainErr } = this.stepD(
         orders.lab.subarray(at, at + bs),
         orders.unl.subarray(at, at + bs),
@@ -372,11 +433,13 @@ export class Trainer {
       run.sums.train_err += trainErr;
       run.progress.tick(this.epochIter, { loss_lab: lossLab, loss_unl: lossUnl, loss_gen: lossGen });
       this.io.onIteration?.(this.epoch + 1, this.epochIter);
-      if (performance.now() - clock.started > clock.budgetMs && this.epochIter < this.itersPerEpoch) {
+      clock.pace.stepDone(this.now());
+      if (clock.pace.samples === PACE_WARMUP_STEPS) this.replan(clock.pace, secondsNow());
+      if (overBudget() && this.epochIter < this.itersPerEpoch) {
         run.stoppedEarly = true;
         break;
       }
-      if (performance.now() - this.lastCheckpointAt > checkpointEveryMs && this.epochIter < this.itersPerEpoch)
+      if (this.now() - this.lastCheckpointAt > checkpointEveryMs && this.epochIter < this.itersPerEpoch)
         await this.saveCheckpoint();
     }
     return run;
@@ -386,7 +449,7 @@ export class Trainer {
   private async endEpoch(run: EpochRun): Promise<EpochMetrics> {
     const { config } = this;
     const itersRun = this.epochIter;
-    const epochSeconds = run.secondsBefore + (performance.now() - run.started) / 1000;
+    const epochSeconds = run.secondsBefore + (this.now() - run.started) / 1000;
     this.epoch++;
     this.epochIter = 0;
     const { ema, current } = this.evaluate();
@@ -410,7 +473,7 @@ export class Trainer {
       rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
     run.progress.done(
-      `epoch ${this.epoch}/${config.epochs}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
+      `epoch ${this.epoch}/${this.timePlanned ? '~' : ''}${this.plannedEpochs}  lr ${run.lr.toPrecision(3)}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
         `${(100 * current.accuracy).toFixed(2)}% (current)  ${epochSeconds.toFixed(1)}s`,
     );
     // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
@@ -498,11 +561,12 @@ export class Trainer {
       emaSteps: this.ema.steps,
       haSteps: this.haD?.count ?? 0,
       seconds: this.seconds,
+      plannedEpochs: this.plannedEpochs,
       ...(this.epochIter > 0 && this.epochRun
         ? {
             partialEpoch: {
               sums: { ...this.epochRun.sums },
-              seconds: this.epochRun.secondsBefore + (performance.now() - this.epochRun.started) / 1000,
+              seconds: this.epochRun.secondsBefore + (this.now() - this.epochRun.started) / 1000,
             },
           }
         : {}),
@@ -524,7 +588,7 @@ export class Trainer {
         `${path}: writing the checkpoint failed (${describeFsError(e)}); ${previous}: fix that, then continue with --resume ${this.config.out}`,
       );
     }
-    this.lastCheckpointAt = performance.now();
+    this.lastCheckpointAt = this.now();
   }
 
   /** Put every saved tensor and counter back (the inverse of checkpoint()). */
@@ -546,6 +610,10 @@ export class Trainer {
     this.epochIter = m.epochIter;
     this.step = m.step;
     this.seconds = m.seconds;
+    // A time plan continues as planned (re-estimated at the next epoch's end); an epoch plan is --epochs.
+    this.plannedEpochs = this.timePlanned
+      ? Math.min(m.plannedEpochs ?? this.config.epochs, this.config.epochs)
+      : this.config.epochs;
     this.rng = Rng.fromState(m.rng);
     this.optD.state.t = m.adamD;
     this.optG.state.t = m.adamG;
