@@ -148,6 +148,11 @@ program
     num,
     d.pullAway,
   )
+  .option(
+    '--val <n>',
+    'labeled rows held out (same number per class) to choose the exported weights and fit a temperature; never the test set',
+    int,
+  )
   .option('--epochs <n>', 'epochs to train', int, d.epochs)
   .option('--iters-per-epoch <n>', 'iterations per epoch (default: unlabeled size / batch size)', int)
   .option('--batch-size <n>', 'rows per batch from each source (labeled, unlabeled, generated)', int, d.batchSize)

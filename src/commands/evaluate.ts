@@ -8,8 +8,9 @@ import { standardize } from '../data/standardize.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
 import { configError } from '../errors.js';
 import { argmaxRows, classificationReport, type ClassificationReport } from '../eval/metrics.js';
-import { predictClasses } from '../eval/predict.js';
-import { loadEmaDiscriminator, readRun, runConfig } from '../train/run_dir.js';
+import { discriminatorLogits } from '../eval/predict.js';
+import { calibration, type ReliabilityBin } from '../eval/calibration.js';
+import { loadExportedDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { isModelDir, type ClassifierMetadata } from '../export/metadata.js';
 import { Classifier } from '../export/classifier.js';
 
@@ -24,15 +25,39 @@ export interface EvaluateOptions {
   testLimit?: number;
 }
 
+/** The classification report plus the calibration of the probabilities (eval/calibration.ts). */
+export type EvaluationReport = ClassificationReport & { calibration: CalibrationReport };
+
+export interface CalibrationReport {
+  /** The exported temperature (1: none fitted). */
+  temperature: number;
+  /** Expected calibration error of D's own probabilities (temperature 1) and of the exported ones. */
+  eceBefore: number;
+  eceAfter: number;
+  /** The reliability diagram of the exported probabilities. */
+  bins: ReliabilityBin[];
+}
+
+/** Report and calibration from D's logits (before the temperature) on a labeled test set. */
+function evaluationOf(dLogits: Float32Array, test: Dataset, temperature: number): EvaluationReport {
+  const k = test.classes.length;
+  const report = classificationReport(test.y, argmaxRows(dLogits, k), test.classes);
+  const after = calibration(dLogits, test.y, k, temperature);
+  return {
+    ...report,
+    calibration: { temperature, eceBefore: calibration(dLogits, test.y, k).ece, eceAfter: after.ece, bins: after.bins },
+  };
+}
+
 /**
  * `semigan evaluate DIR`: DIR is a run (its EMA discriminator on the run's test split) or an
  * exported model directory (metadata.json; scored on --data's test split).
  */
-export async function evaluateCommand(dir: string, opts: EvaluateOptions = {}): Promise<ClassificationReport> {
+export async function evaluateCommand(dir: string, opts: EvaluateOptions = {}): Promise<EvaluationReport> {
   return isModelDir(dir) ? evaluateModelDir(dir, opts) : evaluateRun(dir, opts);
 }
 
-async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<ClassificationReport> {
+async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<EvaluationReport> {
   const ckpt = readRun(runDir);
   if (opts.data !== undefined || opts.dataDir !== undefined) {
     throw configError(
@@ -42,9 +67,9 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Class
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = runConfig(ckpt.meta);
   const test = await loadTestData({ ...config, testLimit: opts.testLimit ?? config.testLimit });
-  const { model, weights } = loadEmaDiscriminator(ckpt);
+  const { model, weights, choice } = loadExportedDiscriminator(ckpt);
   try {
-    return classificationReport(test.y, predictClasses(model, weights, test, config.batchSize), test.classes);
+    return evaluationOf(discriminatorLogits(model, weights, test, config.batchSize), test, choice.temperature);
   } finally {
     tf.dispose(Object.values(weights));
   }
@@ -97,7 +122,7 @@ async function customTestSet(
   return opts.testLimit ? sliceDataset(test, opts.testLimit) : test;
 }
 
-async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promise<ClassificationReport> {
+async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promise<EvaluationReport> {
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const classifier = await Classifier.load(modelDir);
   try {
@@ -111,9 +136,10 @@ async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promis
       parseDataSpec(dataset).kind === 'builtin'
         ? builtinTestSet(modelDir, classifier.metadata, dataset, opts, trained)
         : await customTestSet(classifier.metadata, opts, trained);
-    const { classes } = classifier.metadata;
-    const pred = argmaxRows(classifier.predictLogits(test.x, test.n), classes.length);
-    return classificationReport(test.y, pred, test.classes);
+    // The model's logits are D's divided by the temperature: multiply back for D's own.
+    const t = classifier.metadata.postprocessing?.temperature ?? 1;
+    const dLogits = classifier.predictLogits(test.x, test.n).map((v) => v * t);
+    return evaluationOf(dLogits, test, t);
   } finally {
     classifier.dispose();
   }

@@ -17,7 +17,7 @@ import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
 import { rankByUncertainty } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
-import { CONFIG_FILE, loadEmaDiscriminator, readMetrics, readRun, runConfig, SAMPLES_DIR } from '../train/run_dir.js';
+import { CONFIG_FILE, loadExportedDiscriminator, readMetrics, readRun, runConfig, SAMPLES_DIR } from '../train/run_dir.js';
 import { readSweepSpec, seedDir } from '../train/sweep_summary.js';
 import type { NamedRun } from '../viz/curves.js';
 import { renderReport, type ReportPage, type Thumb } from '../viz/report_html.js';
@@ -79,7 +79,7 @@ export async function reportCommand(
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const data = await loadData(config, log);
   const images = !data.train.features;
-  const { model, weights } = loadEmaDiscriminator(ckpt);
+  const { model, weights } = loadExportedDiscriminator(ckpt);
   let testLogits: Float32Array;
   let unlabeledLogits: Float32Array | null = null;
   const isLabeled = new Uint8Array(data.train.n);

@@ -5,7 +5,7 @@ import { loadData } from '../data/load.js';
 import { dataError } from '../errors.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
-import { loadEmaDiscriminator, readRun, runConfig } from '../train/run_dir.js';
+import { loadExportedDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { rankByUncertainty, suggestionsCsv, type SuggestCriterion, type Suggestion } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
 import { parseDataSpec } from '../data/sources/spec.js';
@@ -45,7 +45,7 @@ export async function suggestCommand(
     y: new Int32Array(rows.length).fill(-1),
     n: rows.length,
   };
-  const { model, weights } = loadEmaDiscriminator(ckpt);
+  const { model, weights } = loadExportedDiscriminator(ckpt);
   let logits: Float32Array;
   try {
     logits = discriminatorLogits(model, weights, unlabeled, config.batchSize);

@@ -6,7 +6,7 @@
  */
 import { configError, dataError } from '../errors.js';
 import { exampleDim, gatherRows, sliceDataset, type Dataset } from './dataset.js';
-import { prepareData, type DataOptions, type TrainData } from './prepare.js';
+import { prepareData, withValidation, type DataOptions, type TrainData } from './prepare.js';
 import { parseDataSpec, type DataSpec } from './sources/spec.js';
 import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split/split.js';
 import { scanImageFolder } from './sources/image_folder.js';
@@ -122,15 +122,18 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     seedData: o.seedData,
   });
   const labelText = perClass ? '' : `; labels per class ${counts.map((c, i) => `${classes[i]}: ${c}`).join(', ')}`;
-  return {
-    train,
-    test,
-    labeled,
-    initRows,
-    summary: { ...json, ...(standardization ? { standardization } : {}) },
-    summaryText: `${text}; ${testText}${labelText}`,
-    source: spec.path,
-  };
+  return withValidation(
+    {
+      train,
+      test,
+      labeled,
+      initRows,
+      summary: { ...json, ...(standardization ? { standardization } : {}) },
+      summaryText: `${text}; ${testText}${labelText}`,
+      source: spec.path,
+    },
+    o,
+  );
 }
 
 /**

@@ -1,12 +1,19 @@
 import { loadBuiltin } from './sources/builtin.js';
 import { sliceDataset, type Dataset } from './dataset.js';
-import { labeledSubset, resolveLabelsPerClass, splitSummary, type SplitSummary } from './split/split.js';
+import {
+  labeledSubset,
+  resolveLabelsPerClass,
+  splitSummary,
+  validationHoldout,
+  type SplitSummary,
+} from './split/split.js';
 
 /** What training needs: train (all unlabeled), the labeled rows among them, and the test set. */
 export interface TrainData {
   train: Dataset;
   test: Dataset;
   labeled: Int32Array; // row indices into train
+  val?: Int32Array; // labeled rows of train held out for validation (--val), never trained on as labeled
   initRows: Int32Array; // rows for D's data-dependent init
   summary: SplitSummary;
   summaryText: string;
@@ -22,6 +29,7 @@ export interface DataOptions {
   trainLimit: number | null; // use only the first N training images (quick runs, tests)
   testLimit: number | null; // evaluate on the first N test images only
   seedData: number; // which examples are labeled (numpy-compatible permutation, as the official code); default: seed
+  val?: number | null; // labeled rows held out to choose the exported weights and fit a temperature (null: none)
 }
 
 /** Load a built-in dataset and choose its labeled subset as the paper (and official code) does. */
@@ -43,7 +51,32 @@ export function prepareData(o: DataOptions): TrainData {
     labelsPerClass: perClass,
     seedData: o.seedData,
   });
-  return { train, test, labeled, initRows, summary: json, summaryText: text, source: splits.source };
+  return withValidation({ train, test, labeled, initRows, summary: json, summaryText: text, source: splits.source }, o);
+}
+
+/** Hold out --val labeled rows (split.ts validationHoldout) and say so in the summary. */
+export function withValidation(data: TrainData, o: Pick<DataOptions, 'val' | 'seedData'>): TrainData {
+  if (!o.val) return data;
+  const { train } = data;
+  const { labeled, val } = validationHoldout(
+    train.y,
+    data.labeled,
+    train.classes.length,
+    o.val,
+    o.seedData,
+    data.summary.labelsPerClass !== null,
+    train.classes,
+  );
+  const fromLabels = labeled.length < data.labeled.length;
+  return {
+    ...data,
+    labeled,
+    val,
+    summary: { ...data.summary, labeled: labeled.length, val: val.length },
+    summaryText:
+      data.summaryText +
+      `; validation: ${val.length} labeled rows (${fromLabels ? 'held out of the labels given' : 'besides the training labels'}, --val)`,
+  };
 }
 
 /** Only the test split (for evaluating a finished run). */

@@ -19,9 +19,15 @@ const sigmoid = (v: number) => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / 
 
 /**
  * Predictions from row-major [n, K] logits, in float64: a stable softmax (shifted by the row max)
- * and lse = max + log(sum exp(l - max)).
+ * and lse = max + log(sum exp(l - max)). `temperature`: the logits are D's divided by it (a
+ * calibrated export); realness stays D's own, sigmoid(logsumexp(temperature x logits)).
  */
-export function predictionsFromLogits(logits: Float32Array, classes: readonly string[], topK = 3): Prediction[] {
+export function predictionsFromLogits(
+  logits: Float32Array,
+  classes: readonly string[],
+  topK = 3,
+  temperature = 1,
+): Prediction[] {
   const k = classes.length;
   if (logits.length % k !== 0)
     throw new RangeError(`predictionsFromLogits: ${logits.length} logits is not a multiple of ${k} classes`);
@@ -42,7 +48,11 @@ export function predictionsFromLogits(logits: Float32Array, classes: readonly st
     }
     let sum = 0;
     for (let j = 0; j < k; j++) sum += p[j] = Math.exp(row[j] - max);
-    const lse = max + Math.log(sum);
+    let realMax = -Infinity;
+    for (let j = 0; j < k; j++) realMax = Math.max(realMax, temperature * row[j]);
+    let realSum = 0;
+    for (let j = 0; j < k; j++) realSum += Math.exp(temperature * row[j] - realMax);
+    const lse = realMax + Math.log(realSum); // logsumexp of D's own logits
     const probabilities: Record<string, number> = {};
     for (let j = 0; j < k; j++) probabilities[classes[j]] = p[j] /= sum;
     const top = order

@@ -21,9 +21,19 @@ const fixed = (v: number) => v.toFixed(4);
  *               T-shirt/t…  Trouser  ...
  *   T-shirt/t…        1000        0  ...
  */
-export function formatReport(r: ClassificationReport): string {
+export function formatReport(
+  r: ClassificationReport & { calibration?: { temperature: number; eceBefore: number; eceAfter: number } },
+): string {
   const lines: string[] = [];
-  lines.push(`accuracy ${(r.accuracy * 100).toFixed(2)}%  (errors ${r.errors} of ${r.n})`, '');
+  lines.push(`accuracy ${(r.accuracy * 100).toFixed(2)}%  (errors ${r.errors} of ${r.n})`);
+  const c = r.calibration;
+  if (c)
+    lines.push(
+      c.temperature === 1
+        ? `calibration: expected calibration error ${c.eceBefore.toFixed(4)} (no temperature fitted: train with --val N)`
+        : `calibration: expected calibration error ${c.eceBefore.toFixed(4)} before, ${c.eceAfter.toFixed(4)} with the fitted temperature ${c.temperature.toPrecision(3)}`,
+    );
+  lines.push('');
 
   // Per-class table: full names, numeric columns right-aligned.
   const macroLabel = 'macro avg';

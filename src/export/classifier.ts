@@ -135,7 +135,12 @@ export class Classifier extends ExportedModel {
 
   /** Label, probabilities, top-k and realness per input (see Prediction). */
   predict(x: Float32Array, n: number, topK = 3): Prediction[] {
-    return predictionsFromLogits(this.predictLogits(x, n), this.classes, topK);
+    return predictionsFromLogits(
+      this.predictLogits(x, n),
+      this.classes,
+      topK,
+      this.metadata.postprocessing?.temperature ?? 1,
+    );
   }
 
   dispose(): void {

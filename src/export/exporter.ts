@@ -13,9 +13,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { SemiganError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Tensors } from '../nn/params.js';
-import type { GanModel } from '../models/model.js';
+import type { ClassifierLayer, GanModel } from '../models/model.js';
 import {
-  loadEmaDiscriminator,
+  exportChoiceOf,
+  loadExportedDiscriminator,
   readMetrics,
   readResult,
   readRun,
@@ -25,6 +26,7 @@ import {
   type CheckpointMeta,
 } from '../train/run_dir.js';
 import type { Checkpoint } from '../train/checkpoint.js';
+import type { WeightSet } from '../train/weight_choice.js';
 import { SEMIGAN_VERSION } from '../version.js';
 import { basename, join, resolve } from 'node:path';
 import { atomicWriteDir } from '../fsutil.js';
@@ -85,9 +87,14 @@ export function assertExportable(ckpt: Checkpoint<CheckpointMeta>, runDir: strin
  * The EMA discriminator as a tf.Sequential of built-in layers, from the model's own description
  * of its classifier (GanModel.classifierLayers). Caller disposes the model.
  */
-export function buildClassifierModel(gan: GanModel, d: Tensors, inputShape: [number, number, number]): tf.Sequential {
+export function buildClassifierModel(
+  gan: GanModel,
+  d: Tensors,
+  inputShape: [number, number, number],
+  temperature = 1,
+): tf.Sequential {
   if (!gan.classifierLayers) throw exportError(`preset '${gan.preset}' has no classifier to export`);
-  const spec = gan.classifierLayers(d);
+  const spec = temperedLayers(gan.classifierLayers(d), temperature);
   const model = tf.sequential({ name: 'semigan_classifier' });
   const counts: Record<string, number> = {};
   const nameOf = (base: string) => `${base}_${(counts[base] = (counts[base] ?? -1) + 1)}`;
@@ -134,24 +141,52 @@ export function buildClassifierModel(gan: GanModel, d: Tensors, inputShape: [num
   return model;
 }
 
-/** The run's test metrics of the checkpointed EMA weights: result.json if it is for this checkpoint, else the matching metrics.jsonl line. */
-export function runTestMetrics(runDir: string, meta: CheckpointMeta): ClassifierMetadata['metrics'] {
+/**
+ * The classifier's layers with its logits divided by `temperature`: the last dense layer's
+ * kernel and bias scaled by 1 / T, so tfjs and ONNX apply the same calibration in the weights.
+ */
+export function temperedLayers(spec: ClassifierLayer[], temperature: number): ClassifierLayer[] {
+  if (temperature === 1) return spec;
+  const last = spec.map((l) => l.kind).lastIndexOf('dense');
+  return spec.map((l, i) => {
+    if (i !== last || l.kind !== 'dense') return l;
+    const scaled = { ...l, kernel: l.kernel.div(temperature) as tf.Tensor2D, bias: l.bias.div(temperature) as tf.Tensor1D };
+    tf.dispose([l.kernel, l.bias]);
+    return scaled;
+  });
+}
+
+/**
+ * The run's test metrics for this checkpoint (result.json if it is for this checkpoint, else the
+ * matching metrics.jsonl line): `test` is the exported weight set's, beside both sets' figures.
+ */
+export function runTestMetrics(
+  runDir: string,
+  meta: CheckpointMeta,
+  exported: WeightSet = 'averaged',
+): ClassifierMetadata['metrics'] {
   const r = readResult(runDir);
-  if (r && r.step === meta.step) {
-    return {
-      source: RESULT_FILE,
-      test: { accuracy: r.accuracy, errors: r.errors, n: r.n },
-      testCurrentWeights: { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
-    };
-  }
-  const m = readMetrics(runDir)
-    .reverse()
-    .find((e) => e.step === meta.step);
-  if (!m) return null;
+  const m =
+    r && r.step === meta.step
+      ? null
+      : readMetrics(runDir)
+          .reverse()
+          .find((e) => e.step === meta.step);
+  if (!(r && r.step === meta.step) && !m) return null;
+  const [source, averaged, current] =
+    r && r.step === meta.step
+      ? [RESULT_FILE, { accuracy: r.accuracy, errors: r.errors, n: r.n }, { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n }]
+      : [
+          METRICS_FILE,
+          { accuracy: m!.test_acc, errors: m!.test_errors, n: m!.n_test },
+          { accuracy: m!.test_acc_current, errors: m!.test_errors_current, n: m!.n_test },
+        ];
   return {
-    source: METRICS_FILE,
-    test: { accuracy: m.test_acc, errors: m.test_errors, n: m.n_test },
-    testCurrentWeights: { accuracy: m.test_acc_current, errors: m.test_errors_current, n: m.n_test },
+    source,
+    weights: exported,
+    test: exported === 'averaged' ? averaged : current,
+    testAveragedWeights: averaged,
+    testCurrentWeights: current,
   };
 }
 
@@ -201,6 +236,7 @@ export function buildMetadata(
   sha256: Record<string, string>,
 ): ClassifierMetadata {
   const { meta } = ckpt;
+  const choice = exportChoiceOf(meta);
   const [h, w, c] = meta.inputShape;
   const k = meta.classes.length;
   const onnxFile = Object.keys(sha256).find((f) => f === ONNX_FILE || f.endsWith('/' + ONNX_FILE));
@@ -233,13 +269,18 @@ export function buildMetadata(
     preprocessing: preprocessingOf(meta),
     postprocessing: {
       fakeLogit: 0,
-      probabilities: 'p(class k | x, real) = softmax(logits)_k',
-      realness: 'D(x) = p(real | x) = sigmoid(logsumexp(logits)) = Z / (Z + 1), Z = sum_k exp(logits_k)',
+      temperature: choice.temperature,
+      probabilities: `p(class k | x, real) = softmax(logits)_k (the logits are D's divided by the temperature, ${choice.temperature})`,
+      realness:
+        'D(x) = p(real | x) = sigmoid(logsumexp(temperature * logits)) = Z / (Z + 1), Z = sum_k exp(temperature * logits_k)',
     },
     training: {
       run: resolve(runDir),
       preset: meta.config.preset,
-      weights: `exponential moving average of D's weights (decay ${meta.config.emaDecay}, ${meta.emaSteps} steps)`,
+      weights:
+        choice.weights === 'averaged'
+          ? `exponential moving average of D's weights (decay ${meta.config.emaDecay}, ${meta.emaSteps} steps): ${choice.reason}`
+          : `D's current weights at step ${meta.step}: ${choice.reason}`,
       epoch: meta.epoch,
       epochIter: meta.epochIter,
       step: meta.step,
@@ -247,7 +288,7 @@ export function buildMetadata(
       data: meta.data,
       config: meta.config,
     },
-    metrics: runTestMetrics(runDir, meta),
+    metrics: runTestMetrics(runDir, meta, choice.weights),
   };
 }
 
@@ -330,15 +371,16 @@ export async function exportRun(
   const name = opts.name ?? tritonName(runDir);
   const target = format === 'triton' ? join(out, name) : out;
   checkTarget(target, opts.overwrite === true);
-  const { model: gan, weights } = loadEmaDiscriminator(ckpt);
+  const { model: gan, weights, choice } = loadExportedDiscriminator(ckpt);
+  const t = choice.temperature;
   let model: tf.Sequential | undefined;
   try {
     if (!gan.classifierLayers) throw exportError(`${runDir}: preset '${gan.preset}' has no classifier to export`);
     if (gan.batchDependentD)
       throw exportError(`${runDir}: its discriminator is batch-dependent; retrain without --mbd to export it`);
     const inputShape = ckpt.meta.inputShape;
-    model = buildClassifierModel(gan, weights, inputShape);
-    const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits, inputShape);
+    model = buildClassifierModel(gan, weights, inputShape, t);
+    const maxAbsLogitDiff = selfCheck(model, (x) => gan.applyD(weights, x, { noise: null }).logits.div(t), inputShape);
     if (!(maxAbsLogitDiff <= SELF_CHECK_TOLERANCE)) {
       throw exportError(
         `${runDir}: export self-check failed: the exported logits differ from the discriminator's by ${maxAbsLogitDiff} (at most ${SELF_CHECK_TOLERANCE} expected); this is a bug, please report it`,
@@ -351,7 +393,7 @@ export async function exportRun(
       files[WEIGHTS_FILE] = weightBytes;
     }
     if (format !== 'tfjs') {
-      const layers = gan.classifierLayers(weights);
+      const layers = temperedLayers(gan.classifierLayers(weights), t);
       try {
         files[ONNX_FILE] = classifierToOnnx(layers, inputShape, SEMIGAN_VERSION).bytes;
       } finally {

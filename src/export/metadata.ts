@@ -85,6 +85,8 @@ export interface ClassifierMetadata {
   /** How to read the logits (see docs/recipe.md, "The K+1 discriminator"). */
   postprocessing: {
     fakeLogit: 0;
+    /** The model's logits are D's divided by this (fitted on validation rows; absent in older models: 1). */
+    temperature?: number;
     probabilities: string;
     realness: string;
   };
@@ -100,8 +102,17 @@ export interface ClassifierMetadata {
     data: SplitSummary;
     config: TrainConfig;
   };
-  /** The run's test metrics of these (EMA) weights, on the run's test split; null if the run has none for this checkpoint. */
-  metrics: { source: string; test: TestMetrics; testCurrentWeights: TestMetrics | null } | null;
+  /**
+   * The run's test metrics on its test split, null if the run has none for this checkpoint:
+   * `test` is the exported weight set's (`weights`; absent before semigan chose: averaged).
+   */
+  metrics: {
+    source: string;
+    weights?: 'averaged' | 'current';
+    test: TestMetrics;
+    testAveragedWeights?: TestMetrics;
+    testCurrentWeights: TestMetrics | null;
+  } | null;
 }
 
 const modelDirError = (msg: string) => new SemiganError('SEMIGAN_ERR_MODEL_DIR', msg);

@@ -306,7 +306,12 @@ export class PredictionServer {
     } catch (err) {
       throw new HttpError('SEMIGAN_ERR_INTERNAL', `the model call failed: ${(err as Error).message}`);
     }
-    const predictions: Prediction[] = predictionsFromLogits(logits, this.classifier.classes, topK);
+    const predictions: Prediction[] = predictionsFromLogits(
+      logits,
+      this.classifier.classes,
+      topK,
+      this.classifier.metadata.postprocessing?.temperature ?? 1,
+    );
     this.send(res, 200, { predictions });
   }
 

@@ -10,6 +10,7 @@ import type { Tensors } from '../nn/params.js';
 import { readCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
 import { validateConfig, type TrainConfig } from './config.js';
 import { averagedWeights } from './ema.js';
+import type { ExportChoice, WeightSet } from './weight_choice.js';
 
 /**
  * The files of a run directory (`semigan train --out DIR`), and everything that reads or writes
@@ -42,6 +43,7 @@ export interface CheckpointMeta {
   haSteps?: number; // historical averaging: steps folded into the running means
   seconds: number; // training wall time so far
   plannedEpochs?: number; // the plan's length (a time budget's current estimate); absent before schedules
+  exportChoice?: ExportChoice; // the finished run's weight set and temperature; absent: averaged, 1
   /** The epoch in progress (epochIter > 0): its loss sums and seconds so far, so its metrics line covers all of it. */
   partialEpoch?: { sums: EpochSums; seconds: number };
 }
@@ -85,6 +87,11 @@ export interface TrainResult {
   step: number;
   peakRssMb: number;
   out: string;
+  /** What the run exports (train/weight_choice.ts): the weight set, its test errors, the temperature, why. */
+  weights: WeightSet;
+  errorsExported: number;
+  temperature: number;
+  weightsReason: string;
 }
 
 export const checkpointPath = (runDir: string) => join(runDir, CHECKPOINT_FILE);
@@ -126,6 +133,13 @@ export function claimRunDir(out: string, overwrite: boolean): void {
 /** config.json: the validated config plus what the run found (data summary, backend). */
 export function writeRunConfig(out: string, config: Readonly<TrainConfig>, found: Record<string, unknown>): void {
   writeFileSync(join(out, CONFIG_FILE), JSON.stringify({ ...config, ...found }, null, 2) + '\n');
+}
+
+/** config.json gains the finished run's export choice (which weights, why, the temperature). */
+export function recordExportChoice(out: string, choice: ExportChoice): void {
+  const path = join(out, CONFIG_FILE);
+  const config = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
+  writeFileSync(path, JSON.stringify({ ...config, exported: choice }, null, 2) + '\n');
 }
 
 export function appendMetrics(out: string, m: EpochMetrics): void {
@@ -199,21 +213,45 @@ export function loadGenerator(ckpt: Checkpoint<CheckpointMeta>): { model: GanMod
   return { model: runModel(ckpt.meta), weights: tensorsWithPrefix(ckpt, 'g') };
 }
 
-/** The run's model and its EMA discriminator weights (what is evaluated and exported). Caller disposes `weights`. */
-export function loadEmaDiscriminator(ckpt: Checkpoint<CheckpointMeta>): { model: GanModel; weights: Tensors } {
+/** What a run exports: the choice its end recorded, or (a run not finished) the averaged weights at temperature 1. */
+export function exportChoiceOf(meta: CheckpointMeta): ExportChoice {
+  return (
+    meta.exportChoice ?? {
+      weights: 'averaged',
+      reason: 'the run has not finished (no choice recorded): the averaged weights, the default',
+      valRows: 0,
+      temperature: 1,
+    }
+  );
+}
+
+/**
+ * The run's model and the discriminator weights it exports (exportChoiceOf: the averaged ones
+ * unless its validation rows chose the current ones), or the set `which` asks for. Caller
+ * disposes `weights`.
+ */
+export function loadExportedDiscriminator(
+  ckpt: Checkpoint<CheckpointMeta>,
+  which?: WeightSet,
+): { model: GanModel; weights: Tensors; choice: ExportChoice } {
   const { meta } = ckpt;
+  const choice = exportChoiceOf(meta);
+  const set = which ?? choice.weights;
   const model = runModel(meta);
   const current = tensorsWithPrefix(ckpt, 'd');
-  const shadow = tensorsWithPrefix(ckpt, 'ema');
-  const weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps, runConfig(meta).emaWarmup);
-  tf.dispose([...Object.values(current), ...Object.values(shadow)]);
+  let weights = current;
+  if (set === 'averaged') {
+    const shadow = tensorsWithPrefix(ckpt, 'ema');
+    weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps, runConfig(meta).emaWarmup);
+    tf.dispose([...Object.values(current), ...Object.values(shadow)]);
+  }
   const bad = Object.entries(weights).find(([, t]) => !(t.dataSync() as Float32Array).every(Number.isFinite));
   if (bad) {
     tf.dispose(Object.values(weights));
     throw new SemiganError(
       'SEMIGAN_ERR_NAN',
-      `the averaged discriminator weight ${bad[0]} of this run holds NaN or infinite values (the run diverged); retrain, e.g. with a lower --lr`,
+      `the ${set} discriminator weight ${bad[0]} of this run holds NaN or infinite values (the run diverged); retrain, e.g. with a lower --lr`,
     );
   }
-  return { model, weights };
+  return { model, weights, choice };
 }

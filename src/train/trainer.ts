@@ -27,6 +27,7 @@ import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } f
 import {
   appendMetrics,
   checkpointPath,
+  recordExportChoice,
   CURVES_FILE,
   SAMPLE_SCALE,
   readMetrics,
@@ -40,7 +41,8 @@ import {
 } from './run_dir.js';
 import { describeFsError, isFsError } from '../fsutil.js';
 import { createProgress, type ProgressStream } from './progress.js';
-import { predictClasses } from '../eval/predict.js';
+import { discriminatorLogits, predictClasses } from '../eval/predict.js';
+import { chooseExport, type ExportChoice, type ValidationLogits } from './weight_choice.js';
 import { classificationReport } from '../eval/metrics.js';
 import { writeImageGrid } from '../viz/grid.js';
 import { writeCurvesPng } from '../viz/curves.js';
@@ -123,6 +125,8 @@ export class Trainer {
   seconds = 0;
   private orders: EpochOrders | null = null;
   private peakRss = 0;
+  /** Set at the end of a run; a checkpoint without it exports the averaged weights at temperature 1. */
+  private exportChoice: ExportChoice | null = null;
   private readonly labelsOfLabeled: Int32Array;
   private readonly itersPerEpoch: number;
   /** The run's planned length: --epochs, or what the --max-minutes budget holds (schedule.ts). */
@@ -386,8 +390,8 @@ export class Trainer {
         break;
       }
     }
-    if (stoppedEarly && this.epochIter > 0) await this.saveCheckpoint();
-    return this.finish(last, stoppedEarly);
+    // finish() writes the last checkpoint (with the export choice), mid-epoch or not.
+    return await this.finish(last, stoppedEarly);
   }
 
   /** The iterations left in the current epoch (all of them, unless the time budget runs out). */
@@ -490,8 +494,38 @@ export class Trainer {
     return metrics;
   }
 
+  /**
+   * The validation rows' logits under either weight set, for the export choice; null without
+   * --val. Only `data.train` rows listed in `data.val` are read: never the test set.
+   */
+  validationLogits(): ValidationLogits | null {
+    const rows = this.data.val;
+    if (!rows?.length) return null;
+    const train = this.data.train;
+    const val = { ...train, x: gatherRows(train, rows), y: Int32Array.from(rows, (r) => train.y[r]), n: rows.length };
+    return (which) => {
+      const avg = which === 'averaged' ? this.ema.averaged() : null;
+      try {
+        const logits = discriminatorLogits(this.model, avg ?? this.d.vars, val, this.config.batchSize);
+        return { logits, labels: val.y, k: train.classes.length };
+      } finally {
+        if (avg) tf.dispose(Object.values(avg));
+      }
+    };
+  }
+
+  /** Choose the exported weights and temperature, and record them with the run's last checkpoint. */
+  private async chooseExport(): Promise<ExportChoice> {
+    const choice = chooseExport(this.validationLogits());
+    this.exportChoice = choice;
+    await this.saveCheckpoint();
+    recordExportChoice(this.config.out, choice);
+    this.io.log(`export: the ${choice.weights} weights, temperature ${choice.temperature.toPrecision(3)} (${choice.reason})`);
+    return choice;
+  }
+
   /** result.json from the last epoch's metrics (or a fresh evaluation when the budget cut an epoch short). */
-  private finish(last: EpochMetrics | null, stoppedEarly: boolean): TrainResult {
+  private async finish(last: EpochMetrics | null, stoppedEarly: boolean): Promise<TrainResult> {
     const final =
       last && this.epochIter === 0
         ? {
@@ -500,6 +534,7 @@ export class Trainer {
           }
         : this.evaluate();
     this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+    const choice = await this.chooseExport();
     const result: TrainResult = {
       accuracy: final.ema.accuracy,
       errors: final.ema.errors,
@@ -512,6 +547,10 @@ export class Trainer {
       step: this.step,
       peakRssMb: Math.round(this.peakRss / 2 ** 20),
       out: this.config.out,
+      weights: choice.weights,
+      errorsExported: choice.weights === 'averaged' ? final.ema.errors : final.current.errors,
+      temperature: choice.temperature,
+      weightsReason: choice.reason,
     };
     writeResult(this.config.out, result);
     return result;
@@ -562,6 +601,7 @@ export class Trainer {
       haSteps: this.haD?.count ?? 0,
       seconds: this.seconds,
       plannedEpochs: this.plannedEpochs,
+      ...(this.exportChoice ? { exportChoice: this.exportChoice } : {}),
       ...(this.epochIter > 0 && this.epochRun
         ? {
             partialEpoch: {

@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { initBackend } from '../../src/backend.js';
 import { prepareTestData } from '../../src/data/prepare.js';
 import type { Dataset } from '../../src/data/dataset.js';
-import { loadEmaDiscriminator, readRun } from '../../src/train/run_dir.js';
+import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
 import type { ClassificationReport } from '../../src/eval/metrics.js';
 import type { ClassifierMetadata, ImagePreprocessing } from '../../src/export/metadata.js';
 import { Classifier, predictionsFromLogits } from '../../src/export/classifier.js';
@@ -186,7 +186,7 @@ test("plain tfjs: the exported model's logits equal the EMA discriminator's (noi
   const exported = tf.tidy(() =>
     (plain.predict(tf.tensor4d(test300.x, [TEST_LIMIT, 28, 28, 1])) as tf.Tensor).dataSync(),
   );
-  const { model, weights } = loadEmaDiscriminator(readRun(run));
+  const { model, weights } = loadExportedDiscriminator(readRun(run));
   const ours = tf.tidy(() =>
     model.applyD(weights, tf.tensor2d(test300.x, [TEST_LIMIT, 784]), { noise: null }).logits.dataSync(),
   );

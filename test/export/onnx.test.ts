@@ -21,7 +21,7 @@ import { Classifier } from '../../src/export/classifier.js';
 import { sha256Hex } from '../../src/export/model_files.js';
 import { OnnxClassifier } from '../../src/export/onnx_classifier.js';
 import { PredictionServer } from '../../src/serve/server.js';
-import { loadEmaDiscriminator, readRun } from '../../src/train/run_dir.js';
+import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
 import { trainAndExportTiny, WASM_1 as common } from '../lib/tiny_run.js';
 
@@ -47,7 +47,7 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 async function parity(run: string, model: string, x: Float32Array, n: number) {
   const onnxModel = await OnnxClassifier.load(model);
   const tfjsModel = await Classifier.load(model);
-  const { model: gan, weights } = loadEmaDiscriminator(readRun(run));
+  const { model: gan, weights } = loadExportedDiscriminator(readRun(run));
   try {
     const fromOnnx = await onnxModel.predictLogits(x, n);
     const fromTfjs = tfjsModel.predictLogits(x, n);

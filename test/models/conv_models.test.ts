@@ -27,7 +27,7 @@ import type { GanModel } from '../../src/models/model.js';
 import { prepareData, type TrainData } from '../../src/data/prepare.js';
 import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
-import { loadEmaDiscriminator, readRun } from '../../src/train/run_dir.js';
+import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
 import { exportRun } from '../../src/export/exporter.js';
 
 let tmp: string;
@@ -339,7 +339,7 @@ test('export of a conv-small run: Conv2D/LeakyReLU/GlobalAveragePooling2D/Dense;
   const loaded = await tf.loadLayersModel(
     tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: manifest[0].weights, weightData: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) }),
   );
-  const { model, weights } = loadEmaDiscriminator(readRun(run));
+  const { model, weights } = loadExportedDiscriminator(readRun(run));
   try {
     tf.tidy(() => {
       const n = 16;

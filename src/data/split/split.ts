@@ -93,6 +93,8 @@ export interface SplitSummary {
   unlabeled: number;
   test: number;
   seedData: number;
+  /** Labeled rows held out for validation (--val); absent without one. */
+  val?: number;
   /** Tabular data: feature columns and the training rows' mean and std they are standardized with. */
   standardization?: { features: string[]; mean: number[]; std: number[] };
 }
@@ -152,4 +154,56 @@ export function stratifiedHoldout(
     else rows.push(...rs.slice(0, take));
   });
   return { rows: Int32Array.from(rows).sort(), emptyClasses };
+}
+
+/**
+ * Labeled rows held out to validate on (choosing the weights to export, fitting a temperature):
+ * `count` rows, the same number from each class, never trained on as labeled. They are taken
+ * from labeled rows outside the training labels when every class has enough of them (a
+ * built-in dataset with --labels: the training labels stay those of a run without --val), else,
+ * when every label is used for training (your own data without --labels), from those labels,
+ * leaving each class at least one. The images stay in the unlabeled pool, as every training image does.
+ */
+export function validationHoldout(
+  y: Int32Array,
+  labeled: Int32Array,
+  numClasses: number,
+  count: number,
+  seedData: number,
+  labelsBounded: boolean,
+  classNames?: readonly string[],
+): { labeled: Int32Array; val: Int32Array } {
+  if (count % numClasses !== 0)
+    throw configError(
+      `--val ${count} is not divisible by the ${numClasses} classes; use a multiple of ${numClasses} (the same number from each class)`,
+    );
+  const perClass = count / numClasses;
+  const inds = new RandomState((seedData + 2) % 2 ** 32).permutation(y.length); // independent of the labeled and test choices
+  const isTrainLabel = new Uint8Array(y.length);
+  for (const r of labeled) isTrainLabel[r] = 1;
+  const outside: number[][] = Array.from({ length: numClasses }, () => []);
+  const inside: number[][] = Array.from({ length: numClasses }, () => []);
+  for (const r of inds) {
+    const c = y[r];
+    if (c < 0 || c >= numClasses) continue;
+    (isTrainLabel[r] ? inside : outside)[c].push(r);
+  }
+  if (outside.every((rs) => rs.length >= perClass)) {
+    const val = Int32Array.from(outside.flatMap((rs) => rs.slice(0, perClass))).sort();
+    return { labeled, val };
+  }
+  if (labelsBounded) {
+    const c = outside.findIndex((rs) => rs.length < perClass);
+    throw configError(
+      `--val ${count} needs ${perClass} labeled rows of each class besides the training labels (--labels), but class '${classNames?.[c] ?? c}' has ${outside[c].length}; give a smaller --val or fewer --labels`,
+    );
+  }
+  const short = inside.findIndex((rs) => rs.length - 1 < perClass);
+  if (short >= 0)
+    throw configError(
+      `--val ${count} needs ${perClass} labeled rows of each class besides at least one to train on, but class '${classNames?.[short] ?? short}' has ${inside[short].length} labels; give a smaller --val`,
+    );
+  const val = inside.flatMap((rs) => rs.slice(0, perClass));
+  const held = new Set(val);
+  return { labeled: labeled.filter((r) => !held.has(r)), val: Int32Array.from(val).sort() };
 }

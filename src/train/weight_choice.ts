@@ -1,0 +1,61 @@
+/**
+ * Which of D's weight sets a run exports, and the temperature of its probabilities: chosen on
+ * the validation rows (--val), never on the test set. Without validation rows: the averaged
+ * weights (the paper's choice, usually the better one) at temperature 1.
+ */
+import { fitTemperature } from '../eval/calibration.js';
+
+export const WEIGHT_SETS = ['averaged', 'current'] as const;
+export type WeightSet = (typeof WEIGHT_SETS)[number];
+
+/** What a finished run exports; written to the checkpoint, result.json and config.json. */
+export interface ExportChoice {
+  weights: WeightSet;
+  reason: string;
+  /** Errors of each weight set on the validation rows (absent without --val). */
+  valErrors?: Record<WeightSet, number>;
+  valRows: number;
+  /** Divides the classifier's logits (1: not fitted). */
+  temperature: number;
+}
+
+/** Logits of one weight set on the validation rows (row-major [rows, k]) and their labels. */
+export type ValidationLogits = (weights: WeightSet) => { logits: Float32Array; labels: Int32Array; k: number };
+
+const errorsOf = ({ logits, labels, k }: ReturnType<ValidationLogits>): number => {
+  let errors = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const row = logits.subarray(i * k, i * k + k);
+    let arg = 0;
+    for (let j = 1; j < k; j++) if (row[j] > row[arg]) arg = j;
+    if (arg !== labels[i]) errors++;
+  }
+  return errors;
+};
+
+/**
+ * The weight set with fewer validation errors (a tie keeps the averaged weights: they vary less
+ * from step to step), and the temperature fitted on its validation logits.
+ */
+export function chooseExport(validation: ValidationLogits | null): ExportChoice {
+  if (!validation)
+    return {
+      weights: 'averaged',
+      reason: 'no validation rows (--val N): the averaged weights, the default',
+      valRows: 0,
+      temperature: 1,
+    };
+  const averaged = validation('averaged');
+  const current = validation('current');
+  const valErrors = { averaged: errorsOf(averaged), current: errorsOf(current) };
+  const weights: WeightSet = valErrors.current < valErrors.averaged ? 'current' : 'averaged';
+  const chosen = weights === 'averaged' ? averaged : current;
+  const { temperature, atBound } = fitTemperature(chosen.logits, chosen.labels, chosen.k);
+  const n = chosen.labels.length;
+  const reason =
+    `${valErrors.averaged} validation errors of ${n} with the averaged weights, ${valErrors.current} with the current ones` +
+    (valErrors.current === valErrors.averaged ? ' (a tie keeps the averaged)' : '') +
+    `; temperature ${temperature.toPrecision(3)} fitted on the same rows` +
+    (atBound ? ' (at the edge of its range: too few or too easy rows to fit it)' : '');
+  return { weights, reason, valErrors, valRows: n, temperature };
+}
