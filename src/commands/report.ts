@@ -17,7 +17,14 @@ import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
 import { rankByUncertainty } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
-import { CONFIG_FILE, loadExportedDiscriminator, readMetrics, readRun, runConfig, SAMPLES_DIR } from '../train/run_dir.js';
+import {
+  CONFIG_FILE,
+  loadExportedDiscriminator,
+  readMetrics,
+  readRun,
+  runConfig,
+  SAMPLES_DIR,
+} from '../train/run_dir.js';
 import { readSweepSpec, seedDir } from '../train/sweep_summary.js';
 import type { NamedRun } from '../viz/curves.js';
 import { renderReport, type ReportPage, type Thumb } from '../viz/report_html.js';

@@ -150,7 +150,11 @@ export function temperedLayers(spec: ClassifierLayer[], temperature: number): Cl
   const last = spec.map((l) => l.kind).lastIndexOf('dense');
   return spec.map((l, i) => {
     if (i !== last || l.kind !== 'dense') return l;
-    const scaled = { ...l, kernel: l.kernel.div(temperature) as tf.Tensor2D, bias: l.bias.div(temperature) as tf.Tensor1D };
+    const scaled = {
+      ...l,
+      kernel: l.kernel.div(temperature) as tf.Tensor2D,
+      bias: l.bias.div(temperature) as tf.Tensor1D,
+    };
     tf.dispose([l.kernel, l.bias]);
     return scaled;
   });
@@ -175,7 +179,11 @@ export function runTestMetrics(
   if (!(r && r.step === meta.step) && !m) return null;
   const [source, averaged, current] =
     r && r.step === meta.step
-      ? [RESULT_FILE, { accuracy: r.accuracy, errors: r.errors, n: r.n }, { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n }]
+      ? [
+          RESULT_FILE,
+          { accuracy: r.accuracy, errors: r.errors, n: r.n },
+          { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
+        ]
       : [
           METRICS_FILE,
           { accuracy: m!.test_acc, errors: m!.test_errors, n: m!.n_test },

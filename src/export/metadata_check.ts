@@ -92,5 +92,5 @@ export function checkMetadata(meta: unknown, path: string): void {
 
   const t = isObject(m.postprocessing) ? m.postprocessing.temperature : undefined;
   if (t !== undefined && !(typeof t === 'number' && Number.isFinite(t) && t > 0))
-    fail(path, 'postprocessing.temperature', t, 'a positive number (the logits are D\'s divided by it)');
+    fail(path, 'postprocessing.temperature', t, "a positive number (the logits are D's divided by it)");
 }

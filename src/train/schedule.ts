@@ -89,10 +89,24 @@ export class Pace {
   private epochStartedAt: number | null = null;
   private readonly epochSecondsSeen: number[] = [];
 
+  /** `measured`: whole epochs' seconds from before a resume (checkpointed), so the plan goes on unchanged. */
   constructor(
     private readonly itersPerEpoch: number,
+    measured: readonly number[] = [],
     private readonly evalShare = 0.05,
-  ) {}
+  ) {
+    this.epochSecondsSeen.push(...measured.slice(-PACE_WINDOW));
+  }
+
+  /** The whole epochs measured (the last PACE_WINDOW), for the checkpoint. */
+  get measured(): number[] {
+    return this.epochSecondsSeen.slice(-PACE_WINDOW);
+  }
+
+  /** True until a whole epoch has been measured: the estimate is then the steps' pace. */
+  get provisional(): boolean {
+    return this.epochSecondsSeen.length === 0;
+  }
 
   /** After each iteration (the first only starts the clock: it carries one-off start-up costs). */
   stepDone(nowMs: number): void {

@@ -80,8 +80,8 @@ interface EpochOrders {
 export interface TrainerIO {
   log: (line: string) => void;
   progressStream?: ProgressStream;
-  /** Called after every iteration (its work finished): benchmarks time iterations with it. */
-  onIteration?: (epoch: number, epochIter: number) => void;
+  /** Called after every iteration (its work finished) with the lr it used: benchmarks time iterations with it. */
+  onIteration?: (epoch: number, epochIter: number, lr: number) => void;
   /** Milliseconds of a monotonic clock (default performance.now); tests inject one for the time budget. */
   now?: () => number;
 }
@@ -127,6 +127,11 @@ export class Trainer {
   private peakRss = 0;
   /** Set at the end of a run; a checkpoint without it exports the averaged weights at temperature 1. */
   private exportChoice: ExportChoice | null = null;
+  /** The run's training seconds up to now, while run() is active (checkpoints record it). */
+  private liveSeconds: (() => number) | null = null;
+  /** The pace of the active run() (null outside one), and the epochs it measured before a resume. */
+  private pace: Pace | null = null;
+  private paceMeasured: number[] = [];
   private readonly labelsOfLabeled: Int32Array;
   private readonly itersPerEpoch: number;
   /** The run's planned length: --epochs, or what the --max-minutes budget holds (schedule.ts). */
@@ -362,10 +367,12 @@ export class Trainer {
       started: this.now(),
       secondsBefore: this.seconds,
       budgetSeconds: config.maxMinutes ? config.maxMinutes * 60 : Infinity,
-      pace: new Pace(this.itersPerEpoch),
+      pace: new Pace(this.itersPerEpoch, this.paceMeasured),
     };
+    this.pace = clock.pace;
     clock.pace.start(clock.started);
     const secondsNow = () => clock.secondsBefore + (this.now() - clock.started) / 1000;
+    this.liveSeconds = secondsNow;
     const overBudget = () => secondsNow() > clock.budgetSeconds;
     let last: EpochMetrics | null = null;
     let stoppedEarly = false;
@@ -391,7 +398,13 @@ export class Trainer {
       }
     }
     // finish() writes the last checkpoint (with the export choice), mid-epoch or not.
-    return await this.finish(last, stoppedEarly);
+    try {
+      return await this.finish(last, stoppedEarly);
+    } finally {
+      this.liveSeconds = null;
+      this.paceMeasured = clock.pace.measured;
+      this.pace = null;
+    }
   }
 
   /** The iterations left in the current epoch (all of them, unless the time budget runs out). */
@@ -436,9 +449,9 @@ export class Trainer {
       run.sums.loss_gen += lossGen;
       run.sums.train_err += trainErr;
       run.progress.tick(this.epochIter, { loss_lab: lossLab, loss_unl: lossUnl, loss_gen: lossGen });
-      this.io.onIteration?.(this.epoch + 1, this.epochIter);
+      this.io.onIteration?.(this.epoch + 1, this.epochIter, lr);
       clock.pace.stepDone(this.now());
-      if (clock.pace.samples === PACE_WARMUP_STEPS) this.replan(clock.pace, secondsNow());
+      if (clock.pace.provisional && clock.pace.samples === PACE_WARMUP_STEPS) this.replan(clock.pace, secondsNow());
       if (overBudget() && this.epochIter < this.itersPerEpoch) {
         run.stoppedEarly = true;
         break;
@@ -520,7 +533,9 @@ export class Trainer {
     this.exportChoice = choice;
     await this.saveCheckpoint();
     recordExportChoice(this.config.out, choice);
-    this.io.log(`export: the ${choice.weights} weights, temperature ${choice.temperature.toPrecision(3)} (${choice.reason})`);
+    this.io.log(
+      `export: the ${choice.weights} weights, temperature ${choice.temperature.toPrecision(3)} (${choice.reason})`,
+    );
     return choice;
   }
 
@@ -599,8 +614,9 @@ export class Trainer {
       adamG: this.optG.state.t,
       emaSteps: this.ema.steps,
       haSteps: this.haD?.count ?? 0,
-      seconds: this.seconds,
+      seconds: this.liveSeconds?.() ?? this.seconds, // all of it, the epoch in progress included
       plannedEpochs: this.plannedEpochs,
+      paceSeconds: this.pace?.measured ?? this.paceMeasured,
       ...(this.exportChoice ? { exportChoice: this.exportChoice } : {}),
       ...(this.epochIter > 0 && this.epochRun
         ? {
@@ -651,6 +667,7 @@ export class Trainer {
     this.step = m.step;
     this.seconds = m.seconds;
     // A time plan continues as planned (re-estimated at the next epoch's end); an epoch plan is --epochs.
+    this.paceMeasured = m.paceSeconds ?? [];
     this.plannedEpochs = this.timePlanned
       ? Math.min(m.plannedEpochs ?? this.config.epochs, this.config.epochs)
       : this.config.epochs;
