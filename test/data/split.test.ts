@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { SemiganError } from '../../src/errors.js';
 import { RandomState } from '../../src/data/split/numpy_random.js';
 import { readIdxLabels } from '../../src/data/sources/idx.js';
-import { labeledSubset, resolveLabelsPerClass, splitSummary } from '../../src/data/split/split.js';
+import { labeledSubset, resolveLabelsPerClass, splitSummary, validationHoldout } from '../../src/data/split/split.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 
 const MNIST_DIR = mnistDataDir()!;
@@ -118,4 +118,48 @@ test('splitSummary', () => {
     test: 10000,
     seedData: 1,
   });
+});
+
+test('validationHoldout: besides the training labels when there are enough, else out of them; never too many', () => {
+  const y = mnistY();
+  const { labeled } = labeledSubset(y, 10, 10, 1);
+  const { labeled: kept, val } = validationHoldout(y, labeled, 10, 100, 1, true);
+  assert.deepEqual(kept, labeled, 'the training labels are those of a run without --val');
+  assert.equal(val.length, 100);
+  const perClass = new Array(10).fill(0);
+  for (const r of val) perClass[y[r]]++;
+  assert.deepEqual(perClass, new Array(10).fill(10));
+  const train = new Set(labeled);
+  assert.ok(
+    [...val].every((r) => !train.has(r)),
+    'no validation row is a training label',
+  );
+  assert.deepEqual(validationHoldout(y, labeled, 10, 100, 1, true).val, val, 'deterministic');
+
+  // Every label used (your own data): 3 classes x 4 labeled rows, nothing outside them.
+  const small = Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, -1, -1]);
+  const all = Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  const out = validationHoldout(small, all, 3, 6, 7, false);
+  assert.equal(out.val.length, 6);
+  assert.equal(out.labeled.length, 6);
+  assert.ok([...out.val].every((r) => !out.labeled.includes(r)));
+  for (let c = 0; c < 3; c++) assert.equal([...out.val].filter((r) => small[r] === c).length, 2);
+
+  assert.throws(
+    () => validationHoldout(small, all, 3, 12, 7, false),
+    isSemiganError(
+      /^--val 12 needs 4 labeled rows of each class besides at least one to train on, but class '0' has 4 labels/,
+    ),
+  );
+  assert.throws(
+    () => validationHoldout(small, all, 3, 5, 7, false),
+    isSemiganError(/^--val 5 is not divisible by the 3 classes/),
+  );
+  // Bounded labels (--labels) and too few rows besides them: refused rather than taking training labels.
+  assert.throws(
+    () => validationHoldout(small, Int32Array.from([0, 1, 4, 5, 8, 9]), 3, 9, 7, true),
+    isSemiganError(
+      /^--val 9 needs 3 labeled rows of each class besides the training labels \(--labels\), but class '\d' has 2/,
+    ),
+  );
 });

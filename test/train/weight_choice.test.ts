@@ -1,0 +1,91 @@
+/**
+ * The exported weight set and temperature: chosen on validation rows by hand-made logits, and,
+ * in a real tiny run, from the validation rows only (a test set of noise changes nothing).
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '../../src/backend.js';
+import { prepareData, type TrainData } from '../../src/data/prepare.js';
+import { buildModelForConfig } from '../../src/models/presets.js';
+import { validateConfig } from '../../src/train/config.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { chooseExport, type ValidationLogits } from '../../src/train/weight_choice.js';
+import { fitTemperature } from '../../src/eval/calibration.js';
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+/** Validation logits per weight set from fixed rows (k = 2). */
+const fixed =
+  (rows: Record<'averaged' | 'current', number[]>, labels: number[]): ValidationLogits =>
+  (w) => ({ logits: Float32Array.from(rows[w]), labels: Int32Array.from(labels), k: 2 });
+
+test('chooseExport: fewer validation errors wins, a tie keeps the averaged weights, none: averaged at T 1', () => {
+  const labels = [0, 1, 1];
+  // averaged: rows predict 0, 0, 0 -> 2 errors; current: 0, 1, 0 -> 1 error.
+  const c = chooseExport(fixed({ averaged: [2, 0, 1, 0, 3, 1], current: [2, 0, 0, 1, 3, 1] }, labels));
+  assert.equal(c.weights, 'current');
+  assert.deepEqual(c.valErrors, { averaged: 2, current: 1 });
+  assert.equal(c.valRows, 3);
+  assert.equal(
+    c.temperature,
+    fitTemperature(Float32Array.from([2, 0, 0, 1, 3, 1]), Int32Array.from(labels), 2).temperature,
+  );
+  assert.match(c.reason, /^2 validation errors of 3 with the averaged weights, 1 with the current ones; temperature/);
+  const tie = chooseExport(fixed({ averaged: [2, 0, 0, 1, 3, 1], current: [2, 0, 0, 1, 3, 1] }, labels));
+  assert.equal(tie.weights, 'averaged');
+  assert.match(tie.reason, /\(a tie keeps the averaged\)/);
+  assert.deepEqual(chooseExport(null), {
+    weights: 'averaged',
+    reason: 'no validation rows (--val N): the averaged weights, the default',
+    valRows: 0,
+    temperature: 1,
+  });
+});
+
+test('a run chooses on its validation rows only: a test set of noise gives the same choice', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'semigan-choice-'));
+  const config = validateConfig({
+    trainLimit: 400,
+    testLimit: 50,
+    itersPerEpoch: 3,
+    batchSize: 10,
+    epochs: 1,
+    val: 30,
+    backend: 'wasm',
+    seed: 2,
+  });
+  const data = prepareData(config);
+  assert.equal(data.val!.length, 30);
+  const noisy: TrainData = {
+    ...data,
+    test: { ...data.test, x: data.test.x.map((_, i) => ((i * 7919) % 101) / 101), y: data.test.y.map(() => 3) },
+  };
+  const choices = [];
+  for (const [name, d] of [
+    ['real', data],
+    ['noise', noisy],
+  ] as const) {
+    const c = { ...config, out: join(tmp, name) };
+    const t = new Trainer(c, buildModelForConfig(c, d.train.shape, d.train.classes.length), d, {
+      log: () => {},
+      progressStream: { write: () => true },
+    });
+    t.initialize();
+    const result = await t.run();
+    const v = t.validationLogits()!('averaged');
+    assert.deepEqual(
+      v.labels,
+      Int32Array.from(data.val!, (r) => data.train.y[r]),
+      'the labels it reads are the validation rows of the training set',
+    );
+    choices.push({ weights: result.weights, temperature: result.temperature, reason: result.weightsReason });
+    t.dispose();
+  }
+  assert.deepEqual(choices[1], choices[0]);
+  assert.match(choices[0].reason, /validation errors of 30/);
+});
