@@ -15,6 +15,7 @@ import { gatherRows, type Dataset } from '../data/dataset.js';
 import { argmaxRows, classificationReport } from '../eval/metrics.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
+import { calibration } from '../eval/calibration.js';
 import { rankByUncertainty } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
 import {
@@ -86,7 +87,7 @@ export async function reportCommand(
   await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const data = await loadData(config, log);
   const images = !data.train.features;
-  const { model, weights } = loadExportedDiscriminator(ckpt);
+  const { model, weights, choice } = loadExportedDiscriminator(ckpt);
   let testLogits: Float32Array;
   let unlabeledLogits: Float32Array | null = null;
   const isLabeled = new Uint8Array(data.train.n);
@@ -106,11 +107,24 @@ export async function reportCommand(
   }
   const classes = data.train.classes;
   const report = classificationReport(data.test.y, argmaxRows(testLogits, classes.length), classes);
+  const t = choice.temperature;
+  const after = calibration(testLogits, data.test.y, classes.length, t);
+  const calibrated = {
+    temperature: t,
+    eceBefore: calibration(testLogits, data.test.y, classes.length).ece,
+    eceAfter: after.ece,
+    bins: after.bins,
+  };
 
   const wrong: Thumb[] = [];
   const suggestions: Thumb[] = [];
   if (images) {
-    const preds = predictionsFromLogits(testLogits, classes, 2);
+    const preds = predictionsFromLogits(
+      testLogits.map((v) => v / t),
+      classes,
+      2,
+      t,
+    );
     const misses = preds
       .map((p, i) => ({ p, i }))
       .filter(({ p, i }) => p.index !== data.test.y[i])
@@ -123,7 +137,12 @@ export async function reportCommand(
       });
     if (unlabeledLogits) {
       const ranked = rankByUncertainty(
-        predictionsFromLogits(unlabeledLogits, classes, 2),
+        predictionsFromLogits(
+          unlabeledLogits.map((v) => v / t),
+          classes,
+          2,
+          t,
+        ),
         unlabeledRows,
         (row) => data.train.ids?.[row] ?? `train #${row}`,
         THUMBS,
@@ -155,6 +174,7 @@ export async function reportCommand(
       classes,
       confusion: report.confusion,
       perClass: report.perClass,
+      calibration: calibrated,
     },
     wrong,
     suggestions,

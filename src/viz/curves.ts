@@ -1,6 +1,6 @@
 /**
  * A run's learning curves from its metrics lines: test accuracy (averaged and current weights,
- * other runs overlaid), the three losses, seconds per epoch. As SVG for the report, and as
+ * other runs overlaid), test errors, the learning rate, the three losses, seconds per epoch. As SVG for the report, and as
  * curves.png (rasterized by sharp) for a terminal user, rewritten after every epoch.
  */
 import sharp from 'sharp';
@@ -16,6 +16,10 @@ export interface CurvePoint {
   loss_unl: number;
   loss_gen: number;
   epoch_seconds: number;
+  /** The lr the epoch ended with (absent in runs older than schedules). */
+  lr?: number;
+  test_errors?: number;
+  test_errors_current?: number;
 }
 
 export interface NamedRun {
@@ -43,6 +47,32 @@ export function lossChart(run: NamedRun, id = 'losses'): string {
       { name: 'loss_gen (G)', points: by(run.metrics, (p) => p.loss_gen) },
     ],
     { title: `Losses per epoch (${run.name})`, xLabel: 'epoch', yLabel: 'mean loss', id },
+  );
+}
+
+/** The lr each epoch ended with, every run (runs older than schedules have none to draw). */
+export function lrChart(runs: NamedRun[], id = 'lr'): string {
+  return lineChart(
+    runs.map((r) => ({
+      name: r.name,
+      points: by(
+        r.metrics.filter((p) => p.lr !== undefined),
+        (p) => p.lr!,
+      ),
+    })),
+    { title: 'Learning rate (at the end of each epoch)', xLabel: 'epoch', yLabel: 'lr', yMin: 0, id },
+  );
+}
+
+/** Test errors of both weight sets, the y axis cut at `yMax` so a long run's tail is readable. */
+export function errorsChart(run: NamedRun, yMax: number, id = 'errors'): string {
+  const clip = (v: number | undefined) => (v === undefined ? NaN : Math.min(v, yMax));
+  return lineChart(
+    [
+      { name: 'averaged weights', points: by(run.metrics, (p) => clip(p.test_errors)) },
+      { name: 'current weights', points: by(run.metrics, (p) => clip(p.test_errors_current)), dashed: true },
+    ],
+    { title: `Test errors (${run.name}; cut at ${yMax})`, xLabel: 'epoch', yLabel: 'errors', yMin: 0, yMax, id },
   );
 }
 

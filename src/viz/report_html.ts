@@ -2,7 +2,8 @@
  * The HTML of `semigan report`: one self-contained page (styles, script, charts and images all
  * inline; nothing fetched), from plain data gathered by commands/report.ts.
  */
-import { accuracyChart, lossChart, secondsChart, type NamedRun } from './curves.js';
+import { accuracyChart, lossChart, lrChart, secondsChart, type NamedRun } from './curves.js';
+import { lineChart } from './svg_chart.js';
 
 export interface Thumb {
   /** data: URI of a PNG. */
@@ -31,6 +32,13 @@ export interface ReportPage {
     /** confusion[true][predicted] */
     confusion: number[][];
     perClass: ClassRow[];
+    /** Reliability of the exported probabilities (eval/calibration.ts), with D's own ECE before the temperature. */
+    calibration?: {
+      temperature: number;
+      eceBefore: number;
+      eceAfter: number;
+      bins: { lo: number; hi: number; count: number; confidence: number; accuracy: number }[];
+    };
   } | null;
   wrong: Thumb[];
   suggestions: Thumb[];
@@ -41,6 +49,37 @@ export interface ReportPage {
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+
+/** Reliability diagram: accuracy against mean confidence per non-empty bin, and the diagonal. */
+function reliability(c: NonNullable<NonNullable<ReportPage['evaluation']>['calibration']>): string {
+  const used = c.bins.filter((b) => b.count > 0);
+  const text =
+    c.temperature === 1
+      ? `Expected calibration error ${c.eceBefore.toFixed(4)} (${c.bins.length} bins; no temperature fitted: train with --val N).`
+      : `Expected calibration error ${c.eceBefore.toFixed(4)} with D's own probabilities, ${c.eceAfter.toFixed(4)} with the exported temperature ${c.temperature.toPrecision(3)} (${c.bins.length} bins).`;
+  const chart = lineChart(
+    [
+      { name: 'exported probabilities', points: used.map((b) => [100 * b.confidence, 100 * b.accuracy]) },
+      {
+        name: 'perfect calibration',
+        points: [
+          [0, 0],
+          [100, 100],
+        ],
+        dashed: true,
+      },
+    ],
+    {
+      title: 'Reliability: accuracy per confidence bin',
+      xLabel: 'mean confidence (%)',
+      yLabel: 'accuracy (%)',
+      yMin: 0,
+      yMax: 100,
+      id: 'reliability',
+    },
+  );
+  return `<p>${esc(text)}</p><div class="charts">${chart}</div>`;
+}
 
 function confusionTable(e: NonNullable<ReportPage['evaluation']>): string {
   const max = Math.max(1, ...e.confusion.flat());
@@ -113,13 +152,16 @@ ${summary}
 <h2>Learning curves</h2>
 <div class="charts">
 ${accuracyChart(p.runs)}
+${lrChart(p.runs)}
 ${lossChart(main)}
 ${secondsChart(p.runs)}
 </div>
 <h2>Samples of the generator, per epoch</h2>
 ${slider}
-<h2>Confusion matrix and per-class scores (averaged weights, test set)</h2>
+<h2>Confusion matrix and per-class scores (exported weights, test set)</h2>
 ${p.evaluation ? `<p>Accuracy ${pct(p.evaluation.accuracy)} on ${p.evaluation.n} test examples.</p>${confusionTable(p.evaluation)}<p></p>${perClassTable(p.evaluation.perClass)}` : '<p>Not evaluated.</p>'}
+<h2>Calibration (test set)</h2>
+${p.evaluation?.calibration ? reliability(p.evaluation.calibration) : '<p>Not evaluated.</p>'}
 <h2>Most confidently wrong test examples</h2>
 ${p.wrong.length ? thumbs('wrong', p.wrong) : '<p>None shown (tabular data, or no errors).</p>'}
 <h2>Label these next (semigan suggest)</h2>
