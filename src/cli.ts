@@ -149,6 +149,12 @@ program
     d.pullAway,
   )
   .option(
+    '--augment <pixels>',
+    'image track (not permutation-invariant): shift the labeled batch and the consistency look at unlabeled rows by up to N pixels',
+    int,
+  )
+  .option('--augment-flip', 'with --augment: also mirror images left-right at random')
+  .option(
     '--val <n>',
     'labeled rows held out (same number per class) to choose the exported weights and fit a temperature; never the test set',
     int,

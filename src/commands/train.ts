@@ -58,6 +58,10 @@ export async function trainCommand(
   log(describeBackend(backend));
   const data = await loadData(config, log);
   log(`data: ${data.summaryText} from ${data.source}`);
+  if (config.augment > 0 && data.train.features)
+    throw configError(
+      `--augment ${config.augment} shifts image pixels, but ${config.dataset} is tabular data (its columns have no neighbours); leave --augment out`,
+    );
   if (config.preset === 'auto') {
     const { preset, reason } = autoPreset(config.dataset, data.train.shape, backend.name);
     config = validateConfig({ ...config, preset });

@@ -27,6 +27,10 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   consistency: number; // CT-GAN: weight of D's consistency on the unlabeled batch passed twice
   entropy: number; // Bad GAN: weight of D's conditional entropy on unlabeled data (minimized)
   pullAway: number; // Bad GAN / EBGAN: weight of the pull-away term on G's sample features
+  // The image track (not permutation-invariant): random shifts of the labeled batch and of the
+  // consistency term's second look at the unlabeled rows (data/augment.ts).
+  augment: number; // largest shift in pixels (0 = off)
+  augmentFlip: boolean; // also mirror left-right at random (off: digits and letters are not symmetric)
   epochs: number; // total epochs (paper: 300); with --max-minutes a cap (default: none)
   itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
   batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
@@ -79,6 +83,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   consistency: 0,
   entropy: 0,
   pullAway: 0,
+  augment: 0,
+  augmentFlip: false,
   epochs: 10,
   itersPerEpoch: null,
   batchSize: 100,
@@ -186,6 +192,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   consistency: nonNeg,
   entropy: nonNeg,
   pullAway: nonNeg,
+  augment: upTo(8, nonNegInt),
+  augmentFlip: bool,
   vbn: bool,
   epochs: upTo(MAX_EPOCHS, positiveInt),
   itersPerEpoch: nullable(positiveInt),
@@ -248,6 +256,8 @@ export function validateConfig(partial: Record<string, unknown>): Readonly<Train
   if (config.labels !== null && config.labelsPerClass !== null) {
     throw configError('give either --labels (total) or --labels-per-class, not both');
   }
+  if (config.augmentFlip && config.augment === 0)
+    throw configError('--augment-flip needs --augment N (the largest shift in pixels; 0 turns augmentation off)');
   if (config.lrDecayStart !== null && config.schedule !== 'constant') {
     throw configError(
       `--lr-decay-start sets its own decay; it cannot be combined with --schedule ${config.schedule} (use --lr-tail for the decay's share of the plan)`,

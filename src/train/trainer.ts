@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { Rng } from '../rng.js';
 import { SemiganError, configError } from '../errors.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
+import { augmentRows } from '../data/augment.js';
 import type { TrainData } from '../data/prepare.js';
 import type { GanModel } from '../models/model.js';
 import { disposeParams, type Params, type Tensors } from '../nn/params.js';
@@ -203,9 +204,14 @@ export class Trainer {
     tf.tidy(() => this.model.initD(this.d, this.batch(this.data.train, rows), { noise: this.rng }));
   }
 
-  private batch(data: Dataset, rows: ArrayLike<number>): tf.Tensor2D {
+  private batch(data: Dataset, rows: ArrayLike<number>, augmented = false): tf.Tensor2D {
     const dim = data.x.length / data.n;
-    return tf.tensor2d(gatherRows(data, rows), [rows.length, dim]);
+    const { augment, augmentFlip } = this.config;
+    const x = gatherRows(data, rows);
+    return tf.tensor2d(augmented && augment > 0 ? augmentRows(x, data.shape, augment, augmentFlip, this.rng) : x, [
+      rows.length,
+      dim,
+    ]);
   }
 
   private newOrders(): EpochOrders {
@@ -247,6 +253,7 @@ export class Trainer {
     const xLab = this.batch(
       this.data.train,
       Int32Array.from(rowsLab, (i) => this.data.labeled[i]),
+      true,
     );
     const kept: tf.Tensor[] = [];
     const supervised = config.mode === 'supervised';
@@ -256,14 +263,16 @@ export class Trainer {
         ? null
         : tf.tidy(() => this.model.applyG(this.g.vars, uniformNoise(bs, this.model.zDim, this.rng)));
       const xUnl = supervised ? null : this.batch(this.data.train, rowsUnl);
+      // The consistency term's second look: the same rows, shifted when augmenting (image track).
+      const twice = !supervised && config.consistency > 0;
+      const xUnl2 = twice && config.augment > 0 ? this.batch(this.data.train, rowsUnl, true) : xUnl;
       const { grads } = tf.variableGrads(() => {
         // One pass over the concatenation; `groups` keeps batch-dependent layers per source.
         // The consistency term's second look at the unlabeled rows rides in the same pass (its
         // noise is drawn per row, so independent of the first look): one pass of 4B rows costs
         // less than a pass of 3B and another of B.
-        const twice = !supervised && config.consistency > 0;
         const nUnl = rowsUnl.length;
-        const x = supervised ? xLab : tf.concat(twice ? [xLab, xUnl!, xFake!, xUnl!] : [xLab, xUnl!, xFake!]); // [3B or 4B, dim]
+        const x = supervised ? xLab : tf.concat(twice ? [xLab, xUnl!, xFake!, xUnl2!] : [xLab, xUnl!, xFake!]); // [3B or 4B, dim]
         const groups = supervised ? [bs] : twice ? [bs, nUnl, bs, nUnl] : [bs, nUnl, bs];
         const { logits } = this.model.applyD(this.d.vars, x, { noise: this.rng, groups });
         const logitsLab = logits.slice([0, 0], [bs, -1]);
