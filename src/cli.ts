@@ -22,6 +22,7 @@ import { sweepCommand, sweepReport } from './commands/sweep.js';
 import { formatSummary, parseSeeds } from './train/sweep_summary.js';
 import { formatReport } from './eval/report.js';
 import { formatSuggestions, suggestCommand } from './commands/suggest.js';
+import { calibrateCommand } from './commands/calibrate.js';
 import { SUGGEST_CRITERIA } from './eval/suggest.js';
 import { formatInspect, inspectData } from './commands/inspect.js';
 
@@ -472,6 +473,35 @@ data
       dropColumns: opts.dropColumns ?? [],
     });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspect(report));
+  });
+
+program
+  .command('calibrate')
+  .description(
+    "choose a finished run's exported weights (averaged or current) and fit its temperature on N labeled rows it never trained on, as train --val N does",
+  )
+  .argument('<run-dir>', 'a directory written by semigan train')
+  .requiredOption(
+    '--val <n>',
+    'labeled rows to hold out (the same number per class, besides the training labels)',
+    positiveInt,
+  )
+  .option('--json', 'print the choice as one JSON object')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default(d.backend))
+  .addOption(threadsOption('every core'))
+  .addOption(matmulOption())
+  .action(async (runDir: string, opts) => {
+    const choice = await calibrateCommand(runDir, {
+      val: opts.val,
+      backend: opts.backend,
+      threads: opts.threads ?? null,
+      matmul: opts.matmul,
+    });
+    process.stdout.write(
+      opts.json
+        ? JSON.stringify(choice) + '\n'
+        : `${runDir}: exports the ${choice.weights} weights at temperature ${choice.temperature.toPrecision(4)} (${choice.reason})\n`,
+    );
   });
 
 program

@@ -42,8 +42,8 @@ import {
 } from './run_dir.js';
 import { describeFsError, isFsError } from '../fsutil.js';
 import { createProgress, type ProgressStream } from './progress.js';
-import { discriminatorLogits, predictClasses } from '../eval/predict.js';
-import { chooseExport, type ExportChoice, type ValidationLogits } from './weight_choice.js';
+import { predictClasses } from '../eval/predict.js';
+import { chooseExport, validationLogitsOf, type ExportChoice, type ValidationLogits } from './weight_choice.js';
 import { classificationReport } from '../eval/metrics.js';
 import { writeImageGrid } from '../viz/grid.js';
 import { writeCurvesPng } from '../viz/curves.js';
@@ -523,17 +523,14 @@ export class Trainer {
   validationLogits(): ValidationLogits | null {
     const rows = this.data.val;
     if (!rows?.length) return null;
-    const train = this.data.train;
-    const val = { ...train, x: gatherRows(train, rows), y: Int32Array.from(rows, (r) => train.y[r]), n: rows.length };
-    return (which) => {
-      const avg = which === 'averaged' ? this.ema.averaged() : null;
-      try {
-        const logits = discriminatorLogits(this.model, avg ?? this.d.vars, val, this.config.batchSize);
-        return { logits, labels: val.y, k: train.classes.length };
-      } finally {
-        if (avg) tf.dispose(Object.values(avg));
-      }
-    };
+    return validationLogitsOf(
+      this.model,
+      (set) =>
+        set === 'averaged' ? { weights: this.ema.averaged(), owned: true } : { weights: this.d.vars, owned: false },
+      this.data.train,
+      rows,
+      this.config.batchSize,
+    );
   }
 
   /** Choose the exported weights and temperature, and record them with the run's last checkpoint. */

@@ -3,7 +3,12 @@
  * the validation rows (--val), never on the test set. Without validation rows: the averaged
  * weights (the paper's choice, usually the better one) at temperature 1.
  */
+import * as tf from '@tensorflow/tfjs';
 import { fitTemperature } from '../eval/calibration.js';
+import { discriminatorLogits } from '../eval/predict.js';
+import { gatherRows, type Dataset } from '../data/dataset.js';
+import type { GanModel } from '../models/model.js';
+import type { Tensors } from '../nn/params.js';
 
 export const WEIGHT_SETS = ['averaged', 'current'] as const;
 export type WeightSet = (typeof WEIGHT_SETS)[number];
@@ -58,4 +63,32 @@ export function chooseExport(validation: ValidationLogits | null): ExportChoice 
     `; temperature ${temperature.toPrecision(3)} fitted on the same rows` +
     (atBound ? ' (at the edge of its range: too few or too easy rows to fit it)' : '');
   return { weights, reason, valErrors, valRows: n, temperature };
+}
+
+/**
+ * ValidationLogits over rows `rows` of the training set `train` (and nothing else: the test set
+ * is not an argument). `weightsOf` gives a weight set's tensors and whether the caller must
+ * dispose them.
+ */
+export function validationLogitsOf(
+  model: GanModel,
+  weightsOf: (set: WeightSet) => { weights: Tensors; owned: boolean },
+  train: Dataset,
+  rows: Int32Array,
+  batchSize: number,
+): ValidationLogits {
+  const val: Dataset = {
+    ...train,
+    x: gatherRows(train, rows),
+    y: Int32Array.from(rows, (r) => train.y[r]),
+    n: rows.length,
+  };
+  return (set) => {
+    const { weights, owned } = weightsOf(set);
+    try {
+      return { logits: discriminatorLogits(model, weights, val, batchSize), labels: val.y, k: train.classes.length };
+    } finally {
+      if (owned) tf.dispose(Object.values(weights));
+    }
+  };
 }

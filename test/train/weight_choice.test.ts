@@ -4,7 +4,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../../src/backend.js';
@@ -14,6 +14,10 @@ import { validateConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { chooseExport, type ValidationLogits } from '../../src/train/weight_choice.js';
 import { fitTemperature } from '../../src/eval/calibration.js';
+import { readCheckpoint } from '../../src/train/checkpoint.js';
+import type { CheckpointMeta } from '../../src/train/run_dir.js';
+import { cleanError, ok, runCli } from '../lib/cli.js';
+import { trainTiny, WASM_1 } from '../lib/tiny_run.js';
 
 before(async () => {
   await initBackend('wasm');
@@ -88,4 +92,33 @@ test('a run chooses on its validation rows only: a test set of noise gives the s
   }
   assert.deepEqual(choices[1], choices[0]);
   assert.match(choices[0].reason, /validation errors of 30/);
+});
+
+test('calibrate RUN --val N records the choice in the checkpoint, config.json and result.json; export applies it', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'semigan-calibrate-'));
+  const run = join(tmp, 'run');
+  await trainTiny(run);
+  const before = JSON.parse(readFileSync(join(run, 'result.json'), 'utf8'));
+  assert.deepEqual([before.weights, before.temperature], ['averaged', 1]);
+  const r = ok(await runCli(['calibrate', run, '--val', '20', '--json', ...WASM_1]));
+  const choice = JSON.parse(r.stdout);
+  assert.equal(choice.valRows, 20);
+  assert.ok(choice.temperature > 0 && choice.temperature !== 1);
+  assert.deepEqual(readCheckpoint<CheckpointMeta>(join(run, 'checkpoint.bin')).meta.exportChoice, choice);
+  assert.deepEqual(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).exported, choice);
+  const after = JSON.parse(readFileSync(join(run, 'result.json'), 'utf8'));
+  assert.deepEqual(
+    [after.weights, after.temperature, after.weightsReason],
+    [choice.weights, choice.temperature, choice.reason],
+  );
+  // The export divides the logits by the temperature: its metadata says so and the self-check passed.
+  const model = join(tmp, 'model');
+  ok(await runCli(['export', run, '--out', model, ...WASM_1]));
+  const meta = JSON.parse(readFileSync(join(model, 'metadata.json'), 'utf8'));
+  assert.equal(meta.postprocessing.temperature, choice.temperature);
+  assert.equal(meta.metrics.weights, choice.weights);
+  assert.equal(
+    cleanError(await runCli(['calibrate', run, '--val', '7', ...WASM_1])),
+    'error: --val 7 is not divisible by the 10 classes; use a multiple of 10 (the same number from each class)',
+  );
 });
