@@ -48,6 +48,10 @@ before(async () => {
       '4',
       '--batch-size',
       '50',
+      '--schedule',
+      'linear-tail',
+      '--val',
+      '20',
       '--out',
       run,
     ]),
@@ -90,6 +94,18 @@ test('the report plots metrics.jsonl, holds every epoch grid and a confusion mat
     plotted('losses', 'loss_gen (G)'),
     m.map((e) => e.loss_gen),
   );
+  // linear-tail over 3 x 4 steps: the last step of epoch 3 (index 11) runs at 0.003 x 3 x (1 - 11/12).
+  assert.deepEqual(
+    plotted('lr', 'run'),
+    m.map((e) => e.lr),
+  );
+  assert.deepEqual([m[0].lr, m[1].lr], [0.003, 0.003]);
+  assert.ok(Math.abs(m[2].lr - 0.00075) < 1e-12, `lr at the end ${m[2].lr}`);
+  // The reliability diagram: one point per non-empty bin, and the ECE text of the exported temperature.
+  const result = JSON.parse(readFileSync(join(run, 'result.json'), 'utf8'));
+  assert.match(html, new RegExp(`with the exported temperature ${result.temperature.toPrecision(3)} \\(15 bins\\)`));
+  const bins = plotted('reliability', 'exported probabilities');
+  assert.ok(bins.length >= 1 && bins.length <= 15 && bins.every((a) => a >= 0 && a <= 100));
   const grids = [...html.matchAll(/<img class="grid" data-epoch="(\d+)" src="data:image\/png;base64,/g)].map((x) =>
     Number(x[1]),
   );
