@@ -53,8 +53,9 @@ export function predictionsFromLogits(
     let realSum = 0;
     for (let j = 0; j < k; j++) realSum += Math.exp(temperature * row[j] - realMax);
     const lse = realMax + Math.log(realSum); // logsumexp of D's own logits
-    const probabilities: Record<string, number> = {};
-    for (let j = 0; j < k; j++) probabilities[classes[j]] = p[j] /= sum;
+    for (let j = 0; j < k; j++) p[j] /= sum;
+    // fromEntries defines own properties, so a class named __proto__ (or any Object.prototype key) is kept.
+    const probabilities: Record<string, number> = Object.fromEntries(classes.map((c, j) => [c, p[j]]));
     const top = order
       .slice()
       .sort((a, b) => p[b] - p[a] || a - b)

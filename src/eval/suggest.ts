@@ -73,18 +73,25 @@ const CSV_COLUMNS = [
   'realness',
 ] as const;
 
-/** RFC 4180 quoting for ids that contain commas, quotes or newlines. */
-const csvField = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+/**
+ * A text cell of a CSV semigan writes: a value a spreadsheet would run as a formula (it begins
+ * with =, +, -, @, a tab or a carriage return) gets a leading ' (OWASP's "CSV injection"
+ * advice; spreadsheets show the text, without the quote), then RFC 4180 quoting.
+ */
+export function csvTextCell(v: string): string {
+  const safe = /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
 
 export function suggestionsCsv(s: Suggestion[]): string {
   const f = (x: number) => x.toFixed(6);
   const lines = s.map((r) =>
     [
       String(r.rank),
-      csvField(r.id),
-      csvField(r.predicted),
+      csvTextCell(r.id),
+      csvTextCell(r.predicted),
       f(r.probability),
-      csvField(r.runnerUp),
+      csvTextCell(r.runnerUp),
       f(r.runnerUpProbability),
       f(r.margin),
       f(r.entropy),

@@ -23,6 +23,9 @@ const fileName = (v: unknown) => typeof v === 'string' && /^[^/\\]+$/.test(v) &&
 const relativeFile = (v: unknown) =>
   typeof v === 'string' && v.length > 0 && !/^[/\\]|^[A-Za-z]:/.test(v) && v.split(/[/\\]/).every((p) => fileName(p));
 
+/** Values one input may have: far above any model semigan trains, far below what breaks a typed array. */
+export const MAX_INPUT_VALUES = 4096 * 4096 * 3;
+
 /** Throws a one-line SemiganError for the first field of metadata.json (parsed, at `path`) that is wrong. */
 export function checkMetadata(meta: unknown, path: string): void {
   const m = meta as Record<string, unknown>;
@@ -31,6 +34,8 @@ export function checkMetadata(meta: unknown, path: string): void {
     fail(path, 'inputShape', shape, '[height, width, channels] of positive integers');
   const [h, w, c] = shape as number[];
   const dim = h * w * c;
+  if (dim > MAX_INPUT_VALUES)
+    fail(path, 'inputShape', shape, `at most ${MAX_INPUT_VALUES} values per input (e.g. 4096x4096x3)`);
 
   const classes = m.classes;
   if (!Array.isArray(classes) || classes.length < 1 || !classes.every((x) => typeof x === 'string' && x.length > 0))

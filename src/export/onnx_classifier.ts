@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { SemiganError } from '../errors.js';
 import { METADATA_FILE, ONNX_FILE, readMetadata, type ClassifierMetadata } from './metadata.js';
 import { modelDirPath, readModelFile } from './model_files.js';
-import { ONNX_INPUT } from './onnx_writer.js';
+import { ONNX_INPUT, onnxGraphShapes } from './onnx_writer.js';
 import { ExportedModel } from './exported_model.js';
 
 // The part of onnxruntime-node's API used here, declared locally: the package is optional, and
@@ -73,6 +73,7 @@ export class OnnxClassifier extends ExportedModel {
       );
     const path = modelDirPath(dir, name, 'files.onnx', join(dir, METADATA_FILE));
     const bytes = readModelFile(path, MAX_ONNX_BYTES, metadata.files?.sha256?.[name]);
+    checkGraphShapes(bytes, metadata, path);
     let session: OrtSession;
     try {
       session = await ort.InferenceSession.create(bytes, {
@@ -104,6 +105,11 @@ export class OnnxClassifier extends ExportedModel {
     for (const [s, e] of this.chunks(x, n)) {
       const input = new this.ort.Tensor('float32', x.subarray(s * this.dim, e * this.dim), [e - s, ...shape]);
       const r = await this.session.run({ [ONNX_INPUT]: input }, ['logits']);
+      const dims = r.logits.dims;
+      if (dims.length !== 2 || dims[0] !== e - s || dims[1] !== k)
+        throw modelDirError(
+          `${this.dir}: the ONNX model gave logits of shape [${dims}] for ${e - s} inputs; ${METADATA_FILE} names ${k} classes`,
+        );
       out.set(r.logits.data as Float32Array, s * k);
     }
     return out;
@@ -115,3 +121,28 @@ export class OnnxClassifier extends ExportedModel {
 }
 
 export { ONNX_FILE };
+
+/**
+ * model.onnx's declared input [N, h, w, c] and logits [N, K] against metadata.json's inputShape
+ * and classes, before onnxruntime runs anything: the checks the tfjs engine makes on model.json.
+ */
+function checkGraphShapes(bytes: Uint8Array, metadata: ClassifierMetadata, path: string): void {
+  const shapes = onnxGraphShapes(bytes);
+  if (!shapes) throw modelDirError(`${path}: not an ONNX model (it does not decode as onnx.ModelProto)`);
+  const input = shapes[ONNX_INPUT];
+  const logits = shapes.logits;
+  if (!input || !logits)
+    throw modelDirError(
+      `${path}: declares inputs/outputs [${Object.keys(shapes).join(', ')}], expected "${ONNX_INPUT}" and "logits"`,
+    );
+  const k = metadata.classes.length;
+  if (logits.length !== 2 || logits[1] !== k)
+    throw modelDirError(
+      `${path}: its logits have shape [${logits.map((d) => d ?? 'N')}] but ${METADATA_FILE} names ${k} classes`,
+    );
+  const want = metadata.inputShape;
+  if (input.length !== 4 || input.slice(1).join(',') !== want.join(','))
+    throw modelDirError(
+      `${path}: it takes input [${input.map((d) => d ?? 'N')}] but ${METADATA_FILE} says inputShape [${want}] (NHWC)`,
+    );
+}

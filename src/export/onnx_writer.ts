@@ -181,3 +181,23 @@ export function classifierToOnnx(
   };
   return { bytes: onnx.ModelProto.encode(model).finish(), ops: nodes.map((n) => n.opType!) };
 }
+
+/**
+ * The declared shapes of a model.onnx's graph inputs and outputs (a dimension is its number, or
+ * null when symbolic), read from the file without running it; null for bytes that are not an
+ * ONNX model. The reader's check of the file against metadata.json starts here.
+ */
+export function onnxGraphShapes(bytes: Uint8Array): Record<string, (number | null)[]> | null {
+  let m: OnnxTypes.ModelProto;
+  try {
+    m = onnx.ModelProto.decode(bytes);
+  } catch {
+    return null;
+  }
+  const out: Record<string, (number | null)[]> = {};
+  for (const v of [...(m.graph?.input ?? []), ...(m.graph?.output ?? [])]) {
+    const dims = v.type?.tensorType?.shape?.dim ?? [];
+    out[v.name ?? ''] = dims.map((d) => (d.dimValue != null && d.dimParam == null ? Number(d.dimValue) : null));
+  }
+  return out;
+}

@@ -10,7 +10,7 @@ import type { Dataset } from '../../src/data/dataset.js';
 import type { GanModel } from '../../src/models/model.js';
 import { discriminatorLogits, predictClasses } from '../../src/eval/predict.js';
 import { predictionsFromLogits } from '../../src/eval/predictions.js';
-import { entropyOf, rankByUncertainty } from '../../src/eval/suggest.js';
+import { csvTextCell, entropyOf, rankByUncertainty, suggestionsCsv } from '../../src/eval/suggest.js';
 
 /** A "discriminator" whose logits are x W: row i's logits are known by hand. */
 function linearModel(batchDependentD: boolean): GanModel {
@@ -93,4 +93,48 @@ test('rankByUncertainty: smallest margin first (or largest entropy), ties to the
   );
   assert.ok(Math.abs(byEntropy[0].entropy - Math.log(3)) < 1e-12);
   assert.equal(entropyOf({ a: 1, b: 0 }), 0);
+});
+
+test('CSV text cells that a spreadsheet would run as formulas get a leading quote; RFC 4180 quoting after', () => {
+  const cases: [string, string][] = [
+    ['=HYPERLINK("http://x","y")', `"'=HYPERLINK(""http://x"",""y"")"`],
+    ['+1+1', "'+1+1"],
+    ['-2+3', "'-2+3"],
+    ['@SUM(1)', "'@SUM(1)"],
+    ['\tcmd', "'\tcmd"],
+    ['\rcmd', `"'\rcmd"`],
+    ['cat', 'cat'],
+    ['a,b', '"a,b"'],
+    ['x=1', 'x=1'],
+  ];
+  for (const [v, want] of cases) assert.equal(csvTextCell(v), want, JSON.stringify(v));
+  const csv = suggestionsCsv([
+    {
+      rank: 1,
+      row: 0,
+      id: '=cmd|"/c calc"!A1',
+      predicted: '+1+1',
+      probability: 0.5,
+      runnerUp: '@SUM(1)',
+      runnerUpProbability: 0.4,
+      margin: 0.1,
+      entropy: 1,
+      realness: 0.9,
+    },
+  ]);
+  assert.equal(
+    csv.split('\n')[1],
+    `1,"'=cmd|""/c calc""!A1",'+1+1,0.500000,'@SUM(1),0.400000,0.100000,1.000000,0.900000`,
+  );
+});
+
+test('predictionsFromLogits keeps classes named like Object.prototype keys; probabilities sum to 1', () => {
+  const classes = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
+  const [p] = predictionsFromLogits(Float32Array.from([1, 2, 3, 4]), classes, 4);
+  assert.deepEqual(Object.keys(p.probabilities), classes);
+  const json = JSON.parse(JSON.stringify(p.probabilities));
+  assert.deepEqual(Object.keys(json), classes);
+  const sum = Object.values(json as Record<string, number>).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-12);
+  assert.ok(Math.abs(json.__proto__ - Math.exp(1) / (Math.exp(1) + Math.exp(2) + Math.exp(3) + Math.exp(4))) < 1e-12);
 });
