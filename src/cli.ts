@@ -384,6 +384,18 @@ program
     positiveInt,
     sd.maxRows,
   )
+  .option(
+    '--max-image-pixels <n>',
+    'largest image, width x height from its header (more: 422, nothing decoded)',
+    positiveInt,
+    sd.maxImagePixels,
+  )
+  .option(
+    '--max-request-pixels <n>',
+    "most pixels one request's images may hold, summed from their headers before any is decoded (more: 413)",
+    positiveInt,
+    sd.maxRequestPixels,
+  )
   .option('--max-wait-ms <ms>', 'longest a queued row waits for more before its model call runs', num, sd.maxWaitMs)
   .option('--body-limit <size>', 'largest request body (bytes, or e.g. 512kb, 1mb; 1kb = 1024)', size, sd.bodyLimit)
   .option('--timeout-ms <ms>', 'time a client has to send a whole request, else 408 (0 = no limit)', int, sd.timeoutMs)
@@ -412,6 +424,8 @@ program
       workers: opts.workers,
       maxBatch: opts.maxBatch,
       maxRows: opts.maxRows,
+      maxImagePixels: opts.maxImagePixels,
+      maxRequestPixels: opts.maxRequestPixels,
       maxWaitMs: opts.maxWaitMs,
       bodyLimit: opts.bodyLimit,
       timeoutMs: opts.timeoutMs,

@@ -94,6 +94,12 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
     throw configError(`--max-batch ${o.maxBatch}: expected an integer from 1 to 4096`);
   if (!Number.isInteger(o.maxRows) || o.maxRows < 1 || o.maxRows > 1_000_000)
     throw configError(`--max-rows ${o.maxRows}: expected an integer from 1 to 1000000`);
+  for (const [flag, v] of [
+    ['--max-image-pixels', o.maxImagePixels],
+    ['--max-request-pixels', o.maxRequestPixels],
+  ] as const)
+    if (!Number.isInteger(v) || v < 1 || v > 1e9)
+      throw configError(`${flag} ${v}: expected an integer from 1 to 1000000000 (width x height)`);
   if (!(o.maxWaitMs >= 0 && o.maxWaitMs <= 10_000))
     throw configError(`--max-wait-ms ${o.maxWaitMs}: expected a number of milliseconds from 0 to 10000`);
   if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 0)
@@ -123,7 +129,7 @@ export async function serveCommand(modelDir: string, options: Partial<ServeOptio
 }
 
 const settingsText = (o: ServeOptions) =>
-  `max batch ${o.maxBatch}, max rows ${o.maxRows}, max wait ${o.maxWaitMs} ms, body limit ${o.bodyLimit} bytes, timeout ${o.timeoutMs ? `${o.timeoutMs} ms` : 'none'}, token ${o.token ? 'required' : 'none'}`;
+  `max batch ${o.maxBatch}, max rows ${o.maxRows}, max pixels ${o.maxImagePixels} per image and ${o.maxRequestPixels} per request, max wait ${o.maxWaitMs} ms, body limit ${o.bodyLimit} bytes, timeout ${o.timeoutMs ? `${o.timeoutMs} ms` : 'none'}, token ${o.token ? 'required' : 'none'}`;
 
 /** One server process (alone, or a cluster worker). */
 async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
@@ -176,6 +182,8 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
       const deadline = shutdownDeadlineMs(o.timeoutMs);
       forced = setTimeout(() => {
         log(`shutdown took longer than ${deadline} ms; exiting with ${server.stats().inFlight} requests unfinished`);
+        // Queued decodes would keep the process alive (libuv drains its queue at exit): drop them.
+        server.abortInFlight();
         resolve(1);
       }, deadline);
       forced.unref();

@@ -37,12 +37,19 @@ export const HTTP_ERRORS = {
   SEMIGAN_ERR_TIMEOUT: { status: 408, when: 'the request (headers and body) did not arrive within --timeout-ms' },
   SEMIGAN_ERR_BODY_TOO_LARGE: { status: 413, when: 'a body larger than --body-limit' },
   SEMIGAN_ERR_TOO_MANY_ROWS: { status: 413, when: 'more "inputs" rows or "images" in one request than --max-rows' },
+  SEMIGAN_ERR_TOO_MANY_PIXELS: {
+    status: 413,
+    when: 'images whose pixels, summed from their headers before any is decoded, exceed --max-request-pixels (default 64 million)',
+  },
   SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     when: 'a POST whose Content-Type is not image/png, image/jpeg, image/webp or application/json',
   },
   SEMIGAN_ERR_UNDECODABLE_IMAGE: { status: 422, when: 'image bytes that cannot be decoded (names the image)' },
-  SEMIGAN_ERR_IMAGE_TOO_LARGE: { status: 422, when: 'an image of more than 25 million pixels' },
+  SEMIGAN_ERR_IMAGE_TOO_LARGE: {
+    status: 422,
+    when: 'an image of more pixels than --max-image-pixels (default 25 million), from its header',
+  },
   SEMIGAN_ERR_HEADERS_TOO_LARGE: { status: 431, when: "request headers larger than Node's limit (16 KiB)" },
   SEMIGAN_ERR_INTERNAL: { status: 500, when: 'a failure inside the server (a bug; the message says what failed)' },
   SEMIGAN_ERR_SHUTTING_DOWN: {

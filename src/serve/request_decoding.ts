@@ -10,26 +10,42 @@ import type { ImagePreprocessing, Preprocessing } from '../export/metadata.js';
 import { decodePngFast, imageToInput, PngTooMuchData, scalePixels } from '../export/preprocess.js';
 import { isFiniteFloat32, standardize } from '../data/standardize.js';
 import { HttpError } from './http_errors.js';
+import { ClientGone } from './read_body.js';
+import { mapLimit } from '../data/map_limit.js';
 
-/** Images larger than this (width x height) are refused before they are decoded. */
+/** Default --max-image-pixels: images larger than this (width x height) are refused before they are decoded. */
 export const MAX_IMAGE_PIXELS = 25_000_000;
+/**
+ * Default --max-request-pixels: the decoded pixels one request may cost, summed over its images
+ * from their headers before any is decoded. A lossless WebP of 5000x5000 black pixels is ~1 KB
+ * and takes ~0.2 s of CPU to decode: the budget, not the body size, bounds a request's work.
+ */
+export const MAX_REQUEST_PIXELS = 64_000_000;
+/** Images of one request decoded at once: a request never fills libuv's pool (4 threads) alone. */
+export const DECODES_PER_REQUEST = 2;
 
-/** What decoding needs to know of the model. */
+/** What decoding needs to know of the model and the server's limits. */
 export interface ModelInputs {
   dim: number;
   /** Most rows (or images) one request may hold (--max-rows): checked before anything is allocated. */
   maxRows: number;
+  /** --max-image-pixels and --max-request-pixels. */
+  maxImagePixels: number;
+  maxRequestPixels: number;
   classes: number;
   shape: string; // e.g. 28x28x1
   preprocessing: Preprocessing;
   image: ImagePreprocessing | null;
 }
 
-export function modelInputs(classifier: ClassifierEngine, maxRows: number): ModelInputs {
+export function modelInputs(
+  classifier: ClassifierEngine,
+  limits: { maxRows: number; maxImagePixels: number; maxRequestPixels: number },
+): ModelInputs {
   const p = classifier.metadata.preprocessing;
   return {
     dim: classifier.dim,
-    maxRows,
+    ...limits,
     classes: classifier.classes.length,
     shape: classifier.metadata.inputShape.join('x'),
     preprocessing: p,
@@ -71,8 +87,14 @@ export function parseTopK(query: string, m: ModelInputs, fallback: number): numb
   return Number(v);
 }
 
-/** One image's bytes -> the model's input row. */
-export async function imageRow(buf: Buffer, name: string, m: ModelInputs): Promise<Float32Array> {
+/** An image's pixel count from its header (nothing decoded), or null for a PNG of the model's own size. */
+interface ImageHead {
+  pixels: number;
+  fast: Uint8Array | null;
+}
+
+/** Checks that need no decoding: the model takes images, the format, the header, the size per image. */
+async function imageHead(buf: Buffer, name: string, m: ModelInputs): Promise<ImageHead> {
   const p = m.image;
   if (!p)
     throw new HttpError(
@@ -86,7 +108,7 @@ export async function imageRow(buf: Buffer, name: string, m: ModelInputs): Promi
     if (e instanceof PngTooMuchData) throw new HttpError('SEMIGAN_ERR_UNDECODABLE_IMAGE', `${name}: ${e.message}`);
     throw e;
   }
-  if (fast) return scalePixels(fast);
+  if (fast) return { pixels: p.width * p.height, fast };
   const format = sniffImage(buf);
   if (!format) {
     throw new HttpError(
@@ -103,22 +125,48 @@ export async function imageRow(buf: Buffer, name: string, m: ModelInputs): Promi
       `${name}: cannot decode as a ${format.toUpperCase()} image (${(e as Error).message.replace(/\s+/g, ' ').trim()})`,
     );
   }
-  if ((info.width ?? 0) * (info.height ?? 0) > MAX_IMAGE_PIXELS) {
+  const pixels = (info.width ?? 0) * (info.height ?? 0);
+  if (pixels > m.maxImagePixels) {
     throw new HttpError(
       'SEMIGAN_ERR_IMAGE_TOO_LARGE',
-      `${name} is ${info.width}x${info.height} pixels; the server decodes images of at most ${MAX_IMAGE_PIXELS} pixels (the model takes ${m.shape})`,
+      `${name} is ${info.width}x${info.height} pixels; the server decodes images of at most ${m.maxImagePixels} pixels (--max-image-pixels; the model takes ${m.shape})`,
     );
   }
+  return { pixels, fast: null };
+}
+
+/** The decode itself (after imageHead's checks). */
+async function decodeRow(buf: Buffer, name: string, head: ImageHead, m: ModelInputs): Promise<Float32Array> {
+  if (head.fast) return scalePixels(head.fast);
   try {
-    return await imageToInput(buf, p, { name, fastPath: false });
+    return await imageToInput(buf, m.image!, { name, fastPath: false });
   } catch (e) {
     if (e instanceof SemiganError) throw new HttpError('SEMIGAN_ERR_UNDECODABLE_IMAGE', e.message);
     throw e;
   }
 }
 
+/** One image's bytes -> the model's input row. */
+export async function imageRow(buf: Buffer, name: string, m: ModelInputs): Promise<Float32Array> {
+  const head = await imageHead(buf, name, m);
+  checkPixelBudget(head.pixels, 1, m);
+  return decodeRow(buf, name, head, m);
+}
+
+function checkPixelBudget(pixels: number, images: number, m: ModelInputs): void {
+  if (pixels > m.maxRequestPixels)
+    throw new HttpError(
+      'SEMIGAN_ERR_TOO_MANY_PIXELS',
+      `the ${images === 1 ? 'image holds' : `${images} images hold`} ${pixels} pixels; this server decodes at most ${m.maxRequestPixels} per request (--max-request-pixels): send fewer or smaller images`,
+    );
+}
+
 /** A JSON body -> rows: {"inputs": [[...], ...]} or {"images": ["<base64>", ...]}. */
-export async function jsonRows(buf: Buffer, m: ModelInputs): Promise<{ x: Float32Array; n: number }> {
+export async function jsonRows(
+  buf: Buffer,
+  m: ModelInputs,
+  signal?: AbortSignal,
+): Promise<{ x: Float32Array; n: number }> {
   const dim = m.dim;
   const p = m.preprocessing;
   const tabular = p.type === 'tabular';
@@ -205,25 +253,37 @@ export async function jsonRows(buf: Buffer, m: ModelInputs): Promise<{ x: Float3
       }
     }
   } else {
-    const rows = await Promise.all(
-      list.map((s, i) => {
-        const name = `images[${i}]`;
-        if (typeof s !== 'string')
-          throw new HttpError(
-            'SEMIGAN_ERR_BAD_BASE64',
-            `${name} is ${describe(s)}; expected a base64 string of a PNG, JPEG or WebP file`,
-          );
-        const b64 = s.replace(/^data:[^,]*;base64,/, '').replace(/\s+/g, '');
-        if (b64.length === 0 || b64.length % 4 === 1 || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(b64)) {
-          throw new HttpError(
-            'SEMIGAN_ERR_BAD_BASE64',
-            `${name} is not base64 (${describe(s)}); expected the base64 text of a PNG, JPEG or WebP file`,
-          );
-        }
-        return imageRow(Buffer.from(b64, 'base64'), name, m);
-      }),
+    const bufs = list.map((s, i) => {
+      const name = `images[${i}]`;
+      if (typeof s !== 'string')
+        throw new HttpError(
+          'SEMIGAN_ERR_BAD_BASE64',
+          `${name} is ${describe(s)}; expected a base64 string of a PNG, JPEG or WebP file`,
+        );
+      const b64 = s.replace(/^data:[^,]*;base64,/, '').replace(/\s+/g, '');
+      if (b64.length === 0 || b64.length % 4 === 1 || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(b64)) {
+        throw new HttpError(
+          'SEMIGAN_ERR_BAD_BASE64',
+          `${name} is not base64 (${describe(s)}); expected the base64 text of a PNG, JPEG or WebP file`,
+        );
+      }
+      return Buffer.from(b64, 'base64');
+    });
+    // Every header first: the request's pixels are known before anything is decoded.
+    const heads = await mapLimit(bufs, DECODES_PER_REQUEST, (b, i) => {
+      if (signal?.aborted) throw new ClientGone();
+      return imageHead(b, `images[${i}]`, m);
+    });
+    checkPixelBudget(
+      heads.reduce((a, h) => a + h.pixels, 0),
+      n,
+      m,
     );
-    rows.forEach((r, i) => x.set(r, i * dim));
+    // A few at a time, and none once the client has gone (or the server gave up on the request).
+    await mapLimit(bufs, DECODES_PER_REQUEST, async (b, i) => {
+      if (signal?.aborted) throw new ClientGone();
+      x.set(await decodeRow(b, `images[${i}]`, heads[i], m), i * dim);
+    });
   }
   return { x: tabular ? standardize(x, dim, p) : x, n };
 }

@@ -20,7 +20,15 @@ import { MicroBatcher, type BatcherStats } from './batcher.js';
 import { predictionsFromLogits, type Prediction } from '../export/classifier.js';
 import type { ClassifierEngine } from '../export/engine.js';
 import { HTTP_ERRORS, HttpError, type HttpErrorCode } from './http_errors.js';
-import { imageRow, jsonRows, modelInputs, parseTopK, type ModelInputs } from './request_decoding.js';
+import {
+  imageRow,
+  jsonRows,
+  MAX_IMAGE_PIXELS,
+  MAX_REQUEST_PIXELS,
+  modelInputs,
+  parseTopK,
+  type ModelInputs,
+} from './request_decoding.js';
 import { ClientGone, readBody } from './read_body.js';
 
 export interface ServerOptions {
@@ -32,6 +40,9 @@ export interface ServerOptions {
   maxBatch: number;
   /** Most rows (or images) in one request. */
   maxRows: number;
+  /** Largest image (width x height, from its header), and most decoded pixels per request. */
+  maxImagePixels: number;
+  maxRequestPixels: number;
   /** Longest a queued row waits for more rows before its model call runs. */
   maxWaitMs: number;
   /** Largest accepted request body, in bytes. */
@@ -49,6 +60,8 @@ export const DEFAULT_SERVER_OPTIONS: ServerOptions = {
   port: 8080,
   maxBatch: 64,
   maxRows: 1024,
+  maxImagePixels: MAX_IMAGE_PIXELS,
+  maxRequestPixels: MAX_REQUEST_PIXELS,
   maxWaitMs: 2,
   bodyLimit: 1024 * 1024,
   timeoutMs: 30_000,
@@ -92,6 +105,8 @@ export class PredictionServer {
   private readonly sockets = new Map<Socket, { active: number; idleSince: number; openedWhileClosing: boolean }>();
   private closed: Promise<void> | null = null;
   private readonly expectsContinue = new WeakSet<IncomingMessage>();
+  /** One per request being decoded: aborted when its client goes away, or all at a forced shutdown. */
+  private readonly work = new Set<AbortController>();
 
   private constructor(
     readonly classifier: ClassifierEngine,
@@ -107,7 +122,7 @@ export class PredictionServer {
     });
     this.tokenHash = opts.token ? sha256(opts.token) : null;
     this.metadataJson = Buffer.from(JSON.stringify(publicMetadata(readFileSync(join(classifier.dir, METADATA_FILE)))));
-    this.inputs = modelInputs(classifier, opts.maxRows);
+    this.inputs = modelInputs(classifier, opts);
     this.routes = {
       '/v1/predict': { methods: ['POST'], auth: true, handler: (req, res, q) => this.predict(req, res, q) },
       '/v1/metadata': {
@@ -161,6 +176,11 @@ export class PredictionServer {
 
   get shuttingDown(): boolean {
     return this.closing;
+  }
+
+  /** Stop every request's decoding (a forced shutdown: its answers will not be sent). */
+  abortInFlight(): void {
+    for (const w of this.work) w.abort();
   }
 
   stats(): ServerStats {
@@ -297,9 +317,21 @@ export class PredictionServer {
         'SEMIGAN_ERR_EMPTY_INPUT',
         `the body is empty; expected ${isImage ? `the bytes of an image (${type})` : '{"inputs": [[...]]} or {"images": ["<base64>"]}'}`,
       );
-    const { x, n } = isImage
-      ? { x: await imageRow(body, 'the body', this.inputs), n: 1 }
-      : await jsonRows(body, this.inputs);
+    // The decoding stops when the client goes away before its answer (or at a forced shutdown).
+    const work = new AbortController();
+    const gone = () => !res.writableFinished && work.abort();
+    res.once('close', gone);
+    this.work.add(work);
+    let decoded: { x: Float32Array; n: number };
+    try {
+      decoded = isImage
+        ? { x: await imageRow(body, 'the body', this.inputs), n: 1 }
+        : await jsonRows(body, this.inputs, work.signal);
+    } finally {
+      this.work.delete(work);
+      res.off('close', gone);
+    }
+    const { x, n } = decoded;
     let logits: Float32Array;
     try {
       logits = await this.batcher.submit(x, n);

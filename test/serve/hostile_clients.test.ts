@@ -17,6 +17,7 @@ import { Classifier } from '../../src/export/classifier.js';
 import { PredictionServer } from '../../src/serve/server.js';
 import { CLI } from '../lib/cli.js';
 import { grayPng, trainAndExportTiny } from '../lib/tiny_run.js';
+import sharp from 'sharp';
 
 let tmp: string;
 let modelDir: string;
@@ -223,3 +224,100 @@ for (const [label, args, keepAlive] of [
     assert.equal(answered + ECONNREFUSED, r.sent, JSON.stringify(r));
   });
 }
+
+describe('decoding costs bounded by pixels, not bytes', () => {
+  let webp: Buffer; // 5000x5000 black, lossless: ~1 KB that decodes to 25 million pixels
+  const imagesBody = (n: number) => JSON.stringify({ images: new Array(n).fill(webp.toString('base64')) });
+  before(async () => {
+    webp = await sharp({ create: { width: 5000, height: 5000, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+      .webp({ lossless: true })
+      .toBuffer();
+  });
+
+  test('700 tiny 5000x5000 WebPs in one JSON body: 413 TOO_MANY_PIXELS from their headers, nothing decoded', async () => {
+    assert.ok(webp.length < 4096, `${webp.length} bytes`);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await post(server.url, imagesBody(700), 'application/json');
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    assert.equal(r.status, 413, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, 'SEMIGAN_ERR_TOO_MANY_PIXELS');
+    assert.match(
+      r.body.error.message,
+      /^the 700 images hold 17500000000 pixels; this server decodes at most 64000000 per request \(--max-request-pixels\)/,
+    );
+    // One decode of one such image costs ~0.2 s of CPU: 700 would be minutes. Headers only: well under 2 s.
+    assert.ok(ms < 2000, `answered in ${ms} ms`);
+    assert.ok((cpu.user + cpu.system) / 1e6 < 2, `${(cpu.user + cpu.system) / 1e6} s of CPU`);
+    const two = await post(server.url, imagesBody(2), 'application/json'); // 50 million pixels: within the budget
+    assert.equal(two.status, 200, JSON.stringify(two.body));
+    assert.equal(two.body.predictions.length, 2);
+  });
+
+  test("a client that goes away stops its request's decoding", async () => {
+    const s = await PredictionServer.start(classifier, { port: 0, bodyLimit: 8e6, maxRequestPixels: 1e9 });
+    try {
+      const ac = new AbortController();
+      const req = fetch(s.url + '/v1/predict', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: imagesBody(30), // 750 million pixels: seconds of decoding, two at a time
+        signal: ac.signal,
+      }).catch(() => 'aborted');
+      await new Promise((r) => setTimeout(r, 400));
+      ac.abort();
+      assert.equal(await req, 'aborted');
+      await new Promise((r) => setTimeout(r, 600)); // the two decodes under way finish (~0.2 s each)
+      const cpu0 = process.cpuUsage();
+      await new Promise((r) => setTimeout(r, 1000));
+      const cpu = process.cpuUsage(cpu0);
+      assert.ok((cpu.user + cpu.system) / 1e6 < 0.3, `${(cpu.user + cpu.system) / 1e6} s of CPU in the second after`);
+      assert.equal(s.stats().inFlight, 0);
+    } finally {
+      await s.shutdown();
+    }
+  });
+
+  test('SIGTERM during such a request: the process is gone when it says it exits', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        modelDir,
+        '--port',
+        '0',
+        '--backend',
+        'wasm',
+        '--threads',
+        '1',
+        '--timeout-ms',
+        '200',
+        '--body-limit',
+        '8mb',
+        '--max-request-pixels',
+        '1000000000',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    let saidExit = 0;
+    child.stderr.on('data', (b) => {
+      stderr += b;
+      if (!saidExit && /exiting with 1 requests unfinished/.test(stderr)) saidExit = performance.now();
+    });
+    const exited = new Promise<number>((resolve) => child.once('exit', () => resolve(performance.now())));
+    const port = await new Promise<number>((resolve) =>
+      child.stdout.once('data', (b) => resolve(JSON.parse(String(b).split('\n')[0]).port)),
+    );
+    // 40 images of 25 million pixels, two at a time: far longer than the 5.2 s shutdown deadline.
+    const req = post(`http://127.0.0.1:${port}`, imagesBody(40), 'application/json').catch(() => null);
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGTERM');
+    const gone = await exited;
+    await req;
+    assert.ok(saidExit > 0, `the deadline was logged:\n${stderr}`);
+    assert.ok(gone - saidExit < 1500, `exited ${gone - saidExit} ms after saying so`);
+  });
+});

@@ -9,10 +9,11 @@ import { HttpError } from '../../src/serve/http_errors.js';
 import { jsonRows, parseTopK, sniffImage, type ModelInputs } from '../../src/serve/request_decoding.js';
 
 const image = { type: 'image', height: 2, width: 2, channels: 1 } as unknown as ImagePreprocessing;
-const imageModel: ModelInputs = { maxRows: 1024, dim: 4, classes: 3, shape: '2x2x1', preprocessing: image, image };
+const LIMITS = { maxRows: 1024, maxImagePixels: 25e6, maxRequestPixels: 64e6 };
+const imageModel: ModelInputs = { ...LIMITS, dim: 4, classes: 3, shape: '2x2x1', preprocessing: image, image };
 const tabular = { type: 'tabular', features: ['a', 'b'], mean: [1, 10], std: [2, 5] } as unknown as Preprocessing;
 const tabularModel: ModelInputs = {
-  maxRows: 1024,
+  ...LIMITS,
   dim: 2,
   classes: 2,
   shape: '2',
