@@ -264,6 +264,7 @@ async function loadSource(
     skipBad: o.skipBad,
     cacheDir: o.cache ? defaultCacheDir() : null,
   });
+  if (decoded.cacheDamaged) log(`decode cache: ${decoded.cacheDamaged}; decoded the images again and rewrote it`);
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
   const skipped = skippedSummary(decoded);
   if (skipped) log(skipped);

@@ -397,6 +397,23 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   assert.deepEqual([none.cacheHit, none.cacheFile, readdirSync(cache).length], [false, undefined, before]);
 });
 
+test('decode cache: pixels overwritten in place (same size) are found by their checksum, decoded again, rewritten', async () => {
+  const dir = join(tmp, 'cached-damaged');
+  for (let i = 0; i < 4; i++) write(join(dir, String(labels[i]), `${i}.png`), await gray(px(i)).png().toBuffer());
+  const list = scanImageFolder(dir);
+  const first = await decodeImages(list.entries, opts());
+  const u8 = first.cacheFile!.replace(/\.json$/, '.u8');
+  const size = statSync(u8).size;
+  writeFileSync(u8, Buffer.alloc(size, 0)); // zeroed, same size
+  const second = await decodeImages(list.entries, opts());
+  assert.equal(second.cacheHit, false);
+  assert.equal(second.cacheDamaged, `${u8} does not match its checksum (changed after it was written)`);
+  assert.deepEqual(second.x, first.x, 'the real pixels, not the zeros');
+  const third = await decodeImages(list.entries, opts());
+  assert.deepEqual([third.cacheHit, third.cacheDamaged], [true, undefined], 'rewritten');
+  assert.deepEqual(third.x, first.x);
+});
+
 test('bad files: a data error naming the file and suggesting --skip-bad; skipBad drops and lists them', async () => {
   const dir = join(tmp, 'bad');
   for (let i = 0; i < 8; i++) write(join(dir, String(i % 2), `${i}.png`), await gray(px(i)).png().toBuffer());

@@ -51,6 +51,8 @@ export interface DecodedImages {
   cacheFile?: string;
   /** Why the cache could not be written (the load itself succeeded): for a warning line. */
   cacheWarning?: string;
+  /** The cache entry found damaged (and so decoded again and rewritten): for a note line. */
+  cacheDamaged?: string;
   /** Wall time of the whole call (stat, cache, probe, decode). */
   seconds: number;
 }
@@ -152,9 +154,11 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
   const stamps = entries.map(stamp);
   const cacheDir = opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir;
   const key = decodeCacheKey(stamps, { size: opts.size, channels: opts.channels, background });
+  let cacheDamaged: string | undefined;
   if (cacheDir !== null) {
     const hit = await readDecodeCache(cacheDir, key);
-    if (hit) {
+    if (hit && 'damaged' in hit) cacheDamaged = hit.damaged;
+    else if (hit) {
       const first = hit.skipped[0];
       if (first && !opts.skipBad) throw badFileError(entries[first.index], first.reason);
       return {
@@ -248,6 +252,7 @@ export async function decodeImages(entries: readonly ImageEntry[], opts: DecodeO
     choice,
     cacheHit: false,
     seconds: 0,
+    ...(cacheDamaged ? { cacheDamaged } : {}),
   };
   if (cacheDir !== null) {
     try {

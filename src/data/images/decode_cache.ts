@@ -3,7 +3,8 @@
  * key hashes a format version, every file's absolute path, size and mtime, and the decode options
  * as requested (null = auto stays null, so the key is known before probing). Pixels are stored as
  * uint8 (x = u8 / 255 recomputed gives identical floats) next to a small JSON; the JSON is written
- * last, atomically, so a reader never sees a JSON without its complete pixels.
+ * last, atomically, so a reader never sees a JSON without its complete pixels. The JSON holds the
+ * pixels' sha256: a pixel file changed in place (same size) is found, not used.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { atomicWriteFile } from '../../fsutil.js';
 
 /** Bump when decoding changes what bytes a file gives (old entries then miss). */
-export const DECODE_CACHE_VERSION = 1;
+export const DECODE_CACHE_VERSION = 2;
 
 /** $SEMIGAN_CACHE_DIR, else $XDG_CACHE_HOME/semigan, else ~/.cache/semigan. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -51,6 +52,7 @@ interface CacheJson {
   skipped: CachedDecode['skipped'];
   n: number;
   kept: number;
+  sha256: string; // of the pixel file
 }
 
 const paths = (dir: string, key: string) => ({
@@ -58,15 +60,27 @@ const paths = (dir: string, key: string) => ({
   pixels: join(dir, `images-${key}.u8`),
 });
 
-/** The cached decode for `key`, or null (missing, or unreadable/inconsistent: treated as a miss). */
-export async function readDecodeCache(dir: string, key: string): Promise<CachedDecode | null> {
+const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The cached decode for `key`; null when there is none (missing, another version); `damaged`
+ * (with what is wrong and the file) when an entry exists but its pixels are not what was
+ * written: the caller decodes again, says so, and rewrites it.
+ */
+export async function readDecodeCache(
+  dir: string,
+  key: string,
+): Promise<CachedDecode | { damaged: string } | null> {
   const p = paths(dir, key);
   try {
     const meta = JSON.parse(await readFile(p.json, 'utf8')) as CacheJson;
     if (meta.version !== DECODE_CACHE_VERSION || meta.key !== key) return null;
     const pixels = await readFile(p.pixels);
     const [h, w, c] = meta.shape;
-    if (pixels.length !== meta.kept * h * w * c) return null;
+    if (pixels.length !== meta.kept * h * w * c)
+      return { damaged: `${p.pixels} holds ${pixels.length} bytes, ${meta.kept * h * w * c} expected` };
+    if (sha256Hex(pixels) !== meta.sha256)
+      return { damaged: `${p.pixels} does not match its checksum (changed after it was written)` };
     const dropped = new Set(meta.skipped.map((s) => s.index));
     if (meta.kept + dropped.size !== meta.n) return null;
     const kept = new Int32Array(meta.kept);
@@ -95,6 +109,7 @@ export async function writeDecodeCache(dir: string, key: string, n: number, d: C
     skipped: d.skipped,
     n,
     kept: d.kept.length,
+    sha256: sha256Hex(d.pixels),
   };
   await atomicWriteFile(p.pixels, Buffer.from(d.pixels.buffer, d.pixels.byteOffset, d.pixels.byteLength));
   await atomicWriteFile(p.json, JSON.stringify(meta) + '\n');

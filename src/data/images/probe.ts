@@ -23,6 +23,8 @@ export interface ImageProbe {
 }
 
 const HEAD_BYTES = 64 * 1024;
+/** probeImages' decode check shrinks to at most this many pixels a side as it decodes. */
+const DECODE_CHECK_SIZE = 64;
 const PNG_BANDS: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };
 /** Chunks that make sharp report something else than IHDR says (rotation, added alpha). */
 const PNG_SURPRISES = ['eXIf', 'tRNS', 'PLTE'];
@@ -102,7 +104,9 @@ export async function probeImages(
       const probe = await probeImageFile(path);
       if (opts.decode) {
         try {
-          await sharp(path).raw().toBuffer();
+          // Every pixel is read (a truncated file fails), streamed through a shrink so memory stays
+          // bounded whatever the image's size (a 16383x16383 decode would take 800 MB).
+          await sharp(path).resize(DECODE_CHECK_SIZE, DECODE_CHECK_SIZE, { fit: 'inside' }).raw().toBuffer();
         } catch (e) {
           throw new ImageDecodeError(`cannot decode (${oneLine(e)})`);
         }
