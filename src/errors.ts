@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'SEMIGAN_ERR_BACKEND'
   | 'SEMIGAN_ERR_EXPORT' // a run that cannot be exported (e.g. minibatch discrimination)
   | 'SEMIGAN_ERR_MODEL_DIR' // an exported model directory that is missing or malformed
-  | 'SEMIGAN_ERR_INPUT'; // an input to predict that cannot be read (undecodable image, CSV without a tabular model)
+  | 'SEMIGAN_ERR_INPUT' // an input to predict that cannot be read (undecodable image, CSV without a tabular model)
+  | 'SEMIGAN_ERR_BUSY'; // another process holds a lock for longer than semigan waits
 
 export class SemiganError extends Error {
   constructor(

@@ -1,5 +1,6 @@
 /** File-system helpers shared by checkpoints, sample grids, reports and exports. */
-import { mkdir, open, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { SemiganError } from './errors.js';
 import { basename, dirname, join, resolve } from 'node:path';
 
 let tmpCounter = 0;
@@ -97,19 +98,73 @@ export async function atomicWriteDir(
       await writeFileSynced(join(tmp, name), data);
     }
     await fsyncDir(tmp);
-    const now = state();
-    if (now === 'empty') await rmdir(out);
-    if (now === 'export') {
-      const old = join(parent, `.${basename(out)}.old-${stamp}`);
-      await rename(out, old);
-      await rename(tmp, out);
-      await rm(old, { recursive: true, force: true });
-    } else {
-      await rename(tmp, out);
-    }
+    // Writers of one directory take turns for the swap: the last one's files win, whole.
+    await withLockFile(join(parent, `.${basename(out)}.lock`), async () => {
+      const now = state();
+      if (now === 'empty') await rmdir(out);
+      if (now === 'export') {
+        const old = join(parent, `.${basename(out)}.old-${stamp}`);
+        await rename(out, old);
+        try {
+          await rename(tmp, out);
+        } catch (e) {
+          await rename(old, out).catch(() => {}); // put the earlier one back
+          throw e;
+        }
+        await rm(old, { recursive: true, force: true });
+      } else {
+        await rename(tmp, out);
+      }
+    });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw err;
   }
   await fsyncDir(parent);
+}
+
+/** How long a writer waits for another's lock before giving up (a swap takes milliseconds). */
+const LOCK_WAIT_MS = 30_000;
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Run `fn` holding `path` (created exclusively, holding our pid). A lock whose process is gone
+ * is taken over; a live one is waited for, up to LOCK_WAIT_MS.
+ */
+export async function withLockFile<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(await readFile(path, 'utf8').catch(() => ''));
+      if (pid > 0 && !processAlive(pid)) {
+        await unlink(path).catch(() => {});
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new SemiganError(
+          'SEMIGAN_ERR_BUSY',
+          `${path}: another process (pid ${pid || 'unknown'}) has been writing here for ${LOCK_WAIT_MS / 1000} s; try again once it is done`,
+        );
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(path).catch(() => {});
+  }
 }

@@ -505,6 +505,18 @@ test('export: an existing export needs --overwrite, a non-export directory is ne
   assert.ok(existsSync(join(run, 'checkpoint.bin')));
 });
 
+test('three export --overwrite into one directory at once: all succeed in turn, one whole export remains, nothing left over', async () => {
+  const out = join(tmp, 'race', 'model');
+  const runs = await Promise.all(
+    [0, 1, 2].map(() => runCli(['export', run, '--out', out, '--overwrite', '--backend', 'wasm', '--threads', '1'])),
+  );
+  for (const r of runs) ok(r);
+  assert.deepEqual(readdirSync(join(tmp, 'race')), ['model'], 'no .tmp, .old or .lock left');
+  const c = await Classifier.load(out); // checksums and shapes verified at load
+  assert.deepEqual(c.classes, classifier.classes);
+  c.dispose();
+});
+
 test("docs/model_format.md: the Node snippet (plain tfjs) runs verbatim and agrees with semigan's predictions", async () => {
   const doc = readFileSync(join(REPO, 'docs', 'model_format.md'), 'utf8');
   const m = /<!-- tested: node-snippet -->\s*```js\n([\s\S]*?)```/.exec(doc);
