@@ -642,12 +642,13 @@ export class Trainer {
       await writeCheckpoint(path, this.checkpoint());
     } catch (e) {
       if (!isFsError(e)) throw e;
-      const previous = existsSync(path)
-        ? `the previous checkpoint (epoch ${readCheckpoint<CheckpointMeta>(path).meta.epoch}) is intact`
-        : 'no checkpoint was written before';
+      // Advice that works: --resume needs a checkpoint; without one the run starts over.
+      const next = existsSync(path)
+        ? `the previous checkpoint (epoch ${readCheckpoint<CheckpointMeta>(path).meta.epoch}) is intact: fix that, then continue with --resume ${this.config.out}`
+        : `no checkpoint was written before, so there is nothing to resume: fix that, then start the run again with --overwrite`;
       throw new SemiganError(
         'SEMIGAN_ERR_RUN_DIR',
-        `${path}: writing the checkpoint failed (${describeFsError(e)}); ${previous}: fix that, then continue with --resume ${this.config.out}`,
+        `${path}: writing the checkpoint failed (${describeFsError(e)}); ${next}`,
       );
     }
     this.lastCheckpointAt = this.now();

@@ -199,6 +199,28 @@ test('a read-only --out fails at once, before the data loads; so does --resume o
   }
 });
 
+test('a full disk at the first checkpoint: the advice (start again with --overwrite) works once there is room', async (t) => {
+  const sized = join(tmp, 'sized-first');
+  ok(await train('--epochs', '1', '--iters-per-epoch', '1', '--preset', 'conv-small', '--out', sized));
+  const bytes = statSync(join(sized, 'checkpoint.bin')).size;
+  const full = mountTmpfs(`size=${Math.ceil((0.5 * bytes) / 4096) * 4096}`);
+  if (!full) return t.skip('cannot mount a tmpfs here (needs root)');
+  try {
+    const out = join(full, 'run');
+    const args = ['--epochs', '1', '--iters-per-epoch', '1', '--preset', 'conv-small', '--out', out];
+    const r = await train(...args);
+    assert.match(
+      cleanError(r),
+      /checkpoint\.bin: writing the checkpoint failed \(ENOSPC: no space left on the device\); no checkpoint was written before, so there is nothing to resume: fix that, then start the run again with --overwrite$/,
+    );
+    assert.equal(spawnSync('mount', ['-o', `remount,size=${Math.ceil((3 * bytes) / 4096) * 4096}`, full]).status, 0);
+    ok(await train(...args, '--overwrite'));
+    assert.equal(readCheckpoint<CheckpointMeta>(join(out, 'checkpoint.bin')).meta.epoch, 1);
+  } finally {
+    unmount(full);
+  }
+});
+
 test('a full disk while checkpointing: one line, and the previous checkpoint survives', async (t) => {
   const sized = join(tmp, 'sized');
   ok(await train('--epochs', '1', '--iters-per-epoch', '1', '--preset', 'conv-small', '--out', sized));
