@@ -60,7 +60,9 @@ interface Item {
 }
 
 const sha1 = (b: Uint8Array | string) => createHash('sha1').update(b).digest('hex');
-const plural = (n: number, s: string) => `${n.toLocaleString('en-US')} ${s}${n === 1 ? '' : 's'}`;
+/** "1 file", "2 files", "2 classes" (words ending in s, x, ch or sh take -es). */
+const plural = (n: number, s: string) =>
+  `${n.toLocaleString('en-US')} ${s}${n === 1 ? '' : /(s|x|ch|sh)$/.test(s) ? 'es' : 's'}`;
 const firstFew = (xs: string[]) =>
   xs.slice(0, SHOW).join('; ') + (xs.length > SHOW ? `; ... (${xs.length} in all)` : '');
 

@@ -118,14 +118,22 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
  */
 export async function serveCommand(modelDir: string, options: Partial<ServeOptions> = {}): Promise<number> {
   const o: ServeOptions = { ...DEFAULT_SERVE_OPTIONS, ...options };
+  // An empty token would turn authentication off without a word: refuse it.
+  if (o.token === '') throw configError('--token is empty; give the token clients must send, or leave --token out');
+  if (!o.token && process.env.SEMIGAN_TOKEN === '')
+    throw configError('$SEMIGAN_TOKEN is set but empty; set it to the token clients must send, or unset it');
   o.token = o.token || process.env.SEMIGAN_TOKEN || null;
   if (cluster.isWorker) return runServer(modelDir, o);
   checkOptions(modelDir, o);
+  return o.workers > 1 ? runPrimary(modelDir, o) : runServer(modelDir, o);
+}
+
+/** Once listening (not before: a --host that cannot be bound fails without it). */
+function warnIfOpen(o: ServeOptions): void {
   if (!o.token && !isLoopback(o.host))
     log(
       `warning: listening on ${o.host} without a token; anyone who can reach it can use it (set SEMIGAN_TOKEN or --token)`,
     );
-  return o.workers > 1 ? runPrimary(modelDir, o) : runServer(modelDir, o);
 }
 
 const settingsText = (o: ServeOptions) =>
@@ -167,6 +175,7 @@ async function runServer(modelDir: string, o: ServeOptions): Promise<number> {
       `${modelDir}: ${classifier.classes.length} classes, input ${classifier.metadata.inputShape.join('x')}; ${engineText}`,
     );
     log(`listening on ${server.url} (${settingsText(o)})`);
+    warnIfOpen(o);
     const ready: ServeReady = { url: server.url, host: o.host, port: server.port, workers: 1, pid: process.pid };
     process.stdout.write(JSON.stringify(ready) + '\n');
   }
@@ -232,6 +241,7 @@ function runPrimary(modelDir: string, o: ServeOptions): Promise<number> {
         log(
           `${modelDir}: ${o.workers} workers listening on ${formatUrl(o.host, port)} (${settingsText(o)}); primary ${process.pid}`,
         );
+        warnIfOpen(o);
         const ready: ServeReady = {
           url: formatUrl(o.host, port),
           host: o.host,

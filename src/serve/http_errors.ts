@@ -43,7 +43,7 @@ export const HTTP_ERRORS = {
   },
   SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
-    when: 'a POST whose Content-Type is not image/png, image/jpeg, image/webp or application/json',
+    when: 'a POST whose Content-Type is not image/png, image/jpeg, image/webp or application/json, or whose body is compressed (Content-Encoding)',
   },
   SEMIGAN_ERR_UNDECODABLE_IMAGE: { status: 422, when: 'image bytes that cannot be decoded (names the image)' },
   SEMIGAN_ERR_IMAGE_TOO_LARGE: {

@@ -250,13 +250,15 @@ export class PredictionServer {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
-      const route = this.routes[path];
+      const route = Object.hasOwn(this.routes, path) ? this.routes[path] : undefined;
+      // With a token, only /healthz answers without it: an unknown path too asks for it first,
+      // so which paths exist is not told to whoever has no token.
+      if (this.tokenHash && route?.auth !== false) this.authorize(req);
       if (!route)
         throw new HttpError(
           'SEMIGAN_ERR_NOT_FOUND',
           `no such path: ${path}; the server answers POST /v1/predict, GET /v1/metadata and GET /healthz`,
         );
-      if (route.auth && this.tokenHash) this.authorize(req);
       if (!route.methods.includes(req.method ?? '')) {
         throw new HttpError(
           'SEMIGAN_ERR_METHOD_NOT_ALLOWED',
@@ -304,6 +306,12 @@ export class PredictionServer {
         `${type ? `Content-Type ${type}` : 'no Content-Type'} is not accepted; send an image (${IMAGE_TYPES.join(', ')}) or ${JSON_TYPE} ({"inputs": [[...]]} or {"images": ["<base64>"]})`,
       );
     }
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity')
+      throw new HttpError(
+        'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE',
+        `Content-Encoding ${encoding} is not accepted; send the body uncompressed (no Content-Encoding)`,
+      );
     const tabular = this.classifier.metadata.preprocessing;
     if (isImage && tabular.type === 'tabular') {
       throw new HttpError(

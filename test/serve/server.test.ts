@@ -7,6 +7,7 @@
  */
 import { runCli } from '../lib/cli.js';
 import { grayPng } from '../lib/tiny_run.js';
+import { gzipSync } from 'node:zlib';
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -578,9 +579,27 @@ describe('in-process server', () => {
       const h = await request(s.url + '/healthz');
       assert.equal(h.status, 200);
       assert.equal(h.body.status, 'ok');
+      // An unknown path asks for the token first: which paths exist is not told without it.
+      const unknown = await request(s.url + '/admin');
+      assert.equal(unknown.status, 401);
+      assert.equal(
+        (await request(s.url + '/admin', { headers: { authorization: 'Bearer s3cret-token' } })).status,
+        404,
+      );
+      assert.equal(
+        (await request(s.url + '/__proto__', { headers: { authorization: 'Bearer s3cret-token' } })).status,
+        404,
+      );
     } finally {
       await s.shutdown();
     }
+  });
+
+  test('a compressed body (Content-Encoding: gzip) is refused with 415, not read as raw bytes', async () => {
+    const r = await postImage(server.url, gzipSync(pngs[0]), 'image/png', { 'content-encoding': 'gzip' });
+    assert.equal(r.status, 415);
+    assert.equal(r.body.error.code, 'SEMIGAN_ERR_UNSUPPORTED_MEDIA_TYPE');
+    assert.match(r.body.error.message, /^Content-Encoding gzip is not accepted; send the body uncompressed/);
   });
 
   test('docs/serving.md: the error table is the code table (code, HTTP status, in order)', () => {
@@ -751,6 +770,20 @@ describe('semigan serve (child processes)', () => {
     const busy = await runCli(['serve', modelDir, '--port', String(server.port), '--backend', 'wasm']);
     assert.equal(busy.code, 1);
     assert.match(busy.stderr, new RegExp(`^error: http://127.0.0.1:${server.port}: the port is already in use`, 'm'));
+    const empty = await runCli(['serve', modelDir, '--port', '0', '--token', '']);
+    assert.equal(empty.code, 1);
+    assert.equal(
+      empty.stderr.trim(),
+      'error: --token is empty; give the token clients must send, or leave --token out',
+    );
+    const emptyEnv = await runCli(['serve', modelDir, '--port', '0'], { SEMIGAN_TOKEN: '' });
+    assert.equal(emptyEnv.code, 1);
+    assert.match(emptyEnv.stderr.trim(), /^error: \$SEMIGAN_TOKEN is set but empty/);
+    // A host that cannot be bound fails without first warning that it listens without a token.
+    const host = await runCli(['serve', modelDir, '--port', '0', '--host', '203.0.113.7', '--backend', 'wasm']);
+    assert.equal(host.code, 1);
+    assert.doesNotMatch(host.stderr, /without a token/);
+    assert.match(host.stderr, /^error: --host 203.0.113.7: not an address of this machine/m);
   });
 });
 

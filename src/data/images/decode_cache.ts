@@ -67,10 +67,7 @@ const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex'
  * (with what is wrong and the file) when an entry exists but its pixels are not what was
  * written: the caller decodes again, says so, and rewrites it.
  */
-export async function readDecodeCache(
-  dir: string,
-  key: string,
-): Promise<CachedDecode | { damaged: string } | null> {
+export async function readDecodeCache(dir: string, key: string): Promise<CachedDecode | { damaged: string } | null> {
   const p = paths(dir, key);
   try {
     const meta = JSON.parse(await readFile(p.json, 'utf8')) as CacheJson;
