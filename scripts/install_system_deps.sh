@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages semigan's tests and benchmarks use (run as root):
+# Debian packages semigan's tests and benchmarks use (as root, or through sudo):
 #   dataset-fashion-mnist   the real Fashion-MNIST idx files (/usr/share/datasets/fashion-mnist)
 #   libopenblas-openmp-dev  OpenBLAS for the optional native matMul addon (src/native/, built by
 #                           npm install): the wasm backend's matMuls on every core. The OpenMP
@@ -13,6 +13,11 @@ pkgs=(dataset-fashion-mnist libopenblas-openmp-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  as_root=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || { echo "install_system_deps.sh: run it as root (needs apt-get for: ${missing[*]})" >&2; exit 1; }
+    as_root=(sudo)
+  fi
+  "${as_root[@]}" apt-get update -q
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi

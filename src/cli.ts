@@ -72,7 +72,7 @@ program
   .command('train')
   .description('train a K+1-class discriminator (and its generator) on partially labeled data')
   .option('--data <spec>', `training data: ${SPEC_HELP}`, d.dataset)
-  .addOption(new Option('--dataset <name>', 'same as --data (older name)').hideHelp())
+  .addOption(new Option('--dataset <name>', 'same as --data (the older name, still accepted)'))
   .option('--data-dir <dir>', 'built-in datasets: folder holding the four idx files (overrides the built-in location)')
   .option('--test <spec>', 'your own data: the test set (same kind and classes as --data)')
   .option(

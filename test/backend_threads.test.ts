@@ -89,7 +89,7 @@ test('an addon that cannot load: training runs on 1 wasm thread and says why, in
   });
   assert.match(
     r.stderr,
-    /^backend: wasm \([^\n]*\); 1 thread \(native kernels addon not built \(install libopenblas-dev, then npm run build:native\); wasm runs one thread in Node\)$/m,
+    /^backend: wasm \([^\n]*\); 1 thread \(native kernels addon not built: run scripts\/install_system_deps.sh as root \(Debian\/Ubuntu: OpenBLAS\), then npm run build:native; wasm runs one thread in Node\)$/m,
   );
   assert.equal(r.config.threadsUsed, 1);
   assert.ok(Number.isFinite(r.metrics[0].loss_lab));

@@ -4,19 +4,40 @@
  *
  *   npm run build:native            # a one-line note and exit 0 when OpenBLAS is missing
  *   node dist/scripts/tools/build_native.js --strict   # exit 1 instead
+ *   node dist/scripts/tools/build_native.js --if-stale # only when the addon is missing or older
+ *       than its sources, silent when there is nothing to do (npm start and npm test run this,
+ *       so OpenBLAS installed after `npm install` is picked up by the next start or test run)
  *
- * Needs OpenBLAS's headers and library (Debian: libopenblas-dev, which
+ * Needs OpenBLAS's headers and library (Debian: libopenblas-openmp-dev, which
  * scripts/install_system_deps.sh installs), a C compiler and Node's headers. Without the addon,
  * semigan runs exactly as before, on one wasm thread, and says so at start-up.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 
 const ROOT = PACKAGE_ROOT;
 const NATIVE = join(ROOT, 'src', 'native');
 const strict = process.argv.includes('--strict');
+const ifStale = process.argv.includes('--if-stale');
+const ADDON = join(NATIVE, 'build', 'Release', 'semigan_native.node');
+/** Where Debian's and most distributions' OpenBLAS put cblas.h. */
+const CBLAS_HEADERS = [
+  '/usr/include/cblas.h',
+  '/usr/include/openblas/cblas.h',
+  '/usr/include/x86_64-linux-gnu/cblas.h',
+  '/usr/include/aarch64-linux-gnu/cblas.h',
+];
+
+const mtime = (p: string) => (existsSync(p) ? statSync(p).mtimeMs : -1);
+if (ifStale) {
+  const built = mtime(ADDON);
+  const sources = Math.max(mtime(join(NATIVE, 'semigan_native.c')), mtime(join(NATIVE, 'binding.gyp')));
+  if (built >= sources) process.exit(0); // up to date
+  // Missing and no OpenBLAS to build it with: the start-up line already says so, once.
+  if (built < 0 && !CBLAS_HEADERS.some((h) => existsSync(h))) process.exit(0);
+}
 
 function give(reason: string): never {
   process.stderr.write(`semigan: native kernels addon not built (${reason}); the wasm backend will use 1 thread\n`);
@@ -59,7 +80,7 @@ const run = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--
 if (run.status !== 0) {
   const out = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   if (/cblas\.h.*No such file|cannot find -lopenblas/.test(out))
-    give('OpenBLAS not installed: apt-get install libopenblas-dev');
+    give('OpenBLAS not installed: run scripts/install_system_deps.sh as root, or apt-get install libopenblas-openmp-dev');
   const firstError =
     out
       .split('\n')

@@ -36,10 +36,11 @@ export async function trainCommand(
       throw configError(
         `--resume takes the run's saved config; only --epochs, --max-minutes, --checkpoint-minutes, --backend, --threads and --matmul may be given (got ${extra.map((k) => '--' + k).join(', ')})`,
       );
-    const done = ckpt.meta.epoch + (ckpt.meta.epochIter > 0 ? 1 : 0);
-    if (options.epochs !== undefined && options.epochs < done)
+    // The least --epochs that trains anything: the epoch in progress, or the next one.
+    const least = ckpt.meta.epoch + 1;
+    if (options.epochs !== undefined && options.epochs < least)
       throw configError(
-        `--epochs ${options.epochs}: ${resume} has already ${ckpt.meta.epochIter > 0 ? 'started' : 'completed'} epoch ${done}; give --epochs ${done} or more to continue it (or leave --epochs out: ${ckpt.meta.config.epochs})`,
+        `--epochs ${options.epochs}: ${resume} has already ${ckpt.meta.epochIter > 0 ? `started epoch ${least}` : `completed epoch ${ckpt.meta.epoch}`}; give --epochs ${least} or more to continue it (or leave --epochs out: ${ckpt.meta.config.epochs})`,
       );
     // The time budget is the run's, over all its invocations: a resumed run spends what is left
     // of it (the plan stays the same), or the new total given now.

@@ -103,7 +103,7 @@ test('MNIST-derived CSV: the id column is not a number unless dropped', () => {
     () => readTabularCsv(mnistCsv, { labelColumn: 'digit' }),
     mnistCsv,
     2,
-    /column "image": value "t10k\/0" is not a number/,
+    /column "image": value "t10k\/0" is not a number \(features must be numbers: leave a text column such as an id or a file name out with --drop-columns image, or name the feature columns with --features\)/,
   );
 });
 
@@ -234,7 +234,7 @@ test('bad rows name FILE:LINE, the column and the value', () => {
     () => readTabularCsv(nonNum, { labelColumn: 'label' }),
     nonNum,
     4,
-    /column "b": value "abc" is not a number .*missing values are not supported/,
+    /column "b": value "abc" is not a number .*--drop-columns b/,
   );
   const empty = csv('emptyval.csv', 'a,b,label\n,2,x\n');
   throwsAt(

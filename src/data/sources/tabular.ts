@@ -275,8 +275,9 @@ function badRow(
       return `column ${quote(columns[c])} is empty (missing values are not supported: fill them in or remove the row)`;
     const num = NUMBER.test(v) ? Number(v) : NaN;
     if (!isFiniteFloat32(num)) {
-      const why = NUMBER.test(v) ? 'is out of the float32 range' : 'is not a number';
-      return `column ${quote(columns[c])}: value ${quote(v)} ${why} (features must be finite numbers; missing values are not supported)`;
+      if (NUMBER.test(v))
+        return `column ${quote(columns[c])}: value ${quote(v)} is out of the float32 range (features must be finite numbers)`;
+      return `column ${quote(columns[c])}: value ${quote(v)} is not a number (features must be numbers: leave a text column such as an id or a file name out with --drop-columns ${columns[c]}, or name the feature columns with --features)`;
     }
     x[offset + j] = num;
   }
