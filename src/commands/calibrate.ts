@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { loadData } from '../data/load.js';
 import { configError } from '../errors.js';
 import { writeCheckpoint } from '../train/checkpoint.js';
@@ -34,7 +34,7 @@ export interface CalibrateOptions {
 export async function calibrateCommand(runDir: string, opts: CalibrateOptions): Promise<ExportChoice> {
   lockRunDir(runDir, 'calibrate');
   const ckpt = readRun(runDir);
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = runConfig(ckpt.meta);
   const data = await loadData({ ...config, val: opts.val }, log);
   if (data.labeled.length < ckpt.meta.data.labeled)

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { prepareTestData } from '../data/prepare.js';
 import { loadLabeledExamples, loadTestData } from '../data/load.js';
 import { absoluteSpec, parseDataSpec } from '../data/sources/spec.js';
@@ -64,7 +64,7 @@ async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<Evalu
       `--data and --data-dir are for exported models; ${runDir} is a run, evaluated on its own test split (${ckpt.meta.config.dataset})`,
     );
   }
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = runConfig(ckpt.meta);
   const test = await loadTestData({ ...config, testLimit: opts.testLimit ?? config.testLimit });
   const { model, weights, choice } = loadExportedDiscriminator(ckpt);
@@ -123,7 +123,7 @@ async function customTestSet(
 }
 
 async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promise<EvaluationReport> {
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const classifier = await Classifier.load(modelDir);
   try {
     const trained = classifier.metadata.training?.config;

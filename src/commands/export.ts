@@ -1,4 +1,4 @@
-import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { exportRun, type ExportFormat, type ExportResult } from '../export/exporter.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
@@ -16,7 +16,7 @@ export async function exportCommand(
     matmul?: MatMulChoice;
   } = {},
 ): Promise<ExportResult> {
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const r = await exportRun(runDir, out, { overwrite: opts.overwrite, format: opts.format, name: opts.name });
   const acc =
     r.testAccuracy === null

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { readIdxImages } from '../data/sources/idx.js';
 import { SemiganError, inputError } from '../errors.js';
 import type { ClassifierMetadata, TabularPreprocessing } from '../export/metadata.js';
@@ -104,7 +104,7 @@ export async function predictCommand(
   inputs: string[],
   opts: { topK?: number; backend?: BackendChoice; threads?: number | null; matmul?: MatMulChoice } = {},
 ): Promise<PredictOutput> {
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const classifier = await Classifier.load(modelDir);
   try {
     const { metadata } = classifier;

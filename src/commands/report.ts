@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { loadData } from '../data/load.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
 import { argmaxRows, classificationReport } from '../eval/metrics.js';
@@ -84,7 +84,7 @@ export async function reportCommand(
   const ckpt = readRun(mainDir);
   const config = runConfig(ckpt.meta);
 
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const data = await loadData(config, log);
   const images = !data.train.features;
   const { model, weights, choice } = loadExportedDiscriminator(ckpt);

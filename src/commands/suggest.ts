@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice, type MatMulChoice } from '../backend.js';
+import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
 import { loadData } from '../data/load.js';
 import { dataError } from '../errors.js';
@@ -31,7 +31,7 @@ export async function suggestCommand(
   opts: SuggestOptions,
 ): Promise<{ unlabeled: number; suggestions: Suggestion[] }> {
   const ckpt = readRun(runDir);
-  await initBackend(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
+  await initBackendAndSay(opts.backend ?? 'auto', { threads: opts.threads, matmul: opts.matmul });
   const config = runConfig(ckpt.meta);
   const data = await loadData(config, log);
   const isLabeled = new Uint8Array(data.train.n);

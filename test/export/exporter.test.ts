@@ -52,10 +52,13 @@ function ok(r: CliResult): CliResult {
   return r;
 }
 
-/** A failed command: exit 1 and exactly one stderr line, `error: ...`. */
+/** A failed command: exit 1 and exactly one stderr line, `error: ...` (after the backend line, if it got that far). */
 function oneLineError(r: CliResult): string {
   assert.equal(r.code, 1, `expected exit 1; stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
-  const lines = r.stderr.split('\n').filter((l) => l.trim());
+  const lines = r.stderr
+    .split('\n')
+    .filter((l) => l.trim())
+    .filter((l, i) => !(i === 0 && l.startsWith('backend: ')));
   assert.equal(lines.length, 1, `one stderr line, got:\n${r.stderr}`);
   assert.match(lines[0], /^error: /);
   return lines[0];
