@@ -157,7 +157,10 @@ export const describeBackend = (b: BackendInfo) => `backend: ${b.name} (${b.reas
  * initBackend, then its one line on stderr (the backend, its threads, and why): every command
  * that runs a model says what it runs on.
  */
-export async function initBackendAndSay(choice: BackendChoice = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
+export async function initBackendAndSay(
+  choice: BackendChoice = 'auto',
+  opts: BackendOptions = {},
+): Promise<BackendInfo> {
   const info = await initBackend(choice, opts);
   process.stderr.write(describeBackend(info) + '\n');
   return info;

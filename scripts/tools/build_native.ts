@@ -80,7 +80,9 @@ const run = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--
 if (run.status !== 0) {
   const out = `${run.stdout ?? ''}\n${run.stderr ?? ''}`;
   if (/cblas\.h.*No such file|cannot find -lopenblas/.test(out))
-    give('OpenBLAS not installed: run scripts/install_system_deps.sh as root, or apt-get install libopenblas-openmp-dev');
+    give(
+      'OpenBLAS not installed: run scripts/install_system_deps.sh as root, or apt-get install libopenblas-openmp-dev',
+    );
   const firstError =
     out
       .split('\n')

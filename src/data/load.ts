@@ -38,6 +38,8 @@ export interface LoadOptions extends DataOptions {
 
 /** Used when neither --test nor --test-split is given for a user's dataset. */
 export const DEFAULT_TEST_SPLIT = 0.2;
+/** A held-out test set smaller than this gets a warning: accuracy then moves in steps of over 1 point. */
+export const SMALL_TEST_SET = 100;
 const CUSTOM_ONLY = ['test', 'testSplit', 'size', 'channels', 'labelColumn', 'features'] as const;
 
 type Log = (line: string) => void;
@@ -75,6 +77,10 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     train = subset(all, keep);
     test = subset(all, rows);
     testText = `test = ${(fraction * 100).toFixed(0)}% of each class's labeled examples (--test-split ${fraction}, stratified, seed-data ${o.seedData})`;
+    if (test.n < SMALL_TEST_SET)
+      log(
+        `warning: the test set holds only ${test.n} examples (--test-split ${fraction} of the labels): one error moves the accuracy by ${(100 / Math.max(1, test.n)).toFixed(1)} points; label more examples or give --test SPEC for a figure to trust`,
+      );
     if (emptyClasses.length)
       log(
         `warning: too few labels to hold out test examples of ${emptyClasses.map((c) => `'${classes[c]}'`).join(', ')}; the test set has none of them`,

@@ -59,7 +59,10 @@ export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: 
 export function loadNative(path?: string): NativeLoad {
   const found = path ?? ADDON_PATH;
   if (!existsSync(found))
-    return { ok: false, why: 'native kernels addon not built: run scripts/install_system_deps.sh as root (Debian/Ubuntu: OpenBLAS), then npm run build:native' };
+    return {
+      ok: false,
+      why: 'native kernels addon not built: run scripts/install_system_deps.sh as root (Debian/Ubuntu: OpenBLAS), then npm run build:native',
+    };
   try {
     const addon = createRequire(import.meta.url)(found) as NativeAddon;
     if (

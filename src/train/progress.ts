@@ -23,6 +23,8 @@ export interface ProgressOptions {
   interval?: number;
   /** Clock in ms; injectable for tests. */
   now?: () => number;
+  /** Appended to each line, e.g. the whole run's time left ("run 1h02m left"); null: nothing. */
+  suffix?: (i: number, secondsPerIteration: number) => string | null;
 }
 
 export interface Progress {
@@ -35,6 +37,8 @@ export interface Progress {
 const BAR_WIDTH = 20;
 /** Redraw at most ~5 times per second: faster is unreadable and costs terminal I/O. */
 const REDRAW_MS = 200;
+/** Non-TTY: a line at least this often, whatever the interval (slow iterations: conv-large). */
+const PLAIN_EVERY_MS = 60_000;
 
 export function createProgress(opts: ProgressOptions): Progress {
   const stream = opts.stream ?? process.stderr;
@@ -44,6 +48,7 @@ export function createProgress(opts: ProgressOptions): Progress {
   const interval = Math.max(1, Math.round(opts.interval ?? total / 10));
   const start = now();
   let lastDraw = -Infinity;
+  let lastPlain = start;
   let barShown = false;
 
   const line = (i: number, stats: Record<string, number>) => {
@@ -56,6 +61,8 @@ export function createProgress(opts: ProgressOptions): Progress {
     }
     parts.push(`${i}/${total}`, `${formatDuration(elapsed)}<${formatDuration(perIt * (total - i))}`, formatRate(perIt));
     for (const [k, v] of Object.entries(stats)) parts.push(`${k} ${formatStat(v)}`);
+    const extra = opts.suffix?.(i, perIt);
+    if (extra) parts.push(extra);
     return parts.join(' ');
   };
 
@@ -70,7 +77,8 @@ export function createProgress(opts: ProgressOptions): Progress {
         if (stream.columns && text.length >= stream.columns) text = text.slice(0, stream.columns - 1);
         stream.write(`\r${text}\x1b[K`);
         barShown = true;
-      } else if (i % interval === 0 || i === total) {
+      } else if (i % interval === 0 || i === total || now() - lastPlain >= PLAIN_EVERY_MS) {
+        lastPlain = now();
         stream.write(line(i, stats) + '\n');
       }
     },

@@ -41,7 +41,7 @@ import {
   type TrainResult,
 } from './run_dir.js';
 import { describeFsError, isFsError } from '../fsutil.js';
-import { createProgress, type ProgressStream } from './progress.js';
+import { createProgress, formatDuration, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
 import { chooseExport, validationLogitsOf, type ExportChoice, type ValidationLogits } from './weight_choice.js';
 import { classificationReport } from '../eval/metrics.js';
@@ -433,6 +433,7 @@ export class Trainer {
         total: this.itersPerEpoch,
         label: `epoch ${this.epoch + 1}/${planned()}`,
         stream: this.io.progressStream,
+        suffix: (i, perIt) => this.timeLeftText(clock, secondsNow, i, perIt),
       }),
       stoppedEarly: false,
     };
@@ -469,6 +470,20 @@ export class Trainer {
         await this.saveCheckpoint();
     }
     return run;
+  }
+
+  /**
+   * The whole run's time left, for the progress line: what the budget has left, or this epoch's
+   * rest plus the later epochs at the measured pace (null before any pace is known).
+   */
+  private timeLeftText(clock: RunClock, secondsNow: () => number, i: number, perIt: number): string | null {
+    if (Number.isFinite(clock.budgetSeconds) && this.timePlanned)
+      return `budget ${formatDuration(clock.budgetSeconds - secondsNow())} left`;
+    const epochSeconds = clock.pace.epochSeconds();
+    if (epochSeconds === null || !Number.isFinite(perIt)) return null;
+    const later = this.plannedEpochs - this.epoch - 1;
+    if (later <= 0) return null; // the epoch's own ETA says it
+    return `run ${formatDuration(perIt * (this.itersPerEpoch - i) + later * epochSeconds)} left`;
   }
 
   /** A finished epoch: evaluate, log, append its metrics, checkpoint, draw samples. */

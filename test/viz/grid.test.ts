@@ -112,6 +112,24 @@ test('progress on a non-TTY prints plain lines every ~10% with counts, times and
   assert.equal(chunks[10], 'epoch 3/10 done in 30s\n');
 });
 
+test('progress on a non-TTY: a line at least every minute for slow iterations, and the run-level suffix', () => {
+  const { chunks, stream } = fakeStream(false);
+  let t = 0;
+  const p = createProgress({
+    total: 100,
+    label: 'epoch 1/3',
+    stream,
+    now: () => t,
+    suffix: (i, perIt) => `run ${formatDuration(perIt * (100 - i) + 2 * 100 * perIt)} left`,
+  });
+  for (let i = 1; i <= 3; i++) {
+    t += 40_000; // 40 s per iteration: 10% of the epoch would be 400 s between lines
+    p.tick(i, {});
+  }
+  // 40 s: nothing yet; 80 s: a line (60 s since the start); 120 s: 40 s since the last, nothing.
+  assert.deepEqual(chunks, ['epoch 1/3 2/100 1m20s<1h05m 40.00s/it run 3h18m left\n']);
+});
+
 test('progress on a TTY redraws one bar line at most every 200 ms and done() clears it', () => {
   const { chunks, stream } = fakeStream(true);
   let t = 0;
