@@ -56,7 +56,12 @@ async function tryTensorflow(): Promise<{ ok: true; pkg: string } | { ok: false;
       whys.push(`${pkg} loaded but the tensorflow backend did not initialize`);
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
-      whys.push(`${pkg}: ${msg.length > 120 ? msg.slice(0, 117) + '...' : msg}`);
+      const short = /Cannot find (package|module)/.test(msg)
+        ? 'not installed'
+        : msg.length > 120
+          ? msg.slice(0, 117) + '...'
+          : msg;
+      whys.push(`${pkg}: ${short}`);
     }
   }
   return { ok: false, why: whys.join('; ') };
@@ -127,12 +132,12 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
     }
     if (choice === 'tensorflow')
       throw backendError(
-        `--backend tensorflow: no native TensorFlow package could load (${t.why}); install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node with its libtensorflow, or use --backend wasm`,
+        `--backend tensorflow: no native TensorFlow package could load (${t.why}); install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node with its libtensorflow (docs/speed.md#gpu), or use --backend wasm`,
       );
     if (await tryWasm())
       return {
         name: 'wasm',
-        reason: 'native TensorFlow unavailable (tfjs-node-gpu / tfjs-node not loadable), wasm is the fastest available',
+        reason: `no native TensorFlow (${t.why}; for a GPU see docs/speed.md#gpu), wasm is the fastest available`,
         ...setUpWasm(opts),
       };
   } else if (choice === 'wasm') {
