@@ -67,7 +67,7 @@ const webp = await sharp({ create: { width: 5000, height: 5000, channels: 3, bac
   .webp({ lossless: true })
   .toBuffer();
 const body = JSON.stringify({ images: new Array(Number(values.images)).fill(webp.toString('base64')) });
-const small = await sharp({ create: { width: 28, height: 28, channels: 1, background: { r: 0, g: 0, b: 0 } } })
+const small = await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 0, g: 0, b: 0 } } })
   .png()
   .toBuffer();
 
