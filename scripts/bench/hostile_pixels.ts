@@ -93,7 +93,7 @@ for (const b of builds) {
   const smallStatus = await fetch(s.url + '/v1/predict', {
     method: 'POST',
     headers: { 'content-type': 'image/png' },
-    body: small,
+    body: small as unknown as BodyInit,
     signal: AbortSignal.timeout(cap),
   })
     .then((r) => r.status)
