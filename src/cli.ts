@@ -164,6 +164,17 @@ program
   .option('--iters-per-epoch <n>', 'iterations per epoch (default: unlabeled size / batch size)', int)
   .option('--batch-size <n>', 'rows per batch from each source (labeled, unlabeled, generated)', int, d.batchSize)
   .option('--lr <x>', 'Adam learning rate', num, d.lr)
+  .option('--lr-g <x>', "G's learning rate, on the same schedule (default: --lr)", num)
+  .option(
+    '--unlabeled-batch <n>',
+    "unlabeled rows in each D step (default: --batch-size); G's step keeps --batch-size",
+    int,
+  )
+  .option(
+    '--ramp-up <share>',
+    'consistency and entropy weights rise as exp(-5 (1 - p/share)^2) over this share of the plan (0: off)',
+    num,
+  )
   .option('--beta1 <x>', 'Adam beta1', num, d.beta1)
   .addOption(
     new Option(

@@ -26,6 +26,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   // Beyond the paper (docs/techniques.md); 0 = off, the paper's recipe.
   consistency: number; // CT-GAN: weight of D's consistency on the unlabeled batch passed twice
   entropy: number; // Bad GAN: weight of D's conditional entropy on unlabeled data (minimized)
+  rampUp: number; // consistency and entropy weights rise as exp(-5 (1 - p / rampUp)^2) over this share of the plan (0 = full from the start)
   pullAway: number; // Bad GAN / EBGAN: weight of the pull-away term on G's sample features
   // The image track (not permutation-invariant): random shifts of the labeled batch and of the
   // consistency term's second look at the unlabeled rows (data/augment.ts).
@@ -34,7 +35,9 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   epochs: number; // total epochs (paper: 300); with --max-minutes a cap (default: none)
   itersPerEpoch: number | null; // default: unlabeled examples / batch size (600 on MNIST)
   batchSize: number; // per source: labeled, unlabeled and generated each get this many rows
-  lr: number; // Adam learning rate (paper MNIST: 0.003)
+  unlabeledBatch: number | null; // unlabeled rows in D's step (VAT: 250 beside 100 labeled); null: batchSize
+  lr: number; // Adam learning rate (paper MNIST: 0.003); D's, and G's unless lrG is set
+  lrG: number | null; // G's learning rate (Bad GAN: 1e-3 with D's 3e-3); null: --lr
   beta1: number; // Adam beta1 (0.5: GAN-stable)
   beta2: number;
   lrDecayStart: number | null; // legacy: from this epoch on, lr decays linearly to 0 at `epochs` (per epoch)
@@ -89,6 +92,9 @@ export const DEFAULT_CONFIG: TrainConfig = {
   itersPerEpoch: null,
   batchSize: 100,
   lr: 0.003,
+  lrG: null,
+  unlabeledBatch: null,
+  rampUp: 0,
   beta1: 0.5,
   beta2: 0.999,
   lrDecayStart: null,
@@ -199,6 +205,9 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   itersPerEpoch: nullable(positiveInt),
   batchSize: positiveInt,
   lr: positiveNum,
+  lrG: nullable(positiveNum),
+  unlabeledBatch: nullable(positiveInt),
+  rampUp: (v) => (typeof v === 'number' && v >= 0 && v < 1 ? null : 'a share of the plan in [0, 1)'),
   beta1: unit,
   beta2: unit,
   lrDecayStart: nullable(nonNegInt),

@@ -140,3 +140,14 @@ export class Pace {
     return ((msPerStep * this.itersPerEpoch) / 1000) * (1 + this.evalShare);
   }
 }
+
+/**
+ * The weight multiplier of the consistency and entropy terms at plan progress p: the Gaussian
+ * ramp-up of Laine & Aila (2017) and mean teacher, exp(-5 (1 - p / r)^2) until p = r, then 1.
+ * r = 0: no ramp. It follows the same clock as the lr: a time budget's plan.
+ */
+export function rampUpFactor(p: number, r: number): number {
+  if (r <= 0 || p >= r) return 1;
+  const t = 1 - Math.max(0, p) / r;
+  return Math.exp(-5 * t * t);
+}

@@ -23,7 +23,7 @@ import {
 } from './losses.js';
 import { HistoricalAverage } from './historical_averaging.js';
 import type { TrainConfig } from './config.js';
-import { lrAtStep, Pace, planEpochs } from './schedule.js';
+import { lrAtStep, Pace, planEpochs, rampUpFactor } from './schedule.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
 import {
   appendMetrics,
@@ -170,6 +170,11 @@ export class Trainer {
     return this.config.maxMinutes !== null && this.config.schedule !== 'constant';
   }
 
+  /** The consistency and entropy weights' ramp-up factor for the step about to run. */
+  rampNow(): number {
+    return rampUpFactor(this.step / (this.plannedEpochs * this.itersPerEpoch), this.config.rampUp);
+  }
+
   /** The lr of the step about to run. */
   lrNow(): number {
     return lrAtStep(this.config, this.step, this.plannedEpochs * this.itersPerEpoch, this.itersPerEpoch);
@@ -214,10 +219,18 @@ export class Trainer {
     ]);
   }
 
+  /** Unlabeled rows in each D step (--unlabeled-batch, default --batch-size). */
+  private get unlabeledBatch(): number {
+    return this.config.unlabeledBatch ?? this.config.batchSize;
+  }
+
   private newOrders(): EpochOrders {
     const len = this.itersPerEpoch * this.config.batchSize;
     const lab = permutedOrder(this.rng, this.data.labeled.length, len);
-    const unl = this.config.mode === 'gan' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
+    const gan = this.config.mode === 'gan';
+    const unl = gan
+      ? permutedOrder(this.rng, this.data.train.n, this.itersPerEpoch * this.unlabeledBatch)
+      : new Int32Array(0);
     const unl2 = this.config.mode === 'gan' ? permutedOrder(this.rng, this.data.train.n, len) : new Int32Array(0);
     return { lab, unl, unl2 };
   }
@@ -285,10 +298,11 @@ export class Trainer {
           const lossUnl = unsupervisedLoss(logitsUnl, logitsFake, config.labelSmoothing);
           kept.push(tf.keep(lossUnl));
           loss = loss.add(lossUnl.mul(config.unlabeledWeight));
-          if (config.entropy > 0) loss = loss.add(conditionalEntropy(logitsUnl).mul(config.entropy));
+          const ramp = this.rampNow();
+          if (config.entropy > 0) loss = loss.add(conditionalEntropy(logitsUnl).mul(config.entropy * ramp));
           if (twice) {
             const again = logits.slice([2 * bs + nUnl, 0], [nUnl, -1]);
-            loss = loss.add(consistencyLoss(logitsUnl, again).mul(config.consistency));
+            loss = loss.add(consistencyLoss(logitsUnl, again).mul(config.consistency * ramp));
           }
         }
         const penalty = this.historicalPenalty(this.haD);
@@ -441,16 +455,18 @@ export class Trainer {
     const checkpointEveryMs = config.checkpointMinutes * 60_000;
     while (this.epochIter < this.itersPerEpoch) {
       const at = this.epochIter * bs;
+      const ub = this.unlabeledBatch;
       const lr = this.lrNow();
       run.lr = lr;
       const { lossLab, lossUnl, trainErr } = this.stepD(
         orders.lab.subarray(at, at + bs),
-        orders.unl.subarray(at, at + bs),
+        orders.unl.subarray(this.epochIter * ub, (this.epochIter + 1) * ub),
         lr,
       );
       if (!Number.isFinite(lossLab)) this.failNaN('loss_lab', lossLab);
       if (!Number.isFinite(lossUnl)) this.failNaN('loss_unl', lossUnl);
-      const lossGen = config.mode === 'gan' ? this.stepG(orders.unl2.subarray(at, at + bs), lr) : 0;
+      const lrG = config.lrG === null ? lr : (lr * config.lrG) / config.lr; // the same schedule, G's own scale
+      const lossGen = config.mode === 'gan' ? this.stepG(orders.unl2.subarray(at, at + bs), lrG) : 0;
       if (!Number.isFinite(lossGen)) this.failNaN('loss_gen', lossGen);
       this.epochIter++;
       this.step++;

@@ -14,7 +14,7 @@ import { prepareData } from '../../src/data/prepare.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
 import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
-import { lrAtStep, planEpochs, scheduleFactor } from '../../src/train/schedule.js';
+import { lrAtStep, planEpochs, rampUpFactor, scheduleFactor } from '../../src/train/schedule.js';
 import { SemiganError } from '../../src/errors.js';
 
 let tmp: string;
@@ -169,4 +169,39 @@ test('a budget that holds less than one epoch is a one-line error naming --max-m
       ),
   );
   trainer.dispose();
+});
+
+test('rampUpFactor: the Gaussian ramp-up exp(-5 (1 - p/r)^2), 1 from p = r on, 1 when off', () => {
+  close(rampUpFactor(0, 0.3), Math.exp(-5), 'start');
+  close(rampUpFactor(0.15, 0.3), Math.exp(-1.25), 'half-way');
+  close(rampUpFactor(0.3, 0.3), 1, 'end of the ramp');
+  close(rampUpFactor(0.9, 0.3), 1, 'after');
+  close(rampUpFactor(0, 0), 1, 'off');
+});
+
+test('--lr-g follows the same schedule at its own scale; --unlabeled-batch sets the rows of D steps only', async () => {
+  const { trainer } = clockedTrainer({
+    epochs: 2,
+    schedule: 'linear-tail',
+    lrG: 0.001,
+    unlabeledBatch: 25,
+    out: 'levers',
+  });
+  const seen: { d: number[]; g: number[]; unl: number[]; g_rows: number[] } = { d: [], g: [], unl: [], g_rows: [] };
+  const applyD = trainer.optD.apply.bind(trainer.optD);
+  const applyG = trainer.optG.apply.bind(trainer.optG);
+  trainer.optD.apply = (grads, lr) => (seen.d.push(lr), applyD(grads, lr));
+  trainer.optG.apply = (grads, lr) => (seen.g.push(lr), applyG(grads, lr));
+  const stepD = trainer['stepD'].bind(trainer);
+  const stepG = trainer['stepG'].bind(trainer);
+  trainer['stepD'] = (lab: Int32Array, unl: Int32Array, lr: number) => (seen.unl.push(unl.length), stepD(lab, unl, lr));
+  trainer['stepG'] = (unl: Int32Array, lr: number) => (seen.g_rows.push(unl.length), stepG(unl, lr));
+  trainer.initialize();
+  await trainer.run();
+  trainer.dispose();
+  assert.equal(seen.d.length, 8);
+  seen.d.forEach((lr, i) => close(seen.g[i], lr / 3, `step ${i}`));
+  close(seen.d[7], 0.003 * 3 * (1 / 8), 'the last step of the plan');
+  assert.deepEqual(seen.unl, new Array(8).fill(25));
+  assert.deepEqual(seen.g_rows, new Array(8).fill(10), "G's step keeps --batch-size");
 });
