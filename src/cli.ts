@@ -171,6 +171,12 @@ program
     int,
   )
   .option(
+    '--vat <weight>',
+    "beyond the paper (VAT): D's KL(p(x) || p(x + r_adv)) on unlabeled rows, r_adv its most sensitive direction (0 = off)",
+    num,
+  )
+  .option('--vat-eps <x>', "VAT: the perturbation's L2 norm (default 2, the VAT paper's MNIST)", num)
+  .option(
     '--ramp-up <share>',
     'consistency and entropy weights rise as exp(-5 (1 - p/share)^2) over this share of the plan (0: off)',
     num,

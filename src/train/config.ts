@@ -26,6 +26,8 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   // Beyond the paper (docs/techniques.md); 0 = off, the paper's recipe.
   consistency: number; // CT-GAN: weight of D's consistency on the unlabeled batch passed twice
   entropy: number; // Bad GAN: weight of D's conditional entropy on unlabeled data (minimized)
+  vat: number; // VAT (Miyato et al.): weight of KL(p(x) || p(x + r_adv)) on the unlabeled rows (0 = off)
+  vatEps: number; // VAT: L2 norm of the adversarial perturbation r_adv (the VAT paper's MNIST: 2.0)
   rampUp: number; // consistency and entropy weights rise as exp(-5 (1 - p / rampUp)^2) over this share of the plan (0 = full from the start)
   pullAway: number; // Bad GAN / EBGAN: weight of the pull-away term on G's sample features
   // The image track (not permutation-invariant): random shifts of the labeled batch and of the
@@ -95,6 +97,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   lrG: null,
   unlabeledBatch: null,
   rampUp: 0,
+  vat: 0,
+  vatEps: 2,
   beta1: 0.5,
   beta2: 0.999,
   lrDecayStart: null,
@@ -207,6 +211,8 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   lr: positiveNum,
   lrG: nullable(positiveNum),
   unlabeledBatch: nullable(positiveInt),
+  vat: nonNeg,
+  vatEps: positiveNum,
   rampUp: (v) => (typeof v === 'number' && v >= 0 && v < 1 ? null : 'a share of the plan in [0, 1)'),
   beta1: unit,
   beta2: unit,

@@ -93,6 +93,24 @@ export function consistencyLoss(logitsA: tf.Tensor2D, logitsB: tf.Tensor2D): tf.
 }
 
 /**
+ * VAT's divergence (Miyato et al. 2018): the mean over rows of KL(p || q) between the class
+ * distributions softmax(logitsP) and softmax(logitsQ) over the K real classes. The caller stops
+ * the gradient through p (it is the target).
+ */
+export function classKl(logitsP: tf.Tensor2D, logitsQ: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const logP = tf.logSoftmax(logitsP);
+    const logQ = tf.logSoftmax(logitsQ);
+    return tf.exp(logP).mul(logP.sub(logQ)).sum(1).mean();
+  }) as tf.Scalar;
+}
+
+/** Each row scaled to unit L2 norm (1e-12 keeps an all-zero row finite): VAT's direction. */
+export function unitRows(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => x.div(x.square().sum(1, true).add(1e-12).sqrt())) as tf.Tensor2D;
+}
+
+/**
  * The pull-away term on G's samples (EBGAN, Zhao et al. 2017; Bad GAN's G, weight 0.8 on SVHN):
  * the mean over pairs i != j of the squared cosine similarity of D's features f_i, f_j. G
  * minimizing it spreads its samples' features apart (against mode collapse). 1e-8 keeps the

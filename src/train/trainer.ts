@@ -12,6 +12,7 @@ import { uniformNoise } from '../nn/noise.js';
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
 import {
+  classKl,
   conditionalEntropy,
   consistencyLoss,
   errorRate,
@@ -19,6 +20,7 @@ import {
   nonSaturatingGeneratorLoss,
   pullAwayLoss,
   supervisedLoss,
+  unitRows,
   unsupervisedLoss,
 } from './losses.js';
 import { HistoricalAverage } from './historical_averaging.js';
@@ -86,6 +88,9 @@ export interface TrainerIO {
   /** Milliseconds of a monotonic clock (default performance.now); tests inject one for the time budget. */
   now?: () => number;
 }
+
+/** VAT's finite-difference step for the power iteration (the VAT paper's xi). */
+const VAT_XI = 1e-6;
 
 /** Iterations timed before a time budget's first plan (the first carries one-off costs). */
 const PACE_WARMUP_STEPS = 10;
@@ -279,14 +284,18 @@ export class Trainer {
       // The consistency term's second look: the same rows, shifted when augmenting (image track).
       const twice = !supervised && config.consistency > 0;
       const xUnl2 = twice && config.augment > 0 ? this.batch(this.data.train, rowsUnl, true) : xUnl;
+      // VAT: the unlabeled rows moved along their most sensitive direction, and D's class
+      // distribution on them before the move (the target, fixed: computed off the tape).
+      const vat = !supervised && config.vat > 0 ? this.virtualAdversary(xUnl!) : null;
       const { grads } = tf.variableGrads(() => {
         // One pass over the concatenation; `groups` keeps batch-dependent layers per source.
         // The consistency term's second look at the unlabeled rows rides in the same pass (its
         // noise is drawn per row, so independent of the first look): one pass of 4B rows costs
         // less than a pass of 3B and another of B.
         const nUnl = rowsUnl.length;
-        const x = supervised ? xLab : tf.concat(twice ? [xLab, xUnl!, xFake!, xUnl2!] : [xLab, xUnl!, xFake!]); // [3B or 4B, dim]
-        const groups = supervised ? [bs] : twice ? [bs, nUnl, bs, nUnl] : [bs, nUnl, bs];
+        const parts = supervised ? [xLab] : [xLab, xUnl!, xFake!, ...(twice ? [xUnl2!] : []), ...(vat ? [vat.x] : [])];
+        const x = parts.length === 1 ? xLab : tf.concat(parts); // [3B, dim], plus B for each extra look
+        const groups = parts.map((t) => t.shape[0]);
         const { logits } = this.model.applyD(this.d.vars, x, { noise: this.rng, groups });
         const logitsLab = logits.slice([0, 0], [bs, -1]);
         const lossLab = supervisedLoss(logitsLab, yLab);
@@ -304,6 +313,10 @@ export class Trainer {
             const again = logits.slice([2 * bs + nUnl, 0], [nUnl, -1]);
             loss = loss.add(consistencyLoss(logitsUnl, again).mul(config.consistency * ramp));
           }
+          if (vat) {
+            const adv = logits.slice([logits.shape[0] - nUnl, 0], [nUnl, -1]);
+            loss = loss.add(classKl(vat.target, adv).mul(config.vat * ramp));
+          }
         }
         const penalty = this.historicalPenalty(this.haD);
         return penalty ? loss.add(penalty) : loss;
@@ -314,6 +327,25 @@ export class Trainer {
     const [lossLab, trainErr, lossUnl] = kept.map((t) => t.dataSync()[0]);
     tf.dispose([...kept, xLab, yLab]);
     return { lossLab, lossUnl: lossUnl ?? 0, trainErr };
+  }
+
+  /**
+   * VAT's adversarial perturbation (Miyato et al. 2018, one power iteration): a random unit
+   * direction d per row, g = grad over r of KL(p(x) || p(x + r)) at r = xi d, and
+   * r_adv = vatEps * g / |g| per row. Returns x + r_adv and the target logits p(x). D's noise
+   * stays on (its training-mode distribution); the draws come from the run's generator.
+   */
+  private virtualAdversary(xUnl: tf.Tensor2D): { x: tf.Tensor2D; target: tf.Tensor2D } {
+    const { config } = this;
+    const n = xUnl.shape[0];
+    const target = this.model.applyD(this.d.vars, xUnl, { noise: this.rng, groups: [n] }).logits;
+    const d = unitRows(
+      tf.tensor2d(this.rng.fillNormal(new Float32Array(xUnl.size), 1), xUnl.shape as [number, number]),
+    );
+    const kl = (r: tf.Tensor) =>
+      classKl(target, this.model.applyD(this.d.vars, xUnl.add(r), { noise: this.rng, groups: [n] }).logits);
+    const g = tf.grad(kl)(d.mul(VAT_XI)) as tf.Tensor2D;
+    return { x: xUnl.add(unitRows(g).mul(config.vatEps)), target };
   }
 
   /** One G step: feature matching against a real batch, or the non-saturating loss when FM is off. */
