@@ -15,7 +15,10 @@ import { Trainer } from '../../src/train/trainer.js';
 import { chooseExport, type ValidationLogits } from '../../src/train/weight_choice.js';
 import { fitTemperature } from '../../src/eval/calibration.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
-import type { CheckpointMeta } from '../../src/train/run_dir.js';
+import { loadExportedDiscriminator, type CheckpointMeta } from '../../src/train/run_dir.js';
+import * as tf from '@tensorflow/tfjs';
+import { Classifier } from '../../src/export/classifier.js';
+import { OnnxClassifier } from '../../src/export/onnx_classifier.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
 import { trainTiny, WASM_1 } from '../lib/tiny_run.js';
 
@@ -117,6 +120,21 @@ test('calibrate RUN --val N records the choice in the checkpoint, config.json an
   const meta = JSON.parse(readFileSync(join(model, 'metadata.json'), 'utf8'));
   assert.equal(meta.postprocessing.temperature, choice.temperature);
   assert.equal(meta.metrics.weights, choice.weights);
+  // tfjs and ONNX give the same tempered logits: D's (the chosen set, noise off) divided by T.
+  const ckpt = readCheckpoint<CheckpointMeta>(join(run, 'checkpoint.bin'));
+  const { model: gan, weights } = loadExportedDiscriminator(ckpt);
+  const x = Float32Array.from({ length: 5 * 784 }, (_, i) => ((i * 37) % 255) / 255);
+  const d = tf.tidy(() => gan.applyD(weights, tf.tensor2d(x, [5, 784]), { noise: null }).logits.dataSync());
+  tf.dispose(Object.values(weights));
+  const tfjs = await Classifier.load(model);
+  const onnx = await OnnxClassifier.load(model);
+  const [a, b] = [tfjs.predictLogits(x, 5), await onnx.predictLogits(x, 5)];
+  for (let i = 0; i < d.length; i++) {
+    assert.ok(Math.abs(a[i] - d[i] / choice.temperature) < 1e-4, `tfjs logit ${i}`);
+    assert.ok(Math.abs(b[i] - a[i]) < 1e-4, `onnx logit ${i}`);
+  }
+  tfjs.dispose();
+  onnx.dispose();
   assert.equal(
     cleanError(await runCli(['calibrate', run, '--val', '7', ...WASM_1])),
     'error: --val 7 is not divisible by the 10 classes; use a multiple of 10 (the same number from each class)',
