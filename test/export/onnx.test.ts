@@ -214,7 +214,7 @@ test('bad input: --engine onnx without onnxruntime, a truncated or a changed mod
   writeFileSync(join(truncated, 'metadata.json'), JSON.stringify(meta));
   await assert.rejects(OnnxClassifier.load(truncated), (e: Error) => {
     assert.equal(e.name, 'SemiganError');
-    assert.match(e.message, /model\.onnx: onnxruntime cannot load it/);
+    assert.match(e.message, /model\.onnx: not an ONNX model \(it does not decode as onnx.ModelProto\)/);
     return true;
   });
 
@@ -224,6 +224,43 @@ test('bad input: --engine onnx without onnxruntime, a truncated or a changed mod
   b[b.length - 10] ^= 0xff;
   writeFileSync(join(changed, 'model.onnx'), b);
   await assert.rejects(OnnxClassifier.load(changed), /its sha256 does not match/);
+
+  // metadata.json edited against the model: every engine refuses it at load, one line each.
+  const edited = (name: string, edit: (m: any) => void) => {
+    // eslint-disable-line @typescript-eslint/no-explicit-any
+    const dir = join(tmp, name);
+    cpSync(mlp.model, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'metadata.json'), 'utf8'));
+    edit(m);
+    writeFileSync(join(dir, 'metadata.json'), JSON.stringify(m));
+    return dir;
+  };
+  const million = edited('million-classes', (m) => (m.classes = Array.from({ length: 1_000_000 }, (_, i) => `c${i}`)));
+  await assert.rejects(
+    OnnxClassifier.load(million),
+    /logits have shape \[N,10\] but metadata\.json names 1000000 classes/,
+  );
+  await assert.rejects(Classifier.load(million), /outputs \[10\] per input but metadata\.json names 1000000 classes/);
+  const few = edited('few-classes', (m) => (m.classes = ['a', 'b', 'c']));
+  await assert.rejects(OnnxClassifier.load(few), /logits have shape \[N,10\] but metadata\.json names 3 classes/);
+  const shape = edited('wrong-shape', (m) => {
+    m.inputShape = [32, 32, 1];
+    Object.assign(m.preprocessing, { height: 32, width: 32 });
+  });
+  await assert.rejects(
+    OnnxClassifier.load(shape),
+    /takes input \[N,28,28,1\] but metadata\.json says inputShape \[32,32,1\]/,
+  );
+  const absurd = edited('absurd-shape', (m) => {
+    m.inputShape = [100000, 100000, 1];
+    Object.assign(m.preprocessing, { height: 100000, width: 100000 });
+  });
+  await assert.rejects(
+    OnnxClassifier.load(absurd),
+    /inputShape is \[100000,100000,1\], expected at most 50331648 values per input/,
+  );
+  const served = await runCli(['serve', million, '--engine', 'onnx', '--port', '0', ...common]);
+  assert.match(cleanError(served), /logits have shape \[N,10\] but metadata\.json names 1000000 classes/);
 
   const tfjsOnly = join(tmp, 'tfjs-only');
   ok(await runCli(['export', mlp.run, '--out', tfjsOnly, '--format', 'tfjs', ...common]));
