@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { firstOfDigits, mnistBytes, pooledMnistCsv, POOLED_COLUMNS, writeMnistPng } from '../lib/mnist_files.js';
-import { cleanError, ok, runCli } from '../lib/cli.js';
+import { CLI, cleanError, ok, runCli, runNode } from '../lib/cli.js';
 import { initBackend } from '../../src/backend.js';
 import { Classifier } from '../../src/export/classifier.js';
 import { PredictionServer } from '../../src/serve/server.js';
@@ -295,4 +295,22 @@ test('bad input: one-line errors naming the file (and line), never a stack trace
   assert.match(await fail(csv('fields.csv', 'a,b,y\n1,2,x\n3,4\n5,6,\n')), /fields\.csv:3: found 2 fields, expected 3/);
   assert.match(await fail(csv('text.csv', 'a,b,y\n1,2,x\n3,abc,z\n5,6,\n')), /text\.csv:3: .*"b".*abc/);
   assert.match(await fail(csv('header.csv', '1,2,3\n4,5,6\n')), /header\.csv:1: .*header/);
+});
+
+test('data inspect on huge lossless images (8000x8000, 2.5 KB each) checks every pixel within bounded memory', async () => {
+  const dir = join(tmp, 'huge');
+  const webp = await sharp({ create: { width: 8000, height: 8000, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+    .webp({ lossless: true })
+    .toBuffer();
+  for (let i = 0; i < 4; i++) {
+    mkdirSync(join(dir, i % 2 ? 'a' : 'b'), { recursive: true });
+    writeFileSync(join(dir, i % 2 ? 'a' : 'b', `${i}.webp`), webp);
+  }
+  // Decoded whole, the four take 4 x 192 MB at once; through the shrink, a few MB each.
+  const reportRss =
+    'data:text/javascript,process.on("exit",()=>process.stderr.write("maxrss "+process.resourceUsage().maxRSS+"\\n"))';
+  const r = ok(await runNode(['--import', reportRss, CLI, 'data', 'inspect', `images:${dir}`], env));
+  assert.match(r.stdout, /4 examples/);
+  const mb = Number(/maxrss (\d+)/.exec(r.stderr)![1]) / 1024;
+  assert.ok(mb < 500, `peak RSS ${mb.toFixed(0)} MB`);
 });
