@@ -247,9 +247,10 @@ describe('decoding costs bounded by pixels, not bytes', () => {
       r.body.error.message,
       /^the 700 images hold 17500000000 pixels; this server decodes at most 64000000 per request \(--max-request-pixels\)/,
     );
-    // One decode of one such image costs ~0.2 s of CPU: 700 would be minutes. Headers only: well under 2 s.
-    assert.ok(ms < 2000, `answered in ${ms} ms`);
-    assert.ok((cpu.user + cpu.system) / 1e6 < 2, `${(cpu.user + cpu.system) / 1e6} s of CPU`);
+    // One decode of one such image costs ~0.2 s of CPU: 700 were minutes. Headers only: bounds
+    // far below that (the work done matters, not the speed).
+    assert.ok(ms < 10_000, `answered in ${ms} ms`);
+    assert.ok((cpu.user + cpu.system) / 1e6 < 10, `${(cpu.user + cpu.system) / 1e6} s of CPU`);
     const two = await post(server.url, imagesBody(2), 'application/json'); // 50 million pixels: within the budget
     assert.equal(two.status, 200, JSON.stringify(two.body));
     assert.equal(two.body.predictions.length, 2);
@@ -272,7 +273,8 @@ describe('decoding costs bounded by pixels, not bytes', () => {
       const cpu0 = process.cpuUsage();
       await new Promise((r) => setTimeout(r, 1000));
       const cpu = process.cpuUsage(cpu0);
-      assert.ok((cpu.user + cpu.system) / 1e6 < 0.3, `${(cpu.user + cpu.system) / 1e6} s of CPU in the second after`);
+      // Still decoding, the server would burn ~2 s of CPU (two decodes at a time) in that second.
+      assert.ok((cpu.user + cpu.system) / 1e6 < 0.5, `${(cpu.user + cpu.system) / 1e6} s of CPU in the second after`);
       assert.equal(s.stats().inFlight, 0);
     } finally {
       await s.shutdown();
@@ -318,6 +320,7 @@ describe('decoding costs bounded by pixels, not bytes', () => {
     const gone = await exited;
     await req;
     assert.ok(saidExit > 0, `the deadline was logged:\n${stderr}`);
-    assert.ok(gone - saidExit < 1500, `exited ${gone - saidExit} ms after saying so`);
+    // The queued decodes would have kept it alive for a minute or more.
+    assert.ok(gone - saidExit < 3000, `exited ${gone - saidExit} ms after saying so`);
   });
 });
