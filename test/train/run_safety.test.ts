@@ -76,7 +76,21 @@ test('a second trainer on a run directory in use is refused (--overwrite or --re
 test('--max-minutes stops a run of one iteration per epoch on time', async () => {
   const out = join(tmp, 'budget');
   const t0 = performance.now();
-  const r = ok(await train('--epochs', '100000', '--iters-per-epoch', '1', '--max-minutes', '0.05', '--out', out));
+  // The paper recipe's constant lr: the budget is a stop, not a plan (the plan is schedule.test's).
+  const r = ok(
+    await train(
+      '--epochs',
+      '100000',
+      '--iters-per-epoch',
+      '1',
+      '--max-minutes',
+      '0.05',
+      '--recipe',
+      'paper',
+      '--out',
+      out,
+    ),
+  );
   const seconds = (performance.now() - t0) / 1000;
   const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(result.stoppedEarly, true);
