@@ -396,6 +396,8 @@ test('CLI: --max-minutes stops mid-epoch with a checkpoint and a valid result; r
     '1',
     '--max-minutes',
     '0.005',
+    '--recipe',
+    'paper', // constant lr: the budget is a stop here (plans are schedule.test's)
     '--labels-per-class',
     '5',
     '--out',
