@@ -173,11 +173,15 @@ test('export writes model.json, weights.bin, model.onnx and metadata.json (built
     [p.type, p.height, p.width, p.channels, p.scale.divisor, p.flatten, p.alpha, p.resize.fit],
     ['image', 28, 28, 1, 255, 'row-major HWC', 'flatten-onto-black', 'contain'],
   );
-  assert.match(meta.postprocessing.realness, /sigmoid\(logsumexp\(logits\)\)/);
+  assert.match(meta.postprocessing.realness, /sigmoid\(logsumexp\(temperature \* logits\)\)/);
   assert.match(meta.postprocessing.probabilities, /softmax/);
+  assert.equal(meta.postprocessing.temperature, 1, 'no --val: no temperature fitted');
+  const averaged = { accuracy: result.accuracy, errors: result.errors, n: TEST_LIMIT };
   assert.deepEqual(meta.metrics, {
     source: 'result.json',
-    test: { accuracy: result.accuracy, errors: result.errors, n: TEST_LIMIT },
+    weights: 'averaged',
+    test: averaged,
+    testAveragedWeights: averaged,
     testCurrentWeights: { accuracy: result.accuracyCurrent, errors: result.errorsCurrent, n: TEST_LIMIT },
   });
   assert.deepEqual(meta.training.config, readRun(run).meta.config);
