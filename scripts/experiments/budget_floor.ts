@@ -1,0 +1,81 @@
+/**
+ * The time-budget runs of docs/benchmarks.md §11, one after the other (each alone on the
+ * machine, 2 threads), each resumed from its checkpoint when an earlier invocation was cut off:
+ * a killed session loses at most the minutes since the last checkpoint, and the run's budget
+ * counts only the time it trained.
+ *
+ *   npx tsc -p . && nohup node dist/scripts/experiments/budget_floor.js [--only NAME,...] [--out runs/budget] &
+ *   node dist/scripts/experiments/budget_runs.js runs/budget/ct-tail-s1 runs/budget/ct-tail-s2 ...   # the figures
+ *
+ * Prints one line per run as it starts and ends; asserts nothing.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PACKAGE_ROOT } from '../../src/package_paths.js';
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    out: { type: 'string', default: 'runs/budget' },
+    threads: { type: 'string', default: '2' },
+  },
+});
+
+/** name -> train options (the budget recipe is the default with --max-minutes). */
+const RUNS: Record<string, string[]> = {
+  'ct-tail-s1': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '1'],
+  'ct-tail-s2': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '2'],
+  'ct-tail-s3': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '3'],
+  'paper-s1': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '1', '--recipe', 'paper'],
+  'fashion-pi-s1': ['--data', 'fashion-mnist', '--labels', '100', '--max-minutes', '30', '--seed', '1'],
+  'fashion-image-s1': [
+    '--data',
+    'fashion-mnist',
+    '--labels',
+    '100',
+    '--max-minutes',
+    '30',
+    '--seed',
+    '1',
+    '--augment',
+    '2',
+  ],
+  'fashion-supervised-s1': [
+    '--data',
+    'fashion-mnist',
+    '--labels',
+    '100',
+    '--max-minutes',
+    '30',
+    '--seed',
+    '1',
+    '--mode',
+    'supervised',
+    '--recipe',
+    'ct-tail',
+  ],
+};
+
+const names = values.only ? values.only.split(',') : Object.keys(RUNS);
+for (const n of names)
+  if (!RUNS[n]) throw new Error(`--only: unknown run ${n}; known: ${Object.keys(RUNS).join(', ')}`);
+const cli = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
+
+for (const name of names) {
+  const out = resolve(values.out!, name);
+  if (existsSync(join(out, 'result.json')) && !existsSync(join(out, '.lock'))) {
+    console.log(`${name}: done before (${out}/result.json)`);
+    continue;
+  }
+  const args = existsSync(join(out, 'checkpoint.bin'))
+    ? ['train', '--resume', out, '--threads', values.threads!]
+    : ['train', ...RUNS[name], '--threads', values.threads!, '--out', out];
+  console.log(`${name}: node ${['dist/src/cli.js', ...args.slice(0)].join(' ')}`);
+  const code = await new Promise<number | null>((done) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('close', done);
+  });
+  console.log(`${name}: exit ${code}`);
+}
