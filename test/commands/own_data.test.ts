@@ -295,6 +295,16 @@ test('bad input: one-line errors naming the file (and line), never a stack trace
   assert.match(await fail(csv('fields.csv', 'a,b,y\n1,2,x\n3,4\n5,6,\n')), /fields\.csv:3: found 2 fields, expected 3/);
   assert.match(await fail(csv('text.csv', 'a,b,y\n1,2,x\n3,abc,z\n5,6,\n')), /text\.csv:3: .*"b".*abc/);
   assert.match(await fail(csv('header.csv', '1,2,3\n4,5,6\n')), /header\.csv:1: .*header/);
+  // The image track on a table: its columns have no neighbours to shift.
+  assert.match(
+    await fail([...csv('table.csv', 'a,b,y\n1,2,x\n3,4,z\n5,6,\n7,8,x\n9,1,z\n2,2,\n'), '--augment', '2']),
+    /^error: --augment 2 shifts image pixels, but csv:.*table\.csv is tabular data/,
+  );
+  // More validation rows than labels.
+  assert.match(
+    await fail(['--data', `images:${truncated}`, '--skip-bad', '--val', '30']),
+    /^error: --val 30 needs 10 labeled rows of each class besides at least one to train on/,
+  );
 });
 
 test('data inspect on huge lossless images (8000x8000, 2.5 KB each) checks every pixel within bounded memory', async () => {
