@@ -58,9 +58,11 @@ async function tryTensorflow(): Promise<{ ok: true; pkg: string } | { ok: false;
       const msg = (e as Error).message.split('\n')[0];
       const short = /Cannot find (package|module)/.test(msg)
         ? 'not installed'
-        : msg.length > 120
-          ? msg.slice(0, 117) + '...'
-          : msg;
+        : /tfjs_binding\.node/.test(msg)
+          ? 'installed, but its install script (which downloads libtensorflow) has not run'
+          : msg.length > 120
+            ? msg.slice(0, 117) + '...'
+            : msg;
       whys.push(`${pkg}: ${short}`);
     }
   }
