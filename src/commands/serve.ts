@@ -98,8 +98,8 @@ function checkOptions(modelDir: string, o: ServeOptions): void {
     ['--max-image-pixels', o.maxImagePixels],
     ['--max-request-pixels', o.maxRequestPixels],
   ] as const)
-    if (!Number.isInteger(v) || v < 1 || v > 1e9)
-      throw configError(`${flag} ${v}: expected an integer from 1 to 1000000000 (width x height)`);
+    if (!Number.isInteger(v) || v < 1 || v > 1e11)
+      throw configError(`${flag} ${v}: expected an integer from 1 to 100000000000 (width x height)`);
   if (!(o.maxWaitMs >= 0 && o.maxWaitMs <= 10_000))
     throw configError(`--max-wait-ms ${o.maxWaitMs}: expected a number of milliseconds from 0 to 10000`);
   if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 0)

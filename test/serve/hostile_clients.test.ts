@@ -263,7 +263,7 @@ describe('decoding costs bounded by pixels, not bytes', () => {
       const req = fetch(s.url + '/v1/predict', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: imagesBody(30), // 750 million pixels: seconds of decoding, two at a time
+        body: imagesBody(40), // a billion pixels: ~3.6 s of decoding, two at a time
         signal: ac.signal,
       }).catch(() => 'aborted');
       await new Promise((r) => setTimeout(r, 400));
@@ -299,7 +299,7 @@ describe('decoding costs bounded by pixels, not bytes', () => {
         '--body-limit',
         '8mb',
         '--max-request-pixels',
-        '1000000000',
+        '10000000000',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -313,8 +313,9 @@ describe('decoding costs bounded by pixels, not bytes', () => {
     const port = await new Promise<number>((resolve) =>
       child.stdout.once('data', (b) => resolve(JSON.parse(String(b).split('\n')[0]).port)),
     );
-    // 40 images of 25 million pixels, two at a time: far longer than the 5.2 s shutdown deadline.
-    const req = post(`http://127.0.0.1:${port}`, imagesBody(40), 'application/json').catch(() => null);
+    // 200 images of 25 million pixels (~0.18 s of CPU each), two at a time: ~18 s, far longer
+    // than the 5.2 s shutdown deadline.
+    const req = post(`http://127.0.0.1:${port}`, imagesBody(200), 'application/json').catch(() => null);
     await new Promise((r) => setTimeout(r, 500));
     child.kill('SIGTERM');
     const gone = await exited;

@@ -487,6 +487,7 @@ describe('in-process server', () => {
         'SEMIGAN_ERR_INTERNAL',
         'SEMIGAN_ERR_SHUTTING_DOWN',
         'SEMIGAN_ERR_TIMEOUT',
+        'SEMIGAN_ERR_TOO_MANY_PIXELS',
         'SEMIGAN_ERR_TOO_MANY_ROWS',
         'SEMIGAN_ERR_UNAUTHORIZED',
       ],

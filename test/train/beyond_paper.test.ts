@@ -201,6 +201,6 @@ test('--recipe: ct sets consistency, entropy and the warm-up; explicit options w
   assert.deepEqual({ ...validateConfig({ recipe: 'paper' }) }, { ...validateConfig({}) });
   assert.throws(
     () => validateConfig({ recipe: 'best' }),
-    (e: Error) => e.message === '--recipe must be one of paper, ct; received "best"',
+    (e: Error) => e.message === '--recipe must be one of paper, ct, ct-tail; received "best"',
   );
 });

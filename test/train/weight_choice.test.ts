@@ -2,9 +2,9 @@
  * The exported weight set and temperature: chosen on validation rows by hand-made logits, and,
  * in a real tiny run, from the validation rows only (a test set of noise changes nothing).
  */
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../../src/backend.js';
@@ -22,9 +22,12 @@ import { OnnxClassifier } from '../../src/export/onnx_classifier.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
 import { trainTiny, WASM_1 } from '../lib/tiny_run.js';
 
+const dirs: string[] = [];
+const tempDir = (prefix: string) => (dirs.push(mkdtempSync(join(tmpdir(), prefix))), dirs.at(-1)!);
 before(async () => {
   await initBackend('wasm');
 });
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** Validation logits per weight set from fixed rows (k = 2). */
 const fixed =
@@ -55,7 +58,7 @@ test('chooseExport: fewer validation errors wins, a tie keeps the averaged weigh
 });
 
 test('a run chooses on its validation rows only: a test set of noise gives the same choice', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'semigan-choice-'));
+  const tmp = tempDir('semigan-choice-');
   const config = validateConfig({
     trainLimit: 400,
     testLimit: 50,
@@ -98,7 +101,7 @@ test('a run chooses on its validation rows only: a test set of noise gives the s
 });
 
 test('calibrate RUN --val N records the choice in the checkpoint, config.json and result.json; export applies it', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'semigan-calibrate-'));
+  const tmp = tempDir('semigan-calibrate-');
   const run = join(tmp, 'run');
   await trainTiny(run);
   const before = JSON.parse(readFileSync(join(run, 'result.json'), 'utf8'));
