@@ -86,8 +86,8 @@ function clockedTrainer(over: Partial<TrainConfig>, startMs = 0) {
     batchSize: 10,
     backend: 'wasm',
     seed: 3,
-    out: join(tmp, String(over.out ?? 'run')),
     ...over,
+    out: join(tmp, String(over.out ?? 'run')), // inside the test's temp dir, whatever name is given
   });
   const data = prepareData(config);
   let ms = startMs;
