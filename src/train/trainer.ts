@@ -24,7 +24,7 @@ import {
   unsupervisedLoss,
 } from './losses.js';
 import { HistoricalAverage } from './historical_averaging.js';
-import type { TrainConfig } from './config.js';
+import { MAX_EPOCHS, type TrainConfig } from './config.js';
 import { lrAtStep, Pace, planEpochs, rampUpFactor } from './schedule.js';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
 import {
@@ -469,7 +469,9 @@ export class Trainer {
     if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
     const orders = this.orders;
     const before = this.epochIter > 0 ? this.partialEpoch : null;
-    const planned = () => (this.timePlanned ? `~${this.plannedEpochs}` : `${this.plannedEpochs}`);
+    // A budget without a plan (constant lr) ends when the budget does: no epoch count to show.
+    const openEnded = config.maxMinutes !== null && !this.timePlanned && config.epochs >= MAX_EPOCHS;
+    const planned = () => (this.timePlanned ? `/~${this.plannedEpochs}` : openEnded ? '' : `/${this.plannedEpochs}`);
     const run: EpochRun = {
       lr: this.lrNow(),
       started: this.now(),
@@ -477,7 +479,7 @@ export class Trainer {
       sums: before ? { ...before.sums } : { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
       progress: createProgress({
         total: this.itersPerEpoch,
-        label: `epoch ${this.epoch + 1}/${planned()}`,
+        label: `epoch ${this.epoch + 1}${planned()}`,
         stream: this.io.progressStream,
         suffix: (i, perIt) => this.timeLeftText(clock, secondsNow, i, perIt),
       }),
@@ -525,7 +527,7 @@ export class Trainer {
    * rest plus the later epochs at the measured pace (null before any pace is known).
    */
   private timeLeftText(clock: RunClock, secondsNow: () => number, i: number, perIt: number): string | null {
-    if (Number.isFinite(clock.budgetSeconds) && this.timePlanned)
+    if (Number.isFinite(clock.budgetSeconds))
       return `budget ${formatDuration(clock.budgetSeconds - secondsNow())} left`;
     const epochSeconds = clock.pace.epochSeconds();
     if (epochSeconds === null || !Number.isFinite(perIt)) return null;
@@ -562,7 +564,7 @@ export class Trainer {
       rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
     run.progress.done(
-      `epoch ${this.epoch}/${this.timePlanned ? '~' : ''}${this.plannedEpochs}  lr ${run.lr.toPrecision(3)}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
+      `epoch ${this.epoch}${this.timePlanned ? `/~${this.plannedEpochs}` : config.maxMinutes !== null && config.epochs >= MAX_EPOCHS ? '' : `/${this.plannedEpochs}`}  lr ${run.lr.toPrecision(3)}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
         `${(100 * current.accuracy).toFixed(2)}% (current)  ${epochSeconds.toFixed(1)}s`,
     );
     // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
