@@ -18,6 +18,6 @@ if ((${#missing[@]})); then
     command -v sudo >/dev/null || { echo "install_system_deps.sh: run it as root (needs apt-get for: ${missing[*]})" >&2; exit 1; }
     as_root=(sudo)
   fi
-  "${as_root[@]}" apt-get update -q
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  ${as_root[@]+"${as_root[@]}"} apt-get update -q
+  ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
