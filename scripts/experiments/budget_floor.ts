@@ -24,38 +24,22 @@ const { values } = parseArgs({
 });
 
 /** name -> train options (the budget recipe is the default with --max-minutes). */
+const mnist = (seed: number, ...extra: string[]) => [
+  ...['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', String(seed)],
+  ...extra,
+];
+const fashion = (...extra: string[]) => [
+  ...['--data', 'fashion-mnist', '--labels', '100', '--max-minutes', '30', '--seed', '1'],
+  ...extra,
+];
 const RUNS: Record<string, string[]> = {
-  'ct-tail-s1': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '1'],
-  'ct-tail-s2': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '2'],
-  'ct-tail-s3': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '3'],
-  'paper-s1': ['--data', 'mnist', '--labels', '100', '--max-minutes', '120', '--seed', '1', '--recipe', 'paper'],
-  'fashion-pi-s1': ['--data', 'fashion-mnist', '--labels', '100', '--max-minutes', '30', '--seed', '1'],
-  'fashion-image-s1': [
-    '--data',
-    'fashion-mnist',
-    '--labels',
-    '100',
-    '--max-minutes',
-    '30',
-    '--seed',
-    '1',
-    '--augment',
-    '2',
-  ],
-  'fashion-supervised-s1': [
-    '--data',
-    'fashion-mnist',
-    '--labels',
-    '100',
-    '--max-minutes',
-    '30',
-    '--seed',
-    '1',
-    '--mode',
-    'supervised',
-    '--recipe',
-    'ct-tail',
-  ],
+  'ct-tail-s1': mnist(1),
+  'ct-tail-s2': mnist(2),
+  'ct-tail-s3': mnist(3),
+  'paper-s1': mnist(1, '--recipe', 'paper'),
+  'fashion-pi-s1': fashion(),
+  'fashion-image-s1': fashion('--augment', '2'),
+  'fashion-supervised-s1': fashion('--mode', 'supervised', '--recipe', 'ct-tail'),
 };
 
 const names = values.only ? values.only.split(',') : Object.keys(RUNS);

@@ -9,7 +9,7 @@ import { validateConfig, type TrainConfig } from '../train/config.js';
 import { configError } from '../errors.js';
 import { argmaxRows, classificationReport, type ClassificationReport } from '../eval/metrics.js';
 import { discriminatorLogits } from '../eval/predict.js';
-import { calibration, type ReliabilityBin } from '../eval/calibration.js';
+import { calibrationReport, type CalibrationReport } from '../eval/calibration.js';
 import { loadExportedDiscriminator, readRun, runConfig } from '../train/run_dir.js';
 import { isModelDir, type ClassifierMetadata } from '../export/metadata.js';
 import { Classifier } from '../export/classifier.js';
@@ -28,25 +28,11 @@ export interface EvaluateOptions {
 /** The classification report plus the calibration of the probabilities (eval/calibration.ts). */
 export type EvaluationReport = ClassificationReport & { calibration: CalibrationReport };
 
-export interface CalibrationReport {
-  /** The exported temperature (1: none fitted). */
-  temperature: number;
-  /** Expected calibration error of D's own probabilities (temperature 1) and of the exported ones. */
-  eceBefore: number;
-  eceAfter: number;
-  /** The reliability diagram of the exported probabilities. */
-  bins: ReliabilityBin[];
-}
-
 /** Report and calibration from D's logits (before the temperature) on a labeled test set. */
 function evaluationOf(dLogits: Float32Array, test: Dataset, temperature: number): EvaluationReport {
   const k = test.classes.length;
   const report = classificationReport(test.y, argmaxRows(dLogits, k), test.classes);
-  const after = calibration(dLogits, test.y, k, temperature);
-  return {
-    ...report,
-    calibration: { temperature, eceBefore: calibration(dLogits, test.y, k).ece, eceAfter: after.ece, bins: after.bins },
-  };
+  return { ...report, calibration: calibrationReport(dLogits, test.y, k, temperature) };
 }
 
 /**

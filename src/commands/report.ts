@@ -15,7 +15,7 @@ import { gatherRows, type Dataset } from '../data/dataset.js';
 import { argmaxRows, classificationReport } from '../eval/metrics.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
-import { calibration } from '../eval/calibration.js';
+import { calibrationReport } from '../eval/calibration.js';
 import { rankByUncertainty } from '../eval/suggest.js';
 import { atomicWriteFile } from '../fsutil.js';
 import {
@@ -108,13 +108,7 @@ export async function reportCommand(
   const classes = data.train.classes;
   const report = classificationReport(data.test.y, argmaxRows(testLogits, classes.length), classes);
   const t = choice.temperature;
-  const after = calibration(testLogits, data.test.y, classes.length, t);
-  const calibrated = {
-    temperature: t,
-    eceBefore: calibration(testLogits, data.test.y, classes.length).ece,
-    eceAfter: after.ece,
-    bins: after.bins,
-  };
+  const calibrated = calibrationReport(testLogits, data.test.y, classes.length, t);
 
   const wrong: Thumb[] = [];
   const suggestions: Thumb[] = [];

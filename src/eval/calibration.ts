@@ -125,3 +125,21 @@ export function calibration(
   }
   return { ece, bins: out };
 }
+
+/** The calibration a report shows: D's own ECE (temperature 1), and the exported probabilities' ECE and bins. */
+export interface CalibrationReport {
+  temperature: number;
+  eceBefore: number;
+  eceAfter: number;
+  bins: ReliabilityBin[];
+}
+
+export function calibrationReport(
+  logits: Float32Array,
+  labels: Int32Array,
+  k: number,
+  temperature: number,
+): CalibrationReport {
+  const after = calibration(logits, labels, k, temperature);
+  return { temperature, eceBefore: calibration(logits, labels, k).ece, eceAfter: after.ece, bins: after.bins };
+}

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fitTemperature } from '../eval/calibration.js';
 import { discriminatorLogits } from '../eval/predict.js';
+import { argmaxRows } from '../eval/metrics.js';
 import { gatherRows, type Dataset } from '../data/dataset.js';
 import type { GanModel } from '../models/model.js';
 import type { Tensors } from '../nn/params.js';
@@ -27,16 +28,8 @@ export interface ExportChoice {
 /** Logits of one weight set on the validation rows (row-major [rows, k]) and their labels. */
 export type ValidationLogits = (weights: WeightSet) => { logits: Float32Array; labels: Int32Array; k: number };
 
-const errorsOf = ({ logits, labels, k }: ReturnType<ValidationLogits>): number => {
-  let errors = 0;
-  for (let i = 0; i < labels.length; i++) {
-    const row = logits.subarray(i * k, i * k + k);
-    let arg = 0;
-    for (let j = 1; j < k; j++) if (row[j] > row[arg]) arg = j;
-    if (arg !== labels[i]) errors++;
-  }
-  return errors;
-};
+const errorsOf = ({ logits, labels, k }: ReturnType<ValidationLogits>): number =>
+  argmaxRows(logits, k).reduce((n, c, i) => n + (c === labels[i] ? 0 : 1), 0);
 
 /**
  * The weight set with fewer validation errors (a tie keeps the averaged weights: they vary less
