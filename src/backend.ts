@@ -9,6 +9,7 @@ import { useInPlaceUpdates } from './nn/in_place_updates.js';
 import { loadNative } from './nn/native_addon.js';
 import { useNativeSum, useWasmSum } from './nn/native_sum.js';
 import { useSharedIdentity } from './nn/wasm_kernels.js';
+import { useNativeLayers } from './nn/native_layers.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -93,6 +94,7 @@ function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threads
   // Bit-identical to tfjs's own kernels, so used whatever --matmul says.
   useInPlaceUpdates(native.ok ? native.addon : null);
   useNativeNormal(native.ok ? native.addon : null);
+  useNativeLayers(native.ok ? native.addon : null); // on only with OpenBLAS matMuls
   if (native.ok) useNativeSum(native.addon);
   else useWasmSum();
   if (!native.ok || matmul === 'wasm') {

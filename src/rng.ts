@@ -9,19 +9,20 @@
 export type RngState = [number, number, number, number];
 
 /**
- * The ziggurat's common case in native code (the optional addon, src/native/semigan_native.c):
- * fills out[from..] until a draw needs the slow path, returns its index with the draw in
- * state[4]; state[0..3] is the generator. Same arithmetic, so the same numbers, ~4x faster.
+ * The ziggurat in native code (the optional addon, src/native/semigan_native.c): fills
+ * out[from..] until a draw needs JavaScript (the tail, whose value needs Math.log), returns its
+ * index with the draw in state[4]; state[0..3] is the generator. Same arithmetic, so the same
+ * numbers.
  */
 export interface NativeNormal {
-  setZiggurat(k: Float64Array, w: Float64Array): void;
+  setZiggurat(k: Float64Array, w: Float64Array, f: Float64Array): void;
   fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
 }
 let nativeNormal: NativeNormal | null = null;
 
 /** Use the native sampler (or, with null, JavaScript only) in every Rng from now on. */
 export function useNativeNormal(native: NativeNormal | null): void {
-  native?.setZiggurat(ZIGGURAT.k, ZIGGURAT.w);
+  native?.setZiggurat(ZIGGURAT.k, ZIGGURAT.w, ZIGGURAT.f);
   nativeNormal = native;
 }
 

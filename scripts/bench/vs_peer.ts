@@ -3,7 +3,9 @@
  * (../shared/peers/torch_improved_gan.py), measured one after the other in one command, so both
  * figures see the same machine load.
  *
- *   npx tsc -p . && node dist/scripts/bench/vs_peer.js [--iters 50] [--peer-iters 50] [--peer-threads N]
+ *   npx tsc -p . && node dist/scripts/bench/vs_peer.js [--iters 50] [--peer-iters 50] [--peer-threads N] [--before]
+ *
+ * --before also times semigan with its layers composed of tfjs ops (as before nn/native_layers.ts).
  *
  * The peer runs as `/usr/bin/python3 ../shared/peers/torch_improved_gan.py --data mnist --bench 50`
  * from the project root (its default data path is relative to it) and prints a JSON line with
@@ -16,6 +18,7 @@ import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
+import { useNativeLayers } from '../../src/nn/native_layers.js';
 import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     peer: { type: 'string', default: resolve(ROOT, '../shared/peers/torch_improved_gan.py') },
     'train-limit': { type: 'string' }, // default: all 60000, as the peer
     threads: { type: 'string' }, // semigan's matMul threads (default: every core)
+    before: { type: 'boolean', default: false }, // also time semigan with tfjs's own layer ops (before the native layers)
   },
 });
 const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads') => {
@@ -87,6 +91,17 @@ async function main(): Promise<void> {
     `# semigan: median ${fmt(ours)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`,
   );
 
+  // 1b. the same with the layers composed of tfjs ops (the step before src/nn/native_layers.ts).
+  let before = NaN;
+  if (values.before) {
+    useNativeLayers(null);
+    const t = await timeIterations(config, data, { iters });
+    before = median(t.ms);
+    console.log(
+      `# semigan with tfjs's layer ops: median ${fmt(before)} ms; native layers: ${(ours / before).toFixed(2)}x of it`,
+    );
+  }
+
   // 2. the peer, afterwards (never concurrently).
   const why = peerUnavailable(python, peer);
   let peerRes: PeerResult | null = null;
@@ -138,6 +153,7 @@ async function main(): Promise<void> {
         semigan_ms_median: ours,
         peer_ms_median: peerRes.iter_ms_median,
         ratio: ours / peerRes.iter_ms_median,
+        ...(values.before ? { semigan_tfjs_layers_ms_median: before } : {}),
         peer_threads: th,
         semigan_threads: Number(wasmThreads),
         loadavg: loadavg()[0],

@@ -3,6 +3,7 @@ import type { Rng } from '../rng.js';
 import { makeParams, type Params, type Tensors } from '../nn/params.js';
 import { dataDependentInit, weightNormDense, weightNormKernel } from '../nn/weight_norm.js';
 import { gaussianNoise } from '../nn/noise.js';
+import { dense } from '../nn/native_layers.js';
 import { batchNormShift } from '../nn/batch_norm.js';
 import { virtualBatchNorm } from '../nn/virtual_batch_norm.js';
 import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
@@ -104,7 +105,8 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
   // Layer i's kernel: folded by foldD, or weight-normed from v and g here.
   const kernelOf = (d: Tensors, i: number) =>
     (d[`l${i}.W`] as tf.Tensor2D | undefined) ?? weightNormKernel(d[`l${i}.v`] as tf.Tensor2D, d[`l${i}.g`] as tf.Tensor1D);
-  const layer = (d: Tensors, i: number, h: tf.Tensor2D) => tf.matMul(h, kernelOf(d, i)).add(d[`l${i}.b`]) as tf.Tensor2D;
+  const layer = (d: Tensors, i: number, h: tf.Tensor2D) =>
+    dense(h, kernelOf(d, i), d[`l${i}.b`] as tf.Tensor1D, i === last ? 'linear' : 'relu');
 
   function foldD(d: Tensors): Tensors {
     const out: Tensors = { ...d };
@@ -122,7 +124,7 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
     let features: tf.Tensor2D | undefined;
     let clean = h;
     for (let i = 0; i < last; i++) {
-      clean = tf.relu(layer(d, i, h));
+      clean = layer(d, i, h);
       if (i === featureLayer) features = clean; // [B, F]
       h = noise ? gaussianNoise(clean, hiddenNoise, noise) : clean;
     }

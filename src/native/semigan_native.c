@@ -2,7 +2,7 @@
 //  - matmul: OpenBLAS sgemm. The wasm backend (XNNPACK) runs one thread in Node; OpenBLAS uses
 //    every core with native AVX kernels.
 //  - sum_rows: sums over leading axes without tfjs's transpose, in tfjs's order (bit-identical).
-//  - fill_normal: the common case of the seeded normal sampler (src/rng.ts), bit-identical.
+//  - fill_normal: the seeded normal sampler (src/rng.ts) but for its tail, bit-identical.
 //  - adam, ema: the optimizer and weight-average updates in one pass, in place, instead of ~13
 //    and 3 tfjs kernel calls per parameter. Same float32 operations in the same order as the tfjs
 //    code they replace (src/train/adam.ts, ema.ts), each correctly rounded (no FMA contraction,
@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CHECK(call)                                                               \
@@ -217,32 +218,217 @@ static napi_value sum_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// The ziggurat normal sampler of src/rng.ts (sfc32 draws, 128 layers), its common case only:
-// fill_normal(out, from, state, std) fills out[from..] until it meets a draw that needs the
-// ziggurat's slow path (tail or wedge, ~1.2%); it returns that index, with the draw in state[4],
-// and JavaScript computes that value (its Math.log / Math.exp) before calling again. state[0..3]
-// is the generator, read and written back. The arithmetic is JavaScript's (double, one rounding
-// to float32 at the end), so the numbers are bit-identical.
-static double zig_k[128], zig_w[128];
+// Reads (heap, then `want` int64s) for the layer kernels below; false after throwing `usage`.
+static bool layer_args(napi_env env, napi_callback_info info, size_t want, const char *usage, char **base,
+                       size_t *heap_bytes, int64_t *ints) {
+  napi_value argv[12];
+  size_t argc = 12;
+  void *heap = NULL;
+  bool ok = want <= 11 && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == want + 1 &&
+            napi_get_arraybuffer_info(env, argv[0], &heap, heap_bytes) == napi_ok;
+  for (size_t i = 0; ok && i < want; i++) ok = napi_get_value_int64(env, argv[1 + i], &ints[i]) == napi_ok;
+  if (!ok) napi_throw_type_error(env, NULL, usage);
+  *base = (char *)heap;
+  return ok;
+}
+
+static napi_value out_of_heap(napi_env env, const char *name) {
+  char text[160];
+  snprintf(text, sizeof text, "semigan_native.%s: operand outside the heap or bad shape", name);
+  napi_throw_range_error(env, NULL, text);
+  return NULL;
+}
+
+#define F32(off) ((float *)(base + (off)))
+
+// weight_norm(heap, vOff, gOff, outOff, rows, cols): W = v * (g / sqrt(sum_rows(v * v))) per
+// column, the float32 operations of nn/weight_norm.ts's tfjs ops in their order (bit-identical).
+static napi_value weight_norm(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[5];
+  if (!layer_args(env, info, 5, "semigan_native.weightNorm: expected (heap, vOff, gOff, outOff, rows, cols)", &base,
+                  &heap_bytes, a))
+    return NULL;
+  const int64_t rows = a[3], cols = a[4];
+  if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[1], cols, heap_bytes) ||
+      !in_heap(a[2], rows * cols, heap_bytes))
+    return out_of_heap(env, "weightNorm");
+  const float *v = F32(a[0]), *g = F32(a[1]);
+  float *w = F32(a[2]);
+  float *scale = calloc((size_t)cols, sizeof(float));
+  if (!scale) return out_of_heap(env, "weightNorm (out of memory)");
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) scale[c] += v[r * cols + c] * v[r * cols + c];
+  for (int64_t c = 0; c < cols; c++) scale[c] = g[c] / sqrtf(scale[c]);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) w[r * cols + c] = v[r * cols + c] * scale[c];
+  free(scale);
+  return NULL;
+}
+
+// weight_norm_grad(heap, dwOff, vOff, gOff, dvOff, dgOff, rows, cols): the gradients of
+// weight_norm as tfjs's autodiff computes them for v.mul(g.div(v.square().sum(0).sqrt())),
+// operation by operation (bit-identical):
+//   n = sum_rows(v*v), r = sqrt(n), c = g/r, dc = sum_rows(dw*v), dg = dc/r,
+//   dn = -((dc*g)/(r*r)) / (r*2), dv = dw*c + dn*(v*2)
+static napi_value weight_norm_grad(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[7];
+  if (!layer_args(env, info, 7, "semigan_native.weightNormGrad: expected (heap, dwOff, vOff, gOff, dvOff, dgOff, rows, cols)",
+                  &base, &heap_bytes, a))
+    return NULL;
+  const int64_t rows = a[5], cols = a[6];
+  if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[1], rows * cols, heap_bytes) ||
+      !in_heap(a[2], cols, heap_bytes) || !in_heap(a[3], rows * cols, heap_bytes) || !in_heap(a[4], cols, heap_bytes))
+    return out_of_heap(env, "weightNormGrad");
+  const float *dw = F32(a[0]), *v = F32(a[1]), *g = F32(a[2]);
+  float *dv = F32(a[3]), *dg = F32(a[4]);
+  float *n = calloc((size_t)cols * 2, sizeof(float));
+  if (!n) return out_of_heap(env, "weightNormGrad (out of memory)");
+  float *dc = n + cols;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const float vi = v[r * cols + c];
+      n[c] += vi * vi;
+      dc[c] += dw[r * cols + c] * vi;
+    }
+  // n becomes the column scale c, dc becomes dn.
+  for (int64_t c = 0; c < cols; c++) {
+    const float r = sqrtf(n[c]);
+    dg[c] = dc[c] / r;
+    dc[c] = -((dc[c] * g[c]) / (r * r)) / (r * 2.0f);
+    n[c] = g[c] / r;
+  }
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const int64_t i = r * cols + c;
+      dv[i] = dw[i] * n[c] + dc[c] * (v[i] * 2.0f);
+    }
+  free(n);
+  return NULL;
+}
+
+// act_grad(heap, dyOff, yOff, dzOff, dbOff, rows, cols): the gradient through a dense layer's
+// ReLU and bias: dz = dy * (y > 0 ? 1 : 0) (tfjs's relu gradient, dy * step), db = sum_rows(dz).
+// yOff -1: no activation (dz is dy, not written); only db.
+static napi_value act_grad(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[6];
+  if (!layer_args(env, info, 6, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols)", &base,
+                  &heap_bytes, a))
+    return NULL;
+  const int64_t rows = a[4], cols = a[5];
+  const bool relu = a[1] != -1;
+  if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[3], cols, heap_bytes) ||
+      (relu && (!in_heap(a[1], rows * cols, heap_bytes) || !in_heap(a[2], rows * cols, heap_bytes))))
+    return out_of_heap(env, "actGrad");
+  const float *dy = F32(a[0]);
+  float *db = F32(a[3]);
+  for (int64_t c = 0; c < cols; c++) db[c] = 0.0f;
+  if (!relu) {
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];
+    return NULL;
+  }
+  const float *y = F32(a[1]);
+  float *dz = F32(a[2]);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const int64_t i = r * cols + c;
+      dz[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+      db[c] += dz[i];
+    }
+  return NULL;
+}
+
+// add_to(heap, outOff, xOff, n): out = x + out (the noise already drawn into out).
+static napi_value add_to(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[3];
+  if (!layer_args(env, info, 3, "semigan_native.addTo: expected (heap, outOff, xOff, n)", &base, &heap_bytes, a))
+    return NULL;
+  if (a[2] < 0 || !in_heap(a[0], a[2], heap_bytes) || !in_heap(a[1], a[2], heap_bytes)) return out_of_heap(env, "addTo");
+  float *out = F32(a[0]);
+  const float *x = F32(a[1]);
+  for (int64_t i = 0; i < a[2]; i++) out[i] = x[i] + out[i];
+  return NULL;
+}
+
+// The ziggurat normal sampler of src/rng.ts (sfc32 draws, 128 layers), bit-identical:
+// fill_normal(out, from, state, std) fills out[from..], wedges included, until it meets a draw
+// that only JavaScript can finish exactly: the tail beyond R (its value comes from Math.log) or
+// a wedge test too close to call (below). It returns that index, with the draw in state[4] and
+// the generator just after it, and JavaScript computes that value before calling again.
+// state[0..3] is the generator, read and written back. The arithmetic is JavaScript's (double,
+// one rounding to float32 at the end).
+//
+// The wedge test compares a uniform point with exp(-x^2/2). C's exp and V8's Math.exp may
+// differ in the last bit, but both are within 1 ulp of the true value; a point farther than
+// 1e-13 (relative, ~450 ulps) from C's value is on the same side of V8's, and a closer one
+// (~1e-13 of wedge tests) goes to JavaScript. So ~0.1% of draws (the tail) leave native code
+// instead of ~1.2% (every wedge), and each leaving costs a round trip through N-API.
+static double zig_k[128], zig_w[128], zig_f[128];
 static bool zig_ready = false;
 
 static napi_value set_ziggurat(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  double *tables[2] = {zig_k, zig_w};
-  for (int t = 0; t < 2; t++) {
+  double *tables[3] = {zig_k, zig_w, zig_f};
+  for (int t = 0; t < 3; t++) {
     napi_typedarray_type type;
     size_t len;
     void *data;
-    if (argc != 2 || napi_get_typedarray_info(env, argv[t], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_float64_array || len != 128) {
-      napi_throw_type_error(env, NULL, "semigan_native.setZiggurat: expected two Float64Arrays of 128");
+    if (argc != 3 || napi_get_typedarray_info(env, argv[t], &type, &len, &data, NULL, NULL) != napi_ok || type != napi_float64_array || len != 128) {
+      napi_throw_type_error(env, NULL, "semigan_native.setZiggurat: expected three Float64Arrays of 128 (k, w, f)");
       return NULL;
     }
     memcpy(tables[t], data, sizeof zig_k);
   }
   zig_ready = true;
   return NULL;
+}
+
+typedef struct {
+  uint32_t a, b, c, d;
+} sfc32;
+
+static inline uint32_t sfc32_next(sfc32 *s) { // as Rng.nextUint32
+  const uint32_t u = s->a + s->b + s->d;
+  s->d = s->d + 1;
+  s->a = s->b ^ (s->b >> 9);
+  s->b = s->c + (s->c << 3);
+  s->c = (s->c << 21) | (s->c >> 11);
+  s->c = s->c + u;
+  return u;
+}
+
+// Rng.normalSlow for a draw that missed its layer's rectangle, unless it reaches the tail or a
+// wedge test too close to call: then false, and the caller hands the draw to JavaScript.
+static bool normal_slow(sfc32 *s, int32_t j, int layer, double *value) {
+  for (;;) {
+    const double x = (double)j * zig_w[layer];
+    if (layer == 0) return false;
+    const double uniform = (double)sfc32_next(s) / 4294967296.0;
+    const double point = zig_f[layer] + uniform * (zig_f[layer - 1] - zig_f[layer]);
+    const double density = exp(-0.5 * x * x);
+    if (fabs(point - density) <= 1e-13 * density) return false;
+    if (point < density) {
+      *value = x;
+      return true;
+    }
+    const uint32_t u = sfc32_next(s);
+    layer = (int)(u & 127);
+    j = ((int32_t)u) >> 7;
+    if (fabs((double)j) < zig_k[layer]) {
+      *value = (double)j * zig_w[layer];
+      return true;
+    }
+  }
 }
 
 static napi_value fill_normal(napi_env env, napi_callback_info info) {
@@ -263,27 +449,29 @@ static napi_value fill_normal(napi_env env, napi_callback_info info) {
   }
   float *out = (float *)out_data;
   uint32_t *st = (uint32_t *)st_data;
-  uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+  sfc32 s = {st[0], st[1], st[2], st[3]};
   size_t i = (size_t)from;
   for (; i < n; i++) {
-    const uint32_t u = a + b + d; // sfc32, as Rng.nextUint32
-    d = d + 1;
-    a = b ^ (b >> 9);
-    b = c + (c << 3);
-    c = (c << 21) | (c >> 11);
-    c = c + u;
+    const uint32_t u = sfc32_next(&s);
     const int layer = (int)(u & 127);
     const int32_t j = ((int32_t)u) >> 7;
-    if (!(fabs((double)j) < zig_k[layer])) {
+    if (fabs((double)j) < zig_k[layer]) {
+      out[i] = (float)(((double)j * zig_w[layer]) * std_);
+      continue;
+    }
+    const sfc32 after_u = s;
+    double value;
+    if (!normal_slow(&s, j, layer, &value)) {
+      s = after_u;
       st[4] = u;
       break;
     }
-    out[i] = (float)(((double)j * zig_w[layer]) * std_);
+    out[i] = (float)(value * std_);
   }
-  st[0] = a;
-  st[1] = b;
-  st[2] = c;
-  st[3] = d;
+  st[0] = s.a;
+  st[1] = s.b;
+  st[2] = s.c;
+  st[3] = s.d;
   napi_value ret;
   CHECK(napi_create_int64(env, (int64_t)i, &ret));
   return ret;
@@ -330,6 +518,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sumRows", NULL, sum_rows, NULL, NULL, NULL, napi_default, NULL},
       {"setZiggurat", NULL, set_ziggurat, NULL, NULL, NULL, napi_default, NULL},
       {"fillNormal", NULL, fill_normal, NULL, NULL, NULL, napi_default, NULL},
+      {"weightNorm", NULL, weight_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"weightNormGrad", NULL, weight_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"actGrad", NULL, act_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"addTo", NULL, add_to, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"describe", NULL, describe, NULL, NULL, NULL, napi_default, NULL},

@@ -12,7 +12,7 @@ import { replaceWasmKernel, restoreWasmKernel } from './wasm_kernels.js';
  * non-float32 dtype, prelu or other fused activations) goes to the original wasm kernel.
  */
 
-const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
+export const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
 
 /**
  * Below this many multiply-adds a matMul runs on one OpenBLAS thread: waking the others costs
@@ -22,7 +22,7 @@ const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
  */
 const PARALLEL_MIN_MACS = 100e6;
 
-interface MatMulShape {
+export interface MatMulShape {
   outShape: number[];
   batchA: number;
   batchB: number;
@@ -32,7 +32,7 @@ interface MatMulShape {
 }
 
 /** tfjs's BatchMatMul shape rules (batch dims broadcast only when one side has batch 1). */
-function matMulShape(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): MatMulShape | null {
+export function matMulShape(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): MatMulShape | null {
   const ra = a.shape.length;
   const rb = b.shape.length;
   if (ra < 2 || rb < 2) return null;
@@ -54,6 +54,48 @@ function matMulShape(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolea
 }
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+export interface BlasMatMul {
+  shape: MatMulShape;
+  ta: boolean;
+  tb: boolean;
+  bias?: tf.TensorInfo;
+  act: (typeof ACT)[keyof typeof ACT];
+  alpha: number;
+}
+
+/** out = act(a b + bias) through OpenBLAS on the wasm heap: a fresh output tensor. */
+export function blasMatMul(
+  addon: NativeAddon,
+  backend: WasmBackendInternals,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  { shape, ta, tb, bias, act, alpha }: BlasMatMul,
+  threads: number,
+): tf.TensorInfo {
+  const macs = Math.max(shape.batchA, shape.batchB) * shape.m * shape.n * shape.k;
+  const out = backend.makeOutput(shape.outShape, 'float32') as tf.TensorInfo;
+  const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  // makeOutput may have grown the heap: take its buffer only now.
+  addon.matmul(
+    backend.wasm.HEAPU8.buffer as ArrayBuffer,
+    off(a),
+    off(b),
+    off(out),
+    shape.batchA,
+    shape.batchB,
+    shape.m,
+    shape.n,
+    shape.k,
+    ta,
+    tb,
+    bias ? off(bias) : -1,
+    act,
+    alpha,
+    macs >= PARALLEL_MIN_MACS ? threads : 1,
+  );
+  return out;
+}
 
 function blasKernel(addon: NativeAddon, original: tf.KernelFunc, fused: boolean, threads: number): tf.KernelFunc {
   return ((args: KernelArgs) => {
@@ -81,28 +123,8 @@ function blasKernel(addon: NativeAddon, original: tf.KernelFunc, fused: boolean,
       !biasOk
     )
       return original(args as Parameters<tf.KernelFunc>[0]);
-    const macs = Math.max(shape.batchA, shape.batchB) * shape.m * shape.n * shape.k;
-    const out = backend.makeOutput(shape.outShape, 'float32') as tf.TensorInfo;
-    const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-    // makeOutput may have grown the heap: take its buffer only now.
-    addon.matmul(
-      backend.wasm.HEAPU8.buffer as ArrayBuffer,
-      off(a),
-      off(b),
-      off(out),
-      shape.batchA,
-      shape.batchB,
-      shape.m,
-      shape.n,
-      shape.k,
-      ta,
-      tb,
-      bias ? off(bias) : -1,
-      act,
-      Number(attrs.leakyreluAlpha ?? 0.2),
-      macs >= PARALLEL_MIN_MACS ? threads : 1,
-    );
-    return out;
+    const alpha = Number(attrs.leakyreluAlpha ?? 0.2);
+    return blasMatMul(addon, backend, a, b, { shape, ta, tb, bias, act, alpha }, threads);
   }) as unknown as tf.KernelFunc;
 }
 
@@ -110,12 +132,18 @@ function blasKernel(addon: NativeAddon, original: tf.KernelFunc, fused: boolean,
 export function useOpenBlasMatMul(addon: NativeAddon, threads: number): void {
   addon.setThreads(threads);
   threads = addon.getThreads(); // OpenBLAS caps it at its build's maximum
+  blasThreads = threads;
   replaceWasmKernel(tf.BatchMatMul, (original) => blasKernel(addon, original, false, threads));
   replaceWasmKernel(tf._FusedMatMul, (original) => blasKernel(addon, original, true, threads));
 }
 
+/** The thread count of the OpenBLAS matMuls, 0 while tfjs's own kernels are in place. */
+let blasThreads = 0;
+export const openBlasThreads = () => blasThreads;
+
 /** Put tfjs's own wasm matMul kernels back (used by tests to compare both). */
 export function useWasmMatMul(): void {
+  blasThreads = 0;
   restoreWasmKernel(tf.BatchMatMul);
   restoreWasmKernel(tf._FusedMatMul);
 }

@@ -43,7 +43,28 @@ export interface NativeAddon {
   ): void;
   ema(heap: ArrayBuffer, sOff: number, pOff: number, n: number, decay: number): void;
   sumRows(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, cols: number): void;
-  setZiggurat(k: Float64Array, w: Float64Array): void;
+  weightNorm(heap: ArrayBuffer, vOff: number, gOff: number, outOff: number, rows: number, cols: number): void;
+  weightNormGrad(
+    heap: ArrayBuffer,
+    dwOff: number,
+    vOff: number,
+    gOff: number,
+    dvOff: number,
+    dgOff: number,
+    rows: number,
+    cols: number,
+  ): void;
+  actGrad(
+    heap: ArrayBuffer,
+    dyOff: number,
+    yOff: number,
+    dzOff: number,
+    dbOff: number,
+    rows: number,
+    cols: number,
+  ): void;
+  addTo(heap: ArrayBuffer, outOff: number, xOff: number, n: number): void;
+  setZiggurat(k: Float64Array, w: Float64Array, f: Float64Array): void;
   fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
   setThreads(n: number): void;
   getThreads(): number;
@@ -69,7 +90,8 @@ export function loadNative(path?: string): NativeLoad {
       typeof addon.matmul !== 'function' ||
       typeof addon.adam !== 'function' ||
       typeof addon.sumRows !== 'function' ||
-      typeof addon.fillNormal !== 'function'
+      typeof addon.fillNormal !== 'function' ||
+      typeof addon.weightNorm !== 'function'
     )
       return { ok: false, why: `${found} is not semigan's native kernels addon` };
     return { ok: true, addon, path: found };

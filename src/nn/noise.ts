@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
+import { addNoiseNative } from './native_layers.js';
 
 /** x + N(0, std^2), drawn from our seeded Rng (see rng.ts for why not tf.randomNormal). */
 export function gaussianNoise<T extends tf.Tensor>(x: T, std: number, rng: Rng): T {
+  const drawn = addNoiseNative(x, std, rng);
+  if (drawn) return drawn;
   const noise = rng.fillNormal(new Float32Array(x.size), std);
   return x.add(tf.tensor(noise, x.shape)) as T;
 }

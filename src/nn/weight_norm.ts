@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { dense, weightNormNative } from './native_layers.js';
 
 /**
  * Weight normalization (Salimans & Kingma 2016): W = v * g / ||v||, per output unit (column).
@@ -6,12 +7,12 @@ import * as tf from '@tensorflow/tfjs';
  * batch norm in D without making an example's output depend on its batch.
  */
 export function weightNormKernel(v: tf.Tensor2D, g: tf.Tensor1D): tf.Tensor2D {
-  return tf.tidy(() => v.mul(g.div(v.square().sum(0).sqrt())) as tf.Tensor2D); // [in, out]
+  return weightNormNative(v, g) ?? tf.tidy(() => v.mul(g.div(v.square().sum(0).sqrt())) as tf.Tensor2D); // [in, out]
 }
 
 /** x W + b with a weight-normalized W. */
 export function weightNormDense(x: tf.Tensor2D, v: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
-  return tf.matMul(x, weightNormKernel(v, g)).add(b); // [B, out]
+  return dense(x, weightNormKernel(v, g), b, 'linear'); // [B, out]
 }
 
 /**

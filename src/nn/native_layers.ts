@@ -1,0 +1,175 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../rng.js';
+import { ACT, blasMatMul, matMulShape, openBlasThreads } from './blas_matmul.js';
+import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
+
+/**
+ * A training step's layers in a few native calls instead of many small wasm kernels.
+ *
+ * In tfjs a weight-normed dense layer with its bias, ReLU and Gaussian noise is ~10 kernel calls
+ * forward and ~25 backward (each with JavaScript bookkeeping that costs more than the kernel):
+ * more than half of an MNIST step's ~1000 calls. Here the layer is three kernels forward
+ * (weight norm, matMul with bias and ReLU, noise) and three backward (weight norm, ReLU and bias,
+ * and the two matMuls the tape asks for), each one native call on the wasm heap. The float32
+ * operations and their order are tfjs's, so the numbers are bit-identical
+ * (test/nn/native_layers.test.ts). Used with the addon and OpenBLAS matMuls on the wasm
+ * backend; anything else composes tfjs ops.
+ */
+let native: NativeAddon | null = null;
+
+const WEIGHT_NORM = 'SemiganWeightNorm';
+const WEIGHT_NORM_GRAD = 'SemiganWeightNormGrad';
+const DENSE = 'SemiganDense';
+const ACT_GRAD = 'SemiganActGrad';
+const ADD_NOISE = 'SemiganAddNoise';
+
+export type DenseActivation = 'linear' | 'relu';
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** The heap, offsets and outputs a native kernel needs from the wasm backend. */
+function heapOf(backendArg: unknown) {
+  const backend = backendArg as WasmBackendInternals;
+  return {
+    backend,
+    off: (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset,
+    out: (shape: number[]) => backend.makeOutput(shape, 'float32') as tf.TensorInfo,
+    // Only after the last makeOutput: it may grow (and so replace) the heap.
+    heap: () => backend.wasm.HEAPU8.buffer as ArrayBuffer,
+  };
+}
+
+const kernelFunc = (f: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]) => f as unknown as tf.KernelFunc;
+
+function registerKernels(): void {
+  tf.registerKernel({
+    kernelName: WEIGHT_NORM,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc(({ inputs, backend }) => {
+      const { v, g } = inputs as { v: tf.TensorInfo; g: tf.TensorInfo };
+      const h = heapOf(backend);
+      const w = h.out(v.shape);
+      native!.weightNorm(h.heap(), h.off(v), h.off(g), h.off(w), v.shape[0], v.shape[1]);
+      return w;
+    }),
+  });
+  tf.registerKernel({
+    kernelName: WEIGHT_NORM_GRAD,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc(({ inputs, backend }) => {
+      const { dw, v, g } = inputs as { dw: tf.TensorInfo; v: tf.TensorInfo; g: tf.TensorInfo };
+      const h = heapOf(backend);
+      const dv = h.out(v.shape);
+      const dg = h.out(g.shape);
+      native!.weightNormGrad(h.heap(), h.off(dw), h.off(v), h.off(g), h.off(dv), h.off(dg), v.shape[0], v.shape[1]);
+      return [dv, dg];
+    }),
+  });
+  tf.registerGradient({
+    kernelName: WEIGHT_NORM,
+    inputsToSave: ['v', 'g'],
+    gradFunc: (dy, saved) => {
+      const [v, g] = saved;
+      const [dv, dg] = tf.engine().runKernel(WEIGHT_NORM_GRAD, { dw: dy as tf.Tensor, v, g }) as tf.Tensor[];
+      return { v: () => dv, g: () => dg };
+    },
+  });
+
+  tf.registerKernel({
+    kernelName: DENSE,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc(({ inputs, backend, attrs }) => {
+      const { x, w, b } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b: tf.TensorInfo };
+      const shape = matMulShape(x, w, false, false)!;
+      const act = ACT[attrs!.activation as DenseActivation];
+      return blasMatMul(
+        native!,
+        backend as WasmBackendInternals,
+        x,
+        w,
+        { shape, ta: false, tb: false, bias: b, act, alpha: 0 },
+        openBlasThreads(),
+      );
+    }),
+  });
+  tf.registerKernel({
+    kernelName: ACT_GRAD,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc(({ inputs, backend }) => {
+      const { dy, y } = inputs as { dy: tf.TensorInfo; y?: tf.TensorInfo };
+      const [rows, cols] = dy.shape;
+      const h = heapOf(backend);
+      const dz = y ? h.out(dy.shape) : null;
+      const db = h.out([cols]);
+      native!.actGrad(h.heap(), h.off(dy), y ? h.off(y) : -1, dz ? h.off(dz) : -1, h.off(db), rows, cols);
+      return dz ? [dz, db] : [db];
+    }),
+  });
+  tf.registerGradient({
+    kernelName: DENSE,
+    inputsToSave: ['x', 'w'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, w, y] = saved;
+      const relu = (attrs as { activation: DenseActivation }).activation === 'relu';
+      const grads = tf
+        .engine()
+        .runKernel(ACT_GRAD, relu ? { dy: dy as tf.Tensor, y } : { dy: dy as tf.Tensor }) as tf.Tensor[];
+      const [dz, db] = relu ? grads : [dy as tf.Tensor, grads[0]];
+      // Only the matMuls the tape needs run (not x's for the first layer, nor D's kernels in G's step).
+      return { x: () => tf.matMul(dz, w, false, true), w: () => tf.matMul(x, dz, true, false), b: () => db };
+    },
+  });
+
+  tf.registerKernel({
+    kernelName: ADD_NOISE,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc(({ inputs, backend, attrs }) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      const { std, rng } = attrs as unknown as { std: number; rng: Rng };
+      const h = heapOf(backend);
+      const out = h.out(x.shape);
+      const n = tf.util.sizeFromShape(x.shape);
+      const heap = h.heap();
+      rng.fillNormal(new Float32Array(heap, h.off(out), n), std); // no tfjs call in between: the heap stays
+      native!.addTo(heap, h.off(out), h.off(x), n);
+      return out;
+    }),
+  });
+  tf.registerGradient({ kernelName: ADD_NOISE, gradFunc: (dy) => ({ x: () => (dy as tf.Tensor).clone() }) });
+}
+
+let registered = false;
+
+/** Use the native layer kernels from now on (with the addon), or tfjs ops (null). */
+export function useNativeLayers(addon: NativeAddon | null): void {
+  native = addon;
+  if (addon && !registered) {
+    registerKernels();
+    registered = true;
+  }
+}
+
+/** Native only on float32 tensors of the wasm backend, with OpenBLAS doing its matMuls. */
+const nativeFor = (...ts: tf.Tensor[]) =>
+  native !== null && openBlasThreads() > 0 && tf.getBackend() === 'wasm' && ts.every((t) => t.dtype === 'float32');
+
+/** W = v * g / ||v|| per column (weight normalization's kernel), for a 2-D v. */
+export function weightNormNative(v: tf.Tensor2D, g: tf.Tensor1D): tf.Tensor2D | null {
+  if (!nativeFor(v, g) || v.shape[0] === 0 || v.shape[1] === 0) return null;
+  return tf.engine().runKernel(WEIGHT_NORM, { v, g }) as tf.Tensor2D;
+}
+
+/** act(x w + b) for x [B, in], w [in, out], b [out]. */
+export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, activation: DenseActivation): tf.Tensor2D {
+  if (nativeFor(x, w, b) && x.shape[0] > 1 && x.shape[1] === w.shape[0] && b.shape[0] === w.shape[1])
+    return tf.engine().runKernel(DENSE, { x, w, b }, { activation }) as tf.Tensor2D;
+  const z = tf.matMul(x, w).add(b) as tf.Tensor2D;
+  return activation === 'relu' ? tf.relu(z) : z;
+}
+
+/** x + N(0, std^2) drawn from `rng` into the output, or null when tfjs ops must do it. */
+export function addNoiseNative<T extends tf.Tensor>(x: T, std: number, rng: Rng): T | null {
+  if (!nativeFor(x) || x.size === 0) return null;
+  return tf.engine().runKernel(ADD_NOISE, { x }, { std, rng } as unknown as tf.NamedAttrMap) as T;
+}

@@ -1,0 +1,171 @@
+/**
+ * The native layer kernels (src/nn/native_layers.ts) against the tfjs ops they replace, bit for
+ * bit: weight norm, dense with bias and ReLU, Gaussian noise, each forward and backward, and a
+ * whole D pass of the paper's model.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/backend.js';
+import { Rng } from '../../src/rng.js';
+import { loadNative } from '../../src/nn/native_addon.js';
+import { dense, useNativeLayers } from '../../src/nn/native_layers.js';
+import { weightNormKernel } from '../../src/nn/weight_norm.js';
+import { gaussianNoise } from '../../src/nn/noise.js';
+import { mnistMlp } from '../../src/models/mnist_mlp.js';
+
+const native = loadNative();
+const skip = !native.ok && 'the native addon is not built here';
+const normal = (rng: Rng, shape: number[], std = 1) =>
+  tf.tensor(rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)), std), shape);
+
+/** f's value and gradients with the native kernels, then with tfjs ops: [native, tfjs]. */
+function bothWays(f: () => tf.Tensor[]): [Float32Array[], Float32Array[]] {
+  assert.ok(native.ok);
+  const run = () =>
+    tf
+      .tidy(() => f())
+      .map((t) => {
+        const d = t.dataSync() as Float32Array;
+        t.dispose();
+        return d;
+      });
+  useNativeLayers(native.addon);
+  const mine = run();
+  useNativeLayers(null);
+  const theirs = run();
+  useNativeLayers(native.addon);
+  return [mine, theirs];
+}
+
+function assertBitIdentical(mine: Float32Array[], theirs: Float32Array[], what: string): void {
+  assert.equal(mine.length, theirs.length);
+  for (let i = 0; i < mine.length; i++) {
+    assert.equal(mine[i].length, theirs[i].length, `${what}, output ${i}: length`);
+    const a = new Uint32Array(mine[i].buffer, mine[i].byteOffset, mine[i].length);
+    const b = new Uint32Array(theirs[i].buffer, theirs[i].byteOffset, theirs[i].length);
+    const bad = a.findIndex((x, j) => x !== b[j]);
+    assert.equal(bad, -1, `${what}, output ${i}: element ${bad} is ${mine[i][bad]}, tfjs gives ${theirs[i][bad]}`);
+  }
+}
+
+test('weight norm: kernel and gradients bit-identical to the tfjs ops', { skip }, async () => {
+  await initBackend('wasm', { threads: 2 });
+  const rng = new Rng(3);
+  for (const [rows, cols] of [
+    [784, 1000],
+    [250, 10],
+    [3, 5],
+    [1, 7],
+  ]) {
+    const v = normal(rng, [rows, cols], 0.1) as tf.Tensor2D;
+    const g = normal(rng, [cols]).abs().add(0.5) as tf.Tensor1D;
+    const dw = normal(rng, [rows, cols]);
+    const [mine, theirs] = bothWays(() => [
+      weightNormKernel(v, g),
+      ...tf.grads((a, b) =>
+        weightNormKernel(a as tf.Tensor2D, b as tf.Tensor1D)
+          .mul(dw)
+          .sum(),
+      )([v, g]),
+    ]);
+    assertBitIdentical(mine, theirs, `weight norm of [${rows}, ${cols}]`);
+  }
+});
+
+test(
+  'dense with bias, ReLU or linear: output and the three gradients bit-identical to the tfjs ops',
+  { skip },
+  async () => {
+    await initBackend('wasm', { threads: 2 });
+    const rng = new Rng(4);
+    for (const [rows, nin, nout] of [
+      [300, 784, 1000],
+      [100, 250, 10],
+      [2, 3, 5],
+    ])
+      for (const activation of ['relu', 'linear'] as const) {
+        const x = normal(rng, [rows, nin]) as tf.Tensor2D;
+        const w = normal(rng, [nin, nout], 0.1) as tf.Tensor2D;
+        const b = normal(rng, [nout]) as tf.Tensor1D;
+        const dy = normal(rng, [rows, nout]);
+        const [mine, theirs] = bothWays(() => [
+          dense(x, w, b, activation),
+          ...tf.grads((a, k, c) =>
+            dense(a as tf.Tensor2D, k as tf.Tensor2D, c as tf.Tensor1D, activation)
+              .mul(dy)
+              .sum(),
+          )([x, w, b]),
+        ]);
+        assertBitIdentical(mine, theirs, `${activation} dense [${rows}, ${nin}] x [${nin}, ${nout}]`);
+      }
+  },
+);
+
+test('dense: the backward pass runs only the matMuls the tape needs', { skip }, async () => {
+  await initBackend('wasm', { threads: 2 });
+  const rng = new Rng(5);
+  const x = normal(rng, [50, 40]) as tf.Tensor2D;
+  const w = normal(rng, [40, 30]) as tf.Tensor2D;
+  const b = normal(rng, [30]) as tf.Tensor1D;
+  const matMuls = async (f: () => void) => {
+    const names = (await tf.profile(() => tf.tidy(f))).kernels.map((k) => k.name);
+    assert.ok(names.includes('SemiganDense') && names.includes('SemiganActGrad'), names.join(' '));
+    return names.filter((k) => k === 'BatchMatMul').length;
+  };
+  // w's gradient only (x is data), then x's only (D fixed in G's step): one matMul each.
+  assert.equal(await matMuls(() => void tf.grad((k) => dense(x, k as tf.Tensor2D, b, 'relu').sum())(w)), 1);
+  assert.equal(await matMuls(() => void tf.grad((a) => dense(a as tf.Tensor2D, w, b, 'relu').sum())(x)), 1);
+  assert.equal(
+    await matMuls(() => void tf.grads((a, k) => dense(a as tf.Tensor2D, k as tf.Tensor2D, b, 'relu').sum())([x, w])),
+    2,
+  );
+});
+
+test(
+  'Gaussian noise: the same draws as the tfjs path from the same seed, gradient passed through',
+  { skip },
+  async () => {
+    await initBackend('wasm', { threads: 2 });
+    const x = normal(new Rng(6), [300, 784]);
+    const dy = normal(new Rng(7), [300, 784]);
+    let seed = 0;
+    const [mine, theirs] = bothWays(() => {
+      const rng = new Rng(8 + seed++ * 0); // the same seed both ways
+      return [gaussianNoise(x, 0.3, rng), tf.grad((a) => gaussianNoise(a, 0.5, rng).mul(dy).sum())(x)];
+    });
+    assertBitIdentical(mine, theirs, 'noise on [300, 784]');
+    // The noise is there: its moments (std 0.3 over 235,200 draws: the mean within 5 standard errors).
+    const diff = mine[0].map((v, i) => v - x.dataSync()[i]);
+    const mean = diff.reduce((s, v) => s + v, 0) / diff.length;
+    const std = Math.sqrt(diff.reduce((s, v) => s + (v - mean) ** 2, 0) / diff.length);
+    assert.ok(Math.abs(mean) < (5 * 0.3) / Math.sqrt(diff.length), `mean ${mean}`);
+    assert.ok(Math.abs(std - 0.3) < 0.003, `std ${std}`);
+    assert.deepEqual(Array.from(mine[1]), Array.from(dy.dataSync()));
+  },
+);
+
+test(
+  "the paper's D: loss gradients of a noisy pass bit-identical with and without the native layers",
+  { skip },
+  async () => {
+    await initBackend('wasm', { threads: 2 });
+    const model = mnistMlp({ inputDim: 784, numClasses: 10 });
+    const d = model.createD(new Rng(9));
+    const x = normal(new Rng(10), [300, 784]).sigmoid() as tf.Tensor2D;
+    model.initD(d, x.slice([0, 0], [100, -1]), { noise: new Rng(11) });
+    const names = d.trainable;
+    const [mine, theirs] = bothWays(() => {
+      const rng = new Rng(12);
+      const { grads, value } = tf.variableGrads(
+        () => {
+          const { logits, features } = model.applyD(d.vars, x, { noise: rng });
+          return logits.logSumExp(1).mean().add(features.square().mean()) as tf.Scalar;
+        },
+        names.map((n) => d.vars[n]),
+      );
+      return [value, ...names.map((n) => grads[d.vars[n].name])];
+    });
+    assertBitIdentical(mine, theirs, "D's loss and gradients");
+  },
+);
