@@ -19,6 +19,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
 import { useNativeLayers } from '../../src/nn/native_layers.js';
+import { blasMacsDone } from '../../src/nn/blas_matmul.js';
+import { loadNative } from '../../src/nn/native_addon.js';
 import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 
@@ -70,6 +72,22 @@ function peerUnavailable(python: string, peer: string): string | null {
   return null;
 }
 
+/** GFLOP/s of one 1000x1000x1000 sgemm on `threads` threads (median of 9), through the addon. */
+function sgemmGflops(threads: number): number {
+  const native = loadNative();
+  if (!native.ok) return NaN;
+  const n = 1000;
+  const heap = new ArrayBuffer(3 * n * n * 4);
+  new Float32Array(heap).fill(0.5);
+  const ms: number[] = [];
+  for (let r = 0; r < 10; r++) {
+    const t = performance.now();
+    native.addon.matmul(heap, 0, n * n * 4, 2 * n * n * 4, 1, 1, n, n, n, false, false, -1, 0, 0, threads);
+    if (r > 0) ms.push(performance.now() - t);
+  }
+  return (2 * n ** 3) / median(ms) / 1e6;
+}
+
 async function main(): Promise<void> {
   const iters = int('iters');
   const peerIters = int('peer-iters');
@@ -85,8 +103,12 @@ async function main(): Promise<void> {
     `# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); ${backend.threadsReason}; data ${data.summaryText}`,
   );
   console.log(`# semigan: timing >= ${iters} iterations (whole epochs of 10) after a warm-up epoch, loadavg ${load()}`);
-  const timing = await timeIterations(config, data, { iters });
+  const timing = await timeIterations(config, data, { iters, counter: blasMacsDone });
   const ours = median(timing.ms);
+  // The step's floor on this machine: its matMul FLOPs at the rate of one large sgemm.
+  const gflop = (2 * timing.countPerIter) / 1e9;
+  const sgemm = sgemmGflops(backend.threads);
+  const limit = (gflop / sgemm) * 1000;
   console.log(
     `# semigan: median ${fmt(ours)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`,
   );
@@ -145,6 +167,9 @@ async function main(): Promise<void> {
     );
     console.log(`ratio semigan / peer: ${(ours / peerRes.iter_ms_median).toFixed(2)}x`);
     console.log(
+      `sgemm limit: ${fmt(gflop, 2)} GFLOP of matMuls per iteration at ${fmt(sgemm, 0)} GFLOP/s (1000^3 sgemm, ${backend.threads} threads) = ${fmt(limit)} ms; semigan ${fmt(ours / limit, 2)}x, peer ${fmt(peerRes.iter_ms_median / limit, 2)}x of it`,
+    );
+    console.log(
       `peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan threads: ${wasmThreads}`,
     );
     console.log(
@@ -154,6 +179,9 @@ async function main(): Promise<void> {
         peer_ms_median: peerRes.iter_ms_median,
         ratio: ours / peerRes.iter_ms_median,
         ...(values.before ? { semigan_tfjs_layers_ms_median: before } : {}),
+        matmul_gflop_per_iter: gflop,
+        sgemm_gflops: sgemm,
+        sgemm_limit_ms: limit,
         peer_threads: th,
         semigan_threads: Number(wasmThreads),
         loadavg: loadavg()[0],

@@ -21,6 +21,8 @@ export interface TimingOptions {
   /** Iterations per epoch; each epoch yields itersPerEpoch - 1 samples. */
   itersPerEpoch?: number;
   seed?: number;
+  /** A running count (e.g. matMul multiply-adds) read at each iteration; its median step goes to countPerIter. */
+  counter?: () => number;
 }
 
 export interface IterationTiming {
@@ -32,6 +34,8 @@ export interface IterationTiming {
   /** Values drawn per timed iteration (the same every iteration for a fixed model). */
   normalsPerIter: number;
   uniformsPerIter: number;
+  /** Median increase of opts.counter over one timed iteration (NaN without a counter). */
+  countPerIter: number;
 }
 
 /** Base config of the benchmarks: the paper's MNIST recipe, with a small train/test set. */
@@ -111,9 +115,19 @@ export async function timeIterations(
     uniformMs: number;
     normals: number;
     uniforms: number;
+    count: number;
   }[] = [];
   const onIteration = (epoch: number, iter: number) =>
-    ticks.push({ epoch, iter, t: performance.now(), normalMs, uniformMs, normals, uniforms });
+    ticks.push({
+      epoch,
+      iter,
+      t: performance.now(),
+      normalMs,
+      uniformMs,
+      normals,
+      uniforms,
+      count: opts.counter?.() ?? NaN,
+    });
   const quiet = { write: () => true, isTTY: false };
 
   const trainer = new Trainer(config, model, data, { log: () => {}, progressStream: quiet, onIteration });
@@ -126,7 +140,15 @@ export async function timeIterations(
     rmSync(out, { recursive: true, force: true });
   }
 
-  const res: IterationTiming = { ms: [], normalMs: [], uniformMs: [], normalsPerIter: 0, uniformsPerIter: 0 };
+  const res: IterationTiming = {
+    ms: [],
+    normalMs: [],
+    uniformMs: [],
+    normalsPerIter: 0,
+    uniformsPerIter: 0,
+    countPerIter: NaN,
+  };
+  const counts: number[] = [];
   for (let e = 2; e <= epochs; e++) {
     const et = ticks.filter((k) => k.epoch === e);
     if (et.length !== itersPerEpoch || et.some((k, i) => k.iter !== i + 1)) {
@@ -138,8 +160,10 @@ export async function timeIterations(
       res.uniformMs.push(et[i].uniformMs - et[i - 1].uniformMs);
       res.normalsPerIter = et[i].normals - et[i - 1].normals;
       res.uniformsPerIter = et[i].uniforms - et[i - 1].uniforms;
+      counts.push(et[i].count - et[i - 1].count);
     }
   }
+  res.countPerIter = median(counts);
   return res;
 }
 

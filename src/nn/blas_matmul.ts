@@ -15,12 +15,26 @@ import { replaceWasmKernel, restoreWasmKernel } from './wasm_kernels.js';
 export const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
 
 /**
- * Below this many multiply-adds a matMul runs on one OpenBLAS thread: waking the others costs
- * more than it saves. Measured here (exported MNIST MLP, 2 cores): batch 64 (first layer 50M)
- * predicts ~25% faster on one thread, batch 256 (200M) and training's 300-row matMuls (235M)
- * are faster on two.
+ * Below this many multiply-adds a matMul runs on one OpenBLAS thread, because waking the other
+ * threads costs more than they save, and that depends on how long they slept. Measured on 2
+ * cores (AVX-512; scripts/bench/blas_threads.ts): back to back, as in a training step, 2 threads
+ * win from ~2M multiply-adds (100x250x250: 0.083 against 0.127 ms); after 50 ms idle, as between
+ * a server's requests, a 2-thread call takes 1.7-9 ms against 0.2-1.4 ms on one (up to
+ * 64x1000x784, 50M). The rule is the caller's (training or not), never the clock's: OpenBLAS
+ * splits some shapes differently on 1 and 2 threads (other bits), and a run must not depend on
+ * timing.
  */
-const PARALLEL_MIN_MACS = 100e6;
+const PARALLEL_MIN_MACS = { sparse: 100e6, training: 2e6 } as const;
+let pattern: keyof typeof PARALLEL_MIN_MACS = 'sparse';
+
+let macsDone = 0;
+/** Multiply-adds done by OpenBLAS matMuls since the process started (benchmarks' FLOP count). */
+export const blasMacsDone = () => macsDone;
+
+/** How matMuls come from now on: back to back ('training') or with gaps ('sparse', the default). */
+export function setMatMulPattern(p: keyof typeof PARALLEL_MIN_MACS): void {
+  pattern = p;
+}
 
 export interface MatMulShape {
   outShape: number[];
@@ -74,6 +88,7 @@ export function blasMatMul(
   threads: number,
 ): tf.TensorInfo {
   const macs = Math.max(shape.batchA, shape.batchB) * shape.m * shape.n * shape.k;
+  macsDone += macs;
   const out = backend.makeOutput(shape.outShape, 'float32') as tf.TensorInfo;
   const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
   // makeOutput may have grown the heap: take its buffer only now.
@@ -92,7 +107,7 @@ export function blasMatMul(
     bias ? off(bias) : -1,
     act,
     alpha,
-    macs >= PARALLEL_MIN_MACS ? threads : 1,
+    macs >= PARALLEL_MIN_MACS[pattern] ? threads : 1,
   );
   return out;
 }

@@ -9,6 +9,7 @@ import type { TrainData } from '../data/prepare.js';
 import type { GanModel } from '../models/model.js';
 import { disposeParams, type Params, type Tensors } from '../nn/params.js';
 import { uniformNoise } from '../nn/noise.js';
+import { setMatMulPattern } from '../nn/blas_matmul.js';
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
 import {
@@ -416,6 +417,16 @@ export class Trainer {
 
   /** Train until `config.epochs` are done or the time budget is spent. */
   async run(): Promise<TrainResult> {
+    // Back-to-back matMuls: OpenBLAS's threads stay awake, so smaller ones are worth splitting.
+    setMatMulPattern('training');
+    try {
+      return await this.runEpochs();
+    } finally {
+      setMatMulPattern('sparse');
+    }
+  }
+
+  private async runEpochs(): Promise<TrainResult> {
     const { config } = this;
     if (!this.data.train.features) mkdirSync(join(config.out, SAMPLES_DIR), { recursive: true });
     const clock: RunClock = {
