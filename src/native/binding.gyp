@@ -3,7 +3,7 @@
     {
       "target_name": "semigan_native",
       "sources": ["semigan_native.c"],
-      "cflags": ["-O2", "-std=c11", "-ffp-contract=off", "-fno-fast-math"],
+      "cflags": ["-O3", "-std=c11", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math"],
       "libraries": ["-lopenblas", "-lm"]
     }
   ]

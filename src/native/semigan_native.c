@@ -325,22 +325,22 @@ static napi_value act_grad(napi_env env, napi_callback_info info) {
   if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[3], cols, heap_bytes) ||
       (relu && (!in_heap(a[1], rows * cols, heap_bytes) || !in_heap(a[2], rows * cols, heap_bytes))))
     return out_of_heap(env, "actGrad");
-  const float *dy = F32(a[0]);
-  float *db = F32(a[3]);
+  const float *restrict dy = F32(a[0]);
+  float *restrict db = F32(a[3]);
   for (int64_t c = 0; c < cols; c++) db[c] = 0.0f;
   if (!relu) {
     for (int64_t r = 0; r < rows; r++)
       for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];
     return NULL;
   }
-  const float *y = F32(a[1]);
-  float *dz = F32(a[2]);
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < cols; c++) {
-      const int64_t i = r * cols + c;
-      dz[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
-      db[c] += dz[i];
-    }
+  const float *restrict y = F32(a[1]);
+  float *restrict dz = F32(a[2]);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *restrict dyr = dy + r * cols, *restrict yr = y + r * cols;
+    float *restrict dzr = dz + r * cols;
+    for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] > 0.0f ? 1.0f : 0.0f);
+    for (int64_t c = 0; c < cols; c++) db[c] += dzr[c];
+  }
   return NULL;
 }
 
