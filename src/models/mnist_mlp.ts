@@ -3,8 +3,7 @@ import type { Rng } from '../rng.js';
 import { makeParams, type Params, type Tensors } from '../nn/params.js';
 import { dataDependentInit, weightNormDense, weightNormKernel } from '../nn/weight_norm.js';
 import { gaussianNoise } from '../nn/noise.js';
-import { dense } from '../nn/native_layers.js';
-import { batchNormShift } from '../nn/batch_norm.js';
+import { batchNormSoftplus, dense } from '../nn/native_layers.js';
 import { virtualBatchNorm } from '../nn/virtual_batch_norm.js';
 import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
 import { stableSoftplus } from '../nn/activations.js';
@@ -180,7 +179,7 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
         h = stableSoftplus(out);
         hRef = stableSoftplus(refOut);
       } else {
-        h = stableSoftplus(batchNormShift(tf.matMul(h, w), shift));
+        h = batchNormSoftplus(tf.matMul(h, w), shift);
       }
     }
     const out = weightNormDense(h, g['out.v'] as tf.Tensor2D, g['out.g'] as tf.Tensor1D, g['out.b'] as tf.Tensor1D); // [B, dim]

@@ -218,15 +218,17 @@ static napi_value sum_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// Reads (heap, then `want` int64s) for the layer kernels below; false after throwing `usage`.
-static bool layer_args(napi_env env, napi_callback_info info, size_t want, const char *usage, char **base,
-                       size_t *heap_bytes, int64_t *ints) {
+// Reads (heap, `want` int64s, then `doubles` doubles) for the layer kernels below; false after
+// throwing `usage`.
+static bool layer_args(napi_env env, napi_callback_info info, size_t want, size_t doubles, const char *usage,
+                       char **base, size_t *heap_bytes, int64_t *ints, double *reals) {
   napi_value argv[12];
   size_t argc = 12;
   void *heap = NULL;
-  bool ok = want <= 11 && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == want + 1 &&
-            napi_get_arraybuffer_info(env, argv[0], &heap, heap_bytes) == napi_ok;
+  bool ok = want + doubles <= 11 && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok &&
+            argc == want + doubles + 1 && napi_get_arraybuffer_info(env, argv[0], &heap, heap_bytes) == napi_ok;
   for (size_t i = 0; ok && i < want; i++) ok = napi_get_value_int64(env, argv[1 + i], &ints[i]) == napi_ok;
+  for (size_t i = 0; ok && i < doubles; i++) ok = napi_get_value_double(env, argv[1 + want + i], &reals[i]) == napi_ok;
   if (!ok) napi_throw_type_error(env, NULL, usage);
   *base = (char *)heap;
   return ok;
@@ -247,8 +249,8 @@ static napi_value weight_norm(napi_env env, napi_callback_info info) {
   char *base;
   size_t heap_bytes;
   int64_t a[5];
-  if (!layer_args(env, info, 5, "semigan_native.weightNorm: expected (heap, vOff, gOff, outOff, rows, cols)", &base,
-                  &heap_bytes, a))
+  if (!layer_args(env, info, 5, 0, "semigan_native.weightNorm: expected (heap, vOff, gOff, outOff, rows, cols)", &base,
+                  &heap_bytes, a, NULL))
     return NULL;
   const int64_t rows = a[3], cols = a[4];
   if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[1], cols, heap_bytes) ||
@@ -276,8 +278,8 @@ static napi_value weight_norm_grad(napi_env env, napi_callback_info info) {
   char *base;
   size_t heap_bytes;
   int64_t a[7];
-  if (!layer_args(env, info, 7, "semigan_native.weightNormGrad: expected (heap, dwOff, vOff, gOff, dvOff, dgOff, rows, cols)",
-                  &base, &heap_bytes, a))
+  if (!layer_args(env, info, 7, 0, "semigan_native.weightNormGrad: expected (heap, dwOff, vOff, gOff, dvOff, dgOff, rows, cols)",
+                  &base, &heap_bytes, a, NULL))
     return NULL;
   const int64_t rows = a[5], cols = a[6];
   if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[1], rows * cols, heap_bytes) ||
@@ -317,8 +319,8 @@ static napi_value act_grad(napi_env env, napi_callback_info info) {
   char *base;
   size_t heap_bytes;
   int64_t a[6];
-  if (!layer_args(env, info, 6, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols)", &base,
-                  &heap_bytes, a))
+  if (!layer_args(env, info, 6, 0, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols)", &base,
+                  &heap_bytes, a, NULL))
     return NULL;
   const int64_t rows = a[4], cols = a[5];
   const bool relu = a[1] != -1;
@@ -344,12 +346,104 @@ static napi_value act_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Column mean and 1/sqrt(variance + eps) of h [rows, cols] (double sums), for bn_softplus.
+static void column_stats(const float *h, int64_t rows, int64_t cols, double eps, double *mean, double *inv) {
+  for (int64_t c = 0; c < cols; c++) mean[c] = inv[c] = 0.0;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) mean[c] += h[r * cols + c];
+  for (int64_t c = 0; c < cols; c++) mean[c] /= (double)rows;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const double d = h[r * cols + c] - mean[c];
+      inv[c] += d * d;
+    }
+  for (int64_t c = 0; c < cols; c++) inv[c] = 1.0 / sqrt(inv[c] / (double)rows + eps);
+}
+
+// bn_softplus(heap, hOff, shiftOff, outOff, rows, cols, eps): G's hidden activation,
+// softplus((h - mean) / sqrt(var + eps) + shift) with the batch's column statistics.
+// softplus(z) = max(z, 0) + log1p(exp(-|z|)).
+static napi_value bn_softplus(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[5];
+  double eps;
+  if (!layer_args(env, info, 5, 1, "semigan_native.bnSoftplus: expected (heap, hOff, shiftOff, outOff, rows, cols, eps)", &base,
+                  &heap_bytes, a, &eps))
+    return NULL;
+  const int64_t rows = a[3], cols = a[4];
+  if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[1], cols, heap_bytes) ||
+      !in_heap(a[2], rows * cols, heap_bytes))
+    return out_of_heap(env, "bnSoftplus");
+  const float *h = F32(a[0]), *shift = F32(a[1]);
+  float *out = F32(a[2]);
+  double *mean = malloc(sizeof(double) * 2 * (size_t)cols);
+  if (!mean) return out_of_heap(env, "bnSoftplus (out of memory)");
+  double *inv = mean + cols;
+  column_stats(h, rows, cols, eps, mean, inv);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const float z = (float)((h[r * cols + c] - mean[c]) * inv[c]) + shift[c];
+      out[r * cols + c] = (z > 0.0f ? z : 0.0f) + log1pf(expf(-fabsf(z)));
+    }
+  free(mean);
+  return NULL;
+}
+
+// bn_softplus_grad(heap, dyOff, hOff, shiftOff, dhOff, dshiftOff, rows, cols, eps):
+// dz = dy * sigmoid(z); dshift = sum_rows(dz); with x = (h - mean) * inv,
+// dh = inv * (dz - mean_rows(dz) - x * mean_rows(dz * x))   (batch norm through its statistics)
+static napi_value bn_softplus_grad(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[7];
+  double eps;
+  if (!layer_args(env, info, 7, 1, "semigan_native.bnSoftplusGrad: expected (heap, dyOff, hOff, shiftOff, dhOff, dshiftOff, rows, cols, eps)",
+                  &base, &heap_bytes, a, &eps))
+    return NULL;
+  const int64_t rows = a[5], cols = a[6];
+  if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[1], rows * cols, heap_bytes) ||
+      !in_heap(a[2], cols, heap_bytes) || !in_heap(a[3], rows * cols, heap_bytes) || !in_heap(a[4], cols, heap_bytes))
+    return out_of_heap(env, "bnSoftplusGrad");
+  const float *dy = F32(a[0]), *h = F32(a[1]), *shift = F32(a[2]);
+  float *dh = F32(a[3]), *dshift = F32(a[4]);
+  double *mean = malloc(sizeof(double) * 4 * (size_t)cols);
+  if (!mean) return out_of_heap(env, "bnSoftplusGrad (out of memory)");
+  double *inv = mean + cols, *sum_dz = inv + cols, *sum_dzx = sum_dz + cols;
+  column_stats(h, rows, cols, eps, mean, inv);
+  for (int64_t c = 0; c < cols; c++) sum_dz[c] = sum_dzx[c] = 0.0;
+  // dz goes into dh first; dh is rewritten in place below.
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const int64_t i = r * cols + c;
+      const double x = (h[i] - mean[c]) * inv[c];
+      const float z = (float)x + shift[c];
+      const float dz = dy[i] / (1.0f + expf(-z));
+      dh[i] = dz;
+      sum_dz[c] += dz;
+      sum_dzx[c] += dz * x;
+    }
+  for (int64_t c = 0; c < cols; c++) {
+    dshift[c] = (float)sum_dz[c];
+    sum_dz[c] /= (double)rows;
+    sum_dzx[c] /= (double)rows;
+  }
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      const int64_t i = r * cols + c;
+      const double x = (h[i] - mean[c]) * inv[c];
+      dh[i] = (float)(inv[c] * (dh[i] - sum_dz[c] - x * sum_dzx[c]));
+    }
+  free(mean);
+  return NULL;
+}
+
 // add_to(heap, outOff, xOff, n): out = x + out (the noise already drawn into out).
 static napi_value add_to(napi_env env, napi_callback_info info) {
   char *base;
   size_t heap_bytes;
   int64_t a[3];
-  if (!layer_args(env, info, 3, "semigan_native.addTo: expected (heap, outOff, xOff, n)", &base, &heap_bytes, a))
+  if (!layer_args(env, info, 3, 0, "semigan_native.addTo: expected (heap, outOff, xOff, n)", &base, &heap_bytes, a, NULL))
     return NULL;
   if (a[2] < 0 || !in_heap(a[0], a[2], heap_bytes) || !in_heap(a[1], a[2], heap_bytes)) return out_of_heap(env, "addTo");
   float *out = F32(a[0]);
@@ -521,6 +615,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"weightNorm", NULL, weight_norm, NULL, NULL, NULL, napi_default, NULL},
       {"weightNormGrad", NULL, weight_norm_grad, NULL, NULL, NULL, napi_default, NULL},
       {"actGrad", NULL, act_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"bnSoftplus", NULL, bn_softplus, NULL, NULL, NULL, napi_default, NULL},
+      {"bnSoftplusGrad", NULL, bn_softplus_grad, NULL, NULL, NULL, napi_default, NULL},
       {"addTo", NULL, add_to, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},

@@ -64,6 +64,26 @@ export interface NativeAddon {
     cols: number,
   ): void;
   addTo(heap: ArrayBuffer, outOff: number, xOff: number, n: number): void;
+  bnSoftplus(
+    heap: ArrayBuffer,
+    hOff: number,
+    shiftOff: number,
+    outOff: number,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  bnSoftplusGrad(
+    heap: ArrayBuffer,
+    dyOff: number,
+    hOff: number,
+    shiftOff: number,
+    dhOff: number,
+    dshiftOff: number,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
   setZiggurat(k: Float64Array, w: Float64Array, f: Float64Array): void;
   fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
   setThreads(n: number): void;

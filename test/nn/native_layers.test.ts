@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import { Rng } from '../../src/rng.js';
 import { loadNative } from '../../src/nn/native_addon.js';
-import { dense, useNativeLayers } from '../../src/nn/native_layers.js';
+import { batchNormSoftplus, dense, useNativeLayers } from '../../src/nn/native_layers.js';
 import { weightNormKernel } from '../../src/nn/weight_norm.js';
 import { gaussianNoise } from '../../src/nn/noise.js';
 import { mnistMlp } from '../../src/models/mnist_mlp.js';
@@ -167,5 +167,40 @@ test(
       return [value, ...names.map((n) => grads[d.vars[n].name])];
     });
     assertBitIdentical(mine, theirs, "D's loss and gradients");
+  },
+);
+
+test(
+  "G's batch norm + softplus: value and gradients equal to the tfjs ops within float32 rounding",
+  { skip },
+  async () => {
+    await initBackend('wasm', { threads: 2 });
+    const rng = new Rng(13);
+    for (const [rows, cols] of [
+      [100, 500],
+      [2, 3],
+      [7, 1],
+    ]) {
+      const h = normal(rng, [rows, cols], 3).add(1) as tf.Tensor2D;
+      const shift = normal(rng, [cols]) as tf.Tensor1D;
+      const dy = normal(rng, [rows, cols]);
+      const [mine, theirs] = bothWays(() => [
+        batchNormSoftplus(h, shift),
+        ...tf.grads((a, b) =>
+          batchNormSoftplus(a as tf.Tensor2D, b as tf.Tensor1D)
+            .mul(dy)
+            .sum(),
+        )([h, shift]),
+      ]);
+      // Outputs are O(1) and gradients O(1/std): float32's epsilon (1.2e-7) times a few operations.
+      mine.forEach((m, i) => {
+        const scale = Math.max(...theirs[i].map(Math.abs));
+        const worst = m.reduce((w, v, j) => Math.max(w, Math.abs(v - theirs[i][j])), 0);
+        assert.ok(
+          worst <= 2e-6 * Math.max(scale, 1),
+          `[${rows}, ${cols}] output ${i}: off by ${worst} (scale ${scale})`,
+        );
+      });
+    }
   },
 );
