@@ -222,10 +222,10 @@ static napi_value sum_rows(napi_env env, napi_callback_info info) {
 // throwing `usage`.
 static bool layer_args(napi_env env, napi_callback_info info, size_t want, size_t doubles, const char *usage,
                        char **base, size_t *heap_bytes, int64_t *ints, double *reals) {
-  napi_value argv[12];
-  size_t argc = 12;
+  napi_value argv[16];
+  size_t argc = 16;
   void *heap = NULL;
-  bool ok = want + doubles <= 11 && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok &&
+  bool ok = want + doubles <= 15 && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok &&
             argc == want + doubles + 1 && napi_get_arraybuffer_info(env, argv[0], &heap, heap_bytes) == napi_ok;
   for (size_t i = 0; ok && i < want; i++) ok = napi_get_value_int64(env, argv[1 + i], &ints[i]) == napi_ok;
   for (size_t i = 0; ok && i < doubles; i++) ok = napi_get_value_double(env, argv[1 + want + i], &reals[i]) == napi_ok;
@@ -438,6 +438,117 @@ static napi_value bn_softplus_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static inline double softplus_d(double x) { return (x > 0 ? x : 0) + log1p(exp(-fabs(x))); }
+
+// The softmax of the k logits l into q; returns their log-sum-exp.
+static double softmax_row(const float *l, int64_t k, double *q) {
+  double m = l[0], s = 0;
+  for (int64_t j = 1; j < k; j++) m = l[j] > m ? l[j] : m;
+  for (int64_t j = 0; j < k; j++) s += q[j] = exp(l[j] - m);
+  for (int64_t j = 0; j < k; j++) q[j] /= s;
+  return m + log(s);
+}
+
+// d_losses(heap, logitsOff, labelsOff, outOff, gradOff, rows, k, bs, nUnl, nFake, second,
+//          realTarget, unlabeledWeight, entropy, consistency, dTotal)
+// The discriminator's losses from its logits [rows, k] (bs labeled, nUnl unlabeled, nFake
+// generated, then, when second >= 0, nUnl more at row `second`: the unlabeled rows' second look)
+// in double, as train/losses.ts defines them:
+//   lab  = mean over labeled rows of lse - logit[label]
+//   unl  = -realTarget/2 mean(lse(unl)) + 1/2 mean(softplus(lse(unl))) + 1/2 mean(softplus(lse(fake)))
+//   ent  = mean over unlabeled rows of -sum p log p;  cons = mean over unl x k of (p - p2)^2
+//   total = lab + unlabeledWeight unl + entropy ent + consistency cons
+// out (gradOff -1): [total, lab, unl, labeled error rate]. Else grad = dTotal * d total / d logits.
+static napi_value d_losses(napi_env env, napi_callback_info info) {
+  char *base;
+  size_t heap_bytes;
+  int64_t a[10];
+  double r[5];
+  if (!layer_args(env, info, 10, 5,
+                  "semigan_native.dLosses: expected (heap, logitsOff, labelsOff, outOff, gradOff, rows, k, bs, nUnl, nFake, second, "
+                  "realTarget, unlabeledWeight, entropy, consistency, dTotal)",
+                  &base, &heap_bytes, a, r))
+    return NULL;
+  const int64_t rows = a[4], k = a[5], bs = a[6], n_unl = a[7], n_fake = a[8], second = a[9];
+  const bool grad = a[3] != -1;
+  if (k < 1 || bs < 1 || n_unl < 0 || n_fake < 0 || bs + n_unl + n_fake > rows ||
+      (second >= 0 && (second < bs + n_unl + n_fake || second + n_unl > rows)) ||
+      !in_heap(a[0], rows * k, heap_bytes) || !in_heap(a[1], bs, heap_bytes) || (!grad && !in_heap(a[2], 4, heap_bytes)) ||
+      (grad && !in_heap(a[3], rows * k, heap_bytes)))
+    return out_of_heap(env, "dLosses");
+  const float *logits = F32(a[0]);
+  const int32_t *labels = (const int32_t *)(base + a[1]);
+  const double real_target = r[0], unl_w = r[1], ent_w = r[2], cons_w = r[3], d_total = r[4];
+  float *g = grad ? F32(a[3]) : NULL;
+  if (g)
+    for (int64_t i = 0; i < rows * k; i++) g[i] = 0.0f;
+  double *p = malloc(sizeof(double) * 2 * (size_t)k);
+  if (!p) return out_of_heap(env, "dLosses (out of memory)");
+  double *p2 = p + k;
+  double lab = 0, unl = 0, ent = 0, cons = 0, errors = 0;
+  for (int64_t i = 0; i < bs; i++) {
+    const double lse = softmax_row(logits + i * k, k, p);
+    const int32_t y = labels[i];
+    if (y < 0 || y >= k) {
+      free(p);
+      return out_of_heap(env, "dLosses (a label outside the classes)");
+    }
+    lab += lse - logits[i * k + y];
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; j++)
+      if (logits[i * k + j] > logits[i * k + best]) best = j;
+    errors += best != y;
+    if (g)
+      for (int64_t j = 0; j < k; j++) g[i * k + j] = (float)(d_total * (p[j] - (j == y)) / bs);
+  }
+  for (int64_t t = 0; t < n_unl + n_fake; t++) {
+    const int64_t i = bs + t;
+    const bool fake = t >= n_unl;
+    const double n = fake ? n_fake : n_unl;
+    const double lse = softmax_row(logits + i * k, k, p);
+    unl += (fake ? 0 : -0.5 * real_target * lse) / n + 0.5 * softplus_d(lse) / n;
+    double coef = 0.5 / (1 + exp(-lse)) / n - (fake ? 0 : 0.5 * real_target / n); // d unl / d lse
+    double h = 0;
+    if (!fake && ent_w != 0) {
+      for (int64_t j = 0; j < k; j++) h -= p[j] > 0 ? p[j] * log(p[j]) : 0;
+      ent += h / n;
+    }
+    double dot = 0;
+    if (!fake && second >= 0) {
+      softmax_row(logits + (second + t) * k, k, p2);
+      for (int64_t j = 0; j < k; j++) cons += (p[j] - p2[j]) * (p[j] - p2[j]);
+    }
+    if (!g) continue;
+    const double gc = 2.0 * cons_w / ((double)n_unl * k); // d cons / d (p - p2), per element
+    if (!fake && second >= 0) {
+      double dot2 = 0;
+      for (int64_t j = 0; j < k; j++) {
+        dot += gc * (p[j] - p2[j]) * p[j];
+        dot2 += gc * (p[j] - p2[j]) * p2[j];
+      }
+      for (int64_t j = 0; j < k; j++)
+        g[(second + t) * k + j] = (float)(d_total * p2[j] * (-gc * (p[j] - p2[j]) + dot2));
+    }
+    for (int64_t j = 0; j < k; j++) {
+      double d = unl_w * coef * p[j];
+      if (!fake && ent_w != 0 && p[j] > 0) d -= ent_w / n * p[j] * (log(p[j]) + h);
+      if (!fake && second >= 0) d += p[j] * (gc * (p[j] - p2[j])) - p[j] * dot;
+      g[i * k + j] = (float)(d_total * d);
+    }
+  }
+  free(p);
+  if (!g) {
+    float *out = F32(a[2]);
+    lab /= bs;
+    cons = n_unl > 0 && second >= 0 ? cons / ((double)n_unl * k) : 0;
+    out[0] = (float)(lab + unl_w * unl + ent_w * ent + cons_w * cons);
+    out[1] = (float)lab;
+    out[2] = (float)unl;
+    out[3] = (float)(errors / bs);
+  }
+  return NULL;
+}
+
 // add_to(heap, outOff, xOff, n): out = x + out (the noise already drawn into out).
 static napi_value add_to(napi_env env, napi_callback_info info) {
   char *base;
@@ -617,6 +728,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"actGrad", NULL, act_grad, NULL, NULL, NULL, napi_default, NULL},
       {"bnSoftplus", NULL, bn_softplus, NULL, NULL, NULL, napi_default, NULL},
       {"bnSoftplusGrad", NULL, bn_softplus_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"dLosses", NULL, d_losses, NULL, NULL, NULL, napi_default, NULL},
       {"addTo", NULL, add_to, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},

@@ -64,6 +64,24 @@ export interface NativeAddon {
     cols: number,
   ): void;
   addTo(heap: ArrayBuffer, outOff: number, xOff: number, n: number): void;
+  dLosses(
+    heap: ArrayBuffer,
+    logitsOff: number,
+    labelsOff: number,
+    outOff: number,
+    gradOff: number,
+    rows: number,
+    k: number,
+    bs: number,
+    nUnl: number,
+    nFake: number,
+    second: number,
+    realTarget: number,
+    unlabeledWeight: number,
+    entropy: number,
+    consistency: number,
+    dTotal: number,
+  ): void;
   bnSoftplus(
     heap: ArrayBuffer,
     hOff: number,

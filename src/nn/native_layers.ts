@@ -26,6 +26,8 @@ const ACT_GRAD = 'SemiganActGrad';
 const ADD_NOISE = 'SemiganAddNoise';
 const BN_SOFTPLUS = 'SemiganBnSoftplus';
 const BN_SOFTPLUS_GRAD = 'SemiganBnSoftplusGrad';
+const D_LOSSES = 'SemiganDLosses';
+const D_LOSSES_GRAD = 'SemiganDLossesGrad';
 
 export type DenseActivation = 'linear' | 'relu';
 
@@ -184,6 +186,59 @@ function registerKernels(): void {
       return [dh, dshift];
     }),
   });
+  const dLosses = (args: KernelArgs, dy: tf.TensorInfo | null) => {
+    const { logits, labels } = args.inputs as { logits: tf.TensorInfo; labels: tf.TensorInfo };
+    const spec = args.attrs as unknown as DiscriminatorLossSpec;
+    const k = heapOf(args.backend);
+    const out = k.out(dy ? logits.shape : [4]);
+    // dy (the total's gradient, one float) is read before the call: the heap may move with `out`.
+    const dTotal = dy
+      ? (args.backend as WasmBackendInternals & { readSync(id: object): Float32Array }).readSync(dy.dataId)[0]
+      : 0;
+    native!.dLosses(
+      k.heap(),
+      k.off(logits),
+      k.off(labels),
+      dy ? -1 : k.off(out),
+      dy ? k.off(out) : -1,
+      logits.shape[0],
+      logits.shape[1],
+      spec.labeled,
+      spec.unlabeled,
+      spec.generated,
+      spec.secondLook ?? -1,
+      spec.realTarget,
+      spec.unlabeledWeight,
+      spec.entropy,
+      spec.consistency,
+      dTotal,
+    );
+    return out;
+  };
+  tf.registerKernel({
+    kernelName: D_LOSSES,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc((args) => dLosses(args, null)),
+  });
+  tf.registerKernel({
+    kernelName: D_LOSSES_GRAD,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc((args) => dLosses(args, (args.inputs as { dy: tf.TensorInfo }).dy)),
+  });
+  tf.registerGradient({
+    kernelName: D_LOSSES,
+    inputsToSave: ['logits', 'labels'],
+    gradFunc: (dy, saved, attrs) => {
+      const [logits, labels] = saved;
+      // Only the total (element 0) carries a gradient; the parts are for the log.
+      const dTotal = (dy as tf.Tensor).slice([0], [1]);
+      return {
+        logits: () => tf.engine().runKernel(D_LOSSES_GRAD, { logits, labels, dy: dTotal }, attrs) as tf.Tensor,
+        labels: () => tf.zerosLike(labels),
+      };
+    },
+  });
+
   tf.registerGradient({
     kernelName: BN_SOFTPLUS,
     inputsToSave: ['h', 'shift'],
@@ -242,4 +297,29 @@ export function batchNormSoftplus(h: tf.Tensor2D, shift: tf.Tensor1D, epsilon = 
   if (nativeFor(h, shift) && h.shape[0] > 0 && h.shape[1] === shift.shape[0])
     return tf.engine().runKernel(BN_SOFTPLUS, { h, shift }, { epsilon }) as tf.Tensor2D;
   return stableSoftplus(batchNormShift(h, shift, epsilon));
+}
+
+/** What train/losses.ts's discriminator losses need to know about the rows of D's logits. */
+export interface DiscriminatorLossSpec {
+  labeled: number; // rows 0..labeled-1, with labels
+  unlabeled: number; // the next rows
+  generated: number; // the next rows: G's
+  secondLook: number | null; // first row of the unlabeled rows' second look (consistency), or null
+  realTarget: number;
+  unlabeledWeight: number;
+  entropy: number; // weights of the two terms (0: off)
+  consistency: number;
+}
+
+/**
+ * [total, labeled loss, unlabeled loss, labeled error rate] of D's logits in one native call
+ * (double inside; gradient of the total), or null when tfjs ops must compose them.
+ */
+export function discriminatorLossesNative(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  spec: DiscriminatorLossSpec,
+): tf.Tensor1D | null {
+  if (!nativeFor(logits) || labels.dtype !== 'int32' || labels.shape[0] !== spec.labeled) return null;
+  return tf.engine().runKernel(D_LOSSES, { logits, labels }, spec as unknown as tf.NamedAttrMap) as tf.Tensor1D;
 }

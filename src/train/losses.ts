@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { stableSoftplus } from '../nn/activations.js';
+import { discriminatorLossesNative, type DiscriminatorLossSpec } from '../nn/native_layers.js';
+
+export type { DiscriminatorLossSpec };
 
 /**
  * The K+1-class losses of Salimans et al. 2016, Sec. 5. D outputs K logits l_1..l_K; the logit
@@ -128,4 +131,35 @@ export function pullAwayLoss(featFake: tf.Tensor2D): tf.Scalar {
       .sub(diagonal)
       .div(n * (n - 1));
   }) as tf.Scalar;
+}
+
+/**
+ * D's whole loss from the logits of one pass over [labeled; unlabeled; generated; second look]
+ * rows: total = lab + unlabeledWeight * unl + entropy * H + consistency * C, and the parts for
+ * the log as [labeled loss, unlabeled loss, labeled error rate]. One native call each way when
+ * the addon is there (~200 tfjs kernel calls otherwise).
+ */
+export function discriminatorLosses(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  spec: DiscriminatorLossSpec,
+): { total: tf.Scalar; parts: tf.Tensor1D } {
+  const native = discriminatorLossesNative(logits, labels, spec);
+  if (native)
+    return { total: native.slice([0], [1]).reshape([]) as tf.Scalar, parts: native.slice([1], [3]) as tf.Tensor1D };
+  const { labeled: bs, unlabeled: nUnl, generated: nFake } = spec;
+  const logitsLab = logits.slice([0, 0], [bs, -1]) as tf.Tensor2D;
+  const lossLab = supervisedLoss(logitsLab, labels);
+  const trainErr = errorRate(logitsLab, labels);
+  if (nUnl === 0) return { total: lossLab, parts: tf.stack([lossLab, tf.scalar(0), trainErr]) as tf.Tensor1D };
+  const logitsUnl = logits.slice([bs, 0], [nUnl, -1]) as tf.Tensor2D;
+  const logitsFake = logits.slice([bs + nUnl, 0], [nFake, -1]) as tf.Tensor2D;
+  const lossUnl = unsupervisedLoss(logitsUnl, logitsFake, spec.realTarget);
+  let total = lossLab.add(lossUnl.mul(spec.unlabeledWeight)) as tf.Scalar;
+  if (spec.entropy > 0) total = total.add(conditionalEntropy(logitsUnl).mul(spec.entropy));
+  if (spec.secondLook !== null) {
+    const again = logits.slice([spec.secondLook, 0], [nUnl, -1]) as tf.Tensor2D;
+    total = total.add(consistencyLoss(logitsUnl, again).mul(spec.consistency));
+  }
+  return { total, parts: tf.stack([lossLab, lossUnl, trainErr]) as tf.Tensor1D };
 }

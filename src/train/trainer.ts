@@ -14,15 +14,11 @@ import { Adam } from './adam.js';
 import { Ema } from './ema.js';
 import {
   classKl,
-  conditionalEntropy,
-  consistencyLoss,
-  errorRate,
+  discriminatorLosses,
   featureMatchingLoss,
   nonSaturatingGeneratorLoss,
   pullAwayLoss,
-  supervisedLoss,
   unitRows,
-  unsupervisedLoss,
 } from './losses.js';
 import { HistoricalAverage } from './historical_averaging.js';
 import { MAX_EPOCHS, type TrainConfig } from './config.js';
@@ -298,26 +294,22 @@ export class Trainer {
         const x = parts.length === 1 ? xLab : tf.concat(parts); // [3B, dim], plus B for each extra look
         const groups = parts.map((t) => t.shape[0]);
         const { logits } = this.model.applyD(this.d.vars, x, { noise: this.rng, groups });
-        const logitsLab = logits.slice([0, 0], [bs, -1]);
-        const lossLab = supervisedLoss(logitsLab, yLab);
-        kept.push(tf.keep(lossLab), tf.keep(errorRate(logitsLab, yLab)));
-        let loss: tf.Scalar = lossLab;
-        if (!supervised) {
-          const logitsUnl = logits.slice([bs, 0], [nUnl, -1]);
-          const logitsFake = logits.slice([bs + nUnl, 0], [bs, -1]);
-          const lossUnl = unsupervisedLoss(logitsUnl, logitsFake, config.labelSmoothing);
-          kept.push(tf.keep(lossUnl));
-          loss = loss.add(lossUnl.mul(config.unlabeledWeight));
-          const ramp = this.rampNow();
-          if (config.entropy > 0) loss = loss.add(conditionalEntropy(logitsUnl).mul(config.entropy * ramp));
-          if (twice) {
-            const again = logits.slice([2 * bs + nUnl, 0], [nUnl, -1]);
-            loss = loss.add(consistencyLoss(logitsUnl, again).mul(config.consistency * ramp));
-          }
-          if (vat) {
-            const adv = logits.slice([logits.shape[0] - nUnl, 0], [nUnl, -1]);
-            loss = loss.add(classKl(vat.target, adv).mul(config.vat * ramp));
-          }
+        const ramp = supervised ? 0 : this.rampNow();
+        const { total, parts: logged } = discriminatorLosses(logits, yLab, {
+          labeled: bs,
+          unlabeled: supervised ? 0 : nUnl,
+          generated: supervised ? 0 : bs,
+          secondLook: twice ? 2 * bs + nUnl : null,
+          realTarget: config.labelSmoothing,
+          unlabeledWeight: config.unlabeledWeight,
+          entropy: config.entropy * ramp,
+          consistency: config.consistency * ramp,
+        });
+        kept.push(tf.keep(logged));
+        let loss = total;
+        if (vat) {
+          const adv = logits.slice([logits.shape[0] - nUnl, 0], [nUnl, -1]) as tf.Tensor2D;
+          loss = loss.add(classKl(vat.target, adv).mul(config.vat * ramp));
         }
         const penalty = this.historicalPenalty(this.haD);
         return penalty ? loss.add(penalty) : loss;
@@ -325,9 +317,9 @@ export class Trainer {
       this.optD.apply(this.byParamName(this.d, grads), lr);
     });
     this.ema.update();
-    const [lossLab, trainErr, lossUnl] = kept.map((t) => t.dataSync()[0]);
+    const [lossLab, lossUnl, trainErr] = kept[0].dataSync();
     tf.dispose([...kept, xLab, yLab]);
-    return { lossLab, lossUnl: lossUnl ?? 0, trainErr };
+    return { lossLab, lossUnl, trainErr };
   }
 
   /**

@@ -13,6 +13,7 @@ import { batchNormSoftplus, dense, useNativeLayers } from '../../src/nn/native_l
 import { weightNormKernel } from '../../src/nn/weight_norm.js';
 import { gaussianNoise } from '../../src/nn/noise.js';
 import { mnistMlp } from '../../src/models/mnist_mlp.js';
+import { discriminatorLosses, type DiscriminatorLossSpec } from '../../src/train/losses.js';
 
 const native = loadNative();
 const skip = !native.ok && 'the native addon is not built here';
@@ -201,6 +202,48 @@ test(
           `[${rows}, ${cols}] output ${i}: off by ${worst} (scale ${scale})`,
         );
       });
+    }
+  },
+);
+
+test(
+  "D's losses in one native call: total, parts and the total's gradient equal to the tfjs ops",
+  { skip },
+  async () => {
+    await initBackend('wasm', { threads: 2 });
+    const rng = new Rng(14);
+    const labels = tf.tensor1d([3, 0, 9, 9, 1, 4, 0], 'int32');
+    const base = {
+      labeled: 7,
+      unlabeled: 5,
+      generated: 7,
+      secondLook: null,
+      realTarget: 1,
+      unlabeledWeight: 1,
+      entropy: 0,
+      consistency: 0,
+    };
+    const cases: [string, DiscriminatorLossSpec, number][] = [
+      ['paper', base, 19],
+      ['ct: entropy, consistency on a second look', { ...base, secondLook: 19, entropy: 0.1, consistency: 0.3 }, 24],
+      ['label smoothing, unlabeled weight, VAT rows after', { ...base, realTarget: 0.9, unlabeledWeight: 0.5 }, 24],
+      ['supervised only', { ...base, unlabeled: 0, generated: 0 }, 7],
+    ];
+    for (const [what, spec, rows] of cases) {
+      const logits = normal(rng, [rows, 10], 3) as tf.Tensor2D;
+      const [mine, theirs] = bothWays(() => {
+        const { total, parts } = discriminatorLosses(logits, labels, spec);
+        const grad = tf.grad((l) => discriminatorLosses(l as tf.Tensor2D, labels, spec).total.mul(1.7))(logits);
+        return [total, parts, grad];
+      });
+      mine.forEach((m, i) =>
+        m.forEach((v, j) =>
+          assert.ok(
+            Math.abs(v - theirs[i][j]) <= 3e-6 * Math.max(1, Math.abs(theirs[i][j])),
+            `${what}, output ${i}[${j}]: ${v}, tfjs ${theirs[i][j]}`,
+          ),
+        ),
+      );
     }
   },
 );
