@@ -182,8 +182,8 @@ export function mnistMlp(args: MnistMlpArgs): GanModel {
         h = batchNormSoftplus(tf.matMul(h, w), shift);
       }
     }
-    const out = weightNormDense(h, g['out.v'] as tf.Tensor2D, g['out.g'] as tf.Tensor1D, g['out.b'] as tf.Tensor1D); // [B, dim]
-    return args.output === 'linear' ? out : tf.sigmoid(out);
+    const activation = args.output === 'linear' ? 'linear' : 'sigmoid';
+    return weightNormDense(h, g['out.v'] as tf.Tensor2D, g['out.g'] as tf.Tensor1D, g['out.b'] as tf.Tensor1D, activation); // [B, dim]
   }
 
   return {

@@ -29,7 +29,7 @@
 
 enum { ARG_HEAP, ARG_A, ARG_B, ARG_OUT, ARG_BATCH_A, ARG_BATCH_B, ARG_M, ARG_N, ARG_K, ARG_TA, ARG_TB,
        ARG_BIAS, ARG_ACT, ARG_ALPHA, ARG_THREADS, N_ARGS };
-enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY_RELU = 2 };
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY_RELU = 2, ACT_SIGMOID = 3 };
 
 static bool in_heap(int64_t off, int64_t floats, size_t heap_bytes) {
   return off >= 0 && floats >= 0 && (uint64_t)(off + floats * 4) <= heap_bytes && off % 4 == 0;
@@ -86,7 +86,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
                          m < INT32_MAX && n < INT32_MAX && k < INT32_MAX;
   if (!shapes_ok || !in_heap(a_off, batch_a * m * k, heap_bytes) || !in_heap(b_off, batch_b * k * n, heap_bytes) ||
       !in_heap(out_off, batch * m * n, heap_bytes) || (bias_off != -1 && !in_heap(bias_off, n, heap_bytes)) ||
-      act < ACT_LINEAR || act > ACT_LEAKY_RELU) {
+      act < ACT_LINEAR || act > ACT_SIGMOID) {
     napi_throw_range_error(env, NULL, "semigan_native: operand outside the heap or bad shape");
     return NULL;
   }
@@ -107,6 +107,7 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
         float x = bias ? row[j] + bias[j] : row[j];
         if (act == ACT_RELU) x = x > 0.0f ? x : 0.0f;
         else if (act == ACT_LEAKY_RELU) x = x > 0.0f ? x : x * slope;
+        else if (act == ACT_SIGMOID) x = 1.0f / (1.0f + expf(-x));
         row[j] = x;
       }
     }
@@ -312,25 +313,27 @@ static napi_value weight_norm_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// act_grad(heap, dyOff, yOff, dzOff, dbOff, rows, cols): the gradient through a dense layer's
-// ReLU and bias: dz = dy * (y > 0 ? 1 : 0) (tfjs's relu gradient, dy * step), db = sum_rows(dz).
-// yOff -1: no activation (dz is dy, not written); only db.
+// act_grad(heap, dyOff, yOff, dzOff, dbOff, rows, cols, act): the gradient through a dense
+// layer's activation and bias, from its output y, as tfjs's gradients compute it:
+//   relu: dz = dy * (y > 0 ? 1 : 0) (dy * step);  sigmoid: dz = dy * (y * (1 - y));  db = sum_rows(dz)
+// linear: dz is dy (not written, yOff and dzOff -1); only db.
 static napi_value act_grad(napi_env env, napi_callback_info info) {
   char *base;
   size_t heap_bytes;
-  int64_t a[6];
-  if (!layer_args(env, info, 6, 0, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols)", &base,
+  int64_t a[7];
+  if (!layer_args(env, info, 7, 0, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols, act)", &base,
                   &heap_bytes, a, NULL))
     return NULL;
-  const int64_t rows = a[4], cols = a[5];
-  const bool relu = a[1] != -1;
-  if (rows < 1 || cols < 1 || !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[3], cols, heap_bytes) ||
-      (relu && (!in_heap(a[1], rows * cols, heap_bytes) || !in_heap(a[2], rows * cols, heap_bytes))))
+  const int64_t rows = a[4], cols = a[5], act = a[6];
+  const bool linear = act == ACT_LINEAR;
+  if (rows < 1 || cols < 1 || (act != ACT_LINEAR && act != ACT_RELU && act != ACT_SIGMOID) ||
+      !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[3], cols, heap_bytes) ||
+      (!linear && (!in_heap(a[1], rows * cols, heap_bytes) || !in_heap(a[2], rows * cols, heap_bytes))))
     return out_of_heap(env, "actGrad");
   const float *restrict dy = F32(a[0]);
   float *restrict db = F32(a[3]);
   for (int64_t c = 0; c < cols; c++) db[c] = 0.0f;
-  if (!relu) {
+  if (linear) {
     for (int64_t r = 0; r < rows; r++)
       for (int64_t c = 0; c < cols; c++) db[c] += dy[r * cols + c];
     return NULL;
@@ -340,7 +343,10 @@ static napi_value act_grad(napi_env env, napi_callback_info info) {
   for (int64_t r = 0; r < rows; r++) {
     const float *restrict dyr = dy + r * cols, *restrict yr = y + r * cols;
     float *restrict dzr = dz + r * cols;
-    for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] > 0.0f ? 1.0f : 0.0f);
+    if (act == ACT_RELU)
+      for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] > 0.0f ? 1.0f : 0.0f);
+    else
+      for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] * (1.0f - yr[c]));
     for (int64_t c = 0; c < cols; c++) db[c] += dzr[c];
   }
   return NULL;

@@ -12,7 +12,7 @@ import { replaceWasmKernel, restoreWasmKernel } from './wasm_kernels.js';
  * non-float32 dtype, prelu or other fused activations) goes to the original wasm kernel.
  */
 
-export const ACT = { linear: 0, relu: 1, leakyrelu: 2 } as const;
+export const ACT = { linear: 0, relu: 1, leakyrelu: 2, sigmoid: 3 } as const;
 
 /**
  * Below this many multiply-adds a matMul runs on one OpenBLAS thread, because waking the other

@@ -62,6 +62,7 @@ export interface NativeAddon {
     dbOff: number,
     rows: number,
     cols: number,
+    act: number,
   ): void;
   addTo(heap: ArrayBuffer, outOff: number, xOff: number, n: number): void;
   dLosses(

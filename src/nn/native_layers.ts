@@ -29,7 +29,7 @@ const BN_SOFTPLUS_GRAD = 'SemiganBnSoftplusGrad';
 const D_LOSSES = 'SemiganDLosses';
 const D_LOSSES_GRAD = 'SemiganDLossesGrad';
 
-export type DenseActivation = 'linear' | 'relu';
+export type DenseActivation = 'linear' | 'relu' | 'sigmoid';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
@@ -101,13 +101,14 @@ function registerKernels(): void {
   tf.registerKernel({
     kernelName: ACT_GRAD,
     backendName: 'wasm',
-    kernelFunc: kernelFunc(({ inputs, backend }) => {
+    kernelFunc: kernelFunc(({ inputs, backend, attrs }) => {
       const { dy, y } = inputs as { dy: tf.TensorInfo; y?: tf.TensorInfo };
       const [rows, cols] = dy.shape;
       const h = heapOf(backend);
       const dz = y ? h.out(dy.shape) : null;
       const db = h.out([cols]);
-      native!.actGrad(h.heap(), h.off(dy), y ? h.off(y) : -1, dz ? h.off(dz) : -1, h.off(db), rows, cols);
+      const act = ACT[attrs!.activation as DenseActivation];
+      native!.actGrad(h.heap(), h.off(dy), y ? h.off(y) : -1, dz ? h.off(dz) : -1, h.off(db), rows, cols, act);
       return dz ? [dz, db] : [db];
     }),
   });
@@ -117,11 +118,11 @@ function registerKernels(): void {
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, w, y] = saved;
-      const relu = (attrs as { activation: DenseActivation }).activation === 'relu';
-      const grads = tf
-        .engine()
-        .runKernel(ACT_GRAD, relu ? { dy: dy as tf.Tensor, y } : { dy: dy as tf.Tensor }) as tf.Tensor[];
-      const [dz, db] = relu ? grads : [dy as tf.Tensor, grads[0]];
+      const { activation } = attrs as { activation: DenseActivation };
+      const linear = activation === 'linear';
+      const inputs: tf.NamedTensorMap = linear ? { dy: dy as tf.Tensor } : { dy: dy as tf.Tensor, y };
+      const grads = tf.engine().runKernel(ACT_GRAD, inputs, { activation }) as tf.Tensor[];
+      const [dz, db] = linear ? [dy as tf.Tensor, grads[0]] : grads;
       // Only the matMuls the tape needs run (not x's for the first layer, nor D's kernels in G's step).
       return { x: () => tf.matMul(dz, w, false, true), w: () => tf.matMul(x, dz, true, false), b: () => db };
     },
@@ -278,7 +279,7 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, activation
   if (nativeFor(x, w, b) && x.shape[0] > 1 && x.shape[1] === w.shape[0] && b.shape[0] === w.shape[1])
     return tf.engine().runKernel(DENSE, { x, w, b }, { activation }) as tf.Tensor2D;
   const z = tf.matMul(x, w).add(b) as tf.Tensor2D;
-  return activation === 'relu' ? tf.relu(z) : z;
+  return activation === 'relu' ? tf.relu(z) : activation === 'sigmoid' ? tf.sigmoid(z) : z;
 }
 
 /** x + N(0, std^2) drawn from `rng` into the output, or null when tfjs ops must do it. */

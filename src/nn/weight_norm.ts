@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { dense, weightNormNative } from './native_layers.js';
+import { dense, weightNormNative, type DenseActivation } from './native_layers.js';
 
 /**
  * Weight normalization (Salimans & Kingma 2016): W = v * g / ||v||, per output unit (column).
@@ -10,9 +10,15 @@ export function weightNormKernel(v: tf.Tensor2D, g: tf.Tensor1D): tf.Tensor2D {
   return weightNormNative(v, g) ?? tf.tidy(() => v.mul(g.div(v.square().sum(0).sqrt())) as tf.Tensor2D); // [in, out]
 }
 
-/** x W + b with a weight-normalized W. */
-export function weightNormDense(x: tf.Tensor2D, v: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
-  return dense(x, weightNormKernel(v, g), b, 'linear'); // [B, out]
+/** act(x W + b) with a weight-normalized W. */
+export function weightNormDense(
+  x: tf.Tensor2D,
+  v: tf.Tensor2D,
+  g: tf.Tensor1D,
+  b: tf.Tensor1D,
+  activation: DenseActivation = 'linear',
+): tf.Tensor2D {
+  return dense(x, weightNormKernel(v, g), b, activation); // [B, out]
 }
 
 /**
