@@ -352,6 +352,13 @@ static napi_value act_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// log1p(e) for e in [0, 1] from logf (half the time of log1pf here, within 2 ulps): with
+// u = 1 + e rounded, log(u) * e / (u - 1) cancels u's rounding error (Goldberg 1991, thm. 4).
+static inline float log1p_unit(float e) {
+  const float u = 1.0f + e;
+  return u == 1.0f ? e : logf(u) * (e / (u - 1.0f));
+}
+
 // Column mean and 1/sqrt(variance + eps) of h [rows, cols] (double sums), for bn_softplus.
 static void column_stats(const float *h, int64_t rows, int64_t cols, double eps, double *mean, double *inv) {
   for (int64_t c = 0; c < cols; c++) mean[c] = inv[c] = 0.0;
@@ -390,7 +397,7 @@ static napi_value bn_softplus(napi_env env, napi_callback_info info) {
   for (int64_t r = 0; r < rows; r++)
     for (int64_t c = 0; c < cols; c++) {
       const float z = (float)((h[r * cols + c] - mean[c]) * inv[c]) + shift[c];
-      out[r * cols + c] = (z > 0.0f ? z : 0.0f) + log1pf(expf(-fabsf(z)));
+      out[r * cols + c] = (z > 0.0f ? z : 0.0f) + log1p_unit(expf(-fabsf(z)));
     }
   free(mean);
   return NULL;
