@@ -62,7 +62,7 @@ test('planEpochs: whole epochs that fit in the budget left, 1% kept free, at mos
 
 test('config: schedule flags, the budget recipe, and bad input as one line naming the flag', () => {
   const c = validateConfig({ maxMinutes: 120 });
-  assert.deepEqual([c.recipe, c.schedule, c.consistency, c.entropy], ['ct-tail', 'linear-tail', 0.1, 0.1]);
+  assert.deepEqual([c.recipe, c.schedule, c.consistency, c.entropy], ['paper', 'constant', 0, 0]);
   assert.equal(c.epochs, 100_000, 'with a budget and no --epochs, the budget decides');
   assert.equal(validateConfig({ maxMinutes: 120, epochs: 30 }).epochs, 30);
   assert.equal(validateConfig({ maxMinutes: 120, recipe: 'paper' }).schedule, 'constant');
@@ -112,7 +112,7 @@ function clockedTrainer(over: Partial<TrainConfig>, startMs = 0) {
 test('a time budget plans whole epochs from the measured pace; the lr reaches 0 as the budget ends', async () => {
   // 0.5 min = 30 s, 29.7 s usable; epochs of 4 one-second iterations (evaluation takes no clock
   // time here): after the first epoch the plan is floor(29.7 / 4) = 7 epochs = 28 steps.
-  const { trainer, lrs } = clockedTrainer({ maxMinutes: 0.5, out: 'budget' });
+  const { trainer, lrs } = clockedTrainer({ maxMinutes: 0.5, out: 'budget', recipe: 'ct-tail' });
   trainer.initialize();
   const result = await trainer.run();
   trainer.dispose();
@@ -129,7 +129,7 @@ test('resuming in the middle of the decay gives the same lr sequence as the unin
   // 0.5404 min = 32.42 s, 32.1 s usable: 8 epochs of 4 s. A resumed run that re-measured its pace
   // from its own steps (4 x 1 s + 5% for evaluation = 4.2 s) would plan floor(4.09 / 4.2) = 0
   // more epochs after epoch 7 instead of 1: the pace must come back from the checkpoint.
-  const a = clockedTrainer({ maxMinutes: 0.5404, out: 'a' });
+  const a = clockedTrainer({ maxMinutes: 0.5404, out: 'a', recipe: 'ct-tail' });
   let snapshot: ReturnType<Trainer['checkpoint']> | null = null;
   const onIteration = a.trainer['io'].onIteration!;
   a.trainer['io'].onIteration = (e, i, lr) => {
@@ -144,7 +144,7 @@ test('resuming in the middle of the decay gives the same lr sequence as the unin
   assert.equal(snap.meta.seconds, 26, 'the checkpoint holds all 26 seconds, the epoch in progress included');
   assert.equal(a.trainer.plannedEpochs, 8);
 
-  const b = clockedTrainer({ maxMinutes: 0.5404, out: 'b' }, 5e6); // another clock origin: only elapsed time counts
+  const b = clockedTrainer({ maxMinutes: 0.5404, out: 'b', recipe: 'ct-tail' }, 5e6); // another clock origin: only elapsed time counts
   b.trainer.restore(snap);
   await b.trainer.run();
   b.trainer.dispose();
@@ -156,19 +156,22 @@ test('resuming in the middle of the decay gives the same lr sequence as the unin
   assert.equal(b.trainer.plannedEpochs, a.trainer.plannedEpochs);
 });
 
-test('a budget that holds less than one epoch is a one-line error naming --max-minutes', async () => {
+test('a budget that holds less than one epoch is a one-line error naming --max-minutes, with a schedule or without', async () => {
   // 12 iterations of 1 s per epoch (plus 5% for evaluation) in a 0.2 min = 12 s budget, 1% kept free.
-  const { trainer } = clockedTrainer({ maxMinutes: 0.2, itersPerEpoch: 12, out: 'short', recipe: 'ct-tail' });
-  trainer.initialize();
-  await assert.rejects(
-    () => trainer.run(),
-    (e: unknown) =>
-      e instanceof SemiganError &&
-      /^--max-minutes 0.2: one epoch takes ~0.21 min here \(12 iterations, evaluation and checkpoint\), more than the budget holds; give at least 0.23/.test(
-        e.message,
-      ),
-  );
-  trainer.dispose();
+  for (const recipe of ['ct-tail', 'paper'] as const) {
+    const { trainer } = clockedTrainer({ maxMinutes: 0.2, itersPerEpoch: 12, out: `short-${recipe}`, recipe });
+    trainer.initialize();
+    await assert.rejects(
+      () => trainer.run(),
+      (e: unknown) =>
+        e instanceof SemiganError &&
+        /^--max-minutes 0.2: one epoch takes ~0.21 min here \(12 iterations, evaluation and checkpoint\), more than the budget holds; give at least 0.23/.test(
+          e.message,
+        ),
+      recipe,
+    );
+    trainer.dispose();
+  }
 });
 
 test('rampUpFactor: the Gaussian ramp-up exp(-5 (1 - p/r)^2), 1 from p = r on, 1 when off', () => {

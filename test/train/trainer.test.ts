@@ -122,7 +122,7 @@ test('Trainer: checkpoint -> restore is exact, and interrupted/resumed training 
     epochs: 2,
     backend: 'wasm',
     seed: 5,
-    recipe: 'paper', // a budget alone would bring its own recipe (ct-tail); A and B must train alike
+    recipe: 'paper', // a budget alone would bring the budget recipe; A and B must train alike
   };
   const cfg = (over: Partial<TrainConfig>) => validateConfig({ ...base, ...over });
   const data = prepareData(cfg({}));
