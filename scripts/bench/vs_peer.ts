@@ -3,8 +3,10 @@
  * (../shared/peers/torch_improved_gan.py), measured one after the other in one command, so both
  * figures see the same machine load.
  *
- *   npx tsc -p . && node dist/scripts/bench/vs_peer.js [--iters 50] [--peer-iters 50] [--peer-threads N] [--before]
+ *   npx tsc -p . && node dist/scripts/bench/vs_peer.js [--iters 50] [--peer-iters 50] [--rounds 3] [--peer-threads N] [--before]
  *
+ * Each round times semigan, then the peer; the ratio is the median of the rounds' ratios, so a
+ * swing of the machine's speed (these are shared machines) hits both sides of a ratio alike.
  * --before also times semigan with its layers composed of tfjs ops (as before nn/native_layers.ts).
  *
  * The peer runs as `/usr/bin/python3 ../shared/peers/torch_improved_gan.py --data mnist --bench 50`
@@ -37,9 +39,10 @@ const { values } = parseArgs({
     'train-limit': { type: 'string' }, // default: all 60000, as the peer
     threads: { type: 'string' }, // semigan's matMul threads (default: every core)
     before: { type: 'boolean', default: false }, // also time semigan with tfjs's own layer ops (before the native layers)
+    rounds: { type: 'string', default: '3' }, // semigan then the peer, this many times
   },
 });
-const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads') => {
+const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads' | 'rounds') => {
   const v = Number(values[name]);
   if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
   return v;
@@ -88,13 +91,35 @@ function sgemmGflops(threads: number): number {
   return (2 * n ** 3) / median(ms) / 1e6;
 }
 
+/** One run of the peer: its JSON result, or why there is none. */
+function runPeer(python: string, peer: string, peerIters: number): { res: PeerResult | null; error: string | null } {
+  const args = [peer, '--data', 'mnist', '--bench', String(peerIters)];
+  if (values['peer-threads']) args.push('--threads', String(int('peer-threads')));
+  console.log(
+    `# peer: ${python} ${args.map((a) => (a === peer ? values.peer : a)).join(' ')} (cwd ${ROOT}), loadavg ${load()}`,
+  );
+  const run = spawnSync(python, args, { cwd: ROOT, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 64 << 20 });
+  const lines = (run.stdout ?? '').split('\n');
+  const jsonLine = [...lines].reverse().find((l) => l.trim().startsWith('{') && l.includes('iter_ms_median'));
+  if (run.status === 0 && jsonLine) {
+    const res = JSON.parse(jsonLine) as PeerResult;
+    console.log(
+      `# peer: median ${fmt(res.iter_ms_median)} ms (D ${fmt(res.d_step_ms_median ?? NaN)} + G ${fmt(res.g_step_ms_median ?? NaN)}), env ${JSON.stringify(res.env)}`,
+    );
+    return { res, error: null };
+  }
+  const err = (run.stderr ?? '').trim().split('\n').slice(-5).join('\n  ');
+  const how = run.error ? run.error.message : `exit ${run.status}${run.signal ? `, ${run.signal}` : ''}`;
+  return { res: null, error: `peer failed (${how}), no iter_ms_median line${err ? `:\n  ${err}` : ''}` };
+}
+
 async function main(): Promise<void> {
   const iters = int('iters');
   const peerIters = int('peer-iters');
+  const rounds = int('rounds');
   const python = values.python!;
   const peer = resolve(values.peer!);
 
-  // 1. semigan, in this process, exactly as `semigan train --backend wasm` runs.
   const backend = await initBackend('wasm', { threads: values.threads ? int('threads') : null });
   const config = benchConfig(values['train-limit'] ? { trainLimit: int('train-limit') } : { trainLimit: null });
   const data = loadBenchData(config);
@@ -102,98 +127,91 @@ async function main(): Promise<void> {
   console.log(
     `# semigan: ${config.preset} mode ${config.mode}, ${await wasmInfo()} (${backend.reason}); ${backend.threadsReason}; data ${data.summaryText}`,
   );
-  console.log(`# semigan: timing >= ${iters} iterations (whole epochs of 10) after a warm-up epoch, loadavg ${load()}`);
-  const timing = await timeIterations(config, data, { iters, counter: blasMacsDone });
-  const ours = median(timing.ms);
-  // The step's floor on this machine: its matMul FLOPs at the rate of one large sgemm.
-  const gflop = (2 * timing.countPerIter) / 1e9;
-  const sgemm = sgemmGflops(backend.threads);
-  const limit = (gflop / sgemm) * 1000;
-  console.log(
-    `# semigan: median ${fmt(ours)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`,
-  );
-
-  // 1b. the same with the layers composed of tfjs ops (the step before src/nn/native_layers.ts).
-  let before = NaN;
-  if (values.before) {
-    useNativeLayers(null);
-    const t = await timeIterations(config, data, { iters });
-    before = median(t.ms);
-    console.log(
-      `# semigan with tfjs's layer ops: median ${fmt(before)} ms; native layers: ${(ours / before).toFixed(2)}x of it`,
-    );
-  }
-
-  // 2. the peer, afterwards (never concurrently).
   const why = peerUnavailable(python, peer);
-  let peerRes: PeerResult | null = null;
+  const native = loadNative();
+  // Rounds alternate semigan and the peer, never concurrently, so both see the machine's swings.
+  const ours: number[] = [];
+  const befores: number[] = [];
+  const peers: PeerResult[] = [];
   let peerError = why;
-  if (!why) {
-    const args = [peer, '--data', 'mnist', '--bench', String(peerIters)];
-    if (values['peer-threads']) args.push('--threads', String(int('peer-threads')));
+  let gflop = NaN;
+  for (let r = 1; r <= rounds; r++) {
     console.log(
-      `# peer: ${python} ${args.map((a) => (a === peer ? values.peer : a)).join(' ')} (cwd ${ROOT}), loadavg ${load()}`,
+      `# round ${r}/${rounds}: semigan, >= ${iters} iterations (whole epochs of 10) after a warm-up epoch, loadavg ${load()}`,
     );
-    const run = spawnSync(python, args, { cwd: ROOT, encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 64 << 20 });
-    const lines = (run.stdout ?? '').split('\n');
-    for (const l of lines) if (l.startsWith('# env')) console.log(`# peer: ${l.slice(2)}`);
-    const jsonLine = [...lines].reverse().find((l) => l.trim().startsWith('{') && l.includes('iter_ms_median'));
-    if (run.status === 0 && jsonLine) {
-      peerRes = JSON.parse(jsonLine) as PeerResult;
-      console.log(`# peer: ${jsonLine.trim()}`);
-    } else {
-      const err = (run.stderr ?? '').trim().split('\n').slice(-5).join('\n  ');
-      peerError = `peer failed (${run.error ? run.error.message : `exit ${run.status}${run.signal ? `, ${run.signal}` : ''}`}), no iter_ms_median line${err ? `:\n  ${err}` : ''}`;
+    useNativeLayers(native.ok ? native.addon : null);
+    const timing = await timeIterations(config, data, { iters, counter: blasMacsDone });
+    ours.push(median(timing.ms));
+    gflop = (2 * timing.countPerIter) / 1e9;
+    console.log(
+      `# semigan: median ${fmt(ours.at(-1)!)} ms (p25 ${fmt(quantile(timing.ms, 0.25))}, p75 ${fmt(quantile(timing.ms, 0.75))}, min ${fmt(Math.min(...timing.ms))}, n ${timing.ms.length})`,
+    );
+    if (values.before) {
+      // The step with its layers, G's activation and D's losses composed of tfjs ops.
+      useNativeLayers(null);
+      befores.push(median((await timeIterations(config, data, { iters })).ms));
+      console.log(`# semigan with tfjs's layer ops: median ${fmt(befores.at(-1)!)} ms`);
+    }
+    if (!why) {
+      const p = runPeer(python, peer, peerIters);
+      if (p.res) peers.push(p.res);
+      else peerError = p.error;
     }
   }
+  // The step's floor on this machine: its matMul FLOPs at the rate of one large sgemm.
+  const sgemm = sgemmGflops(backend.threads);
+  const limit = (gflop / sgemm) * 1000;
+  const oursMs = median(ours);
 
-  const wasmThreads = String(backend.threads);
-  const peerLabel = `peer (PyTorch ${peerRes?.env?.torch ?? ''})`.replace(' )', ')');
-  const oursLabel = `semigan (tfjs ${config.backend})`;
-  const w = Math.max('implementation'.length, peerLabel.length, oursLabel.length);
-  const row = (label: string, ms: string, threads: string) =>
-    console.log(`| ${label.padEnd(w)} | ${ms.padStart(16)} | ${threads.padStart(7)} |`);
   console.log('');
-  row('implementation', 'ms/iter (median)', 'threads');
-  console.log(`|${'-'.repeat(w + 2)}|-----------------:|--------:|`);
-  row(oursLabel, fmt(ours), wasmThreads);
-  if (peerRes) {
-    const th = peerRes.env?.threads ?? '?';
-    row(peerLabel, fmt(peerRes.iter_ms_median), String(th));
-    console.log('');
-    console.log(`semigan ms/iter: ${fmt(ours)}`);
+  console.log(
+    `| round | semigan ms/iter |${values.before ? ' with tfjs layer ops |' : ''} peer ms/iter | semigan / peer |`,
+  );
+  console.log(`|---:|---:|${values.before ? '---:|' : ''}---:|---:|`);
+  for (let r = 0; r < rounds; r++) {
+    const p = peers[r]?.iter_ms_median ?? NaN;
     console.log(
-      `peer ms/iter:    ${fmt(peerRes.iter_ms_median)} (D ${fmt(peerRes.d_step_ms_median ?? NaN)} + G ${fmt(peerRes.g_step_ms_median ?? NaN)}; ${peerRes.bench_iters ?? peerIters} iterations)`,
+      `| ${r + 1} | ${fmt(ours[r])} |${values.before ? ` ${fmt(befores[r])} |` : ''} ${fmt(p)} | ${fmt(ours[r] / p, 2)}x |`,
     );
-    console.log(`ratio semigan / peer: ${(ours / peerRes.iter_ms_median).toFixed(2)}x`);
+  }
+  console.log('');
+  console.log(`semigan ms/iter: ${fmt(oursMs)} (median of ${rounds} rounds; ${backend.threads} threads)`);
+  if (values.before)
     console.log(
-      `sgemm limit: ${fmt(gflop, 2)} GFLOP of matMuls per iteration at ${fmt(sgemm, 0)} GFLOP/s (1000^3 sgemm, ${backend.threads} threads) = ${fmt(limit)} ms; semigan ${fmt(ours / limit, 2)}x, peer ${fmt(peerRes.iter_ms_median / limit, 2)}x of it`,
+      `with tfjs's layer ops: ${fmt(median(befores))}; native layers: ${fmt(oursMs / median(befores), 2)}x of it`,
     );
-    console.log(
-      `peer threads: ${th} (interop ${peerRes.env?.interop_threads ?? '?'}); semigan threads: ${wasmThreads}`,
-    );
-    console.log(
-      JSON.stringify({
-        bench: 'vs_peer',
-        semigan_ms_median: ours,
-        peer_ms_median: peerRes.iter_ms_median,
-        ratio: ours / peerRes.iter_ms_median,
-        ...(values.before ? { semigan_tfjs_layers_ms_median: before } : {}),
-        matmul_gflop_per_iter: gflop,
-        sgemm_gflops: sgemm,
-        sgemm_limit_ms: limit,
-        peer_threads: th,
-        semigan_threads: Number(wasmThreads),
-        loadavg: loadavg()[0],
-      }),
-    );
-  } else {
-    row(peerLabel, 'unavailable', '-');
-    console.log('');
-    console.log(`semigan ms/iter: ${fmt(ours)}`);
+  console.log(
+    `sgemm limit: ${fmt(gflop, 2)} GFLOP of matMuls per iteration at ${fmt(sgemm, 0)} GFLOP/s (1000^3 sgemm, ${backend.threads} threads) = ${fmt(limit)} ms; semigan ${fmt(oursMs / limit, 2)}x of it`,
+  );
+  if (peers.length === 0) {
     console.log(`peer: not measured: ${peerError}`);
     process.exitCode = 2;
+    return;
   }
+  const ratios = peers.map((p, r) => ours[r] / p.iter_ms_median);
+  const peerMs = median(peers.map((p) => p.iter_ms_median));
+  console.log(
+    `peer ms/iter:    ${fmt(peerMs)} (median of ${peers.length}; threads ${peers[0].env?.threads ?? '?'}, interop ${peers[0].env?.interop_threads ?? '?'}); ${fmt(peerMs / limit, 2)}x the sgemm limit`,
+  );
+  console.log(
+    `ratio semigan / peer: ${median(ratios).toFixed(2)}x (median of the rounds' ratios: ${ratios.map((x) => x.toFixed(2)).join(', ')})`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'vs_peer',
+      rounds,
+      semigan_ms_median: oursMs,
+      peer_ms_median: peerMs,
+      ratio: median(ratios),
+      ratios,
+      ...(values.before ? { semigan_tfjs_layers_ms_median: median(befores) } : {}),
+      matmul_gflop_per_iter: gflop,
+      sgemm_gflops: sgemm,
+      sgemm_limit_ms: limit,
+      semigan_threads: backend.threads,
+      loadavg: loadavg()[0],
+    }),
+  );
 }
 
 main().catch((e) => {
