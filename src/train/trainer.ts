@@ -183,12 +183,12 @@ export class Trainer {
   }
 
   /**
-   * Re-plan a time budget from the pace measured so far (with a schedule); a budget that holds
-   * no epoch is bad input, with a schedule or without.
+   * Re-plan a time budget from the pace measured so far; with a schedule, a budget that holds no
+   * epoch is bad input (with a constant lr the budget is a stop: mid-epoch, checkpointed).
    */
   private replan(pace: Pace, secondsUsed: number): void {
     const epochSeconds = pace.epochSeconds();
-    if (this.config.maxMinutes === null || epochSeconds === null) return;
+    if (!this.timePlanned || epochSeconds === null) return;
     const started = this.epoch + (this.epochIter > 0 ? 1 : 0);
     const budgetSeconds = this.config.maxMinutes! * 60;
     const planned = planEpochs({
@@ -204,7 +204,7 @@ export class Trainer {
           `(${this.itersPerEpoch} iterations, evaluation and checkpoint), more than the budget holds; give at least ` +
           `${Math.ceil((epochSeconds / 60) * 1.05 * 100) / 100}, or fewer --iters-per-epoch`,
       );
-    if (this.timePlanned) this.plannedEpochs = Math.max(started, planned);
+    this.plannedEpochs = Math.max(started, planned);
   }
 
   /** Fresh run: data-dependent init of D on the init rows (the labeled rows when supervised, as the peer). */
