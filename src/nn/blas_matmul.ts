@@ -27,6 +27,10 @@ export const ACT = { linear: 0, relu: 1, leakyrelu: 2, sigmoid: 3 } as const;
 const PARALLEL_MIN_MACS = { sparse: 100e6, training: 2e6 } as const;
 let pattern: keyof typeof PARALLEL_MIN_MACS = 'sparse';
 
+/** The thread count of the OpenBLAS matMuls, 0 while tfjs's own kernels are in place. */
+let blasThreads = 0;
+export const openBlasThreads = () => blasThreads;
+
 let macsDone = 0;
 /** Multiply-adds done by OpenBLAS matMuls since the process started (benchmarks' FLOP count). */
 export const blasMacsDone = () => macsDone;
@@ -151,10 +155,6 @@ export function useOpenBlasMatMul(addon: NativeAddon, threads: number): void {
   replaceWasmKernel(tf.BatchMatMul, (original) => blasKernel(addon, original, false, threads));
   replaceWasmKernel(tf._FusedMatMul, (original) => blasKernel(addon, original, true, threads));
 }
-
-/** The thread count of the OpenBLAS matMuls, 0 while tfjs's own kernels are in place. */
-let blasThreads = 0;
-export const openBlasThreads = () => blasThreads;
 
 /** Put tfjs's own wasm matMul kernels back (used by tests to compare both). */
 export function useWasmMatMul(): void {

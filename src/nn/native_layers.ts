@@ -192,7 +192,7 @@ function registerKernels(): void {
     const spec = args.attrs as unknown as DiscriminatorLossSpec;
     const k = heapOf(args.backend);
     const out = k.out(dy ? logits.shape : [4]);
-    // dy (the total's gradient, one float) is read before the call: the heap may move with `out`.
+    // dy[0] (the total's gradient) is read before the call: the heap may move with `out`.
     const dTotal = dy
       ? (args.backend as WasmBackendInternals & { readSync(id: object): Float32Array }).readSync(dy.dataId)[0]
       : 0;
@@ -231,10 +231,9 @@ function registerKernels(): void {
     inputsToSave: ['logits', 'labels'],
     gradFunc: (dy, saved, attrs) => {
       const [logits, labels] = saved;
-      // Only the total (element 0) carries a gradient; the parts are for the log.
-      const dTotal = (dy as tf.Tensor).slice([0], [1]);
+      // Only the total (dy's element 0, read by the kernel) carries a gradient; the parts are for the log.
       return {
-        logits: () => tf.engine().runKernel(D_LOSSES_GRAD, { logits, labels, dy: dTotal }, attrs) as tf.Tensor,
+        logits: () => tf.engine().runKernel(D_LOSSES_GRAD, { logits, labels, dy: dy as tf.Tensor }, attrs) as tf.Tensor,
         labels: () => tf.zerosLike(labels),
       };
     },
