@@ -23,6 +23,7 @@ import { initBackend } from '../../src/backend.js';
 import { useNativeLayers } from '../../src/nn/native_layers.js';
 import { blasMacsDone } from '../../src/nn/blas_matmul.js';
 import { loadNative } from '../../src/nn/native_addon.js';
+import { sgemmGflops } from '../lib/sgemm.js';
 import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 
@@ -73,22 +74,6 @@ function peerUnavailable(python: string, peer: string): string | null {
     return `${python} cannot import torch/numpy (${last}); install python3-torch and libopenblas0-openmp (see ../shared/peers/README.md)`;
   }
   return null;
-}
-
-/** GFLOP/s of one 1000x1000x1000 sgemm on `threads` threads (median of 9), through the addon. */
-function sgemmGflops(threads: number): number {
-  const native = loadNative();
-  if (!native.ok) return NaN;
-  const n = 1000;
-  const heap = new ArrayBuffer(3 * n * n * 4);
-  new Float32Array(heap).fill(0.5);
-  const ms: number[] = [];
-  for (let r = 0; r < 10; r++) {
-    const t = performance.now();
-    native.addon.matmul(heap, 0, n * n * 4, 2 * n * n * 4, 1, 1, n, n, n, false, false, -1, 0, 0, threads);
-    if (r > 0) ms.push(performance.now() - t);
-  }
-  return (2 * n ** 3) / median(ms) / 1e6;
 }
 
 /** One run of the peer: its JSON result, or why there is none. */
@@ -159,7 +144,7 @@ async function main(): Promise<void> {
     }
   }
   // The step's floor on this machine: its matMul FLOPs at the rate of one large sgemm.
-  const sgemm = sgemmGflops(backend.threads);
+  const sgemm = native.ok ? sgemmGflops(native.addon, backend.threads) : NaN;
   const limit = (gflop / sgemm) * 1000;
   const oursMs = median(ours);
 
