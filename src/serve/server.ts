@@ -101,6 +101,12 @@ export class PredictionServer {
   private inFlight = 0;
   private closing = false;
   private drainStarted = 0;
+  /**
+   * Milliseconds of the drain during which the event loop was free to read sockets: a stall (a
+   * batch being scored) counts for at most POLL_MS * 2, so bytes that arrived during it are read
+   * before a connection can look idle.
+   */
+  private responsiveMs = 0;
   private lastConnectionAt = 0;
   private readonly sockets = new Map<Socket, { active: number; idleSince: number; openedWhileClosing: boolean }>();
   private closed: Promise<void> | null = null;
@@ -194,33 +200,38 @@ export class PredictionServer {
    *   is closed: the listening socket stays open meanwhile, because closing it resets the
    *   connections the kernel has accepted but Node has not yet seen;
    * - once nothing is in flight, no connection has arrived and every connection has been idle for
-   *   IDLE_GRACE_MS (a request may be on its way on a keep-alive connection; under --workers the
-   *   primary may still hold connections for this worker), or after MAX_DRAIN_MS, the listener
+   *   IDLE_GRACE_MS of time the event loop was free to read (a request may be on its way on a
+   *   keep-alive connection; under --workers the primary may still hold connections for this
+   *   worker; a batch scored meanwhile stalls the reads), or after MAX_DRAIN_MS, the listener
    *   and the idle connections are closed and the promise resolves.
    */
   shutdown(): Promise<void> {
     if (this.closed) return this.closed;
     this.closing = true;
     this.drainStarted = Date.now();
+    let lastPoll = this.drainStarted;
     this.closed = new Promise((resolve) => {
       const poll = setInterval(() => {
         const now = Date.now();
+        this.responsiveMs += Math.min(now - lastPoll, POLL_MS * 2);
+        lastPoll = now;
+        const t = this.responsiveMs;
         const quiet =
           this.inFlight === 0 &&
-          now - this.lastConnectionAt >= IDLE_GRACE_MS &&
-          [...this.sockets.values()].every((c) => c.active === 0 && now - c.idleSince >= IDLE_GRACE_MS);
+          t - this.lastConnectionAt >= IDLE_GRACE_MS &&
+          [...this.sockets.values()].every((c) => c.active === 0 && t - c.idleSince >= IDLE_GRACE_MS);
         if (!quiet && now - this.drainStarted < MAX_DRAIN_MS) return;
         clearInterval(poll);
         this.server.close(() => resolve());
         this.server.closeIdleConnections();
-      }, 10);
+      }, POLL_MS);
     });
     return this.closed;
   }
 
   /** Per connection: requests not yet answered, and since when it has had none. */
   private track(socket: Socket): void {
-    this.lastConnectionAt = Date.now();
+    this.lastConnectionAt = this.responsiveMs;
     const state = { active: 0, idleSince: this.lastConnectionAt, openedWhileClosing: this.closing };
     this.sockets.set(socket, state);
     socket.once('close', () => this.sockets.delete(socket));
@@ -237,7 +248,7 @@ export class PredictionServer {
       this.inFlight--;
       if (conn) {
         conn.active--;
-        conn.idleSince = Date.now();
+        conn.idleSince = this.responsiveMs;
       }
     });
     try {
@@ -425,6 +436,8 @@ export class PredictionServer {
 const LINGER_MS = 2000;
 /** A keep-alive connection idle this long during shutdown is closed (no request is on its way). */
 const IDLE_GRACE_MS = 100;
+/** How often the drain checks whether every connection is quiet. */
+const POLL_MS = 10;
 /** Longest the drain after SIGTERM waits for connections to go quiet. */
 const MAX_DRAIN_MS = 5000;
 
