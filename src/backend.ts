@@ -10,6 +10,14 @@ import { loadNative } from './nn/native_addon.js';
 import { useNativeSum, useWasmSum } from './nn/native_sum.js';
 import { useSharedIdentity } from './nn/wasm_kernels.js';
 import { useNativeLayers } from './nn/native_layers.js';
+import {
+  CONV_ROUTES,
+  convRouteUnavailable,
+  resolveConvRoute,
+  useNativeConvs,
+  type ConvChoice,
+  type ConvRoute,
+} from './nn/native_conv.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -28,6 +36,11 @@ export interface BackendOptions {
   matmul?: MatMulChoice;
   /** Where the native addon is (default: the built one); $SEMIGAN_NATIVE_ADDON also sets it. */
   nativeAddon?: string;
+  /**
+   * The wasm backend's convs: auto (oneDNN, else im2col + OpenBLAS, else tfjs's kernels) or one
+   * route; $SEMIGAN_CONV also sets it. --matmul wasm implies wasm (bit-exact with earlier runs).
+   */
+  conv?: ConvChoice;
 }
 
 export interface BackendInfo {
@@ -40,6 +53,8 @@ export interface BackendInfo {
   threadsReason: string;
   /** What runs matMuls: OpenBLAS, or the backend's own kernels. */
   matmul: 'openblas' | 'wasm' | 'tensorflow' | 'cpu';
+  /** What runs the wasm backend's convs (wasm: tfjs's own; other backends: their own). */
+  conv?: ConvRoute;
 }
 
 const backendError = (msg: string) => new SemiganError('SEMIGAN_ERR_BACKEND', msg);
@@ -86,11 +101,14 @@ async function tryWasm(): Promise<boolean> {
  * --matmul wasm keeps tfjs's own matMuls (bit-exact with earlier runs). Without the addon: one
  * thread, and the reason.
  */
-function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threadsReason' | 'matmul'> {
-  useWasmConvGrads(); // wasm has no Conv2DBackpropFilter kernel
+function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threadsReason' | 'matmul' | 'conv'> {
+  useWasmConvGrads(); // wasm has no Conv2DBackpropFilter kernel; native convs take over NHWC ones
   useSharedIdentity();
   const matmul = opts.matmul ?? 'auto';
   const native = loadNative(opts.nativeAddon ?? process.env.SEMIGAN_NATIVE_ADDON);
+  const convChoice = opts.conv ?? convFromEnv();
+  if (!native.ok && convChoice !== 'auto' && convChoice !== 'wasm')
+    throw backendError(`conv route ${convChoice}: ${native.why}`);
   // Bit-identical to tfjs's own kernels, so used whatever --matmul says.
   useInPlaceUpdates(native.ok ? native.addon : null);
   useNativeNormal(native.ok ? native.addon : null);
@@ -99,20 +117,40 @@ function setUpWasm(opts: BackendOptions): Pick<BackendInfo, 'threads' | 'threads
   else useWasmSum();
   if (!native.ok || matmul === 'wasm') {
     if (!native.ok && matmul === 'openblas') throw backendError(`--matmul openblas: ${native.why}`);
+    if (matmul === 'wasm' && convChoice !== 'auto' && convChoice !== 'wasm')
+      throw backendError(`--matmul wasm keeps tfjs's own kernels; it cannot be combined with conv route ${convChoice}`);
     useWasmMatMul(); // in case an earlier initBackend of this process installed OpenBLAS's
     useExplicitTransposeMatMulGrad(); // wasm's transposed matMul is ~17x slower than a plain one
+    useNativeConvs(null, 'wasm', 1);
     const why = native.ok ? '--matmul wasm' : native.why;
-    return { threads: 1, threadsReason: `1 thread (${why}; wasm runs one thread in Node)`, matmul: 'wasm' };
+    return {
+      threads: 1,
+      threadsReason: `1 thread (${why}; wasm runs one thread in Node)`,
+      matmul: 'wasm',
+      conv: 'wasm',
+    };
   }
   useOpenBlasMatMul(native.addon, opts.threads ?? defaultThreads());
   const threads = native.addon.getThreads();
+  const convWhy = convRouteUnavailable(native.addon, resolveConvRoute(native.addon, convChoice));
+  if (convWhy) throw backendError(`conv route ${convChoice}: ${convWhy}`);
+  const convs = useNativeConvs(native.addon, convChoice, threads);
   const why = opts.threads == null ? 'every core' : '--threads';
   const over = threads > defaultThreads() ? `; more than the ${defaultThreads()} cores, threads will share them` : '';
   return {
     threads,
-    threadsReason: `${threads} thread${threads === 1 ? '' : 's'} for matMuls (${why}${over}; ${native.addon.describe()}), other kernels on 1 wasm thread`,
+    threadsReason: `${threads} thread${threads === 1 ? '' : 's'} for matMuls (${why}${over}; ${native.addon.describe()}), ${convs.line}, other kernels on 1 wasm thread`,
     matmul: 'openblas',
+    conv: convs.route,
   };
+}
+
+/** $SEMIGAN_CONV: a conv route for benchmarks and tests (default auto). */
+function convFromEnv(): ConvChoice {
+  const v = process.env.SEMIGAN_CONV ?? 'auto';
+  if (!(CONV_ROUTES as readonly string[]).includes(v))
+    throw backendError(`SEMIGAN_CONV=${v}: expected one of ${CONV_ROUTES.join(', ')}`);
+  return v as ConvChoice;
 }
 
 /**

@@ -30,10 +30,11 @@ const CBLAS_HEADERS = [
   '/usr/include/aarch64-linux-gnu/cblas.h',
 ];
 
+const NATIVE_SOURCES = ['semigan_native.c', 'semigan_conv.c', 'semigan_conv.h', 'binding.gyp'];
 const mtime = (p: string) => (existsSync(p) ? statSync(p).mtimeMs : -1);
 if (ifStale) {
   const built = mtime(ADDON);
-  const sources = Math.max(mtime(join(NATIVE, 'semigan_native.c')), mtime(join(NATIVE, 'binding.gyp')));
+  const sources = Math.max(...NATIVE_SOURCES.map((f) => mtime(join(NATIVE, f))));
   if (built >= sources) process.exit(0); // up to date
   // Missing and no OpenBLAS to build it with: the start-up line already says so, once.
   if (built < 0 && !CBLAS_HEADERS.some((h) => existsSync(h))) process.exit(0);
@@ -90,6 +91,9 @@ if (run.status !== 0) {
     `exit ${run.status}`;
   give(`node-gyp failed: ${firstError.trim()}`);
 }
+const convs = existsSync('/usr/include/oneapi/dnnl/dnnl.h')
+  ? 'convs on oneDNN'
+  : 'convs on im2col + OpenBLAS; scripts/install_system_deps.sh adds oneDNN';
 process.stderr.write(
-  `semigan: built the native kernels addon (${join('src', 'native', 'build', 'Release', 'semigan_native.node')})\n`,
+  `semigan: built the native kernels addon (${join('src', 'native', 'build', 'Release', 'semigan_native.node')}; ${convs})\n`,
 );

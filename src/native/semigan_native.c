@@ -12,6 +12,7 @@
 // is blocked in this call.
 #include <node_api.h>
 #include <cblas.h>
+#include "semigan_conv.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <math.h>
@@ -746,6 +747,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"describe", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
+      {"conv", NULL, semigan_conv, NULL, NULL, NULL, napi_default, NULL},
+      {"convRoutes", NULL, semigan_conv_routes, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

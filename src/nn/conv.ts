@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { weightNormKernel } from './weight_norm.js';
 import { conv2dInputGrad } from './conv_grad.js';
+import { nativeConvFor } from './native_conv.js';
 
 /**
  * Weight-normalized convolutions (Salimans & Kingma 2016), as the official improved-gan CIFAR
@@ -44,7 +45,8 @@ export function weightNormConvTransposeKernel(v: tf.Tensor4D, g: tf.Tensor1D): t
 export function convTranspose2d(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number): tf.Tensor4D {
   const [b, h, w] = x.shape;
   const outShape: [number, number, number, number] = [b, h * stride, w * stride, filter.shape[2]];
-  if (tf.getBackend() === 'wasm') return conv2dInputGrad(outShape, x, filter, stride, 'same');
+  if (tf.getBackend() === 'wasm' && !nativeConvFor('NHWC', 1))
+    return conv2dInputGrad(outShape, x, filter, stride, 'same');
   return tf.conv2dTranspose(x, filter, outShape, stride, 'same');
 }
 

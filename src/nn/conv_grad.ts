@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { nativeConvFor } from './native_conv.js';
 
 /**
  * Conv2D / Conv2DBackpropInput (conv2dTranspose) gradients made of ops the wasm backend has.
@@ -115,6 +116,14 @@ export function conv2dFilterGrad(
   dimRoundingMode?: Rounding,
   dataFormat: DataFormat = 'NHWC',
 ): tf.Tensor4D {
+  if (nativeConvFor(dataFormat, 1))
+    return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides,
+      pad,
+      dataFormat,
+      dimRoundingMode,
+      filterShape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   return tf.tidy(() => {
     const g = geometry(x.shape, filterShape, strides, pad, dimRoundingMode, dataFormat);
     // Rows the conv reads: (oh-1)*sh + kh of the padded input; beyond x: zero rows (bottom > 0),
@@ -159,6 +168,7 @@ export function conv2dInputGrad(
   dimRoundingMode?: Rounding,
   dataFormat: DataFormat = 'NHWC',
 ): tf.Tensor4D {
+  if (nativeConvFor(dataFormat, 1)) return tf.conv2dTranspose(dy, filter, xShape, strides, pad, dimRoundingMode);
   return tf.tidy(() => {
     const g = geometry(xShape, filter.shape, strides, pad, dimRoundingMode, dataFormat);
     const { sh, sw } = g;

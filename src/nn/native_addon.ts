@@ -105,6 +105,19 @@ export interface NativeAddon {
   ): void;
   setZiggurat(k: Float64Array, w: Float64Array, f: Float64Array): void;
   fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
+  /** kind 0: y = conv(x, W); 1: dx from (dy, W); 2: dW from (x, dy). route 0: oneDNN, 1: im2col. */
+  conv(
+    heap: ArrayBuffer,
+    kind: number,
+    aOff: number,
+    bOff: number,
+    outOff: number,
+    geometry: Int32Array,
+    threads: number,
+    route: number,
+  ): void;
+  /** "onednn 2.6.3,im2col", or "im2col" for a build without oneDNN. */
+  convRoutes(): string;
   setThreads(n: number): void;
   getThreads(): number;
   describe(): string;
@@ -130,7 +143,8 @@ export function loadNative(path?: string): NativeLoad {
       typeof addon.adam !== 'function' ||
       typeof addon.sumRows !== 'function' ||
       typeof addon.fillNormal !== 'function' ||
-      typeof addon.weightNorm !== 'function'
+      typeof addon.weightNorm !== 'function' ||
+      typeof addon.conv !== 'function'
     )
       return { ok: false, why: `${found} is not semigan's native kernels addon` };
     return { ok: true, addon, path: found };
