@@ -3,7 +3,12 @@
  * rows, then the G step) of each model preset on MNIST (28x28x1) with wasm, in one process, plus
  * each preset's parameter counts. Same Trainer, data and seed for every preset.
  *
- *   npx tsc -p . && node dist/scripts/bench/presets.js [--presets mnist-mlp,conv-small,conv-large] [--iters 10] [--rounds 2]
+ *   npx tsc -p . && node dist/scripts/bench/presets.js [--presets mnist-mlp,conv-small,conv-large] [--iters 10] [--rounds 2] [--torch]
+ *
+ * --torch: after each conv preset in each round, the PyTorch reference of that preset
+ * (scripts/bench/torch_conv_step.py: the same layers and batch, as many iterations, threads =
+ * semigan's); "vs PyTorch" is the median of the rounds' ratios. SEMIGAN_CONV=wasm times the convs
+ * on tfjs's own kernels (as before the native convs).
  *
  * Presets alternate within each round so that a change in machine load hits all alike; every
  * round trains a fresh Trainer with one warm-up epoch. conv-large (the paper's CIFAR model) is
@@ -12,7 +17,10 @@
  * asserts nothing.
  */
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { PACKAGE_ROOT } from '../../src/package_paths.js';
 import { parseArgs } from 'node:util';
 import { positiveIntOption } from '../lib/args.js';
 import { initBackend } from '../../src/backend.js';
@@ -28,8 +36,34 @@ const { values } = parseArgs({
     'large-iters': { type: 'string', default: '2' },
     rounds: { type: 'string', default: '2' },
     'train-limit': { type: 'string', default: '2000' },
+    torch: { type: 'boolean', default: false }, // also time scripts/bench/torch_conv_step.py per conv preset
+    python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
+const TORCH_SCRIPT = resolve(PACKAGE_ROOT, 'scripts', 'bench', 'torch_conv_step.py');
+
+/** ms/iter of the PyTorch reference for a conv preset, or why it could not run. */
+function torchStep(preset: string, shape: number[], iters: number, threads: number): number | string {
+  const run = spawnSync(
+    values.python!,
+    [
+      TORCH_SCRIPT,
+      '--preset',
+      preset,
+      '--shape',
+      shape.join(','),
+      '--iters',
+      String(iters),
+      '--threads',
+      String(threads),
+    ],
+    { encoding: 'utf8' },
+  );
+  const line = run.stdout?.trim().split('\n').pop() ?? '';
+  if (run.status !== 0 || !line.startsWith('{'))
+    return `exit ${run.status}: ${(run.stderr || run.error?.message || '').trim().split('\n').pop()}`;
+  return (JSON.parse(line) as { iter_ms_median: number }).iter_ms_median;
+}
 const int = (name: keyof typeof values) => positiveIntOption(values, name);
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const count = (p: Params, names = Object.keys(p.vars)) => names.reduce((s, n) => s + p.vars[n].size, 0);
@@ -45,7 +79,7 @@ async function main(): Promise<void> {
     `# semigan preset benchmark: batch ${base.batchSize} labeled + ${base.batchSize} unlabeled + ${base.batchSize} generated, then G step; data ${data.summaryText}`,
   );
   console.log(
-    `# ${await wasmInfo()} (${backend.reason}); node ${process.version}, ${cpus().length} cores, loadavg ${loadavg()
+    `# ${await wasmInfo()} (${backend.reason}; ${backend.threadsReason}); node ${process.version}, ${cpus().length} cores, loadavg ${loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,
   );
@@ -62,6 +96,8 @@ async function main(): Promise<void> {
   }
 
   const ms: Record<string, number[]> = Object.fromEntries(presets.map((p) => [p, []]));
+  const torchRatios: Record<string, number[]> = Object.fromEntries(presets.map((p) => [p, []]));
+  const torchMs: Record<string, number[]> = Object.fromEntries(presets.map((p) => [p, []]));
   for (let r = 1; r <= rounds; r++) {
     for (const preset of presets) {
       const large = preset === 'conv-large';
@@ -75,6 +111,13 @@ async function main(): Promise<void> {
       console.log(
         `#   round ${r} ${preset.padEnd(10)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`,
       );
+      if (values.torch && preset.startsWith('conv-')) {
+        const t = torchStep(preset, data.train.shape, iters, backend.threads);
+        if (typeof t === 'string') throw new Error(`PyTorch reference for ${preset}: ${t}`);
+        torchMs[preset].push(t);
+        torchRatios[preset].push(median(timing.ms) / t);
+        console.log(`#   round ${r} ${preset.padEnd(10)} PyTorch ${fmt(t)} ms (${backend.threads} threads)`);
+      }
     }
   }
 
@@ -82,13 +125,15 @@ async function main(): Promise<void> {
   const w = Math.max(...presets.map((p) => p.length), 'preset'.length);
   console.log('');
   console.log(
-    `| ${'preset'.padEnd(w)} | median ms/iter |    p25 |    p75 |  n | vs mnist-mlp | parameters (${tf.getBackend()}) |`,
+    `| ${'preset'.padEnd(w)} | median ms/iter |    p25 |    p75 |  n | vs mnist-mlp | PyTorch ms/iter | vs PyTorch | parameters (${tf.getBackend()}) |`,
   );
-  console.log(`|${'-'.repeat(w + 2)}|---------------:|-------:|-------:|---:|-------------:|---|`);
+  console.log(
+    `|${'-'.repeat(w + 2)}|---------------:|-------:|-------:|---:|-------------:|----------------:|-----------:|---|`,
+  );
   for (const p of presets) {
     const m = median(ms[p]);
     console.log(
-      `| ${p.padEnd(w)} | ${fmt(m).padStart(14)} | ${fmt(quantile(ms[p], 0.25)).padStart(6)} | ${fmt(quantile(ms[p], 0.75)).padStart(6)} | ${String(ms[p].length).padStart(2)} | ${(fmt(m / ref, 2) + 'x').padStart(12)} | ${params[p]} |`,
+      `| ${p.padEnd(w)} | ${fmt(m).padStart(14)} | ${fmt(quantile(ms[p], 0.25)).padStart(6)} | ${fmt(quantile(ms[p], 0.75)).padStart(6)} | ${String(ms[p].length).padStart(2)} | ${(fmt(m / ref, 2) + 'x').padStart(12)} | ${fmt(median(torchMs[p])).padStart(15)} | ${(torchRatios[p].length ? fmt(median(torchRatios[p]), 2) + 'x' : '-').padStart(10)} | ${params[p]} |`,
     );
   }
   console.log('');
@@ -97,6 +142,8 @@ async function main(): Promise<void> {
       bench: 'presets',
       ms_median: Object.fromEntries(presets.map((p) => [p, median(ms[p])])),
       n: Object.fromEntries(presets.map((p) => [p, ms[p].length])),
+      ...(values.torch ? { torch_ms_median: Object.fromEntries(presets.map((p) => [p, median(torchMs[p])])) } : {}),
+      vs_torch: Object.fromEntries(presets.map((p) => [p, median(torchRatios[p])])),
       loadavg: loadavg()[0],
     }),
   );

@@ -1,9 +1,10 @@
 /**
- * Per-kernel profile of training iterations (tf.profile) of the paper's MNIST recipe on wasm:
+ * Per-kernel profile of training iterations (tf.profile) of a recipe and preset on MNIST on wasm:
  * which kernels take the step's time, how often they run, and how much of the wall time is
  * spent outside kernels (JavaScript: batch gathering, noise, tensor bookkeeping).
  *
- *   npx tsc -p . && node dist/scripts/bench/profile.js [--iters 11] [--threads N] [--top 15] [--recipe ct]
+ *   npx tsc -p . && node dist/scripts/bench/profile.js [--iters 11] [--threads N] [--top 15] [--recipe ct] [--preset conv-small]
+ *   SEMIGAN_CONV=wasm node dist/scripts/bench/profile.js --preset conv-small   # convs on tfjs's kernels
  *
  * One warm-up epoch of `iters` iterations, then one profiled epoch of `iters` iterations. The
  * profiled epoch ends with the evaluation of 100 test images (two forward passes; a few kernel
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     top: { type: 'string', default: '15' },
     recipe: { type: 'string', default: 'paper' }, // a train --recipe (paper, ct)
+    preset: { type: 'string', default: 'mnist-mlp' }, // a train --preset (conv-small, ...)
   },
 });
 const iters = positiveIntOption(values, 'iters');
@@ -35,7 +37,11 @@ const top = positiveIntOption(values, 'top');
 const backend = await initBackend('wasm', { threads: values.threads ? positiveIntOption(values, 'threads') : null });
 console.log(`# ${backend.name}: ${backend.threadsReason}`);
 const out = mkdtempSync(join(tmpdir(), 'semigan-profile-'));
-const base = benchConfig({ testLimit: 100, recipe: values.recipe as TrainConfig['recipe'] });
+const base = benchConfig({
+  testLimit: 100,
+  recipe: values.recipe as TrainConfig['recipe'],
+  preset: values.preset as TrainConfig['preset'],
+});
 const data = loadBenchData(base);
 const quiet = { write: () => true, isTTY: false };
 try {
