@@ -4,11 +4,14 @@
 #   libopenblas-openmp-dev  OpenBLAS for the optional native matMul addon (src/native/, built by
 #                           npm install): the wasm backend's matMuls on every core. The OpenMP
 #                           build is the one the PyTorch peer uses too, so both share one BLAS.
+#   libdnnl-dev             oneDNN for the addon's convs (forward and both gradients on every
+#                           core, what PyTorch's CPU path uses); without it the addon's convs
+#                           run im2col + OpenBLAS
 #   chromium                headless browser for the report page and the browser-side tfjs test
 #                           (driven by puppeteer-core, an npm devDependency)
 #   python3-torch           only for the PyTorch peer benchmark (--with-peer)
 set -euo pipefail
-pkgs=(dataset-fashion-mnist libopenblas-openmp-dev chromium)
+pkgs=(dataset-fashion-mnist libopenblas-openmp-dev libdnnl-dev chromium)
 [[ "${1:-}" == "--with-peer" ]] && pkgs+=(python3-torch libopenblas0-openmp)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

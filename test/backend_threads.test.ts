@@ -130,3 +130,51 @@ test('--threads 0, -1, 1.5 and abc: one line naming the flag and the range, for 
     assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+/);
   }
 });
+
+const dnnl = blas.ok && blas.addon.convRoutes().startsWith('onednn');
+
+test(
+  'conv-small: convs natively on 2 threads train like tfjs wasm convs on 1, and the start-up line names the route',
+  { skip: !blas.ok && 'the native addon is not built here' },
+  async () => {
+    const conv = ['--preset', 'conv-small'];
+    const [wasm, native] = await Promise.all([
+      train('conv-wasm', [...conv, '--threads', '1'], { SEMIGAN_CONV: 'wasm' }),
+      train('conv-native', [...conv, '--threads', '2']),
+    ]);
+    const engine = dnnl ? 'oneDNN [\\d.]+' : 'im2col \\+ OpenBLAS';
+    assert.match(native.stderr, new RegExp(`2 threads for matMuls [^\\n]*, convs on 2 threads \\(${engine}\\), other`));
+    assert.match(wasm.stderr, /1 thread for matMuls [^\n]*, convs on 1 wasm thread, other/);
+    assert.deepEqual([wasm.config.convUsed, native.config.convUsed], ['wasm', dnnl ? 'onednn' : 'im2col']);
+    // As for the matMuls above: step 1 differs by summation order only (convs sum <= 600 products
+    // per output; measured ~1e-7 relative), after 4 Adam steps by a few tenths of a percent.
+    for (const k of ['loss_lab', 'loss_unl', 'loss_gen'] as const) {
+      const d1 = relDiff(native.metrics[0][k], wasm.metrics[0][k]);
+      assert.ok(d1 < 1e-5, `${k} of step 1: ${native.metrics[0][k]} vs ${wasm.metrics[0][k]} (relative ${d1})`);
+      const d4 = relDiff(native.metrics[3][k], wasm.metrics[3][k]);
+      assert.ok(d4 < 0.02, `${k} of step 4: ${native.metrics[3][k]} vs ${wasm.metrics[3][k]} (relative ${d4})`);
+    }
+  },
+);
+
+test(
+  'SEMIGAN_CONV: im2col runs that route; an unknown route, or a native route with --matmul wasm, is one line',
+  { skip: !blas.ok && 'the native addon is not built here' },
+  async () => {
+    const im2col = await train('conv-im2col', ['--preset', 'conv-small', '--epochs', '1'], { SEMIGAN_CONV: 'im2col' });
+    assert.match(im2col.stderr, /, convs on \d+ threads? \(im2col \+ OpenBLAS\), other/);
+    assert.equal(im2col.config.convUsed, 'im2col');
+    const bad = await runCli([...QUICK, '--out', join(tmp, 'conv-bad')], { SEMIGAN_CONV: 'gpu' });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error: SEMIGAN_CONV=gpu: expected one of auto, onednn, im2col, wasm$/m);
+    assert.doesNotMatch(bad.stderr, /\n\s+at .+:\d+:\d+/);
+    const mixed = await runCli([...QUICK, '--out', join(tmp, 'conv-mixed'), '--matmul', 'wasm'], {
+      SEMIGAN_CONV: 'im2col',
+    });
+    assert.equal(mixed.code, 1);
+    assert.match(
+      mixed.stderr,
+      /^error: --matmul wasm keeps tfjs's own kernels; it cannot be combined with conv route im2col$/m,
+    );
+  },
+);

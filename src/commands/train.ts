@@ -85,6 +85,7 @@ export async function trainCommand(
     backend: backend.name,
     threadsUsed: backend.threads,
     matmulUsed: backend.matmul,
+    convUsed: backend.conv ?? backend.name,
   });
   const length =
     config.maxMinutes === null

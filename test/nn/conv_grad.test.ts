@@ -1,5 +1,6 @@
 /**
- * The wasm conv gradients (src/nn/conv_grad.ts) against tfjs's own cpu kernels. Gradient
+ * The wasm conv gradients (src/nn/conv_grad.ts) and, on each route the addon has, the native conv
+ * kernels (src/nn/native_conv.ts) against tfjs's own cpu kernels. Gradient
  * registration is global, so the references call the cpu kernels directly (runKernel), never
  * through a gradient; and the "wasm fails without them" test runs first, before initBackend
  * registers them (this file is its own process under node --test).
@@ -10,6 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import { Rng } from '../../src/rng.js';
 import { conv2dInputGrad, wasmConv2DBackpropInputGrad, wasmConv2DGrad } from '../../src/nn/conv_grad.js';
+import { loadNative } from '../../src/nn/native_addon.js';
+import { useNativeConvs, type ConvRoute } from '../../src/nn/native_conv.js';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | number;
@@ -163,6 +166,24 @@ function referenceGrads(c: Case): Float32Array[] {
   });
 }
 
+/** The case's output from tfjs's cpu kernel, called directly. */
+function referenceOutput(c: Case): Float32Array {
+  assert.equal(tf.getBackend(), 'cpu');
+  return tf.tidy(() => {
+    const [a, f] = [tf.tensor(c.a, c.aShape), tf.tensor(c.f, c.fShape)];
+    const out = c.transpose
+      ? tf.engine().runKernel('Conv2DBackpropInput', { dy: a, filter: f }, {
+          ...attrsOf(c),
+          inputShape: c.outShape,
+        } as unknown as tf.NamedAttrMap)
+      : tf.engine().runKernel('Conv2D', { x: a, filter: f }, {
+          ...attrsOf(c),
+          dilations: 1,
+        } as unknown as tf.NamedAttrMap);
+    return (out as tf.Tensor).dataSync() as Float32Array;
+  });
+}
+
 /** The case's op; with subPixel, a conv2dTranspose is computed by our conv2dInputGrad instead. */
 function opOf(c: Case, subPixel = false) {
   return (a: tf.Tensor, f: tf.Tensor) => {
@@ -224,17 +245,41 @@ test('without these gradients the wasm backend cannot train a conv filter (no Co
   tf.dispose([x, f]);
 });
 
-test('conv2d and conv2dTranspose gradients on wasm (ours) = tfjs cpu kernels, for kernels 1-5, strides 1-3, same/valid/numeric pads', async () => {
-  const info = await initBackend('wasm');
-  assert.equal(info.name, 'wasm');
-  assert.equal(tf.getGradient(tf.Conv2D), wasmConv2DGrad);
-  assert.equal(tf.getGradient(tf.Conv2DBackpropInput), wasmConv2DBackpropInputGrad);
-  const cases = makeCases(new Rng(41));
-  await tf.setBackend('cpu');
-  const refs = cases.map(referenceGrads);
-  await tf.setBackend('wasm');
-  assertMatches(cases, refs, 'wasm');
-});
+const native = loadNative();
+// Every route the wasm backend's convs can take here: tfjs's kernels (the compositions above),
+// and the addon's im2col + OpenBLAS and oneDNN when built with them.
+const routes: ConvRoute[] = [
+  'wasm',
+  ...(native.ok ? (['im2col'] as const) : []),
+  ...(native.ok && native.addon.convRoutes().startsWith('onednn') ? (['onednn'] as const) : []),
+];
+
+for (const route of routes)
+  for (const threads of route === 'wasm' ? [1] : [1, 2])
+    test(`conv2d and conv2dTranspose and their gradients on wasm, convs on ${route} (${threads} thread${threads > 1 ? 's' : ''}) = tfjs cpu kernels, for kernels 1-5, strides 1-3, same/valid/numeric pads, batch 1-4, 1/3/16 channels`, async () => {
+      const info = await initBackend('wasm');
+      assert.equal(info.name, 'wasm');
+      assert.equal(tf.getGradient(tf.Conv2D), wasmConv2DGrad);
+      assert.equal(tf.getGradient(tf.Conv2DBackpropInput), wasmConv2DBackpropInputGrad);
+      useNativeConvs(native.ok ? native.addon : null, route, threads);
+      try {
+        const cases = makeCases(new Rng(41));
+        await tf.setBackend('cpu');
+        const refs = cases.map(referenceGrads);
+        const refOut = cases.map(referenceOutput);
+        await tf.setBackend('wasm');
+        for (const [i, c] of cases.entries()) {
+          const out = tf.tidy(() => opOf(c)(tf.tensor(c.a, c.aShape), tf.tensor(c.f, c.fShape)).dataSync());
+          const d = relMaxDiff(out as Float32Array, refOut[i]);
+          assert.ok(d <= 1e-4, `convs on ${route}, ${c.name}: the output differs from tfjs's cpu kernel by ${d}`);
+        }
+        // The kernels that ran: native ones for a native route (wasm has no Conv2DBackpropFilter).
+        const { kernelNames } = await tf.profile(() => assertMatches(cases, refs, `wasm, convs on ${route}`));
+        assert.equal(kernelNames.includes('Conv2DBackpropFilter'), route !== 'wasm', kernelNames.join());
+      } finally {
+        useNativeConvs(null, 'wasm', 1);
+      }
+    });
 
 test('the same gradients on cpu, and NCHW there (the wasm Conv2D kernel is NHWC only)', async () => {
   await tf.setBackend('cpu');
@@ -252,21 +297,12 @@ test('the same gradients on cpu, and NCHW there (the wasm Conv2D kernel is NHWC 
 
 test('conv2dInputGrad as a conv2dTranspose forward (G layers): same outputs, and gradients through it = tfjs cpu kernels', async () => {
   await tf.setBackend('wasm');
+  useNativeConvs(null, 'wasm', 1); // the sub-pixel composition, not a native kernel
   const cases = makeCases(new Rng(43)).filter((c) => c.transpose);
   assert.ok(cases.length >= 10);
   await tf.setBackend('cpu');
   const refs = cases.map(referenceGrads);
-  const refOut = cases.map((c) =>
-    tf.tidy(() => {
-      const inputs = { dy: tf.tensor(c.a, c.aShape), filter: tf.tensor(c.f, c.fShape) };
-      return (
-        tf.engine().runKernel('Conv2DBackpropInput', inputs, {
-          ...attrsOf(c),
-          inputShape: c.outShape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor
-      ).dataSync() as Float32Array;
-    }),
-  );
+  const refOut = cases.map(referenceOutput);
   await tf.setBackend('wasm');
   for (const [i, c] of cases.entries()) {
     const out = tf.tidy(
