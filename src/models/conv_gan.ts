@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
 import { configError } from '../errors.js';
 import { makeParams, type Params, type Tensors } from '../nn/params.js';
-import { convTranspose2d, dataDependentInitChannels, weightNormConv2d, weightNormConvKernel, weightNormConvTransposeKernel, type Padding } from '../nn/conv.js';
+import { convTranspose2d, dataDependentInitChannels, weightNormConvLeaky, weightNormConvKernel, weightNormConvTransposeKernel, type Padding } from '../nn/conv.js';
 import { weightNormDense, weightNormKernel } from '../nn/weight_norm.js';
 import { LEAKY_SLOPE, leakyRelu } from '../nn/activations.js';
 import { dropout } from '../nn/dropout.js';
@@ -124,10 +124,9 @@ export function convGan(args: ConvGanArgs): GanModel {
         continue;
       }
       const [v, g, b] = [d[`c${i}.v`] as tf.Tensor4D, d[`c${i}.g`] as tf.Tensor1D, d[`c${i}.b`] as tf.Tensor1D];
-      const a = init
-        ? dataDependentInitChannels(tf.conv2d(hid, weightNormConvKernel(v, g), s.stride, s.padding), init[`c${i}.g`], init[`c${i}.b`])
-        : weightNormConv2d(hid, v, g, b, s.stride, s.padding);
-      hid = leakyRelu(a); // [B, H', W', filters]
+      hid = init // [B, H', W', filters]
+        ? leakyRelu(dataDependentInitChannels(tf.conv2d(hid, weightNormConvKernel(v, g), s.stride, s.padding), init[`c${i}.g`], init[`c${i}.b`]))
+        : weightNormConvLeaky(hid, v, g, b, s.stride, s.padding);
       i++;
     }
     const features = hid.mean([1, 2]) as tf.Tensor2D; // [B, F] global average pool

@@ -4,7 +4,8 @@
 //    stay NHWC in the heap; only the filter is reordered to the layout oneDNN picks.
 //  - im2col + OpenBLAS sgemm, parallel over images: OpenBLAS's own threads over the small
 //    per-image products were measured 4-8x slower than one thread each.
-// kind 0: y = conv(x, W); 1: dx = conv^T(dy, W); 2: dW = sum over images of x (x) dy.
+// kind 0: y = conv(x, W) [+ bias] [then leaky ReLU]; 1: dx = conv^T(dy, W); 2: dW = sum over
+// images of x (x) dy.
 #include "semigan_conv.h"
 #include <cblas.h>
 #include <omp.h>
@@ -82,8 +83,27 @@ static void col2im(const geometry *g, const float *dcol, float *dx) {
     }
 }
 
+// The forward epilogue: + bias per channel, then leaky ReLU (slope < 1), as tfjs's ops round them.
+typedef struct {
+  const float *bias; // NULL: none
+  bool leaky;
+  float slope;
+} epilogue;
+
+static void apply_epilogue(const epilogue *e, float *y, int64_t rows, int64_t oc) {
+  if (!e->bias && !e->leaky) return;
+  for (int64_t r = 0; r < rows; r++) {
+    float *row = y + r * oc;
+    if (e->bias)
+      for (int64_t o = 0; o < oc; o++) row[o] += e->bias[o];
+    if (e->leaky)
+      for (int64_t o = 0; o < oc; o++) row[o] = row[o] > 0.0f ? row[o] : row[o] * e->slope;
+  }
+}
+
 // false when a buffer could not be allocated.
-static bool conv_im2col(int kind, const geometry *g, const float *a, const float *b, float *out, int threads) {
+static bool conv_im2col(int kind, const geometry *g, const float *a, const float *b, float *out, int threads,
+                        const epilogue *ep) {
   const int64_t p = (int64_t)g->oh * g->ow, k = (int64_t)g->kh * g->kw * g->c;
   const int64_t x_img = (int64_t)g->h * g->w * g->c, y_img = p * g->oc;
   const int t = threads < g->n ? threads : g->n;
@@ -100,6 +120,7 @@ static bool conv_im2col(int kind, const geometry *g, const float *a, const float
         im2col(g, a + img * x_img, col);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p, g->oc, k, 1.0f, col, k, b, g->oc, 0.0f,
                     out + img * y_img, g->oc);
+        apply_epilogue(ep, out + img * y_img, p, g->oc);
       } else if (kind == CONV_INPUT_GRAD) { // a: dy, b: W
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p, k, g->oc, 1.0f, a + img * y_img, g->oc, b, g->oc,
                     0.0f, col, k);
@@ -131,8 +152,10 @@ static bool conv_im2col(int kind, const geometry *g, const float *a, const float
 typedef struct {
   int kind;
   geometry g;
+  bool bias, leaky;
+  float slope;
   dnnl_primitive_t conv, reorder;
-  dnnl_memory_t src, weights, dst, user_weights;
+  dnnl_memory_t src, weights, dst, user_weights, bias_mem;
   size_t weights_bytes;
   void *weights_buffer;
 } dnnl_entry;
@@ -150,13 +173,14 @@ static void entry_free(dnnl_entry *e) {
   if (e->weights) dnnl_memory_destroy(e->weights);
   if (e->dst) dnnl_memory_destroy(e->dst);
   if (e->user_weights) dnnl_memory_destroy(e->user_weights);
+  if (e->bias_mem) dnnl_memory_destroy(e->bias_mem);
   free(e->weights_buffer);
   memset(e, 0, sizeof *e);
 }
 
 #define DNNL_OK(call) ok = ok && (call) == dnnl_success
 
-static bool entry_build(dnnl_entry *e, int kind, const geometry *g) {
+static bool entry_build(dnnl_entry *e, int kind, const geometry *g, const epilogue *ep) {
   bool ok = true;
   if (!engine) {
     DNNL_OK(dnnl_engine_create(&engine, dnnl_cpu, 0));
@@ -166,10 +190,15 @@ static bool entry_build(dnnl_entry *e, int kind, const geometry *g) {
   memset(e, 0, sizeof *e);
   e->kind = kind;
   e->g = *g;
+  e->bias = ep->bias != NULL;
+  e->leaky = ep->leaky;
+  e->slope = ep->leaky ? ep->slope : 0.0f;
   dnnl_dims_t x_dims = {g->n, g->c, g->h, g->w}, y_dims = {g->n, g->oc, g->oh, g->ow};
   dnnl_dims_t w_dims = {g->oc, g->c, g->kh, g->kw};
   dnnl_dims_t strides = {g->sh, g->sw}, pad_l = {g->top, g->left}, pad_r = {g->bottom, g->right};
-  dnnl_memory_desc_t x_md, y_md, w_any, w_user;
+  dnnl_memory_desc_t x_md, y_md, w_any, w_user, b_md;
+  dnnl_dims_t b_dims = {g->oc};
+  DNNL_OK(dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_x));
   DNNL_OK(dnnl_memory_desc_init_by_tag(&x_md, 4, x_dims, dnnl_f32, dnnl_nhwc));
   DNNL_OK(dnnl_memory_desc_init_by_tag(&y_md, 4, y_dims, dnnl_f32, dnnl_nhwc));
   DNNL_OK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
@@ -177,8 +206,19 @@ static bool entry_build(dnnl_entry *e, int kind, const geometry *g) {
   dnnl_convolution_desc_t fwd_d, bwd_d;
   dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
   DNNL_OK(dnnl_convolution_forward_desc_init(&fwd_d, dnnl_forward_training, dnnl_convolution_direct, &x_md, &w_any,
-                                             NULL, &y_md, strides, pad_l, pad_r));
-  DNNL_OK(dnnl_primitive_desc_create(&fwd_pd, &fwd_d, NULL, engine, NULL));
+                                             e->bias ? &b_md : NULL, &y_md, strides, pad_l, pad_r));
+  // Leaky ReLU as a post-op: oneDNN's relu with alpha is x > 0 ? x : alpha * x.
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t post_ops = NULL;
+  if (e->leaky) {
+    DNNL_OK(dnnl_primitive_attr_create(&attr));
+    DNNL_OK(dnnl_post_ops_create(&post_ops));
+    DNNL_OK(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu, e->slope, 0.0f));
+    DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, post_ops));
+  }
+  DNNL_OK(dnnl_primitive_desc_create(&fwd_pd, &fwd_d, attr, engine, NULL));
+  if (post_ops) dnnl_post_ops_destroy(post_ops);
+  if (attr) dnnl_primitive_attr_destroy(attr);
   dnnl_query_t w_query = dnnl_query_weights_md;
   if (kind == CONV_FORWARD) {
     pd = fwd_pd;
@@ -198,6 +238,7 @@ static bool entry_build(dnnl_entry *e, int kind, const geometry *g) {
     DNNL_OK(dnnl_primitive_create(&e->conv, pd));
     DNNL_OK(dnnl_memory_create(&e->src, &x_md, engine, DNNL_MEMORY_NONE));
     DNNL_OK(dnnl_memory_create(&e->dst, &y_md, engine, DNNL_MEMORY_NONE));
+    if (e->bias) DNNL_OK(dnnl_memory_create(&e->bias_mem, &b_md, engine, DNNL_MEMORY_NONE));
     if (ok && !dnnl_memory_desc_equal(w_md, &w_user)) {
       e->weights_bytes = dnnl_memory_desc_get_size(w_md);
       e->weights_buffer = aligned_alloc(64, (e->weights_bytes + 63) / 64 * 64);
@@ -221,9 +262,12 @@ static bool entry_build(dnnl_entry *e, int kind, const geometry *g) {
   return ok;
 }
 
-static dnnl_entry *entry_for(int kind, const geometry *g) {
+static dnnl_entry *entry_for(int kind, const geometry *g, const epilogue *ep) {
+  const float slope = ep->leaky ? ep->slope : 0.0f;
   for (int i = 0; i < cache_used; i++)
-    if (cache[i].kind == kind && memcmp(&cache[i].g, g, sizeof *g) == 0) return &cache[i];
+    if (cache[i].kind == kind && memcmp(&cache[i].g, g, sizeof *g) == 0 && cache[i].bias == (ep->bias != NULL) &&
+        cache[i].leaky == ep->leaky && cache[i].slope == slope)
+      return &cache[i];
   dnnl_entry *e;
   if (cache_used < DNNL_CACHE) {
     e = &cache[cache_used++];
@@ -232,11 +276,11 @@ static dnnl_entry *entry_for(int kind, const geometry *g) {
     cache_next = (cache_next + 1) % DNNL_CACHE;
     entry_free(e);
   }
-  return entry_build(e, kind, g) ? e : NULL;
+  return entry_build(e, kind, g, ep) ? e : NULL;
 }
 
-static bool conv_dnnl(int kind, const geometry *g, float *a, float *b, float *out) {
-  dnnl_entry *e = entry_for(kind, g);
+static bool conv_dnnl(int kind, const geometry *g, float *a, float *b, float *out, const epilogue *ep) {
+  dnnl_entry *e = entry_for(kind, g, ep);
   if (!e) return false;
   // Roles: forward (src x, weights W, dst y); input grad (diff_src dx, weights W, diff_dst dy);
   // filter grad (src x, diff_weights dW, diff_dst dy).
@@ -258,8 +302,9 @@ static bool conv_dnnl(int kind, const geometry *g, float *a, float *b, float *ou
   const int src_arg = kind == CONV_INPUT_GRAD ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC;
   const int dst_arg = kind == CONV_FORWARD ? DNNL_ARG_DST : DNNL_ARG_DIFF_DST;
   const int w_arg = kind == CONV_FILTER_GRAD ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS;
-  dnnl_exec_arg_t args[] = {{src_arg, e->src}, {w_arg, e->weights}, {dst_arg, e->dst}};
-  DNNL_OK(dnnl_primitive_execute(e->conv, stream, 3, args));
+  if (e->bias) DNNL_OK(dnnl_memory_set_data_handle(e->bias_mem, (void *)ep->bias));
+  dnnl_exec_arg_t args[] = {{src_arg, e->src}, {w_arg, e->weights}, {dst_arg, e->dst}, {DNNL_ARG_BIAS, e->bias_mem}};
+  DNNL_OK(dnnl_primitive_execute(e->conv, stream, e->bias ? 4 : 3, args));
   if (e->reorder && kind == CONV_FILTER_GRAD) {
     dnnl_exec_arg_t r[] = {{DNNL_ARG_FROM, e->weights}, {DNNL_ARG_TO, e->user_weights}};
     DNNL_OK(dnnl_primitive_execute(e->reorder, stream, 2, r));
@@ -277,14 +322,16 @@ static napi_value fail(napi_env env, const char *text) {
 }
 
 napi_value semigan_conv(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  size_t argc = 8;
+  napi_value argv[11];
+  size_t argc = 11;
   void *heap = NULL, *geom_data = NULL;
   size_t heap_bytes = 0, geom_length = 0;
-  int64_t kind, offs[3];
+  int64_t kind, offs[3], bias_off;
   int32_t threads, route;
+  bool leaky;
+  double slope;
   napi_typedarray_type geom_type;
-  bool ok = napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 8 &&
+  bool ok = napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 11 &&
             napi_get_arraybuffer_info(env, argv[0], &heap, &heap_bytes) == napi_ok &&
             napi_get_value_int64(env, argv[1], &kind) == napi_ok &&
             napi_get_value_int64(env, argv[2], &offs[0]) == napi_ok &&
@@ -293,9 +340,13 @@ napi_value semigan_conv(napi_env env, napi_callback_info info) {
             napi_get_typedarray_info(env, argv[5], &geom_type, &geom_length, &geom_data, NULL, NULL) == napi_ok &&
             geom_type == napi_int32_array && geom_length == GEOMETRY_INTS &&
             napi_get_value_int32(env, argv[6], &threads) == napi_ok &&
-            napi_get_value_int32(env, argv[7], &route) == napi_ok && kind >= 0 && kind <= 2 && threads >= 1;
+            napi_get_value_int32(env, argv[7], &route) == napi_ok &&
+            napi_get_value_int64(env, argv[8], &bias_off) == napi_ok &&
+            napi_get_value_bool(env, argv[9], &leaky) == napi_ok && napi_get_value_double(env, argv[10], &slope) == napi_ok &&
+            kind >= 0 && kind <= 2 && threads >= 1 && (kind == CONV_FORWARD || (bias_off < 0 && !leaky));
   if (!ok)
-    return fail(env, "semigan_native.conv: expected (heap, kind 0-2, aOff, bOff, outOff, Int32Array(15), threads, route)");
+    return fail(env, "semigan_native.conv: expected (heap, kind 0-2, aOff, bOff, outOff, Int32Array(15), threads, route, "
+                     "biasOff, leaky, slope); bias and leaky only forward");
   geometry g;
   memcpy(&g, geom_data, sizeof g);
   if (!geometry_ok(&g)) return fail(env, "semigan_native.conv: inconsistent geometry");
@@ -306,16 +357,19 @@ napi_value semigan_conv(napi_env env, napi_callback_info info) {
   for (int i = 0; i < 3; i++)
     if (offs[i] < 0 || offs[i] % 4 != 0 || (uint64_t)(offs[i] + sizes[kind][i] * 4) > heap_bytes)
       return fail(env, "semigan_native.conv: operand outside the heap");
+  if (bias_off >= 0 && (bias_off % 4 != 0 || (uint64_t)(bias_off + (int64_t)g.oc * 4) > heap_bytes))
+    return fail(env, "semigan_native.conv: bias outside the heap");
   char *base = heap;
   float *a = (float *)(base + offs[0]), *b = (float *)(base + offs[1]), *out = (float *)(base + offs[2]);
+  const epilogue ep = {bias_off >= 0 ? (const float *)(base + bias_off) : NULL, leaky, (float)slope};
   omp_set_num_threads(threads);
 #ifdef SEMIGAN_DNNL
   if (route == ROUTE_BEST) {
-    if (!conv_dnnl((int)kind, &g, a, b, out)) return fail(env, "semigan_native.conv: oneDNN failed on this shape");
+    if (!conv_dnnl((int)kind, &g, a, b, out, &ep)) return fail(env, "semigan_native.conv: oneDNN failed on this shape");
     return NULL;
   }
 #endif
-  if (!conv_im2col((int)kind, &g, a, b, out, threads)) return fail(env, "semigan_native.conv: out of memory");
+  if (!conv_im2col((int)kind, &g, a, b, out, threads, &ep)) return fail(env, "semigan_native.conv: out of memory");
   return NULL;
 }
 

@@ -314,20 +314,23 @@ static napi_value weight_norm_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// act_grad(heap, dyOff, yOff, dzOff, dbOff, rows, cols, act): the gradient through a dense
+// act_grad(heap, dyOff, yOff, dzOff, dbOff, rows, cols, act, slope): the gradient through a
 // layer's activation and bias, from its output y, as tfjs's gradients compute it:
-//   relu: dz = dy * (y > 0 ? 1 : 0) (dy * step);  sigmoid: dz = dy * (y * (1 - y));  db = sum_rows(dz)
+//   relu: dz = dy * (y > 0 ? 1 : 0) (dy * step);  sigmoid: dz = dy * (y * (1 - y));
+//   leaky relu: dz = dy * (y > 0 ? 1 : slope) (nn/activations.ts's mask);  db = sum_rows(dz)
 // linear: dz is dy (not written, yOff and dzOff -1); only db.
 static napi_value act_grad(napi_env env, napi_callback_info info) {
   char *base;
   size_t heap_bytes;
   int64_t a[7];
-  if (!layer_args(env, info, 7, 0, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols, act)", &base,
-                  &heap_bytes, a, NULL))
+  double slope;
+  if (!layer_args(env, info, 7, 1, "semigan_native.actGrad: expected (heap, dyOff, yOff, dzOff, dbOff, rows, cols, act, slope)",
+                  &base, &heap_bytes, a, &slope))
     return NULL;
   const int64_t rows = a[4], cols = a[5], act = a[6];
   const bool linear = act == ACT_LINEAR;
-  if (rows < 1 || cols < 1 || (act != ACT_LINEAR && act != ACT_RELU && act != ACT_SIGMOID) ||
+  const float leak = (float)slope;
+  if (rows < 1 || cols < 1 || act < ACT_LINEAR || act > ACT_SIGMOID ||
       !in_heap(a[0], rows * cols, heap_bytes) || !in_heap(a[3], cols, heap_bytes) ||
       (!linear && (!in_heap(a[1], rows * cols, heap_bytes) || !in_heap(a[2], rows * cols, heap_bytes))))
     return out_of_heap(env, "actGrad");
@@ -346,6 +349,8 @@ static napi_value act_grad(napi_env env, napi_callback_info info) {
     float *restrict dzr = dz + r * cols;
     if (act == ACT_RELU)
       for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] > 0.0f ? 1.0f : 0.0f);
+    else if (act == ACT_LEAKY_RELU)
+      for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] > 0.0f ? 1.0f : leak);
     else
       for (int64_t c = 0; c < cols; c++) dzr[c] = dyr[c] * (yr[c] * (1.0f - yr[c]));
     for (int64_t c = 0; c < cols; c++) db[c] += dzr[c];

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { weightNormKernel } from './weight_norm.js';
 import { conv2dInputGrad } from './conv_grad.js';
-import { nativeConvFor } from './native_conv.js';
+import { convLayer, nativeConvFor } from './native_conv.js';
+import { LEAKY_SLOPE, leakyRelu } from './activations.js';
 
 /**
  * Weight-normalized convolutions (Salimans & Kingma 2016), as the official improved-gan CIFAR
@@ -26,6 +27,23 @@ export function weightNormConv2d(
   padding: Padding,
 ): tf.Tensor4D {
   return tf.conv2d(x, weightNormConvKernel(v, g), stride, padding).add(b);
+}
+
+/**
+ * leakyRelu(weightNormConv2d(...)), D's conv layer: one native kernel forward (the bias and the
+ * activation as the conv's epilogue) and three backward when convs are native.
+ */
+export function weightNormConvLeaky(
+  x: tf.Tensor4D,
+  v: tf.Tensor4D,
+  g: tf.Tensor1D,
+  b: tf.Tensor1D,
+  stride: number,
+  padding: Padding,
+  slope = LEAKY_SLOPE,
+): tf.Tensor4D {
+  if (!nativeConvFor('NHWC', 1)) return leakyRelu(weightNormConv2d(x, v, g, b, stride, padding), slope);
+  return convLayer(x, weightNormConvKernel(v, g), b, stride, padding, slope);
 }
 
 /**

@@ -63,6 +63,7 @@ export interface NativeAddon {
     rows: number,
     cols: number,
     act: number,
+    slope: number,
   ): void;
   addTo(heap: ArrayBuffer, outOff: number, xOff: number, n: number): void;
   dLosses(
@@ -105,7 +106,10 @@ export interface NativeAddon {
   ): void;
   setZiggurat(k: Float64Array, w: Float64Array, f: Float64Array): void;
   fillNormal(out: Float32Array, from: number, state: Uint32Array, std: number): number;
-  /** kind 0: y = conv(x, W); 1: dx from (dy, W); 2: dW from (x, dy). route 0: oneDNN, 1: im2col. */
+  /**
+   * kind 0: y = conv(x, W) (+ bias at biasOff unless -1, then leaky ReLU of `slope` if leaky);
+   * 1: dx from (dy, W); 2: dW from (x, dy). route 0: oneDNN, 1: im2col.
+   */
   conv(
     heap: ArrayBuffer,
     kind: number,
@@ -115,6 +119,9 @@ export interface NativeAddon {
     geometry: Int32Array,
     threads: number,
     route: number,
+    biasOff: number,
+    leaky: boolean,
+    slope: number,
   ): void;
   /** "onednn 2.6.3,im2col", or "im2col" for a build without oneDNN. */
   convRoutes(): string;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon, WasmBackendInternals } from './native_addon.js';
 import { replaceWasmKernel, restoreWasmKernel } from './wasm_kernels.js';
+import { activationGrad } from './native_layers.js';
 
 /**
  * Conv2D, its input gradient (Conv2DBackpropInput, also conv2dTranspose) and its filter gradient
@@ -29,6 +30,7 @@ export const convRoute = (): ConvRoute => route;
 export function nativeConvFor(dataFormat: string | undefined, dilations: number | number[] | undefined): boolean {
   return (
     route !== 'wasm' &&
+    tf.getBackend() === 'wasm' &&
     (dataFormat ?? 'NHWC') === 'NHWC' &&
     (dilations === undefined || tf.backend_util.tupleValuesAreOne(dilations))
   );
@@ -64,8 +66,20 @@ function geometry(xShape: Shape4, filterShape: Shape4, a: ConvAttrs): Int32Array
   );
 }
 
+/** The forward conv's epilogue: + bias, then leaky ReLU of that slope (null: none). */
+type Epilogue = { bias: tf.TensorInfo | null; slope: number | null };
+const NO_EPILOGUE: Epilogue = { bias: null, slope: null };
+
 /** Run the addon's conv of `kind` on a, b into a new tensor of `outShape`. */
-function run(backendArg: unknown, kind: number, a: tf.TensorInfo, b: tf.TensorInfo, outShape: number[], g: Int32Array) {
+function run(
+  backendArg: unknown,
+  kind: number,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  outShape: number[],
+  g: Int32Array,
+  ep = NO_EPILOGUE,
+) {
   const backend = backendArg as WasmBackendInternals;
   const out = backend.makeOutput(outShape, 'float32') as tf.TensorInfo;
   const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
@@ -78,6 +92,9 @@ function run(backendArg: unknown, kind: number, a: tf.TensorInfo, b: tf.TensorIn
     g,
     threads,
     route === 'onednn' ? 0 : 1,
+    ep.bias ? off(ep.bias) : -1,
+    ep.slope !== null,
+    ep.slope ?? 0,
   );
   return out;
 }
@@ -119,6 +136,69 @@ function registerKernels(): void {
     });
 }
 
+const CONV_LAYER = 'SemiganConvLayer';
+
+/**
+ * leakyRelu(conv2d(x, w, stride, padding) + b) in one native call (the bias and the activation as
+ * the conv's epilogue: oneDNN post-op, or after im2col's sgemm); its gradient is one call for the
+ * activation and bias (nn/native_layers.ts) and the two conv gradients. The same float32
+ * operations as the tfjs ops (conv, then + b, then x * (x > 0 ? 1 : slope)).
+ */
+export function convLayer(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  b: tf.Tensor1D,
+  stride: number,
+  padding: 'same' | 'valid',
+  slope: number,
+): tf.Tensor4D {
+  return tf.engine().runKernel(CONV_LAYER, { x, w, b }, { stride, padding, slope }) as tf.Tensor4D;
+}
+
+function registerConvLayer(): void {
+  tf.registerKernel({
+    kernelName: CONV_LAYER,
+    backendName: 'wasm',
+    kernelFunc: kernelFunc(({ inputs, backend, attrs }) => {
+      const { x, w, b } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b: tf.TensorInfo };
+      const { stride, padding, slope } = attrs as unknown as {
+        stride: number;
+        padding: 'same' | 'valid';
+        slope: number;
+      };
+      const g = geometry(x.shape as Shape4, w.shape as Shape4, { strides: stride, pad: padding });
+      return run(backend, KIND.forward, x, w, [g[0], g[7], g[8], g[4]], g, { bias: b, slope });
+    }),
+  });
+  tf.registerGradient({
+    kernelName: CONV_LAYER,
+    inputsToSave: ['x', 'w'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, w, y] = saved as tf.Tensor4D[];
+      const { stride, padding, slope } = attrs as unknown as {
+        stride: number;
+        padding: 'same' | 'valid';
+        slope: number;
+      };
+      const oc = y.shape[3];
+      const [dz2, db] = activationGrad((dy as tf.Tensor).reshape([-1, oc]), y.reshape([-1, oc]), 'leakyrelu', slope);
+      const dz = dz2.reshape(y.shape) as tf.Tensor4D;
+      return {
+        x: () => tf.conv2dTranspose(dz, w, x.shape, stride, padding),
+        w: () =>
+          tf.engine().runKernel(CONV_FILTER_GRAD, { x, dy: dz }, {
+            strides: stride,
+            pad: padding,
+            dataFormat: 'NHWC',
+            filterShape: w.shape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+        b: () => db,
+      };
+    },
+  });
+}
+
 /** Why a conv route cannot be used with this addon, or null. */
 export function convRouteUnavailable(addon: NativeAddon | null, want: ConvRoute): string | null {
   if (want === 'wasm') return null;
@@ -153,6 +233,7 @@ export function useNativeConvs(
     return { route, line: 'convs on 1 wasm thread' };
   }
   registerKernels();
+  if (!tf.getKernel(CONV_LAYER, 'wasm')) registerConvLayer();
   const engine =
     route === 'onednn' ? addon!.convRoutes().split(',')[0].replace('onednn', 'oneDNN') : 'im2col + OpenBLAS';
   return { route, line: `convs on ${threadCount} thread${threadCount === 1 ? '' : 's'} (${engine})` };

@@ -47,6 +47,19 @@ function heapOf(backendArg: unknown) {
 
 const kernelFunc = (f: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]) => f as unknown as tf.KernelFunc;
 
+/**
+ * [dz, db] of a layer's activation and bias from its output y [rows, cols] (leaky relu: dz = dy *
+ * (y > 0 ? 1 : slope)), one native call; for the native layers' gradients only.
+ */
+export function activationGrad(
+  dy: tf.Tensor,
+  y: tf.Tensor,
+  activation: keyof typeof ACT,
+  slope = 0,
+): [tf.Tensor2D, tf.Tensor1D] {
+  return tf.engine().runKernel(ACT_GRAD, { dy, y }, { activation, slope }) as [tf.Tensor2D, tf.Tensor1D];
+}
+
 function registerKernels(): void {
   tf.registerKernel({
     kernelName: WEIGHT_NORM,
@@ -107,8 +120,9 @@ function registerKernels(): void {
       const h = heapOf(backend);
       const dz = y ? h.out(dy.shape) : null;
       const db = h.out([cols]);
-      const act = ACT[attrs!.activation as DenseActivation];
-      native!.actGrad(h.heap(), h.off(dy), y ? h.off(y) : -1, dz ? h.off(dz) : -1, h.off(db), rows, cols, act);
+      const act = ACT[attrs!.activation as keyof typeof ACT];
+      const slope = (attrs!.slope as number | undefined) ?? 0;
+      native!.actGrad(h.heap(), h.off(dy), y ? h.off(y) : -1, dz ? h.off(dz) : -1, h.off(db), rows, cols, act, slope);
       return dz ? [dz, db] : [db];
     }),
   });

@@ -13,6 +13,7 @@ import { Rng } from '../../src/rng.js';
 import { conv2dInputGrad, wasmConv2DBackpropInputGrad, wasmConv2DGrad } from '../../src/nn/conv_grad.js';
 import { loadNative } from '../../src/nn/native_addon.js';
 import { useNativeConvs, type ConvRoute } from '../../src/nn/native_conv.js';
+import { weightNormConvLeaky } from '../../src/nn/conv.js';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | number;
@@ -323,4 +324,61 @@ test('dilated conv: a clear error instead of a wrong gradient', async () => {
     /dilations must be 1/,
   );
   tf.dispose([x, f]);
+});
+
+test('D conv layer (weight-normed conv + bias + leaky ReLU) as one native kernel on every route = the tfjs ops on cpu, value and gradients', async () => {
+  await initBackend('wasm');
+  const rng = new Rng(44);
+  // The presets' own layers (conv-small, conv-large) at small batches, and batch 1 / odd sizes.
+  const shapes: [number[], number, number, number, 'same' | 'valid'][] = [
+    [[3, 28, 28, 1], 16, 3, 1, 'same'],
+    [[3, 28, 28, 16], 32, 3, 2, 'same'],
+    [[1, 9, 7, 3], 8, 3, 2, 'same'],
+    [[2, 8, 8, 64], 32, 3, 1, 'valid'],
+    [[2, 5, 5, 32], 32, 1, 1, 'same'],
+  ];
+  const layers = shapes.map(([xShape, oc, k, stride, padding]) => {
+    const normal = (s: number[], std = 1) => tf.tensor(rng.fillNormal(new Float32Array(size(s)), std), s);
+    const x = normal(xShape) as tf.Tensor4D;
+    const v = normal([k, k, xShape[3], oc], 0.05) as tf.Tensor4D;
+    const g = normal([oc]).abs() as tf.Tensor1D;
+    const b = normal([oc], 0.1) as tf.Tensor1D;
+    const probe = xShape
+      .slice(0, 3)
+      .map((d, i) => (i === 0 ? d : padding === 'same' ? Math.ceil(d / stride) : Math.ceil((d - k + 1) / stride)));
+    const w = normal([...probe, oc]);
+    const f = (xx: tf.Tensor, vv: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
+      weightNormConvLeaky(xx as tf.Tensor4D, vv as tf.Tensor4D, gg as tf.Tensor1D, bb as tf.Tensor1D, stride, padding);
+    return { name: `[${xShape}] ${k}x${k} -> ${oc} stride ${stride} ${padding}`, x, v, g, b, w, f };
+  });
+  const run = () =>
+    layers.map((l) =>
+      tf.tidy(() => {
+        const out = l.f(l.x, l.v, l.g, l.b);
+        const grads = tf.grads((x: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          l.f(x, v, g, b).mul(l.w).sum(),
+        )([l.x, l.v, l.g, l.b]);
+        return [out, ...grads].map((t) => t.dataSync() as Float32Array);
+      }),
+    );
+  await tf.setBackend('cpu');
+  const refs = run();
+  await tf.setBackend('wasm');
+  for (const route of routes.filter((r) => r !== 'wasm')) {
+    useNativeConvs(native.ok ? native.addon : null, route, 2);
+    try {
+      const { kernelNames } = await tf.profile(() => {
+        run().forEach((got, i) =>
+          ['output', 'd/dx', 'd/dv', 'd/dg', 'd/db'].forEach((what, j) => {
+            const d = relMaxDiff(got[j], refs[i][j]);
+            assert.ok(d <= 1e-4, `convs on ${route}, ${layers[i].name}: ${what} differs from tfjs on cpu by ${d}`);
+          }),
+        );
+      });
+      assert.ok(kernelNames.includes('SemiganConvLayer'), kernelNames.join());
+    } finally {
+      useNativeConvs(null, 'wasm', 1);
+    }
+  }
+  tf.dispose(layers.flatMap((l) => [l.x, l.v, l.g, l.b, l.w]));
 });
