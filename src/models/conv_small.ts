@@ -4,9 +4,9 @@ import type { GanModel } from './model.js';
 
 /**
  * conv-small: a fast convolutional D/G for small images (MNIST-sized, 28-32 px, 1 or 3 channels;
- * any h x w works), the CIFAR recipe of conv_large.ts scaled down to a training iteration that
- * costs ~2.7x the paper's MNIST MLP's on wasm (scripts/bench/presets.ts: 821 vs 300 ms on
- * MNIST; conv-large ~100x). 33k D and 350k G parameters at 28x28x1.
+ * any h x w works), the CIFAR recipe of conv_large.ts scaled down: a training iteration costs
+ * ~3.8x the paper's MNIST MLP's with native convs (scripts/bench/presets.ts: 216 vs 57 ms on MNIST,
+ * 2 threads; conv-large ~63x). 33k D and 350k G parameters at 28x28x1.
  *
  * D: dropout 0.2 -> conv3x3 16 -> conv3x3 32 stride 2 -> dropout 0.5 -> conv3x3 32
  *    -> conv3x3 64 stride 2 -> global average pool (the features) -> dense K.

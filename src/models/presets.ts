@@ -43,14 +43,15 @@ export function buildModel(preset: string, args: PresetArgs): GanModel {
  * MNIST and Fashion-MNIST files with few labels, and 2.7x faster; docs/benchmarks.md),
  * tabular-mlp for feature vectors, conv-small for colour or larger images — and the paper's
  * CIFAR/SVHN model conv-large for colour images of at least 32x32 on native TensorFlow (it costs
- * ~40x conv-small per iteration: hours per epoch on wasm, fine on a GPU).
+ * ~16x conv-small per iteration with native convs, ~30 min per 50k-image epoch on 2 cores; fine on
+ * a GPU).
  */
 export function autoPreset(dataset: string, [h, w, c]: [number, number, number], backend?: string): { preset: string; reason: string } {
   if (!dataset.includes(':')) return { preset: 'mnist-mlp', reason: `the paper's model for ${dataset}` };
   if (dataset.startsWith('csv:')) return { preset: 'tabular-mlp', reason: 'tabular data' };
   if (c === 1 && h * w <= 32 * 32) return { preset: 'mnist-mlp', reason: `${h}x${w} grayscale images: the paper's MNIST model` };
   if (c === 3 && Math.min(h, w) >= 32 && backend === 'tensorflow') return { preset: 'conv-large', reason: `${h}x${w} colour images on native TensorFlow: the paper's CIFAR/SVHN model` };
-  return { preset: 'conv-small', reason: `${h}x${w}x${c} images${backend === 'tensorflow' ? '' : `; conv-large, the paper's CIFAR model, is ~40x slower per iteration than conv-small on ${backend ?? 'wasm'}`}` };
+  return { preset: 'conv-small', reason: `${h}x${w}x${c} images${backend === 'tensorflow' ? '' : `; conv-large, the paper's CIFAR model, is ~16x slower per iteration than conv-small on ${backend ?? 'wasm'}`}` };
 }
 
 /** The model a run's config describes (training, evaluation and export all build it this way). */
