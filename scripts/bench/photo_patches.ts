@@ -6,7 +6,7 @@
  * left 80% of each (scaled) photo, test crops from the right 20%, so no pixel is in both.
  *
  *   npx tsc -p . && node dist/scripts/bench/photo_patches.js --out /tmp/photos32 [--train 50000] [--test 10000]
- *   node dist/src/cli.js train --data images:/tmp/photos32/train --test images:/tmp/photos32/test --labels 100 --epochs 1
+ *   node dist/src/cli.js train --data images:/tmp/photos32/train --test images:/tmp/photos32/test --labels-per-class 10 --epochs 1
  *
  * Writes OUT/{train,test}/<k>-<name>/<i>.png; prints what it wrote.
  */
