@@ -83,6 +83,13 @@ function run(
   const backend = backendArg as WasmBackendInternals;
   const out = backend.makeOutput(outShape, 'float32') as tf.TensorInfo;
   const off = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+  if (size(a.shape) === 0 || size(b.shape) === 0) {
+    // An empty batch (or an output smaller than one window): nothing to sum, so zeros.
+    const n = size(outShape);
+    if (n > 0) new Float32Array(backend.wasm.HEAPU8.buffer, off(out), n).fill(0);
+    return out;
+  }
   native!.conv(
     backend.wasm.HEAPU8.buffer as ArrayBuffer,
     kind,

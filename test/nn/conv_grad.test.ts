@@ -382,3 +382,24 @@ test('D conv layer (weight-normed conv + bias + leaky ReLU) as one native kernel
   }
   tf.dispose(layers.flatMap((l) => [l.x, l.v, l.g, l.b, l.w]));
 });
+
+test('an empty batch on every native route: empty outputs, a zero filter gradient (as tfjs on cpu)', async () => {
+  await initBackend('wasm');
+  for (const route of routes.filter((r) => r !== 'wasm')) {
+    useNativeConvs(native.ok ? native.addon : null, route, 2);
+    try {
+      const x = tf.zeros([0, 7, 7, 3]) as tf.Tensor4D;
+      const w = tf.ones([3, 3, 3, 4]) as tf.Tensor4D;
+      const y = tf.conv2d(x, w, 2, 'same');
+      assert.deepEqual(y.shape, [0, 4, 4, 4]);
+      const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
+        tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'same').sum(),
+      )([x, w]);
+      assert.deepEqual(dx.shape, [0, 7, 7, 3]);
+      assert.deepEqual([...dw.dataSync()], new Array(3 * 3 * 3 * 4).fill(0), route);
+      tf.dispose([x, w, y, dx, dw]);
+    } finally {
+      useNativeConvs(null, 'wasm', 1);
+    }
+  }
+});
