@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { nativeConvFor } from './native_conv.js';
+import { filterGradNative, nativeConvFor } from './native_conv.js';
 
 /**
  * Conv2D / Conv2DBackpropInput (conv2dTranspose) gradients made of ops the wasm backend has.
@@ -116,14 +116,7 @@ export function conv2dFilterGrad(
   dimRoundingMode?: Rounding,
   dataFormat: DataFormat = 'NHWC',
 ): tf.Tensor4D {
-  if (nativeConvFor(dataFormat, 1))
-    return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-      strides,
-      pad,
-      dataFormat,
-      dimRoundingMode,
-      filterShape,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  if (nativeConvFor(dataFormat, 1)) return filterGradNative(x, dy, filterShape, strides, pad, dimRoundingMode);
   return tf.tidy(() => {
     const g = geometry(x.shape, filterShape, strides, pad, dimRoundingMode, dataFormat);
     // Rows the conv reads: (oh-1)*sh + kh of the padded input; beyond x: zero rows (bottom > 0),

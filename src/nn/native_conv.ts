@@ -23,9 +23,6 @@ let native: NativeAddon | null = null;
 let route: ConvRoute = 'wasm';
 let threads = 1;
 
-/** The route convs take now. */
-export const convRoute = (): ConvRoute => route;
-
 /** Whether a conv with these attributes runs natively (else tfjs's wasm kernels). */
 export function nativeConvFor(dataFormat: string | undefined, dilations: number | number[] | undefined): boolean {
   return (
@@ -143,6 +140,19 @@ function registerKernels(): void {
     });
 }
 
+/** d/dfilter of an NHWC conv through the native Conv2DBackpropFilter kernel (nativeConvFor must hold). */
+export function filterGradNative(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: Shape4,
+  strides: ConvAttrs['strides'],
+  pad: ConvAttrs['pad'],
+  dimRoundingMode?: ConvAttrs['dimRoundingMode'],
+): tf.Tensor4D {
+  const attrs = { strides, pad, dataFormat: 'NHWC', dimRoundingMode, filterShape };
+  return tf.engine().runKernel(CONV_FILTER_GRAD, { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
 const CONV_LAYER = 'SemiganConvLayer';
 
 /**
@@ -193,13 +203,7 @@ function registerConvLayer(): void {
       const dz = dz2.reshape(y.shape) as tf.Tensor4D;
       return {
         x: () => tf.conv2dTranspose(dz, w, x.shape, stride, padding),
-        w: () =>
-          tf.engine().runKernel(CONV_FILTER_GRAD, { x, dy: dz }, {
-            strides: stride,
-            pad: padding,
-            dataFormat: 'NHWC',
-            filterShape: w.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+        w: () => filterGradNative(x, dz, w.shape, stride, padding),
         b: () => db,
       };
     },
