@@ -6,6 +6,8 @@ import { BACKENDS, defaultThreads, MATMULS } from './backend.js';
 import { BUILTIN_DATASETS } from './data/sources/builtin.js';
 import { absoluteSpec, SPEC_HELP } from './data/sources/spec.js';
 import { DEFAULT_TEST_SPLIT } from './data/load.js';
+import { DATA_STORES } from './data/images/store_plan.js';
+import { DEFAULT_MEMORY_BYTES } from './data/images/decode.js';
 import { PRESET_NAMES } from './models/presets.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, RECIPES, type TrainConfig } from './train/config.js';
 import { SCHEDULES } from './train/schedule.js';
@@ -95,6 +97,11 @@ program
   .option(
     '--no-cache',
     'images: decode again instead of using the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)',
+  )
+  .option(
+    '--data-store <where>',
+    `images: hold decoded pixels in memory, or read them from the decode cache on disk a batch at a time: ${DATA_STORES.join(', ')} (auto: memory up to ${DEFAULT_MEMORY_BYTES / 2 ** 30} GiB of pixels)`,
+    d.dataStore,
   )
   .option(
     '--labels <n>',

@@ -32,6 +32,10 @@ import { Trainer } from '../../src/train/trainer.js';
 import type { TrainResult } from '../../src/train/run_dir.js';
 import { Rng } from '../../src/rng.js';
 import { disposeParams } from '../../src/nn/params.js';
+import type { Rows } from '../../src/data/rows.js';
+
+const order = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+import { idList } from '../../src/data/dataset.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,12 +60,11 @@ async function writePngs(dir: string): Promise<void> {
   ] as const) {
     const folders = d.classes.map((c, k) => join(dir, part, `${k}-${safe(c)}`));
     for (const f of folders) mkdirSync(f, { recursive: true });
-    const dim = 28 * 28;
     await mapLimit(
       Array.from({ length: d.n }, (_, i) => i),
       16,
       async (i) => {
-        const bytes = Buffer.from(Uint8Array.from(d.x.subarray(i * dim, (i + 1) * dim), (v) => Math.round(v * 255)));
+        const bytes = Buffer.from(d.x.gatherRaw([i]));
         const png = await sharp(bytes, { raw: { width: 28, height: 28, channels: 1 } })
           .toColourspace('b-w')
           .png()
@@ -131,13 +134,15 @@ async function sameSplitSameAccuracy(dir: string): Promise<void> {
   const idxRow = (id: string) => Number(id.split('/').pop()!.slice(0, 5));
   const sameLabeled =
     idx.labeled.length === png.labeled.length &&
-    png.labeled.every((r, i) => idxRow(png.train.ids![r]) === idx.labeled[i]);
+    png.labeled.every((r, i) => idxRow(idList(png.train.ids!)[r]) === idx.labeled[i]);
   const sameRows =
-    png.train.ids!.every((id, r) => idxRow(id) === r) && png.test.ids!.every((id, r) => idxRow(id) === r);
-  const sameX = idx.train.x.every((v, i) => v === png.train.x[i]) && idx.test.x.every((v, i) => v === png.test.x[i]);
+    idList(png.train.ids!).every((id, r) => idxRow(id) === r) &&
+    idList(png.test.ids!).every((id, r) => idxRow(id) === r);
+  const same = (a: Rows, b: Rows) => Buffer.from(a.gatherRaw(order(a.n))).equals(Buffer.from(b.gatherRaw(order(b.n))));
+  const sameX = same(idx.train.x, png.train.x) && same(idx.test.x, png.test.x);
   const sameY = idx.train.y.every((v, i) => v === png.train.y[i]) && idx.test.y.every((v, i) => v === png.test.y[i]);
   console.log(
-    `labeled rows identical: ${sameLabeled} (first: ${Array.from(png.labeled.subarray(0, 5), (r) => png.train.ids![r]).join(', ')})`,
+    `labeled rows identical: ${sameLabeled} (first: ${Array.from(png.labeled.subarray(0, 5), (r) => idList(png.train.ids!)[r]).join(', ')})`,
   );
   console.log(`row order identical: ${sameRows}; pixels identical: ${sameX}; labels identical: ${sameY}\n`);
   const a = await train(idxConfig, idx);

@@ -19,8 +19,7 @@ export function mnistTest(): Dataset {
 }
 
 /** Image i's bytes (0..255), 28 x 28 row-major. */
-export const mnistBytes = (i: number) =>
-  Uint8Array.from(mnistTest().x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
+export const mnistBytes = (i: number) => mnistTest().x.gatherRaw([i]) as Uint8Array;
 
 /** Write MNIST test image `i` as a 28x28 grayscale PNG. */
 export async function writeMnistPng(path: string, i: number): Promise<void> {
@@ -45,10 +44,11 @@ export function pooledMnistCsv(n: number, labeled: (i: number) => boolean): stri
   const d = mnistTest();
   const lines = [['name', ...POOLED_COLUMNS, 'digit'].join(',')];
   for (let i = 0; i < n; i++) {
+    const px = d.x.gather([i]);
     const f = POOLED_COLUMNS.map((_, j) => {
       const [r, c] = [Math.floor(j / 7), j % 7];
       let s = 0;
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) s += d.x[i * 784 + (r * 4 + y) * 28 + c * 4 + x];
+      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) s += px[(r * 4 + y) * 28 + c * 4 + x];
       return (s / 16).toFixed(4);
     });
     lines.push([`img${i}`, ...f, labeled(i) ? String(d.y[i]) : ''].join(','));

@@ -33,6 +33,7 @@ import {
   type FeatureNetWeightEntry,
 } from '../../src/eval/feature_net.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
+import { allRows } from '../../src/data/rows.js';
 
 const { values } = parseArgs({
   options: {
@@ -100,15 +101,13 @@ async function main(): Promise<void> {
   model.compile({ optimizer: tf.train.adam(lr), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
 
   const rng = new Rng(seed);
-  const xs = new Float32Array(train.x.length);
+  const xs = new Float32Array(train.n * inDim);
   const ys = new Float32Array(train.n);
   const t0 = Date.now();
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const perm = rng.permutation(train.n);
-    for (let i = 0; i < train.n; i++) {
-      xs.set(train.x.subarray(perm[i] * inDim, (perm[i] + 1) * inDim), i * inDim);
-      ys[i] = train.y[perm[i]];
-    }
+    train.x.gather(perm, xs);
+    for (let i = 0; i < train.n; i++) ys[i] = train.y[perm[i]];
     const x = tf.tensor2d(xs, [train.n, inDim]);
     const y = tf.tensor1d(ys);
     const h = await model.fit(x, y, { epochs: 1, batchSize, shuffle: false, verbose: 0 });
@@ -175,13 +174,13 @@ async function main(): Promise<void> {
     meta,
     layers: specs.map((spec, i) => ({ spec, kernel: arrays[2 * i], bias: arrays[2 * i + 1] })),
   };
-  const pred = featureNetPredict(net, test.x, test.n);
+  const pred = featureNetPredict(net, allRows(test.x), test.n);
   let correct = 0;
   for (let i = 0; i < test.n; i++) if (pred[i] === test.y[i]) correct++;
   meta.testAccuracy = correct / test.n;
   // Cross-check against tfjs's own prediction (same weights, float32 arithmetic).
   const tfAcc = tf.tidy(() => {
-    const logits = model.predict(tf.tensor2d(test.x, [test.n, inDim])) as tf.Tensor;
+    const logits = model.predict(tf.tensor2d(allRows(test.x), [test.n, inDim])) as tf.Tensor;
     return logits.argMax(1).equal(tf.tensor1d(test.y, 'int32')).cast('float32').mean().dataSync()[0];
   });
   console.log(

@@ -4,7 +4,8 @@ import { prepareTestData } from '../data/prepare.js';
 import { loadLabeledExamples, loadTestData } from '../data/load.js';
 import { absoluteSpec, parseDataSpec } from '../data/sources/spec.js';
 import { sliceDataset, type Dataset } from '../data/dataset.js';
-import { standardize } from '../data/standardize.js';
+import { standardizeRows } from '../data/standardize.js';
+import { allRows } from '../data/rows.js';
 import { validateConfig, type TrainConfig } from '../train/config.js';
 import { configError } from '../errors.js';
 import { argmaxRows, classificationReport, type ClassificationReport } from '../eval/metrics.js';
@@ -104,7 +105,7 @@ async function customTestSet(
     shape: meta.inputShape,
     features,
   });
-  if (p.type === 'tabular') test = { ...test, x: standardize(test.x, features!.length, p) };
+  if (p.type === 'tabular') test = { ...test, x: standardizeRows(test.x, p) };
   return opts.testLimit ? sliceDataset(test, opts.testLimit) : test;
 }
 
@@ -124,7 +125,7 @@ async function evaluateModelDir(modelDir: string, opts: EvaluateOptions): Promis
         : await customTestSet(classifier.metadata, opts, trained);
     // The model's logits are D's divided by the temperature: multiply back for D's own.
     const t = classifier.metadata.postprocessing?.temperature ?? 1;
-    const dLogits = classifier.predictLogits(test.x, test.n).map((v) => v * t);
+    const dLogits = classifier.predictLogits(allRows(test.x), test.n).map((v) => v * t);
     return evaluationOf(dLogits, test, t);
   } finally {
     classifier.dispose();

@@ -13,7 +13,7 @@ import { readManifest } from '../data/sources/manifest.js';
 import { probeImages } from '../data/images/probe.js';
 import { mapLimit } from '../data/map_limit.js';
 import { readTabularCsv } from '../data/sources/tabular.js';
-import type { ImageEntry } from '../data/images/entry.js';
+import { entryArray, type ImageEntry } from '../data/images/entry.js';
 import { configError } from '../errors.js';
 import { DEFAULT_TEST_SPLIT, type LoadOptions } from '../data/load.js';
 
@@ -92,9 +92,8 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
         ...(fixed ? { featureNames: fixed.features } : {}),
       });
       for (const s of t.skipped) problems.push(`bad row ${s.id}: ${s.reason}`);
-      const dim = t.features.length;
       for (let r = 0; r < t.n; r++) {
-        const row = t.x.subarray(r * dim, (r + 1) * dim);
+        const row = t.x.gather([r]);
         items.push({
           id: t.ids[r],
           label: t.y[r] < 0 ? null : t.classes[t.y[r]],
@@ -122,8 +121,8 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
         );
     classes = data.classes;
     const entries: [ImageEntry, 'data' | 'test'][] = [
-      ...data.entries.map((e) => [e, 'data'] as [ImageEntry, 'data']),
-      ...(test?.entries ?? []).map((e) => [e, 'test'] as [ImageEntry, 'test']),
+      ...entryArray(data.entries).map((e) => [e, 'data'] as [ImageEntry, 'data']),
+      ...entryArray(test?.entries ?? []).map((e) => [e, 'test'] as [ImageEntry, 'test']),
     ];
     const probes = await probeImages(
       entries.map(([e]) => e.path),
@@ -157,7 +156,7 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
     for (const [e, side] of entries)
       items.push({ id: e.id, label: e.label, side, key: async () => sha1(await readFile(e.path)) });
     if (testSpec) {
-      const unknown = test!.entries
+      const unknown = entryArray(test!.entries)
         .filter((e) => e.label !== null && !classes.includes(e.label))
         .map((e) => `${e.id} ('${e.label}')`);
       if (unknown.length)

@@ -7,6 +7,7 @@ import { SemiganError, inputError } from '../errors.js';
 import type { ClassifierMetadata, TabularPreprocessing } from '../export/metadata.js';
 import { readTabularCsv } from '../data/sources/tabular.js';
 import { standardize } from '../data/standardize.js';
+import { allRows } from '../data/rows.js';
 import { Classifier, type Prediction } from '../export/classifier.js';
 import { imageToInput, scalePixels } from '../export/preprocess.js';
 
@@ -94,7 +95,7 @@ function tabularRows(path: string, p: TabularPreprocessing, labelColumn: string 
     throw e;
   }
   const dim = p.features.length;
-  const x = standardize(t.x, dim, p);
+  const x = standardize(allRows(t.x), dim, p);
   return { names: t.ids, rows: Array.from({ length: t.n }, (_, i) => x.subarray(i * dim, (i + 1) * dim)) };
 }
 

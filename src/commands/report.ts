@@ -11,7 +11,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { loadData } from '../data/load.js';
-import { gatherRows, type Dataset } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
+import { rowsView } from '../data/rows.js';
 import { argmaxRows, classificationReport } from '../eval/metrics.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { predictionsFromLogits } from '../eval/predictions.js';
@@ -60,10 +61,7 @@ const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')
 /** Row `i` of an image dataset as a 3x PNG thumbnail. */
 async function thumb(d: Dataset, i: number): Promise<string> {
   const [h, w, c] = d.shape;
-  const dim = h * w * c;
-  const px = Buffer.from(
-    Uint8Array.from(d.x.subarray(i * dim, (i + 1) * dim), (v) => Math.round(255 * Math.min(1, Math.max(0, v)))),
-  );
+  const px = Buffer.from(Uint8Array.from(d.x.gather([i]), (v) => Math.round(255 * Math.min(1, Math.max(0, v)))));
   return dataUri(
     await sharp(px, { raw: { width: w, height: h, channels: c as 1 | 3 } })
       .resize(w * 3, h * 3, { kernel: 'nearest' })
@@ -95,7 +93,7 @@ export async function reportCommand(
   const unlabeledRows = Int32Array.from({ length: data.train.n }, (_, i) => i).filter((r) => !isLabeled[r]);
   const unlabeled: Dataset = {
     ...data.train,
-    x: gatherRows(data.train, unlabeledRows),
+    x: rowsView(data.train.x, unlabeledRows),
     y: new Int32Array(unlabeledRows.length).fill(-1),
     n: unlabeledRows.length,
   };
@@ -138,7 +136,7 @@ export async function reportCommand(
           t,
         ),
         unlabeledRows,
-        (row) => data.train.ids?.[row] ?? `train #${row}`,
+        (row) => data.train.ids?.at(row) ?? `train #${row}`,
         THUMBS,
         'margin',
       );

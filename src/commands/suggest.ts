@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
-import { gatherRows, type Dataset } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
+import { rowsView } from '../data/rows.js';
 import { loadData } from '../data/load.js';
 import { dataError } from '../errors.js';
 import { discriminatorLogits } from '../eval/predict.js';
@@ -41,7 +42,7 @@ export async function suggestCommand(
     throw dataError(`${runDir}: every training example of ${config.dataset} is labeled; there is nothing to suggest`);
   const unlabeled: Dataset = {
     ...data.train,
-    x: gatherRows(data.train, rows),
+    x: rowsView(data.train.x, rows),
     y: new Int32Array(rows.length).fill(-1),
     n: rows.length,
   };
@@ -56,7 +57,8 @@ export async function suggestCommand(
   // Image rows as absolute paths, so the list can go straight to a labeling tool; CSV rows are FILE:LINE already.
   const spec = parseDataSpec(config.dataset);
   const base = spec.kind === 'images' ? spec.path : spec.kind === 'manifest' ? dirname(spec.path) : null;
-  const idOf = (row: number) => (ids ? (base ? resolve(base, ids[row]) : ids[row]) : `${config.dataset} train #${row}`);
+  const idOf = (row: number) =>
+    ids ? (base ? resolve(base, ids.at(row)!) : ids.at(row)!) : `${config.dataset} train #${row}`;
   const suggestions = rankByUncertainty(
     predictionsFromLogits(logits, data.train.classes, 2),
     rows,

@@ -5,17 +5,19 @@
  * for tabular data, features standardized with the training rows' statistics.
  */
 import { configError, dataError } from '../errors.js';
-import { exampleDim, gatherRows, sliceDataset, type Dataset } from './dataset.js';
+import { sliceDataset, subsetDataset, type Dataset } from './dataset.js';
 import { prepareData, withValidation, type DataOptions, type TrainData } from './prepare.js';
 import { parseDataSpec, type DataSpec } from './sources/spec.js';
 import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split/split.js';
 import { scanImageFolder } from './sources/image_folder.js';
 import { readManifest } from './sources/manifest.js';
-import { decodeImages, decodeSummary, skippedSummary } from './images/decode.js';
+import { decodeImages, decodeSummary, skippedSummary, type DecodeOptions } from './images/decode.js';
 import { defaultCacheDir } from './images/decode_cache.js';
-import { imageDataset } from './images/entry.js';
+import { entryArray, imageDataset } from './images/entry.js';
+import { memoryRows, type Rows } from './rows.js';
+import { decodeProgress, memoryBytesFor } from './images/store_plan.js';
 import { describeSkipped, readTabularCsv } from './sources/tabular.js';
-import { fitStandardizer, standardize, type Standardizer } from './standardize.js';
+import { fitStandardizerRows, standardizeRows, type Standardizer } from './standardize.js';
 
 /** The feature columns and their training-set statistics (kept for evaluation and export). */
 export type Standardization = Standardizer & { features: string[] };
@@ -33,6 +35,7 @@ export interface LoadOptions extends DataOptions {
   dropColumns: string[]; // csv: columns to leave out
   skipBad: boolean; // skip unreadable images / bad CSV rows (counted and named) instead of failing
   cache: boolean; // images: keep decoded pixels in the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)
+  dataStore?: string; // images: auto | memory | disk (data/images/store_plan.ts)
   mode?: string; // 'gan' needs unlabeled examples
 }
 
@@ -74,8 +77,8 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
     const held = new Uint8Array(all.n);
     for (const r of rows) held[r] = 1;
     const keep = Int32Array.from({ length: all.n }, (_, i) => i).filter((i) => !held[i]);
-    train = subset(all, keep);
-    test = subset(all, rows);
+    train = subsetDataset(all, keep);
+    test = subsetDataset(all, rows);
     testText = `test = ${(fraction * 100).toFixed(0)}% of each class's labeled examples (--test-split ${fraction}, stratified, seed-data ${o.seedData})`;
     if (test.n < SMALL_TEST_SET)
       log(
@@ -91,10 +94,9 @@ export async function loadData(o: LoadOptions, log: Log = () => {}): Promise<Tra
 
   let standardization: Standardization | undefined;
   if (spec.kind === 'csv') {
-    const dim = exampleDim(train);
-    standardization = { features: train.features!, ...fitStandardizer(train.x, dim) };
-    train = { ...train, x: standardize(train.x, dim, standardization) };
-    test = { ...test, x: standardize(test.x, dim, standardization) };
+    standardization = { features: train.features!, ...fitStandardizerRows(train.x) };
+    train = { ...train, x: standardizeRows(train.x, standardization) };
+    test = { ...test, x: standardizeRows(test.x, standardization) };
   }
 
   const k = classes.length;
@@ -165,7 +167,7 @@ export async function loadLabeledExamples(
   const unlabeled = test.y.findIndex((c) => c < 0);
   if (unlabeled >= 0)
     throw dataError(
-      `${specText}: every test example needs a label, but ${test.ids?.[unlabeled] ?? `row ${unlabeled}`} has none`,
+      `${specText}: every test example needs a label, but ${test.ids?.at(unlabeled) ?? `row ${unlabeled}`} has none`,
     );
   return test;
 }
@@ -176,17 +178,6 @@ export async function loadTestData(o: LoadOptions): Promise<Dataset> {
 }
 
 const flag = (key: string) => '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-
-/** Rows of `d` as a new Dataset (ids kept). */
-function subset(d: Dataset, rows: Int32Array): Dataset {
-  return {
-    ...d,
-    x: gatherRows(d, rows),
-    y: Int32Array.from(rows, (r) => d.y[r]),
-    n: rows.length,
-    ...(d.ids ? { ids: Array.from(rows, (r) => d.ids![r]) } : {}),
-  };
-}
 
 /** "28x28" -> [28, 28]. */
 export function parseImageSize(s: string): [number, number] {
@@ -238,7 +229,7 @@ async function loadSource(
   const classes = train ? train.classes : found.classes;
   const index = new Map(classes.map((c, i) => [c, i]));
   if (train) {
-    const unknown = found.entries.find((e) => e.label !== null && !index.has(e.label));
+    const unknown = entryArray(found.entries).find((e) => e.label !== null && !index.has(e.label));
     if (unknown)
       throw dataError(
         `${unknown.id}${unknown.line ? ` (line ${unknown.line})` : ''}: class '${unknown.label}' is not one of the training classes [${classes.join(', ')}]`,
@@ -263,40 +254,45 @@ async function loadSource(
       `--skip-bad: left out ${inClass.length} non-image file(s) in ${found.source}: ${first}${inClass.length > 3 ? ', ...' : ''}`,
     );
   }
-  const decoded = await decodeImages(found.entries, {
+  const decodeOptions: DecodeOptions = {
     size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
     channels: train ? (train.shape[2] as 1 | 3) : (o.channels as 1 | 3 | null),
     background: parseBackground(o.background),
     skipBad: o.skipBad,
     cacheDir: o.cache ? defaultCacheDir() : null,
-  });
+    memoryBytes: memoryBytesFor(o.dataStore),
+    onProgress: decodeProgress(log),
+  };
+  const decoded = await decodeImages(found.entries, decodeOptions);
   if (decoded.cacheDamaged) log(`decode cache: ${decoded.cacheDamaged}; decoded the images again and rewrote it`);
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
   const skipped = skippedSummary(decoded);
   if (skipped) log(skipped);
   // Many tools save grayscale pictures as RGB PNGs; file headers cannot tell, the pixels can.
-  if (!train && o.channels === null && decoded.shape[2] === 3) {
-    const gray = grayFromEqualChannels(decoded.x);
-    if (gray) {
-      log(
-        `${what} ${spec.kind}:${spec.path}: every colour image is gray (R = G = B in every pixel): using 1 channel (--channels 3 keeps 3)`,
-      );
-      return imageDataset(
-        { entries: found.entries, classes },
-        { ...decoded, x: gray, shape: [decoded.shape[0], decoded.shape[1], 1] },
-      );
-    }
+  if (!train && o.channels === null && decoded.gray) {
+    log(
+      `${what} ${spec.kind}:${spec.path}: every colour image is gray (R = G = B in every pixel): using 1 channel (--channels 3 keeps 3)`,
+    );
+    // In memory: drop two of three equal bytes. On disk: decode as grayscale (the same bytes).
+    const [h, w] = decoded.shape;
+    const gray = decoded.inMemory
+      ? { ...decoded, rows: memoryRows(grayFromEqualChannels(allBytes(decoded.rows))!, h * w) }
+      : await decodeImages(found.entries, { ...decodeOptions, channels: 1 });
+    return imageDataset({ entries: found.entries, classes }, { ...gray, shape: [h, w, 1] });
   }
   return imageDataset({ entries: found.entries, classes }, decoded);
 }
+
+/** Every byte of in-memory rows, in row order. */
+const allBytes = (rows: Rows) => rows.gatherRaw(Int32Array.from({ length: rows.n }, (_, i) => i)) as Uint8Array;
 
 /**
  * HWC rows with 3 channels -> 1 channel when R = G = B everywhere (else null). sharp's grayscale
  * conversion leaves such pixels unchanged, so this equals decoding with --channels 1.
  */
-export function grayFromEqualChannels(x: Float32Array): Float32Array | null {
+export function grayFromEqualChannels(x: Uint8Array): Uint8Array | null {
   for (let i = 0; i < x.length; i += 3) if (x[i] !== x[i + 1] || x[i] !== x[i + 2]) return null;
-  const out = new Float32Array(x.length / 3);
+  const out = new Uint8Array(x.length / 3);
   for (let i = 0; i < out.length; i++) out[i] = x[3 * i];
   return out;
 }

@@ -3,6 +3,7 @@
  * the training rows only, so nothing about the test rows leaks into the preprocessing. The same
  * stats are applied to test data and saved with an exported model.
  */
+import { rowRange, RowsBuilder, type Rows } from './rows.js';
 
 /** The one rule for a tabular value, in a CSV or a request: a number that stays finite as float32. */
 export const isFiniteFloat32 = (v: number) => Number.isFinite(Math.fround(v));
@@ -55,4 +56,36 @@ export function standardize(x: Float32Array, dim: number, stats: Standardizer): 
     for (let j = 0; j < dim; j++) out[o + j] = (x[o + j] - stats.mean[j]) / stats.std[j];
   }
   return out;
+}
+
+/** Rows read a block at a time, so a table of any length is never one array. */
+const BLOCK_ROWS = 65_536;
+
+function* blocks(rows: Rows): Generator<Float32Array> {
+  for (let s = 0; s < rows.n; s += BLOCK_ROWS) yield rowRange(rows, s, Math.min(rows.n, s + BLOCK_ROWS));
+}
+
+/** fitStandardizer over every row of `rows` (two passes over blocks, float64 sums as above). */
+export function fitStandardizerRows(rows: Rows): Standardizer {
+  const { dim, n } = rows;
+  if (n === 0) throw new Error('fitStandardizer: no rows to fit on');
+  const mean = new Float64Array(dim);
+  for (const x of blocks(rows))
+    for (let o = 0; o < x.length; o += dim) for (let j = 0; j < dim; j++) mean[j] += x[o + j];
+  for (let j = 0; j < dim; j++) mean[j] /= n;
+  const sq = new Float64Array(dim);
+  for (const x of blocks(rows))
+    for (let o = 0; o < x.length; o += dim)
+      for (let j = 0; j < dim; j++) {
+        const d = x[o + j] - mean[j];
+        sq[j] += d * d;
+      }
+  return { mean: Array.from(mean), std: Array.from(sq, (s) => (s > 0 ? Math.sqrt(s / n) : 1)) };
+}
+
+/** standardize() over every row of `rows`, as new in-memory float32 rows. */
+export function standardizeRows(rows: Rows, stats: Standardizer): Rows {
+  const out = new RowsBuilder('f32', rows.dim, rows.n);
+  for (const x of blocks(rows)) out.append(standardize(x, rows.dim, stats));
+  return out.finish();
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
+import { rowRange } from '../data/rows.js';
 import type { GanModel } from '../models/model.js';
 import type { Tensors } from '../nn/params.js';
 import { argmaxRows } from './metrics.js';
@@ -11,13 +12,13 @@ import { argmaxRows } from './metrics.js';
  */
 export function discriminatorLogits(model: GanModel, d: Tensors, data: Dataset, batchSize = 100): Float32Array {
   const chunk = model.batchDependentD ? batchSize : 2000;
-  const dim = data.x.length / data.n;
+  const dim = data.x.dim;
   let k = 0;
   const parts: Float32Array[] = [];
   for (let s = 0; s < data.n; s += chunk) {
     const e = Math.min(data.n, s + chunk);
     const logits = tf.tidy(
-      () => model.applyD(d, tf.tensor2d(data.x.subarray(s * dim, e * dim), [e - s, dim]), { noise: null }).logits,
+      () => model.applyD(d, tf.tensor2d(rowRange(data.x, s, e), [e - s, dim]), { noise: null }).logits,
     );
     k = logits.shape[1];
     parts.push(logits.dataSync() as Float32Array);

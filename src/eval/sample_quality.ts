@@ -34,15 +34,10 @@ function reference(dataset: string, net: FeatureNet, dataDir?: string): Referenc
   const hit = refCache.get(key);
   if (hit) return hit;
   const { test } = loadBuiltin(dataset, { dataDir });
-  const dim = net.meta.inputDim;
   if (test.n < 2 * REFERENCE_HALF)
     throw dataError(`${dataset}: the test set has ${test.n} images, sample quality needs ${2 * REFERENCE_HALF}`);
   const half = (parity: number) => {
-    const x = new Float32Array(REFERENCE_HALF * dim);
-    for (let i = 0; i < REFERENCE_HALF; i++) {
-      const r = 2 * i + parity;
-      x.set(test.x.subarray(r * dim, (r + 1) * dim), i * dim);
-    }
+    const x = test.x.gather(Int32Array.from({ length: REFERENCE_HALF }, (_, i) => 2 * i + parity));
     return featureNetFeatures(net, x, REFERENCE_HALF);
   };
   const featsA = half(0);

@@ -1,6 +1,7 @@
 import { configError } from '../errors.js';
 import { PAPER_TECHNIQUES, type ModelTechniques } from '../models/model.js';
 import type { LoadOptions } from '../data/load.js';
+import { DATA_STORES } from '../data/images/store_plan.js';
 import { BACKENDS, MATMULS, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { SCHEDULES, type ScheduleName } from './schedule.js';
 
@@ -72,6 +73,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   dropColumns: [],
   skipBad: false,
   cache: true,
+  dataStore: 'auto',
   dataDir: null,
   labels: 100,
   labelsPerClass: null,
@@ -183,6 +185,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   dropColumns: strList,
   skipBad: bool,
   cache: bool,
+  dataStore: oneOf(DATA_STORES),
   dataDir: nullable(str),
   labels: nullable(positiveInt),
   labelsPerClass: nullable(positiveInt),

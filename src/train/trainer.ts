@@ -127,6 +127,8 @@ export class Trainer {
   step = 0;
   seconds = 0;
   private orders: EpochOrders | null = null;
+  /** The next iteration's rows, being read from disk (data on disk only). */
+  private ahead: { orders: EpochOrders; iter: number; done: Promise<void> } | null = null;
   private peakRss = 0;
   /** Set at the end of a run; a checkpoint without it exports the averaged weights at temperature 1. */
   private exportChoice: ExportChoice | null = null;
@@ -215,13 +217,47 @@ export class Trainer {
   }
 
   private batch(data: Dataset, rows: ArrayLike<number>, augmented = false): tf.Tensor2D {
-    const dim = data.x.length / data.n;
+    const dim = data.x.dim;
     const { augment, augmentFlip } = this.config;
     const x = gatherRows(data, rows);
     return tf.tensor2d(augmented && augment > 0 ? augmentRows(x, data.shape, augment, augmentFlip, this.rng) : x, [
       rows.length,
       dim,
     ]);
+  }
+
+  /** The training rows iteration `iter` of `orders` reads: labeled, unlabeled for D, unlabeled for G. */
+  private rowsOfIteration(orders: EpochOrders, iter: number): Int32Array {
+    const bs = this.config.batchSize;
+    const ub = this.unlabeledBatch;
+    const lab = Int32Array.from(orders.lab.subarray(iter * bs, (iter + 1) * bs), (i) => this.data.labeled[i]);
+    const unl = orders.unl.subarray(iter * ub, (iter + 1) * ub);
+    const unl2 = orders.unl2.subarray(iter * bs, (iter + 1) * bs);
+    const out = new Int32Array(lab.length + unl.length + unl2.length);
+    out.set(lab, 0);
+    out.set(unl, lab.length);
+    out.set(unl2, lab.length + unl.length);
+    return out;
+  }
+
+  /**
+   * Data on disk: wait for this iteration's rows (asked for during the last step), and ask for
+   * the next iteration's, so the reads overlap the step. In-memory data: nothing to do.
+   */
+  private async readAhead(orders: EpochOrders): Promise<void> {
+    const x = this.data.train.x;
+    if (!x.onDisk) return;
+    const iter = this.epochIter;
+    const ahead = this.ahead;
+    const now =
+      ahead?.orders === orders && ahead.iter === iter ? ahead.done : x.prefetch(this.rowsOfIteration(orders, iter));
+    this.ahead = null;
+    if (iter + 1 < this.itersPerEpoch) {
+      const done = x.prefetch(this.rowsOfIteration(orders, iter + 1));
+      done.catch(() => {}); // awaited next iteration; a run that stops first drops it
+      this.ahead = { orders, iter: iter + 1, done };
+    }
+    await now;
   }
 
   /** Unlabeled rows in each D step (--unlabeled-batch, default --batch-size). */
@@ -498,6 +534,7 @@ export class Trainer {
       const ub = this.unlabeledBatch;
       const lr = this.lrNow();
       run.lr = lr;
+      await this.readAhead(orders);
       const { lossLab, lossUnl, trainErr } = this.stepD(
         orders.lab.subarray(at, at + bs),
         orders.unl.subarray(this.epochIter * ub, (this.epochIter + 1) * ub),

@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { fitTemperature } from '../eval/calibration.js';
 import { discriminatorLogits } from '../eval/predict.js';
 import { argmaxRows } from '../eval/metrics.js';
-import { gatherRows, type Dataset } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
+import { rowsView } from '../data/rows.js';
 import type { GanModel } from '../models/model.js';
 import type { Tensors } from '../nn/params.js';
 
@@ -72,7 +73,7 @@ export function validationLogitsOf(
 ): ValidationLogits {
   const val: Dataset = {
     ...train,
-    x: gatherRows(train, rows),
+    x: rowsView(train.x, rows),
     y: Int32Array.from(rows, (r) => train.y[r]),
     n: rows.length,
   };

@@ -34,6 +34,8 @@ import { defaultCacheDir } from '../../src/data/images/decode_cache.js';
 import { imageToInput } from '../../src/export/preprocess.js';
 import type { ImagePreprocessing } from '../../src/export/metadata.js';
 import { mnistDataDir } from '../../src/package_paths.js';
+import { allRows } from '../../src/data/rows.js';
+import { entryArray } from '../../src/data/images/entry.js';
 
 const MNIST_DIR = mnistDataDir()!;
 const N = 50; // images 0..39 labeled, 40..49 unlabeled
@@ -138,14 +140,14 @@ test('image folder: classes natural-sorted, rows in index order, ids, unlabeled 
   );
   assert.equal(list.entries.length, N);
   assert.deepEqual(
-    list.entries.map((e) => e.id),
+    entryArray(list.entries).map((e) => e.id),
     Array.from({ length: N }, (_, i) => `${i < 40 ? labels[i] : 'unlabeled'}/${i}.png`),
   );
   assert.deepEqual(
-    list.entries.map((e) => e.label),
+    entryArray(list.entries).map((e) => e.label),
     Array.from({ length: N }, (_, i) => (i < 40 ? String(labels[i]) : null)),
   );
-  assert.equal(list.entries[7].path, join(tmp, 'mnist', String(labels[7]), '7.png'));
+  assert.equal(entryArray(list.entries)[7].path, join(tmp, 'mnist', String(labels[7]), '7.png'));
   assert.deepEqual(list.ignored, ['README.txt']);
 
   // A 28x28 gray PNG decodes to exactly the idx pixels / 255; y follows the class folders.
@@ -156,7 +158,7 @@ test('image folder: classes natural-sorted, rows in index order, ids, unlabeled 
     Array.from({ length: N }, (_, i) => i),
   );
   assert.deepEqual(
-    d.x,
+    allRows(d.rows),
     Float32Array.from(images, (v) => v / 255),
   );
   assert.equal(d.cacheHit, false);
@@ -166,12 +168,12 @@ test('image folder: classes natural-sorted, rows in index order, ids, unlabeled 
     Array.from(ds.y),
     Array.from({ length: N }, (_, i) => (i < 40 ? list.classes.indexOf(String(labels[i])) : -1)),
   );
-  assert.deepEqual([ds.n, ds.ids?.[41]], [N, 'unlabeled/41.png']);
+  assert.deepEqual([ds.n, ds.ids?.at(41)], [N, 'unlabeled/41.png']);
 
   // Another unlabeled folder name: 'unlabeled' is then a class like any other.
   const other = scanImageFolder(join(tmp, 'mnist'), { unlabeledDir: 'none' });
   assert.ok(other.classes.includes('unlabeled'));
-  assert.ok(other.entries.every((e) => e.label !== null));
+  assert.ok(entryArray(other.entries).every((e) => e.label !== null));
 
   // Nested folders, natural class order ("2" before "10"), ties in the relative path broken by class.
   const dir = join(tmp, 'nested');
@@ -181,7 +183,7 @@ test('image folder: classes natural-sorted, rows in index order, ids, unlabeled 
   const nested = scanImageFolder(dir, { unlabeledDir: 'extra' });
   assert.deepEqual(nested.classes, ['2', '10']);
   assert.deepEqual(
-    nested.entries.map((e) => e.id),
+    entryArray(nested.entries).map((e) => e.id),
     ['2/1.png', '10/1.png', 'extra/1.png', '2/9.PNG', '2/10.jpeg', '2/x/1.png', '10/x/1.png'],
   );
 });
@@ -224,13 +226,13 @@ test('mixed sizes and channels: the most common is chosen and described; pixels 
     '28x28 pixels (height x width; 15 of 20 files; also 32x32: 3, 20x30: 2), 1 channel (grayscale in 15 of 20 files; also colour: 5)',
   );
   for (const [k, i] of d.kept.entries()) {
-    const want = await served(list.entries[i].path, d.shape);
-    assert.deepEqual(d.x.subarray(k * 784, (k + 1) * 784), want, list.entries[i].id);
+    const want = await served(entryArray(list.entries)[i].path, d.shape);
+    assert.deepEqual(allRows(d.rows).subarray(k * 784, (k + 1) * 784), want, entryArray(list.entries)[i].id);
   }
   // The 28x28 gray PNGs are the idx pixels.
-  const g3 = list.entries.findIndex((e) => e.id === 'b/g00003.png');
+  const g3 = entryArray(list.entries).findIndex((e) => e.id === 'b/g00003.png');
   assert.deepEqual(
-    d.x.subarray(g3 * 784, (g3 + 1) * 784),
+    allRows(d.rows).subarray(g3 * 784, (g3 + 1) * 784),
     Float32Array.from(px(3), (v) => v / 255),
   );
 
@@ -240,19 +242,23 @@ test('mixed sizes and channels: the most common is chosen and described; pixels 
   assert.match(c3.choice, /^20x30 pixels \(height x width, as requested\), 3 channels \(as requested\)$/);
   const dim = 20 * 30 * 3;
   for (const [k, i] of c3.kept.entries())
-    assert.deepEqual(c3.x.subarray(k * dim, (k + 1) * dim), await served(list.entries[i].path, c3.shape));
+    assert.deepEqual(
+      allRows(c3.rows).subarray(k * dim, (k + 1) * dim),
+      await served(entryArray(list.entries)[i].path, c3.shape),
+    );
 
   // Background: the 20x30 transparent image padded to 28x28 gets it in the padding and under the alpha.
-  const t = list.entries.filter((e) => e.id === 'a/t00018.png');
+  const t = entryArray(list.entries).filter((e) => e.id === 'a/t00018.png');
   const black = await decodeImages(t, opts({ size: [28, 28], channels: 3, cacheDir: null }));
   const white = await decodeImages(
     t,
     opts({ size: [28, 28], channels: 3, background: [255, 255, 255], cacheDir: null }),
   );
-  assert.deepEqual([...black.x.subarray(0, 3)], [0, 0, 0]);
-  assert.deepEqual([...white.x.subarray(0, 3)], [1, 1, 1]);
+  assert.deepEqual([...allRows(black.rows).subarray(0, 3)], [0, 0, 0]);
+  assert.deepEqual([...allRows(white.rows).subarray(0, 3)], [1, 1, 1]);
   assert.ok(
-    white.x.some((v, j) => j % 3 === 1 && v > 0.5) && !black.x.some((v, j) => j % 3 === 1 && v > 0),
+    allRows(white.rows).some((v, j) => j % 3 === 1 && v > 0.5) &&
+      !allRows(black.rows).some((v, j) => j % 3 === 1 && v > 0),
     'green only from the white background',
   );
 });
@@ -289,7 +295,7 @@ test('manifest: header in any order, relative and absolute paths, empty labels, 
   assert.deepEqual(list.classes, [String(labels[1]), String(labels[3]), 'cat'].sort(naturalCompare));
   const d = await decodeImages(list.entries, opts({ cacheDir: null }));
   const want = [3, 44, 5, 1].flatMap((i) => Array.from(px(i), (v) => Math.fround(v / 255)));
-  assert.deepEqual(Array.from(d.x), want);
+  assert.deepEqual(Array.from(allRows(d.rows)), want);
   const ds = imageDataset(list, d);
   assert.deepEqual(Array.from(ds.y), [
     list.classes.indexOf(String(labels[3])),
@@ -347,14 +353,14 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   const dir = join(tmp, 'cached');
   for (let i = 0; i < 6; i++) write(join(dir, String(labels[i]), `${i}.png`), await gray(px(i)).png().toBuffer());
   const list = scanImageFolder(dir);
-  const paths = list.entries.map((e) => e.path);
+  const paths = entryArray(list.entries).map((e) => e.path);
   for (const p of paths) utimesSync(p, 1_700_000_000, 1_700_000_000); // whole seconds: restorable exactly
 
   const first = await decodeImages(list.entries, opts());
   assert.equal(first.cacheHit, false);
-  assert.ok(first.cacheFile && statSync(first.cacheFile).isFile());
-  const meta = JSON.parse(readFileSync(first.cacheFile, 'utf8'));
-  assert.deepEqual([meta.shape, meta.choice, meta.kept, meta.skipped], [first.shape, first.choice, 6, []]);
+  assert.equal(first.shardPaths.length, 1);
+  const meta = JSON.parse(readFileSync(first.shardPaths[0].replace(/\.npy$/, '.json'), 'utf8'));
+  assert.deepEqual([meta.shape, meta.rows, meta.skipped], [[6, ...first.shape], 6, []]);
 
   // Garbage of the same size with the same mtime: still a hit, so nothing was read, probed or decoded.
   const saved = readFileSync(paths[2]);
@@ -364,8 +370,8 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   assert.equal(second.cacheHit, true);
   assert.match(decodeSummary(second), /^loaded 6 images from the decode cache in \d+\.\d s$/);
   assert.deepEqual(
-    [second.x, second.shape, second.kept, second.choice, second.skipped],
-    [first.x, first.shape, first.kept, first.choice, first.skipped],
+    [allRows(second.rows), second.shape, second.kept, second.choice, second.skipped],
+    [allRows(first.rows), first.shape, first.kept, first.choice, first.skipped],
   );
 
   // Touching the garbage file invalidates the entry: it is decoded, and fails.
@@ -377,10 +383,10 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   const third = await decodeImages(list.entries, opts());
   assert.equal(third.cacheHit, false);
   assert.deepEqual(
-    third.x.subarray(2 * 784, 3 * 784),
+    allRows(third.rows).subarray(2 * 784, 3 * 784),
     Float32Array.from(px(9), (v) => v / 255),
   );
-  assert.deepEqual(third.x.subarray(0, 2 * 784), first.x.subarray(0, 2 * 784));
+  assert.deepEqual(allRows(third.rows).subarray(0, 2 * 784), allRows(first.rows).subarray(0, 2 * 784));
   assert.equal((await decodeImages(list.entries, opts())).cacheHit, true);
 
   // Options are part of the key (as requested: null != the size it resolved to).
@@ -391,10 +397,10 @@ test('decode cache: a second load only stats the files; a changed or touched fil
   // Default directory: $SEMIGAN_CACHE_DIR; null: no cache at all.
   assert.equal(defaultCacheDir(), process.env.SEMIGAN_CACHE_DIR);
   const viaDefault = await decodeImages(list.entries, { size: null, channels: null });
-  assert.ok(viaDefault.cacheFile?.startsWith(process.env.SEMIGAN_CACHE_DIR!));
+  assert.ok(viaDefault.shardPaths[0]?.startsWith(process.env.SEMIGAN_CACHE_DIR!));
   const before = readdirSync(cache).length;
   const none = await decodeImages(list.entries, opts({ cacheDir: null, channels: 3 }));
-  assert.deepEqual([none.cacheHit, none.cacheFile, readdirSync(cache).length], [false, undefined, before]);
+  assert.deepEqual([none.cacheHit, none.shardPaths, readdirSync(cache).length], [false, [], before]);
 });
 
 test('decode cache: pixels overwritten in place (same size) are found by their checksum, decoded again, rewritten', async () => {
@@ -402,16 +408,16 @@ test('decode cache: pixels overwritten in place (same size) are found by their c
   for (let i = 0; i < 4; i++) write(join(dir, String(labels[i]), `${i}.png`), await gray(px(i)).png().toBuffer());
   const list = scanImageFolder(dir);
   const first = await decodeImages(list.entries, opts());
-  const u8 = first.cacheFile!.replace(/\.json$/, '.u8');
+  const u8 = first.shardPaths[0];
   const size = statSync(u8).size;
   writeFileSync(u8, Buffer.alloc(size, 0)); // zeroed, same size
   const second = await decodeImages(list.entries, opts());
   assert.equal(second.cacheHit, false);
   assert.equal(second.cacheDamaged, `${u8} does not match its checksum (changed after it was written)`);
-  assert.deepEqual(second.x, first.x, 'the real pixels, not the zeros');
+  assert.deepEqual(allRows(second.rows), allRows(first.rows), 'the real pixels, not the zeros');
   const third = await decodeImages(list.entries, opts());
   assert.deepEqual([third.cacheHit, third.cacheDamaged], [true, undefined], 'rewritten');
-  assert.deepEqual(third.x, first.x);
+  assert.deepEqual(allRows(third.rows), allRows(first.rows));
 });
 
 test('bad files: a data error naming the file and suggesting --skip-bad; skipBad drops and lists them', async () => {
@@ -448,13 +454,15 @@ test('bad files: a data error naming the file and suggesting --skip-bad; skipBad
   const d = await decodeImages(list.entries, opts({ skipBad: true }));
   assert.deepEqual(d.skipped.map((s) => s.id).sort(), bad.map(([n]) => n).sort());
   assert.deepEqual(
-    Array.from(d.kept, (i) => list.entries[i].id),
-    list.entries.map((e) => e.id).filter((id) => !bad.some(([n]) => n === id)),
+    Array.from(d.kept, (i) => entryArray(list.entries)[i].id),
+    entryArray(list.entries)
+      .map((e) => e.id)
+      .filter((id) => !bad.some(([n]) => n === id)),
   );
   for (const [k, i] of d.kept.entries()) {
-    const idx = +list.entries[i].id.split('/')[1].split('.')[0];
+    const idx = +entryArray(list.entries)[i].id.split('/')[1].split('.')[0];
     assert.deepEqual(
-      d.x.subarray(k * 784, (k + 1) * 784),
+      allRows(d.rows).subarray(k * 784, (k + 1) * 784),
       Float32Array.from(px(idx), (v) => v / 255),
     );
   }
@@ -462,9 +470,12 @@ test('bad files: a data error naming the file and suggesting --skip-bad; skipBad
   assert.equal(skippedSummary({ skipped: [] }), null);
   // From the cache, the same rows and the same list; without skipBad, the same error as decoding gives.
   const again = await decodeImages(list.entries, opts({ skipBad: true }));
-  assert.deepEqual([again.cacheHit, again.skipped, again.kept, again.x], [true, d.skipped, d.kept, d.x]);
+  assert.deepEqual(
+    [again.cacheHit, again.skipped, again.kept, allRows(again.rows)],
+    [true, d.skipped, d.kept, allRows(d.rows)],
+  );
   await dataErr(decodeImages(list.entries, opts()), /--skip-bad/, join(dir, d.skipped[0].id));
-  const onlyBad = list.entries.filter((e) => bad.some(([n]) => n === e.id));
+  const onlyBad = entryArray(list.entries).filter((e) => bad.some(([n]) => n === e.id));
   await dataErr(
     decodeImages(onlyBad, opts({ skipBad: true, cacheDir: null })),
     'none of the 4 files is a readable image',

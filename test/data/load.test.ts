@@ -23,6 +23,8 @@ import { autoPreset } from '../../src/models/presets.js';
 import { SemiganError } from '../../src/errors.js';
 import { firstOfDigits, mnistBytes, writeMnistFolder, writeMnistPng } from '../lib/mnist_files.js';
 import { inspectData } from '../../src/commands/inspect.js';
+import { allRows } from '../../src/data/rows.js';
+import { idList } from '../../src/data/dataset.js';
 
 let tmp: string;
 let rowsOf: Map<string, number>;
@@ -84,20 +86,22 @@ test('image folder: stratified test split, every label used, pixels as the MNIST
   assert.deepEqual([...data.test.y].sort(), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
   for (const d of [data.train, data.test]) {
     for (let r = 0; r < d.n; r++) {
-      const id = d.ids![r];
+      const id = idList(d.ids!)[r];
       const expected = id.startsWith('unlabeled/') ? -1 : Number(id[0]);
       assert.equal(d.y[r], expected, id);
     }
   }
-  const testIds = new Set(data.test.ids);
+  const testIds = new Set(idList(data.test.ids!));
   assert.ok(
-    data.train.ids!.every((id) => !testIds.has(id)),
+    idList(data.train.ids!).every((id) => !testIds.has(id)),
     'no test image is a training image',
   );
-  const r = data.train.ids!.indexOf('unlabeled/00005.png');
-  const bytes = mnistBytes(rowsOf.get('unlabeled/00005.png')!);
+  const unlabeledId = [...rowsOf.keys()].find((k) => k.startsWith('unlabeled/'))!;
+  const r = idList(data.train.ids!).indexOf(unlabeledId);
+  assert.ok(r >= 0, unlabeledId);
+  const bytes = mnistBytes(rowsOf.get(unlabeledId)!);
   assert.deepEqual(
-    Array.from(data.train.x.subarray(r * 784, (r + 1) * 784)),
+    Array.from(data.train.x.gather([r])),
     Array.from(bytes, (v) => Math.fround(v / 255)),
   );
 });
@@ -126,13 +130,13 @@ test('manifest: paths relative to the CSV, empty label = unlabeled, rows in CSV 
   );
   const data = await loadData(opts({ dataset: `manifest:${manifest}`, testSplit: 0.25 }));
   assert.deepEqual(data.train.classes, ['1', '2']);
-  const all = [...data.train.ids!, ...data.test.ids!];
+  const all = [...idList(data.train.ids!), ...idList(data.test.ids!)];
   assert.deepEqual(all.sort(), ids.map((id) => `digits/${id}`).sort());
   for (const d of [data.train, data.test]) {
-    d.ids!.forEach((id, r) => {
+    idList(d.ids!).forEach((id, r) => {
       const row = rowsOf.get(id.slice('digits/'.length))!;
       assert.equal(d.y[r], id.includes('unlabeled/') ? -1 : Number(id['digits/'.length]) - 1, id);
-      assert.equal(d.x[r * 784 + 400], Math.fround(mnistBytes(row)[400] / 255));
+      assert.equal(d.x.gather([r])[400], Math.fround(mnistBytes(row)[400] / 255));
     });
   }
 });
@@ -156,13 +160,13 @@ test('gray pictures saved as RGB PNGs become 1 channel (the same pixels as grays
     /3 channels .*every colour image is gray \(R = G = B in every pixel\): using 1 channel/s,
   );
   assert.deepEqual(data.train.shape, [28, 28, 1]);
-  data.train.ids!.forEach((id, r) =>
-    assert.equal(data.train.x[r * 784 + 350], Math.fround(mnistBytes(rowsOf.get(id)!)[350] / 255)),
+  idList(data.train.ids!).forEach((id, r) =>
+    assert.equal(data.train.x.gather([r])[350], Math.fround(mnistBytes(rowsOf.get(id)!)[350] / 255)),
   );
   const kept = await loadData(opts({ dataset: `images:${dir}`, testSplit: 0.2, channels: 3 }));
   assert.deepEqual(kept.train.shape, [28, 28, 3]);
-  assert.equal(grayFromEqualChannels(Float32Array.from([0.1, 0.1, 0.1, 0.2, 0.2, 0.3])), null);
-  assert.deepEqual(Array.from(grayFromEqualChannels(Float32Array.from([0.5, 0.5, 0.5, 0, 0, 0]))!), [0.5, 0]);
+  assert.equal(grayFromEqualChannels(Uint8Array.from([10, 10, 10, 20, 20, 30])), null);
+  assert.deepEqual(Array.from(grayFromEqualChannels(Uint8Array.from([128, 128, 128, 0, 0, 0]))!), [128, 0]);
 });
 
 test('--test images:DIR2: its classes must be training classes, and every test image labeled', async () => {
@@ -219,14 +223,15 @@ test('csv: test split, standardization fitted on the training rows only', async 
   assert.equal(data.test.n, 2); // round(0.2 x 5) = 1 per class
   const st = data.summary.standardization!;
   // Hand-check: mean and (population) std of the 10 training rows' x, from their ids.
-  const trainX = data.train.ids!.map((id) => Number(rows[Number(id.split(':').pop()) - 1].split(',')[0]));
+  const trainX = idList(data.train.ids!).map((id) => Number(rows[Number(id.split(':').pop()) - 1].split(',')[0]));
   const mean = trainX.reduce((a, b) => a + b, 0) / trainX.length;
   const std = Math.sqrt(trainX.reduce((a, b) => a + (b - mean) ** 2, 0) / trainX.length);
   assert.ok(
     Math.abs(st.mean[0] - mean) < 1e-9 && Math.abs(st.std[0] - std) < 1e-6,
     `${st.mean[0]} ${st.std[0]} vs ${mean} ${std}`,
   );
-  for (let r = 0; r < data.train.n; r++) assert.ok(Math.abs(data.train.x[r * 2] - (trainX[r] - mean) / std) < 1e-5);
+  const trainRows = allRows(data.train.x);
+  for (let r = 0; r < data.train.n; r++) assert.ok(Math.abs(trainRows[r * 2] - (trainX[r] - mean) / std) < 1e-5);
   await assert.rejects(loadData(opts({ dataset: `csv:${path}` })), /needs --label-column/);
 
   // --test csv:FILE: its rows are standardized with the training rows' statistics, columns matched by name.
@@ -237,8 +242,8 @@ test('csv: test split, standardization fitted on the training rows only', async 
   assert.deepEqual([withTest.train.n, withTest.test.n], [12, 2]);
   assert.deepEqual([...withTest.test.y], [1, 0]);
   assert.ok(
-    Math.abs(withTest.test.x[0] - (25 - s2.mean[0]) / s2.std[0]) < 1e-5 &&
-      Math.abs(withTest.test.x[3] - (-3 - s2.mean[1]) / s2.std[1]) < 1e-5,
+    Math.abs(allRows(withTest.test.x)[0] - (25 - s2.mean[0]) / s2.std[0]) < 1e-5 &&
+      Math.abs(allRows(withTest.test.x)[3] - (-3 - s2.mean[1]) / s2.std[1]) < 1e-5,
   );
   writeFileSync(testPath, 'x,z,label\n1,2,c\n');
   await assert.rejects(

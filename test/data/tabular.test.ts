@@ -16,6 +16,8 @@ import { naturalCompare } from '../../src/data/natural_sort.js';
 import { fitStandardizer, standardize } from '../../src/data/standardize.js';
 import { SemiganError } from '../../src/errors.js';
 import { mnistDataDir } from '../../src/package_paths.js';
+import { allRows } from '../../src/data/rows.js';
+import { idList } from '../../src/data/dataset.js';
 
 const N = 60;
 const POOL = 4; // 28 / 4 = 7
@@ -81,7 +83,7 @@ test('MNIST-derived CSV: values round-trip exactly, labels, classes, ids with li
   assert.equal(d.n, N);
   assert.deepEqual(d.shape, [1, 1, 49]);
   assert.deepEqual(d.features, PIXELS);
-  assert.deepEqual(d.x, pooled);
+  assert.deepEqual(allRows(d.x), pooled);
   const labeled = digits.filter((_, i) => i % 3 !== 2);
   assert.deepEqual(d.classes, [...new Set(labeled.map(String))].sort());
   assert.deepEqual(
@@ -90,12 +92,13 @@ test('MNIST-derived CSV: values round-trip exactly, labels, classes, ids with li
   );
   assert.equal(d.y.filter((v) => v === -1).length, N / 3);
   assert.deepEqual(
-    d.ids,
+    idList(d.ids!),
     Array.from({ length: N }, (_, i) => `${mnistCsv}:${i + 2}`),
   );
   assert.deepEqual(d.skipped, []);
   // Real values: the pooled digits are mostly background with some ink.
-  assert.ok(d.x.some((v) => v > 100) && d.x.some((v) => v === 0) && d.x.some((v) => v % 1 !== 0));
+  const x = allRows(d.x);
+  assert.ok(x.some((v) => v > 100) && x.some((v) => v === 0) && x.some((v) => v % 1 !== 0));
 });
 
 test('MNIST-derived CSV: the id column is not a number unless dropped', () => {
@@ -112,10 +115,10 @@ test('select features in the given order; drop; unknown names list the columns',
   assert.deepEqual(d.features, ['p6_6', 'p0_0', 'p3_4']);
   const cols = [48, 0, 25];
   assert.deepEqual(
-    d.x,
+    allRows(d.x),
     Float32Array.from({ length: N * 3 }, (_, i) => pooled[Math.floor(i / 3) * 49 + cols[i % 3]]),
   );
-  assert.equal(d.ids[4], 'mnist.csv:6');
+  assert.equal(idList(d.ids!)[4], 'mnist.csv:6');
   const dropped = readTabularCsv(mnistCsv, { labelColumn: 'digit', drop: ['image', 'p0_0'] });
   assert.deepEqual(dropped.features, PIXELS.slice(1));
   const both = readTabularCsv(mnistCsv, { labelColumn: 'digit', features: ['p0_1', 'p0_0'], drop: ['p0_0'] });
@@ -159,8 +162,8 @@ test('test file: fixed classes and training feature order', () => {
     Array.from(d.y),
     digits.map((v, i) => (i % 3 === 2 ? -1 : v)),
   );
-  assert.equal(d.x[0], pooled[48]);
-  assert.equal(d.x[48], pooled[0]);
+  assert.equal(allRows(d.x)[0], pooled[48]);
+  assert.equal(allRows(d.x)[48], pooled[0]);
 });
 
 test('ids give the line a record starts on: CRLF, quoted multi-line field, blank lines; classes natural-sorted', () => {
@@ -169,10 +172,17 @@ test('ids give the line a record starts on: CRLF, quoted multi-line field, blank
     'note,a,b,label\r\nx,1,2,10\r\ny,3,4,2\r\n"multi\nline, quoted",5,6,\r\n\r\n  \r\nz,7,8,1\r\n"w",9,10,x2\r\n,11,12,x10\r\n',
   );
   const d = readTabularCsv(f, { labelColumn: 'label', drop: ['note'], idName: 'lines.csv' });
-  assert.deepEqual(d.ids, ['lines.csv:2', 'lines.csv:3', 'lines.csv:4', 'lines.csv:8', 'lines.csv:9', 'lines.csv:10']);
+  assert.deepEqual(idList(d.ids!), [
+    'lines.csv:2',
+    'lines.csv:3',
+    'lines.csv:4',
+    'lines.csv:8',
+    'lines.csv:9',
+    'lines.csv:10',
+  ]);
   assert.deepEqual(d.classes, ['1', '2', '10', 'x2', 'x10']);
   assert.deepEqual(Array.from(d.y), [2, 1, -1, 0, 3, 4]);
-  assert.deepEqual(Array.from(d.x), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.deepEqual(Array.from(allRows(d.x)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   assert.deepEqual(['10', '9', '01', '1', 'b', 'a10', 'a9'].sort(naturalCompare), [
     '01',
     '1',
@@ -189,17 +199,20 @@ test('standardization matches hand-computed mean and std, fitted on the given ro
   const d = readTabularCsv(f, { labelColumn: 'label' });
   // f: mean 40/8 = 5; squared deviations 9+1+1+1+0+0+4+16 = 32; population std sqrt(32/8) = 2.
   // const: std 0 -> 1, so the column becomes 0 instead of NaN.
-  const all = fitStandardizer(d.x, 2);
+  const all = fitStandardizer(allRows(d.x), 2);
   assert.deepEqual(all, { mean: [5, 3], std: [2, 1] });
-  assert.deepEqual(Array.from(standardize(d.x, 2, all)), [-1.5, 0, -0.5, 0, -0.5, 0, -0.5, 0, 0, 0, 0, 0, 1, 0, 2, 0]);
+  assert.deepEqual(
+    Array.from(standardize(allRows(d.x), 2, all)),
+    [-1.5, 0, -0.5, 0, -0.5, 0, -0.5, 0, 0, 0, 0, 0, 1, 0, 2, 0],
+  );
   // Rows 0 and 1 only (f = 2, 4): mean 3, std 1; the other rows do not move the stats.
-  const train = fitStandardizer(d.x, 2, [0, 1]);
+  const train = fitStandardizer(allRows(d.x), 2, [0, 1]);
   assert.deepEqual(train, { mean: [3, 3], std: [1, 1] });
-  const z = standardize(d.x, 2, train);
+  const z = standardize(allRows(d.x), 2, train);
   assert.deepEqual(Array.from(z.filter((_, i) => i % 2 === 0)), [-1, 1, 1, 1, 2, 2, 4, 6]);
   assert.notEqual(z, d.x);
-  assert.equal(d.x[0], 2, 'input untouched');
-  assert.throws(() => standardize(d.x, 1, train), /stats for 2 features, data has 1/);
+  assert.equal(allRows(d.x)[0], 2, 'input untouched');
+  assert.throws(() => standardize(allRows(d.x), 1, train), /stats for 2 features, data has 1/);
 });
 
 test('a first row of numbers: the header is missing', () => {
@@ -255,7 +268,7 @@ test('bad rows name FILE:LINE, the column and the value', () => {
   const big = csv('big.csv', 'a,label\n1e39,x\n');
   throwsAt(() => readTabularCsv(big, { labelColumn: 'label' }), big, 2, /value "1e39" is out of the float32 range/);
   const ok = readTabularCsv(csv('forms.csv', 'a,label\n-1.5e2,x\n+.25,x\n7.,x\n'), { labelColumn: 'label' });
-  assert.deepEqual(Array.from(ok.x), [-150, 0.25, 7]);
+  assert.deepEqual(Array.from(allRows(ok.x)), [-150, 0.25, 7]);
 });
 
 test('test file: an unknown label or a missing feature column is an error', () => {
@@ -299,9 +312,9 @@ test('skipBad drops bad rows and reports each with FILE:LINE and the reason', ()
   const opts: TabularOptions = { labelColumn: 'label', skipBad: true, idName: 'skip.csv' };
   const d = readTabularCsv(f, opts);
   assert.equal(d.n, 3);
-  assert.deepEqual(Array.from(d.x), [1, 2, 5, 6, 11, 12]);
+  assert.deepEqual(Array.from(allRows(d.x)), [1, 2, 5, 6, 11, 12]);
   assert.deepEqual(Array.from(d.y), [0, 1, -1]);
-  assert.deepEqual(d.ids, ['skip.csv:2', 'skip.csv:4', 'skip.csv:7']);
+  assert.deepEqual(idList(d.ids!), ['skip.csv:2', 'skip.csv:4', 'skip.csv:7']);
   assert.deepEqual(
     d.skipped.map((s) => s.id),
     ['skip.csv:3', 'skip.csv:5', 'skip.csv:6'],

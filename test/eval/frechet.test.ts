@@ -6,6 +6,7 @@ import { frechetDistance, gaussianStats, jacobiEigen, sqrtPsd } from '../../src/
 import { featureNetFeatures, featureNetPredict, loadFeatureNet } from '../../src/eval/feature_net.js';
 import { sampleQuality } from '../../src/eval/sample_quality.js';
 import { Rng } from '../../src/rng.js';
+import { allRows } from '../../src/data/rows.js';
 
 const near = (got: number, want: number, tol: number, what = '') =>
   assert.ok(Math.abs(got - want) <= tol, `${what} ${got} != ${want} (tol ${tol})`);
@@ -181,14 +182,14 @@ test('the committed MNIST feature net classifies real test images; real halves a
   assert.equal(net.meta.featureDim, 64);
   const { test: t } = loadBuiltin('mnist');
   const n = 1000;
-  const pred = featureNetPredict(net, t.x.subarray(0, n * 784), n);
+  const pred = featureNetPredict(net, allRows(t.x).subarray(0, n * 784), n);
   let correct = 0;
   for (let i = 0; i < n; i++) if (pred[i] === t.y[i]) correct++;
   assert.ok(correct / n > 0.95, `accuracy on the first 1000 test images ${correct / n}`);
 
   const half = 1000;
-  const f1 = featureNetFeatures(net, t.x.subarray(0, half * 784), half);
-  const f2 = featureNetFeatures(net, t.x.subarray(half * 784, 2 * half * 784), half);
+  const f1 = featureNetFeatures(net, allRows(t.x).subarray(0, half * 784), half);
+  const f2 = featureNetFeatures(net, allRows(t.x).subarray(half * 784, 2 * half * 784), half);
   const rng = new Rng(11);
   const noise = rng.fillUniform(new Float32Array(half * 784));
   const fn = featureNetFeatures(net, noise, half);
@@ -200,7 +201,7 @@ test('the committed MNIST feature net classifies real test images; real halves a
 test('sampleQuality: real training images score near the real-vs-real floor, noise far above', () => {
   const { train } = loadBuiltin('mnist');
   const n = 1000;
-  const real = sampleQuality('mnist', train.x.subarray(0, n * 784), n);
+  const real = sampleQuality('mnist', allRows(train.x).subarray(0, n * 784), n);
   const noise = sampleQuality('mnist', new Rng(2).fillUniform(new Float32Array(n * 784)), n);
   assert.equal(real.realVsRealFd, noise.realVsRealFd); // same floor for the same n
   assert.ok(real.realVsRealFd > 0 && real.fd < 3 * real.realVsRealFd, `real train images: ${JSON.stringify(real)}`);

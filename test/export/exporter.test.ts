@@ -26,6 +26,7 @@ import { decodePngFast, imageToInput } from '../../src/export/preprocess.js';
 import type { PredictOutput } from '../../src/commands/predict.js';
 import type { TrainResult } from '../../src/train/run_dir.js';
 import { SEMIGAN_VERSION } from '../../src/version.js';
+import { allRows } from '../../src/data/rows.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const TEST_LIMIT = 300;
@@ -73,7 +74,7 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 
 /** Row i of a dataset as 0..255 bytes (the idx pixels: x = v / 255 exactly). */
 const bytesOf = (d: Dataset, i: number) =>
-  Uint8Array.from(d.x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
+  Uint8Array.from(allRows(d.x).subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
 
 const grayPng = (px: Uint8Array, opts: sharp.PngOptions = {}) =>
   sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } })
@@ -191,11 +192,11 @@ test('export writes model.json, weights.bin, model.onnx and metadata.json (built
 test("plain tfjs: the exported model's logits equal the EMA discriminator's (noise off) to 1e-5 on real test images", async () => {
   const plain = await loadPlain(modelDir);
   const exported = tf.tidy(() =>
-    (plain.predict(tf.tensor4d(test300.x, [TEST_LIMIT, 28, 28, 1])) as tf.Tensor).dataSync(),
+    (plain.predict(tf.tensor4d(allRows(test300.x), [TEST_LIMIT, 28, 28, 1])) as tf.Tensor).dataSync(),
   );
   const { model, weights } = loadExportedDiscriminator(readRun(run));
   const ours = tf.tidy(() =>
-    model.applyD(weights, tf.tensor2d(test300.x, [TEST_LIMIT, 784]), { noise: null }).logits.dataSync(),
+    model.applyD(weights, tf.tensor2d(allRows(test300.x), [TEST_LIMIT, 784]), { noise: null }).logits.dataSync(),
   );
   tf.dispose(Object.values(weights));
   plain.dispose();
@@ -203,7 +204,7 @@ test("plain tfjs: the exported model's logits equal the EMA discriminator's (noi
   const d = maxAbsDiff(exported, ours);
   assert.ok(d <= 1e-5, `max |logit difference| ${d}`);
   // Classifier (semigan's loader) gives the same logits.
-  assert.ok(maxAbsDiff(classifier.predictLogits(test300.x, TEST_LIMIT), ours) <= 1e-5);
+  assert.ok(maxAbsDiff(classifier.predictLogits(allRows(test300.x), TEST_LIMIT), ours) <= 1e-5);
 });
 
 /**
@@ -218,14 +219,14 @@ for (const [matmul, tolerance] of [
   test(`batch independence (--matmul ${matmul}): an image's logits alone and inside a batch of 37 others agree`, async () => {
     const info = await initBackend('wasm', { matmul });
     const plain = await loadPlain(modelDir);
-    const others = test300.x.subarray(100 * 784, 137 * 784); // 37 other images
+    const others = allRows(test300.x).subarray(100 * 784, 137 * 784); // 37 other images
     try {
       for (const [img, pos] of [
         [3, 0],
         [42, 18],
         [250, 37],
       ]) {
-        const x = test300.x.subarray(img * 784, (img + 1) * 784);
+        const x = allRows(test300.x).subarray(img * 784, (img + 1) * 784);
         const batch = new Float32Array(38 * 784);
         batch.set(others.subarray(0, pos * 784), 0);
         batch.set(x, pos * 784);
@@ -278,8 +279,8 @@ test("evaluate MODEL_DIR --data mnist reproduces the run's test accuracy and con
 });
 
 test('Classifier.predict: float64 softmax probabilities, top-k, realness = sigmoid(logsumexp)', () => {
-  const logits = classifier.predictLogits(test300.x.subarray(0, 5 * 784), 5);
-  const preds = classifier.predict(test300.x.subarray(0, 5 * 784), 5, 4);
+  const logits = classifier.predictLogits(allRows(test300.x).subarray(0, 5 * 784), 5);
+  const preds = classifier.predict(allRows(test300.x).subarray(0, 5 * 784), 5, 4);
   preds.forEach((p, i) => {
     const l = Array.from(logits.subarray(i * 10, i * 10 + 10));
     const z = l.reduce((s, v) => s + Math.exp(v), 0);
@@ -346,9 +347,9 @@ test('imageToInput: the PNG fast path gives exactly what sharp gives (gray, gray
   }
   assert.deepEqual([...filters].sort(), [0, 1, 2, 3, 4], 'every PNG filter type exercised');
   // The white-ink RGBA image composites onto black to the digit itself.
-  assert.deepEqual(await imageToInput(cases[5][1], meta1), test300.x.subarray(3 * 784, 4 * 784));
+  assert.deepEqual(await imageToInput(cases[5][1], meta1), allRows(test300.x).subarray(3 * 784, 4 * 784));
   // A gray PNG gives the dataset's own values.
-  assert.deepEqual(await imageToInput(cases[0][1], meta1), test300.x.subarray(0, 784));
+  assert.deepEqual(await imageToInput(cases[0][1], meta1), allRows(test300.x).subarray(0, 784));
 });
 
 test("predict: PNG and JPEG files, an RGBA PNG of another size and an idx file give the raw pixels' labels", async () => {
@@ -395,7 +396,7 @@ test("predict: PNG and JPEG files, an RGBA PNG of another size and an idx file g
   const r = ok(await runCli(['predict', modelDir, ...files, '--json', '--top-k', '2', '--backend', 'wasm']));
   const out: PredictOutput = JSON.parse(r.stdout);
   assert.equal(out.predictions.length, 2 * N + 1 + n);
-  const truth = classifier.predict(test300.x.subarray(0, n * 784), n, 2);
+  const truth = classifier.predict(allRows(test300.x).subarray(0, n * 784), n, 2);
   const byName = new Map(out.predictions.map((p) => [p.name, p]));
   let jpegAgree = 0;
   for (let i = 0; i < N; i++) {
@@ -407,7 +408,7 @@ test("predict: PNG and JPEG files, an RGBA PNG of another size and an idx file g
     if (byName.get(join(dir, `${i}.jpg`))!.label === truth[i].label) jpegAgree++;
   }
   assert.ok(jpegAgree >= 0.8 * N, `JPEG labels agree with the raw pixels' for ${jpegAgree}/${N}`);
-  const rgbaTruth = classifier.predict(test300.x.subarray(7 * 784, 8 * 784), 1)[0];
+  const rgbaTruth = classifier.predict(allRows(test300.x).subarray(7 * 784, 8 * 784), 1)[0];
   assert.equal(byName.get(join(dir, 'rgba56.png'))!.label, rgbaTruth.label, 'RGBA 56x56');
   for (let i = 0; i < n; i++) {
     const p = byName.get(`${join(dir, 'images-idx3-ubyte')}[${i}]`)!;
@@ -540,7 +541,7 @@ test("docs/model_format.md: the Node snippet (plain tfjs) runs verbatim and agre
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    const truth = classifier.predict(test300.x.subarray(0, n * 784), n);
+    const truth = classifier.predict(allRows(test300.x).subarray(0, n * 784), n);
     assert.equal(lines.length, n);
     lines.forEach((l, i) => {
       assert.equal(l.index, i);

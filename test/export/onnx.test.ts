@@ -24,6 +24,7 @@ import { PredictionServer } from '../../src/serve/server.js';
 import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
 import { trainAndExportTiny, WASM_1 as common } from '../lib/tiny_run.js';
+import { allRows } from '../../src/data/rows.js';
 
 const { onnx } = onnxProto;
 let tmp: string;
@@ -74,7 +75,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 test('mnist-mlp: onnxruntime gives the tfjs export and the discriminator logits to 1e-4 on all 10,000 test images', async () => {
   const t = prepareTestData({ dataset: 'mnist', dataDir: null, testLimit: null });
   assert.equal(t.n, 10000);
-  const d = await parity(mlp.run, mlp.model, t.x, t.n);
+  const d = await parity(mlp.run, mlp.model, allRows(t.x), t.n);
   assert.ok(d.vsTfjs <= 1e-4, `vs tfjs ${d.vsTfjs}`);
   assert.ok(d.vsD <= 1e-4, `vs D ${d.vsD}`);
 });
@@ -83,7 +84,7 @@ for (const preset of ['conv-small', 'conv-large']) {
   test(`${preset}: onnxruntime gives the tfjs and discriminator logits to 1e-4 on real images (NHWC in, NCHW inside)`, async () => {
     const { run, model } = await tinyExport(preset, ['--preset', preset, '--batch-size', '10']);
     const t = prepareTestData({ dataset: 'mnist', dataDir: null, testLimit: 64 });
-    const d = await parity(run, model, t.x, t.n);
+    const d = await parity(run, model, allRows(t.x), t.n);
     assert.ok(d.vsTfjs <= 1e-4, `vs tfjs ${d.vsTfjs}`);
     assert.ok(d.vsD <= 1e-4, `vs D ${d.vsD}`);
     // The graph as written: one transpose to NCHW, Conv weights [out, in, kh, kw], two outputs.
@@ -162,7 +163,7 @@ test('the server answers the same predictions on both engines for the same PNGs'
   const t = prepareTestData({ dataset: 'mnist', dataDir: null, testLimit: 16 });
   const pngs = await Promise.all(
     Array.from({ length: 16 }, (_, i) =>
-      sharp(Buffer.from(Uint8Array.from(t.x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255))), {
+      sharp(Buffer.from(Uint8Array.from(allRows(t.x).subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255))), {
         raw: { width: 28, height: 28, channels: 1 },
       })
         .png()

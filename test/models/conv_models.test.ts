@@ -29,6 +29,7 @@ import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
 import { exportRun } from '../../src/export/exporter.js';
+import { allRows } from '../../src/data/rows.js';
 
 let tmp: string;
 let backend: string;
@@ -343,7 +344,7 @@ test('export of a conv-small run: Conv2D/LeakyReLU/GlobalAveragePooling2D/Dense;
   try {
     tf.tidy(() => {
       const n = 16;
-      const x = tf.tensor2d(data.test.x.subarray(0, n * 784), [n, 784]);
+      const x = tf.tensor2d(allRows(data.test.x).subarray(0, n * 784), [n, 784]);
       const ours = values(model.applyD(weights, x, { noise: null }).logits);
       const theirs = values(loaded.predict(x.reshape([n, 28, 28, 1])) as tf.Tensor);
       assert.ok(maxAbsDiff(ours, theirs) < 1e-4, `exported vs applyD logits: ${maxAbsDiff(ours, theirs)}`);

@@ -25,6 +25,7 @@ import { prepareData, type TrainData } from '../../src/data/prepare.js';
 import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import type { EpochMetrics } from '../../src/train/run_dir.js';
+import { allRows } from '../../src/data/rows.js';
 
 let tmp: string;
 let data: TrainData;
@@ -275,7 +276,8 @@ test('MBD: D output depends on the batch; groups [b, u, f] give each source its 
   const d = model.createD(rng);
   const g = model.createG(rng);
   const dim = 784;
-  const real = (start: number, n: number) => tf.tensor2d(data.train.x.slice(start * dim, (start + n) * dim), [n, dim]);
+  const real = (start: number, n: number) =>
+    tf.tensor2d(allRows(data.train.x).slice(start * dim, (start + n) * dim), [n, dim]);
   const xInit = real(0, 100);
   model.initD(d, xInit, { noise: null }); // scales the kernels so that neighbours' c is not ~0
   const [b, u, f] = [5, 7, 5];

@@ -21,6 +21,7 @@ import { Classifier } from '../../src/export/classifier.js';
 import { OnnxClassifier } from '../../src/export/onnx_classifier.js';
 import { cleanError, ok, runCli } from '../lib/cli.js';
 import { trainTiny, WASM_1 } from '../lib/tiny_run.js';
+import { allRows, memoryRows } from '../../src/data/rows.js';
 
 const dirs: string[] = [];
 const tempDir = (prefix: string) => (dirs.push(mkdtempSync(join(tmpdir(), prefix))), dirs.at(-1)!);
@@ -73,7 +74,14 @@ test('a run chooses on its validation rows only: a test set of noise gives the s
   assert.equal(data.val!.length, 30);
   const noisy: TrainData = {
     ...data,
-    test: { ...data.test, x: data.test.x.map((_, i) => ((i * 7919) % 101) / 101), y: data.test.y.map(() => 3) },
+    test: {
+      ...data.test,
+      x: memoryRows(
+        allRows(data.test.x).map((_, i) => ((i * 7919) % 101) / 101),
+        data.test.x.dim,
+      ),
+      y: data.test.y.map(() => 3),
+    },
   };
   const choices = [];
   for (const [name, d] of [

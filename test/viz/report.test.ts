@@ -21,6 +21,7 @@ import { prepareTestData } from '../../src/data/prepare.js';
 import { Classifier } from '../../src/export/classifier.js';
 import { readMetrics } from '../../src/train/run_dir.js';
 import { ok, runCli } from '../lib/cli.js';
+import { allRows } from '../../src/data/rows.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -159,7 +160,7 @@ test('the exported model in the browser (tf.loadLayersModel from 127.0.0.1) pred
   await initBackend('wasm', { threads: 1 });
   const classifier = await Classifier.load(model);
   const t = prepareTestData({ dataset: 'mnist', dataDir: null, testLimit: 200 });
-  const node = classifier.predictLogits(t.x, t.n);
+  const node = classifier.predictLogits(allRows(t.x), t.n);
   classifier.dispose();
   const files: Record<string, [string, string]> = {
     '/tf.min.js': [join(REPO, 'node_modules/@tensorflow/tfjs/dist/tf.min.js'), 'text/javascript'],
@@ -186,7 +187,7 @@ test('the exported model in the browser (tf.loadLayersModel from 127.0.0.1) pred
         const logits = m.predict(tf.tensor4d(x, [n, 28, 28, 1]));
         return Array.from(await logits.data()) as number[];
       },
-      Array.from(t.x),
+      Array.from(allRows(t.x)),
       t.n,
     );
     await page.close();

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { dataError } from '../../errors.js';
 import type { Dataset, DataSplits } from '../dataset.js';
 import { readIdxImages, readIdxLabels } from './idx.js';
+import { memoryRows } from '../rows.js';
 import { mnistDataDir } from '../../package_paths.js';
 
 export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist'] as const;
@@ -78,12 +79,8 @@ function readSplit(imagesPath: string, labelsPath: string, classes: string[]): D
     }
     y[i] = labels[i];
   }
-  // A 256-entry table: cheaper than a division per pixel over 47M pixels.
-  const scale = new Float32Array(256);
-  for (let v = 0; v < 256; v++) scale[v] = v / 255;
-  const x = new Float32Array(img.pixels.length);
-  for (let i = 0; i < x.length; i++) x[i] = scale[img.pixels[i]];
-  return { x, y, n: img.n, shape: [28, 28, 1], classes: [...classes] };
+  // Bytes stay bytes (a quarter of float32's memory); batches are scaled to [0, 1] when gathered.
+  return { x: memoryRows(img.pixels, 28 * 28), y, n: img.n, shape: [28, 28, 1], classes: [...classes] };
 }
 
 export function loadBuiltin(name: string, opts: { dataDir?: string } = {}): DataSplits {

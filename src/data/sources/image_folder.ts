@@ -9,7 +9,7 @@
 import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { extname, join } from 'node:path';
 import { dataError } from '../../errors.js';
-import type { ImageEntry, ImageList } from '../images/entry.js';
+import { PackedEntries, type ImageList } from '../images/entry.js';
 import { naturalCompare } from '../natural_sort.js';
 
 /** Extensions taken as images (what sharp's prebuilt binaries read); other files are listed in `ignored`. */
@@ -93,21 +93,22 @@ export function scanImageFolder(dir: string, opts: { unlabeledDir?: string } = {
   }
   classes.sort(naturalCompare);
 
-  // [relative path inside the group folder, group index (classes, then unlabeled), entry]
-  const rows: [string, number, ImageEntry][] = [];
+  // Per row: its path inside the group folder and its group (classes, then unlabeled).
+  const rels: string[] = [];
+  const groupOf: number[] = [];
   const groups = hasUnlabeled ? [...classes, unlabeledDir] : classes;
   groups.forEach((folder, g) => {
     const label = g < classes.length ? folder : null;
     let images = 0;
     const others: string[] = [];
     for (const rel of walkFiles(join(dir, folder))) {
-      const id = `${folder}/${rel}`;
       if (!isImageName(rel)) {
-        others.push(id);
+        others.push(`${folder}/${rel}`);
         continue;
       }
       images++;
-      rows.push([rel, g, { path: join(dir, folder, rel), id, label }]);
+      rels.push(rel);
+      groupOf.push(g);
     }
     ignored.push(...others);
     if (images === 0 && label !== null) {
@@ -119,6 +120,13 @@ export function scanImageFolder(dir: string, opts: { unlabeledDir?: string } = {
       );
     }
   });
-  rows.sort((a, b) => naturalCompare(a[0], b[0]) || a[1] - b[1]);
-  return { entries: rows.map((r) => r[2]), classes, source: dir, ignored };
+  const order = Int32Array.from(rels, (_, i) => i).sort(
+    (a, b) => naturalCompare(rels[a], rels[b]) || groupOf[a] - groupOf[b],
+  );
+  const names = Buffer.from(Array.from(order, (i) => rels[i]).join(''), 'utf8');
+  const offsets = new Float64Array(order.length + 1);
+  order.forEach((i, k) => (offsets[k + 1] = offsets[k] + Buffer.byteLength(rels[i], 'utf8')));
+  const group = Uint16Array.from(order, (i) => groupOf[i]);
+  const labels = groups.map((_, g) => (g < classes.length ? classes[g] : null));
+  return { entries: new PackedEntries(dir, groups, labels, group, names, offsets), classes, source: dir, ignored };
 }

@@ -4,6 +4,7 @@
  * Rows become Dataset examples of shape [1, 1, F]. Errors name FILE:LINE (the file line where the
  * record starts, header = line 1), the column and the value; nothing bad is dropped silently.
  */
+import { memoryRows } from '../rows.js';
 import { naturalCompare } from '../natural_sort.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
@@ -246,7 +247,7 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
   const index = known ?? new Map(classes.map((c, i) => [c, i]));
   const y = Int32Array.from(labels, (l) => (l === '' ? -1 : index.get(l)!));
   return {
-    x: n * dim < x.length ? x.slice(0, n * dim) : x,
+    x: memoryRows(n * dim < x.length ? x.slice(0, n * dim) : x, dim),
     y,
     n,
     shape: [1, 1, dim],
