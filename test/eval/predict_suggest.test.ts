@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import type { Dataset } from '../../src/data/dataset.js';
+import { memoryRows } from '../../src/data/rows.js';
 import type { GanModel } from '../../src/models/model.js';
 import { discriminatorLogits, predictClasses } from '../../src/eval/predict.js';
 import { predictionsFromLogits } from '../../src/eval/predictions.js';
@@ -35,12 +36,12 @@ test('discriminatorLogits: x W for every row, whatever the chunking; predictClas
   const x = new Float32Array(n * 2);
   for (let i = 0; i < n; i++) [x[2 * i], x[2 * i + 1]] = [i % 7, (i * 3) % 5];
   const data: Dataset = {
-    x,
+    x: memoryRows(x, 2),
     y: new Int32Array(n),
     n,
     classes: ['a', 'b', 'c'],
     shape: [1, 1, 2],
-  } as unknown as Dataset;
+  };
   const W = tf.tensor2d([1, 0, -1, 0, 1, 1], [2, 3]); // logits [x0, x1, x1 - x0]
   for (const batchDependent of [false, true]) {
     const logits = discriminatorLogits(linearModel(batchDependent), { W }, data, 300);
