@@ -94,7 +94,12 @@ export async function trainCommand(
   log(
     `model: ${config.preset}, mode ${config.mode}, recipe ${config.recipe}, lr ${config.lr} ${config.schedule}, ${length} -> ${config.out}`,
   );
-  const result = await trainer.run();
+  let result;
+  try {
+    result = await trainer.run();
+  } finally {
+    await Promise.all([data.train.x.close(), data.test.x.close()]); // a disk store's reader thread
+  }
   trainer.dispose();
   log(`curves: ${join(config.out, CURVES_FILE)}; the whole run in one page: semigan report ${config.out}`);
   return result;

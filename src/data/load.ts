@@ -15,7 +15,7 @@ import { decodeImages, decodeSummary, skippedSummary, type DecodeOptions } from 
 import { defaultCacheDir } from './images/decode_cache.js';
 import { entryArray, imageDataset } from './images/entry.js';
 import { memoryRows, type Rows } from './rows.js';
-import { decodeProgress, memoryBytesFor } from './images/store_plan.js';
+import { decodeProgress, memoryBytesFor, storeSummary } from './images/store_plan.js';
 import { describeSkipped, readTabularCsv } from './sources/tabular.js';
 import { fitStandardizerRows, standardizeRows, type Standardizer } from './standardize.js';
 
@@ -266,6 +266,7 @@ async function loadSource(
   const decoded = await decodeImages(found.entries, decodeOptions);
   if (decoded.cacheDamaged) log(`decode cache: ${decoded.cacheDamaged}; decoded the images again and rewrote it`);
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
+  log(`${what} store: ${storeSummary(decoded)}`);
   const skipped = skippedSummary(decoded);
   if (skipped) log(skipped);
   // Many tools save grayscale pictures as RGB PNGs; file headers cannot tell, the pixels can.

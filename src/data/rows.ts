@@ -26,6 +26,8 @@ export interface Rows {
   prefetch(indices: ArrayLike<number>): Promise<void>;
   /** Rows `indices` as raw values (bytes for 'u8', floats for 'f32'), for writers and tests. */
   gatherRaw(indices: ArrayLike<number>): Uint8Array | Float32Array;
+  /** Release what reading needs (a disk store's reader thread). */
+  close(): Promise<void>;
 }
 
 /** v / 255 as float32 for every byte: the values the float path always produced. */
@@ -100,6 +102,10 @@ class MemoryRows implements Rows {
   }
 
   prefetch(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
     return Promise.resolve();
   }
 }
@@ -221,5 +227,8 @@ class ViewRows implements Rows {
   }
   prefetch(indices: ArrayLike<number>): Promise<void> {
     return this.base.prefetch(this.map(indices));
+  }
+  close(): Promise<void> {
+    return this.base.close();
   }
 }

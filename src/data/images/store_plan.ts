@@ -2,7 +2,7 @@
  * Where decoded pixels live during a run (--data-store) and what a long decode says while it
  * runs: files per second and the time left, every few seconds.
  */
-import { DEFAULT_MEMORY_BYTES } from './decode.js';
+import { DEFAULT_MEMORY_BYTES, type DecodedImages } from './decode.js';
 
 export const DATA_STORES = ['auto', 'memory', 'disk'] as const;
 
@@ -49,4 +49,18 @@ export function decodeProgress(
       `${phase === 'probe' ? 'probing' : 'decoding'}: ${fmt(done)} of ${fmt(total)} files (${fmt(rate)}/s, ${clock((total - done) / rate)} left)`,
     );
   };
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toLocaleString('en-US', { maximumFractionDigits: 0 })} MiB`;
+
+/**
+ * Where the pixels are for the run, e.g. "61,000 rows of 3,072 bytes (179 MiB) in memory" or
+ * "2,001,000 rows of 3,072 bytes (5,863 MiB) read from 94 .npy shards under DIR a batch at a time".
+ */
+export function storeSummary(d: Pick<DecodedImages, 'rows' | 'inMemory' | 'shardPaths'>): string {
+  const { n, dim } = d.rows;
+  const what = `${n.toLocaleString('en-US')} rows of ${dim.toLocaleString('en-US')} bytes (${mib(n * dim)})`;
+  if (d.inMemory) return `${what} in memory (--data-store disk reads them from the decode cache instead)`;
+  const dir = d.shardPaths[0]?.replace(/\/[^/]*$/, '') ?? '';
+  return `${what} read from ${d.shardPaths.length} .npy shards in ${dir} a batch at a time (memory holds a few batches)`;
 }
