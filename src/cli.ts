@@ -90,7 +90,14 @@ program
     d.background,
   )
   .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
-  .option('--label-column <name>', 'csv: column holding the class (empty = unlabeled)')
+  .option(
+    '--label-column <name>',
+    'csv, parquet: column holding the class (empty = unlabeled; parquet default: label, if present)',
+  )
+  .option(
+    '--image-column <name>',
+    'parquet: column holding the encoded images, or {bytes, path} structs (default: image)',
+  )
   .option('--features <names>', 'csv: comma-separated feature columns to use (default: all but the label)', list)
   .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
   .option('--skip-bad', 'skip unreadable images and bad CSV rows (counted and named) instead of stopping')

@@ -73,6 +73,10 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
       `${specText} is a built-in dataset (official splits, nothing to inspect); inspect your own data: images:DIR, manifest:FILE.csv or csv:FILE.csv`,
     );
   const testSpec = o.test ? parseDataSpec(o.test, '--test') : null;
+  if (spec.kind === 'parquet' || testSpec?.kind === 'parquet')
+    throw configError(
+      `data inspect reads image folders, manifests and CSV files; for Parquet, train prints what it finds`,
+    );
   if (testSpec && (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== (spec.kind === 'csv'))) {
     throw configError(`--test ${o.test}: expected data of the same kind as ${specText}`);
   }

@@ -11,6 +11,7 @@ import { parseDataSpec, type DataSpec } from './sources/spec.js';
 import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split/split.js';
 import { scanImageFolder } from './sources/image_folder.js';
 import { readManifest } from './sources/manifest.js';
+import { parquetFiles, readParquetImages } from './sources/parquet.js';
 import { decodeImages, decodeSummary, skippedSummary, type DecodeOptions } from './images/decode.js';
 import { defaultCacheDir } from './images/decode_cache.js';
 import { entryArray, imageDataset } from './images/entry.js';
@@ -36,6 +37,7 @@ export interface LoadOptions extends DataOptions {
   skipBad: boolean; // skip unreadable images / bad CSV rows (counted and named) instead of failing
   cache: boolean; // images: keep decoded pixels in the decode cache ($SEMIGAN_CACHE_DIR or ~/.cache/semigan)
   dataStore?: string; // images: auto | memory | disk (data/images/store_plan.ts)
+  imageColumn?: string | null; // parquet: the column of encoded images (default 'image')
   mode?: string; // 'gan' needs unlabeled examples
 }
 
@@ -224,6 +226,25 @@ async function loadSource(
   }
   if (spec.kind === 'builtin')
     throw configError(`${what} ${spec.name}: built-in datasets cannot be mixed with your own data`);
+  if (spec.kind === 'parquet') {
+    const r = await readParquetImages(`${what} parquet:${spec.path}`, parquetFiles(spec.path), {
+      imageColumn: o.imageColumn ?? 'image',
+      labelColumn: o.labelColumn,
+      size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
+      channels: train ? (train.shape[2] as 1 | 3) : (o.channels as 1 | 3 | null),
+      background: parseBackground(o.background),
+      skipBad: o.skipBad,
+      cacheDir: o.cache ? defaultCacheDir() : null,
+      memoryBytes: memoryBytesFor(o.dataStore),
+      onProgress: decodeProgress(log),
+      ...(train ? { classes: train.classes } : {}),
+    });
+    const rows = r.dataset.n.toLocaleString('en-US');
+    log(
+      `${what} parquet:${spec.path}: ${r.decodedRows ? `decoded ${rows} images` : `loaded ${rows} images from the decode cache`} in ${r.seconds.toFixed(1)} s; ${r.choice}`,
+    );
+    return r.dataset;
+  }
   const found =
     spec.kind === 'images' ? scanImageFolder(spec.path, { unlabeledDir: o.unlabeledDir }) : readManifest(spec.path);
   const classes = train ? train.classes : found.classes;

@@ -222,7 +222,11 @@ export async function decodeImages(entries: EntryList, opts: DecodeOptions): Pro
       rec = shard;
       done += to - from - shard.skipped.length;
     } else {
-      ({ pixels, rec } = await decodeRange(entries, stamps, from, to, spec, concurrency, bad, fail, () =>
+      const read = (i: number) => {
+        const path = entries.at(i)!.path;
+        return stamps.size[i] <= SMALL_FILE ? Promise.resolve(readFileSync(path)) : readFile(path);
+      };
+      ({ pixels, rec } = await decodeRange(read, from, to, spec, concurrency, bad, fail, () =>
         opts.onProgress?.('decode', ++done, toDecode),
       ));
       decodedFiles += to - from;
@@ -319,10 +323,9 @@ async function probePlan(
 
 const indices = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** Decode files [from, to) into one shard's rows (unreadable ones dropped, or thrown). */
-async function decodeRange(
-  entries: EntryList,
-  stamps: FileStamps,
+/** Decode rows [from, to) (their bytes from `read`) into one shard's rows (unreadable ones dropped, or thrown). */
+export async function decodeRange(
+  read: (i: number) => Promise<Uint8Array>,
   from: number,
   to: number,
   spec: { height: number; width: number; channels: 1 | 3; background: Rgb },
@@ -337,9 +340,8 @@ async function decodeRange(
     const i = from + k;
     if (bad.has(i)) return;
     try {
-      const path = entries.at(i)!.path;
-      const buf = stamps.size[i] <= SMALL_FILE ? readFileSync(path) : await readFile(path);
-      pixels.set(await decodeImageBuffer(buf, spec), k * dim);
+      const bytes = await read(i);
+      pixels.set(await decodeImageBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), spec), k * dim);
     } catch (err) {
       fail(i, oneLine(err));
     }

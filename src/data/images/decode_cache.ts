@@ -48,6 +48,14 @@ export function stampsKey(stamps: FileStamps, from: number, to: number, options:
   return h.digest('hex').slice(0, 40);
 }
 
+/** sha256 over a format version and `material` (a source's own stamp of a shard), as 40 hex digits. */
+export function contentKey(material: unknown): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ version: DECODE_CACHE_VERSION, material }))
+    .digest('hex')
+    .slice(0, 40);
+}
+
 export interface DecodePlan {
   shape: [number, number, number];
   choice: string;

@@ -1,7 +1,7 @@
 /**
  * A data spec names where examples come from: a built-in dataset (`mnist`, `fashion-mnist`), an
- * image folder (`images:DIR`), an image manifest (`manifest:FILE.csv`) or a tabular CSV
- * (`csv:FILE.csv`). `--data` and `--test` take one each.
+ * image folder (`images:DIR`), an image manifest (`manifest:FILE.csv`), Parquet files of encoded
+ * images (`parquet:FILE_OR_DIR`) or a tabular CSV (`csv:FILE.csv`). `--data` and `--test` take one each.
  */
 import { resolve } from 'node:path';
 import { configError } from '../../errors.js';
@@ -11,10 +11,11 @@ export type DataSpec =
   | { kind: 'builtin'; name: BuiltinName }
   | { kind: 'images'; path: string }
   | { kind: 'manifest'; path: string }
+  | { kind: 'parquet'; path: string }
   | { kind: 'csv'; path: string };
 
-export const SPEC_KINDS = ['images', 'manifest', 'csv'] as const;
-export const SPEC_HELP = `${BUILTIN_DATASETS.join(', ')}, images:DIR, manifest:FILE.csv or csv:FILE.csv`;
+export const SPEC_KINDS = ['images', 'manifest', 'parquet', 'csv'] as const;
+export const SPEC_HELP = `${BUILTIN_DATASETS.join(', ')}, images:DIR, manifest:FILE.csv, parquet:FILE_OR_DIR or csv:FILE.csv`;
 
 export function parseDataSpec(spec: string, flag = '--data'): DataSpec {
   if ((BUILTIN_DATASETS as readonly string[]).includes(spec)) return { kind: 'builtin', name: spec as BuiltinName };
@@ -33,4 +34,4 @@ export function absoluteSpec(spec: string): string {
   return s.kind === 'builtin' ? spec : `${s.kind}:${resolve(s.path)}`;
 }
 
-export const isImageSpec = (s: DataSpec) => s.kind === 'images' || s.kind === 'manifest' || s.kind === 'builtin';
+export const isImageSpec = (s: DataSpec) => s.kind !== 'csv';
