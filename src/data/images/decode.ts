@@ -97,13 +97,21 @@ const badFileError = (e: ImageEntry, reason: string) =>
   dataError(`${where(e)}: ${reason}; pass --skip-bad to drop unreadable images (they are listed)`);
 
 /** The most common value (ties: `prefer`, else the first seen), its count, and the others' counts. */
-function mostCommon<T>(values: T[], name: (v: T) => string, prefer?: string): { value: T; name: string; text: string } {
+function mostCommon<T>(
+  values: T[],
+  name: (v: T) => string,
+  prefer?: string,
+  weights?: readonly number[],
+): { value: T; name: string; text: string } {
   const counts = new Map<string, { value: T; n: number }>();
-  for (const v of values) {
+  let total = 0;
+  values.forEach((v, i) => {
+    const w = weights?.[i] ?? 1;
+    total += w;
     const c = counts.get(name(v));
-    if (c) c.n++;
-    else counts.set(name(v), { value: v, n: 1 });
-  }
+    if (c) c.n += w;
+    else counts.set(name(v), { value: v, n: w });
+  });
   const [[top, { value, n }], ...rest] = [...counts.entries()].sort(
     (a, b) => b[1].n - a[1].n || Number(b[0] === prefer) - Number(a[0] === prefer),
   );
@@ -112,7 +120,7 @@ function mostCommon<T>(values: T[], name: (v: T) => string, prefer?: string): { 
   return {
     value,
     name: top,
-    text: `${fmt(n)} of ${fmt(values.length)} files${others.length ? `; also ${others.join(', ')}` : ''}`,
+    text: `${fmt(n)} of ${fmt(total)} files${others.length ? `; also ${others.join(', ')}` : ''}`,
   };
 }
 
@@ -126,6 +134,8 @@ const CHANNEL_NAMES: Record<number, string> = { 1: 'grayscale', 3: 'colour' };
 export function chooseShape(
   probes: readonly ImageProbe[],
   opts: Pick<DecodeOptions, 'size' | 'channels'>,
+  /** How many files have each probe's size and channels (default 1 each). */
+  counts?: readonly number[],
 ): { shape: [number, number, number]; choice: string } {
   let size: [number, number];
   let sizeText: string;
@@ -136,6 +146,8 @@ export function chooseShape(
     const m = mostCommon(
       probes.map((p): [number, number] => [p.height, p.width]),
       ([h, w]) => `${h}x${w}`,
+      undefined,
+      counts,
     );
     size = m.value;
     sizeText = `${m.name} pixels (height x width; ${m.text})`;
@@ -150,6 +162,7 @@ export function chooseShape(
       probes.map((p) => p.channels),
       (c) => CHANNEL_NAMES[c],
       CHANNEL_NAMES[3],
+      counts,
     );
     channels = m.value;
     channelText = `${channels} channel${channels > 1 ? 's' : ''} (${m.name} in ${m.text})`;
@@ -300,25 +313,35 @@ async function probePlan(
   fail: (i: number, reason: string) => void,
 ): Promise<DecodePlan> {
   const unreadable: DecodePlan['unreadable'] = [];
-  let probes: ImageProbe[] = [];
+  // One probe per distinct size and channels, with its count: millions of files, a few shapes.
+  const distinct = new Map<string, { probe: ImageProbe; count: number }>();
   if (opts.size === null || opts.channels === null) {
     let done = 0;
-    const found = await mapLimit(indices(entries.length), concurrency, async (i) => {
-      let p: ImageProbe | null = null;
+    await mapLimit(indices(entries.length), concurrency, async (i) => {
       try {
         const path = entries.at(i)!.path;
-        p = stamps.size[i] <= SMALL_FILE ? await probeImageBuffer(readFileSync(path)) : await probeImageFile(path);
+        const p = stamps.size[i] <= SMALL_FILE ? await probeImageBuffer(readFileSync(path)) : await probeImageFile(path);
+        const key = `${p.height}x${p.width}x${p.channels}`;
+        const d = distinct.get(key);
+        if (d) d.count++;
+        else distinct.set(key, { probe: p, count: 1 });
       } catch (err) {
         fail(i, oneLine(err));
         unreadable.push({ index: i, reason: oneLine(err) });
       }
       opts.onProgress?.('probe', ++done, entries.length);
-      return p;
     });
-    probes = found.filter((p): p is ImageProbe => p !== null);
-    if (probes.length === 0) throw dataError(`none of the ${fmt(entries.length)} files is a readable image`);
+    if (distinct.size === 0) throw dataError(`none of the ${fmt(entries.length)} files is a readable image`);
   }
-  return { ...chooseShape(probes, opts), unreadable: unreadable.sort((a, b) => a.index - b.index) };
+  const found = [...distinct.values()];
+  return {
+    ...chooseShape(
+      found.map((d) => d.probe),
+      opts,
+      found.map((d) => d.count),
+    ),
+    unreadable: unreadable.sort((a, b) => a.index - b.index),
+  };
 }
 
 const indices = (n: number) => Array.from({ length: n }, (_, i) => i);
