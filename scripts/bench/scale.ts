@@ -4,6 +4,9 @@
  *
  *   node dist/scripts/bench/scale.js make --out /work/scale/2m --unlabeled 2000000
  *   node dist/scripts/bench/scale.js train --data /work/scale/2m [--data-store auto|memory|disk] [--old DIST]
+ *   node dist/scripts/bench/scale.js make-parquet --out /work/scale/120k.parquet --unlabeled 120000
+ *   node dist/scripts/bench/scale.js make-parquet --out /work/scale/120k.parquet --unlabeled 120000
+ *   node dist/scripts/bench/scale.js train --data /work/scale/120k.parquet
  *
  * `make` builds a folder from real images: each is a Fashion-MNIST or MNIST training image
  * (alternating; image i uses base image floor(i / 2) mod 60,000 of its set), placed at a random
@@ -12,6 +15,14 @@
  * labeled images per Fashion-MNIST class (from the Fashion-MNIST test set, so no labeled image is
  * also an unlabeled one) go in DIR/<class>/, the unlabeled ones in DIR/unlabeled/<thousands>/.
  * PNGs are written by a small encoder here (zlib level 1), 8 writers at a time.
+ *
+ * `make-parquet` writes the same images (PNG bytes, 10,000 rows per row group, snappy) and labels
+ * (the class name, null for unlabeled rows) as one Parquet file, with parquet-wasm (a dev
+ * dependency), for `--data parquet:FILE`.
+ *
+ * `make-parquet` writes the same images (PNG bytes, 10,000 rows per row group, snappy) and labels
+ * (the class name, null for unlabeled rows) as one Parquet file with parquet-wasm (a dev
+ * dependency), for `train --data FILE.parquet`.
  *
  * `train` runs `semigan train --data images:DIR` for 2 epochs of 200 iterations under
  * /usr/bin/time and prints its peak RSS (the kernel's maximum resident set), the decode line, and
@@ -97,44 +108,77 @@ function shiftedTinted(gray: Uint8Array, seed: number): Uint8Array {
   return out;
 }
 
+const fashion = () => loadBuiltin('fashion-mnist');
+const mnist = () => loadBuiltin('mnist');
+
+/** 100 labeled images per Fashion-MNIST class (test split rows) as [row, class, PNG]. */
+function labeledImages(): [number, string, Buffer][] {
+  const f = fashion();
+  const perClass = new Array<number>(10).fill(0);
+  const out: [number, string, Buffer][] = [];
+  for (let i = 0; i < f.test.n && out.length < 1000; i++) {
+    const c = f.test.y[i];
+    if (perClass[c] < 100) {
+      perClass[c]++;
+      const png = encodeRgbPng(shiftedTinted(f.test.x.gatherRaw([i]) as Uint8Array, -1 - i), 32, 32);
+      out.push([i, f.test.classes[c].replace(/[^A-Za-z0-9-]/g, '_'), png]);
+    }
+  }
+  return out;
+}
+
+/** Unlabeled image i as a PNG: Fashion-MNIST and MNIST training images in turn. */
+function unlabeledPng(sets: ReturnType<typeof fashion>[], i: number): Buffer {
+  const set = sets[i % 2].train;
+  return encodeRgbPng(shiftedTinted(set.x.gatherRaw([Math.floor(i / 2) % 60_000]) as Uint8Array, i), 32, 32);
+}
+
+async function makeParquet(): Promise<void> {
+  const { Binary, Table, Utf8, tableToIPC, vectorFromArray } = await import('apache-arrow');
+  const pw = await import('parquet-wasm/node');
+  const out = resolve(arg('out')!);
+  const n = Number(arg('unlabeled'));
+  const t0 = performance.now();
+  const sets = [fashion(), mnist()];
+  const labeled = labeledImages();
+  const images: Uint8Array[] = labeled.map((l) => l[2]);
+  const labels: (string | null)[] = labeled.map((l) => l[1]);
+  for (let i = 0; i < n; i++) {
+    images.push(unlabeledPng(sets, i));
+    labels.push(null);
+  }
+  const table = new Table({
+    image: vectorFromArray(images, new Binary()),
+    label: vectorFromArray(labels, new Utf8()),
+  });
+  const props = new pw.WriterPropertiesBuilder()
+    .setMaxRowGroupSize(10_000)
+    .setCompression(pw.Compression.SNAPPY)
+    .build();
+  const bytes = pw.writeParquet(pw.Table.fromIPCStream(tableToIPC(table, 'stream')), props);
+  mkdirSync(dirname(out), { recursive: true });
+  await writeFile(out, bytes);
+  console.log(
+    `${out}: ${images.length.toLocaleString('en-US')} rows, ${(bytes.length / 2 ** 20).toFixed(0)} MiB, in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
+}
+
 async function make(): Promise<void> {
   const out = resolve(arg('out')!);
   const n = Number(arg('unlabeled'));
-  const fashion = loadBuiltin('fashion-mnist');
-  const mnist = loadBuiltin('mnist');
   const t0 = performance.now();
-  // Labeled: 100 per class from the Fashion-MNIST test split.
-  const perClass = new Array<number>(10).fill(0);
-  const labeled: [number, number][] = [];
-  for (let i = 0; i < fashion.test.n && labeled.length < 1000; i++) {
-    const c = fashion.test.y[i];
-    if (perClass[c] < 100) {
-      perClass[c]++;
-      labeled.push([i, c]);
-    }
-  }
-  await mapLimit(labeled, 8, async ([i, c]) => {
-    const dir = join(out, fashion.test.classes[c].replace(/[^A-Za-z0-9-]/g, '_'));
-    mkdirSync(dir, { recursive: true });
-    await writeFile(
-      join(dir, `${i}.png`),
-      encodeRgbPng(shiftedTinted(fashion.test.x.gatherRaw([i]) as Uint8Array, -1 - i), 32, 32),
-    );
+  await mapLimit(labeledImages(), 8, async ([i, name, png]) => {
+    mkdirSync(join(out, name), { recursive: true });
+    await writeFile(join(out, name, `${i}.png`), png);
   });
+  const sets = [fashion(), mnist()];
   let done = 0;
   const indices = Array.from({ length: Math.ceil(n / 1000) }, (_, k) => k);
   await mapLimit(indices, 2, async (k) => {
     const dir = join(out, 'unlabeled', String(k).padStart(5, '0'));
     mkdirSync(dir, { recursive: true });
     const rows = Array.from({ length: Math.min(1000, n - k * 1000) }, (_, j) => k * 1000 + j);
-    await mapLimit(rows, 4, async (i) => {
-      const set = i % 2 === 0 ? fashion.train : mnist.train;
-      const base = Math.floor(i / 2) % 60_000;
-      await writeFile(
-        join(dir, `${i}.png`),
-        encodeRgbPng(shiftedTinted(set.x.gatherRaw([base]) as Uint8Array, i), 32, 32),
-      );
-    });
+    await mapLimit(rows, 4, (i) => writeFile(join(dir, `${i}.png`), unlabeledPng(sets, i)));
     done += rows.length;
     if (k % 100 === 0) console.log(`${done} of ${n} written, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   });
@@ -156,7 +200,7 @@ function train(): void {
     cli,
     'train',
     '--data',
-    `images:${data}`,
+    data.endsWith('.parquet') ? `parquet:${data}` : `images:${data}`,
     '--epochs',
     '2',
     '--iters-per-epoch',
@@ -195,6 +239,7 @@ function train(): void {
 }
 
 if (process.argv[2] === 'make') await make();
+else if (process.argv[2] === 'make-parquet') await makeParquet();
 else if (process.argv[2] === 'train') train();
 else {
   console.error('usage: scale.js make --out DIR --unlabeled N | train --data DIR [--data-store W] [--old DIST]');
