@@ -107,7 +107,7 @@ program
   )
   .option(
     '--data-store <where>',
-    `images: hold decoded pixels in memory, or read them from the decode cache on disk a batch at a time: ${DATA_STORES.join(', ')} (auto: memory up to ${DEFAULT_MEMORY_BYTES / 2 ** 30} GiB of pixels)`,
+    `images: hold decoded pixels in memory, or read them from the decode cache on disk a batch at a time: ${DATA_STORES.join(', ')} (auto: memory up to ${DEFAULT_MEMORY_BYTES / 2 ** 20} MiB of pixels)`,
     d.dataStore,
   )
   .option(

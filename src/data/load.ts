@@ -243,6 +243,7 @@ async function loadSource(
     log(
       `${what} parquet:${spec.path}: ${r.decodedRows ? `decoded ${rows} images` : `loaded ${rows} images from the decode cache`} in ${r.seconds.toFixed(1)} s; ${r.choice}`,
     );
+    log(`${what} store: ${storeSummary({ rows: r.dataset.x, inMemory: r.inMemory, shardPaths: r.shardPaths })}`);
     return r.dataset;
   }
   const found =

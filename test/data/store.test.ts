@@ -24,7 +24,7 @@ import { loadBuiltin } from '../../src/data/sources/builtin.js';
 import { mnistDataDir } from '../../src/package_paths.js';
 import { allRows, memoryRows, RowsBuilder, rowRange } from '../../src/data/rows.js';
 import { scanImageFolder } from '../../src/data/sources/image_folder.js';
-import { decodeImages, type DecodeOptions } from '../../src/data/images/decode.js';
+import { decodeImages, decodeSummary, type DecodeOptions } from '../../src/data/images/decode.js';
 import { ShardRows } from '../../src/data/store/shard_rows.js';
 import { npyHeader, parseNpyHeader } from '../../src/data/store/npy.js';
 import { decodeProgress } from '../../src/data/images/store_plan.js';
@@ -137,6 +137,10 @@ test('a decode killed half way resumes at the first shard without a record; dama
   for (const p of full.shardPaths.slice(3)) rmSync(p.replace(/\.npy$/, '.json'));
   const resumed = await decodeImages(list.entries, opts({ cacheDir }));
   assert.deepEqual([resumed.shards.reused, resumed.shards.decoded, resumed.decodedFiles], [3, 3, 10]);
+  assert.match(
+    decodeSummary(resumed),
+    /^decoded 10 of 22 images in \d+\.\d s \([\d,]+\/s\); 3 shard\(s\) of 4 files came from the decode cache$/,
+  );
   assert.deepEqual(allRows(resumed.rows), allRows(full.rows));
 
   // A flipped byte: found by its checksum, decoded again, rewritten.

@@ -88,8 +88,12 @@ export interface DecodedImages {
 
 /** Files up to this size are read synchronously (see decodeImages). */
 const SMALL_FILE = 256 * 1024;
-/** Pixels held in memory by default; larger sets are read from the store on disk. */
-export const DEFAULT_MEMORY_BYTES = 2 ** 30;
+/**
+ * Pixels held in memory by default; larger sets are read from the store on disk. Reading from
+ * disk costs ~3% of the step (docs/scale.md), and holding more keeps a run's peak memory
+ * growing with the data.
+ */
+export const DEFAULT_MEMORY_BYTES = 256 * 2 ** 20;
 
 const fmt = (v: number) => v.toLocaleString('en-US');
 const where = (e: ImageEntry) => (e.line ? `${e.path} (manifest line ${e.line})` : e.path);
@@ -320,7 +324,8 @@ async function probePlan(
     await mapLimit(indices(entries.length), concurrency, async (i) => {
       try {
         const path = entries.at(i)!.path;
-        const p = stamps.size[i] <= SMALL_FILE ? await probeImageBuffer(readFileSync(path)) : await probeImageFile(path);
+        const p =
+          stamps.size[i] <= SMALL_FILE ? await probeImageBuffer(readFileSync(path)) : await probeImageFile(path);
         const key = `${p.height}x${p.width}x${p.channels}`;
         const d = distinct.get(key);
         if (d) d.count++;
@@ -398,9 +403,10 @@ const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 export function decodeSummary(d: DecodedImages): string {
   const n = d.kept.length + d.skipped.length;
   const s = `${d.seconds.toFixed(1)} s`;
-  return d.cacheHit
-    ? `loaded ${fmt(n)} images from the decode cache in ${s}`
-    : `decoded ${fmt(n)} images in ${s} (${fmt(Math.round(n / Math.max(d.seconds, 1e-9)))}/s)`;
+  if (d.cacheHit) return `loaded ${fmt(n)} images from the decode cache in ${s}`;
+  const rate = `${fmt(Math.round(d.decodedFiles / Math.max(d.seconds, 1e-9)))}/s`;
+  if (d.decodedFiles === n) return `decoded ${fmt(n)} images in ${s} (${rate})`;
+  return `decoded ${fmt(d.decodedFiles)} of ${fmt(n)} images in ${s} (${rate}); ${d.shards.reused} shard(s) of ${fmt(d.shards.files)} files came from the decode cache`;
 }
 
 /** "skipped 3 unreadable files (--skip-bad): a.png (reason), b.png (reason), ..." or null when none. */

@@ -109,7 +109,14 @@ export async function readParquetImages(
   spec: string,
   files: string[],
   o: ParquetImageOptions,
-): Promise<{ dataset: Dataset; choice: string; decodedRows: number; seconds: number; inMemory: boolean }> {
+): Promise<{
+  dataset: Dataset;
+  choice: string;
+  decodedRows: number;
+  seconds: number;
+  inMemory: boolean;
+  shardPaths: string[];
+}> {
   const t0 = performance.now();
   const background = o.background ?? [0, 0, 0];
   const groups: RowGroup[] = [];
@@ -279,6 +286,7 @@ export async function readParquetImages(
     decodedRows,
     seconds: (performance.now() - t0) / 1000,
     inMemory,
+    shardPaths: stored.map((s) => s.path),
   };
 }
 
