@@ -507,6 +507,11 @@ data
   .option('--label-column <name>', 'csv: column holding the class')
   .option('--features <names>', 'csv: comma-separated feature columns', list)
   .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
+  .option(
+    '--data-store <where>',
+    `images: the --data-store training would use (${DATA_STORES.join(', ')})`,
+    d.dataStore,
+  )
   .option('--json', 'print one JSON object instead of the report')
   .action(async (spec: string, opts) => {
     const report = await inspectData(spec, {
@@ -516,6 +521,7 @@ data
       labelColumn: opts.labelColumn ?? null,
       features: opts.features ?? null,
       dropColumns: opts.dropColumns ?? [],
+      dataStore: opts.dataStore,
     });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspect(report));
   });

@@ -289,6 +289,23 @@ test('data inspect: counts, the --test-split preview, and problems (unreadable, 
   assert.deepEqual([clean.examples, clean.labeled, clean.unlabeled, clean.test.examples], [56, 36, 20, 6]);
   assert.deepEqual(clean.sizes, [{ size: '28x28', files: 56 }]);
   assert.deepEqual(clean.problems, []);
+  // 56 x 784 bytes = 43 KiB; --data-store disk would read them from the store.
+  assert.match(
+    clean.store!,
+    /^56 images of 28x28x1: 43 KiB of pixels \(the files: \d+ KiB\), held in memory during training \(--data-store auto\)$/,
+  );
+  const onDisk = await inspectData(`images:${join(tmp, 'digits')}`, {
+    test: null,
+    unlabeledDir: 'unlabeled',
+    labelColumn: null,
+    features: null,
+    dropColumns: [],
+    dataStore: 'disk',
+  });
+  assert.match(
+    onDisk.store!,
+    /read from the decode cache on disk a batch at a time \(43 KiB there; memory holds a few batches\) \(--data-store disk\)$/,
+  );
 
   const testDir = join(tmp, 'inspect-test');
   await writeMnistPng(

@@ -51,7 +51,13 @@ export function decodeProgress(
   };
 }
 
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toLocaleString('en-US', { maximumFractionDigits: 0 })} MiB`;
+/** "179 MiB", "43 KiB", "5.7 GiB". */
+const mib = (bytes: number) =>
+  bytes >= 2 ** 30
+    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
+    : bytes >= 2 ** 20
+      ? `${Math.round(bytes / 2 ** 20).toLocaleString('en-US')} MiB`
+      : `${Math.round(bytes / 2 ** 10).toLocaleString('en-US')} KiB`;
 
 /**
  * Where the pixels are for the run, e.g. "61,000 rows of 3,072 bytes (179 MiB) in memory" or
@@ -63,4 +69,21 @@ export function storeSummary(d: Pick<DecodedImages, 'rows' | 'inMemory' | 'shard
   if (d.inMemory) return `${what} in memory (--data-store disk reads them from the decode cache instead)`;
   const dir = d.shardPaths[0]?.replace(/\/[^/]*$/, '') ?? '';
   return `${what} read from ${d.shardPaths.length} .npy shards in ${dir} a batch at a time (memory holds a few batches)`;
+}
+
+/**
+ * What training would hold for `images` readable images of the most common size `size` ("HxW")
+ * and `channels`: pixels, where they would live under --data-store `where`, and the files' bytes.
+ */
+export function storePlan(images: number, size: string, channels: number, fileBytes: number, where?: string): string {
+  const [h, w] = size.split('x').map(Number);
+  const bytes = images * h * w * channels;
+  const inMemory = bytes <= memoryBytesFor(where);
+  return (
+    `${images.toLocaleString('en-US')} images of ${size}x${channels}: ${mib(bytes)} of pixels (the files: ${mib(fileBytes)}), ` +
+    (inMemory
+      ? `held in memory during training`
+      : `read from the decode cache on disk a batch at a time (${mib(bytes)} there; memory holds a few batches)`) +
+    ` (--data-store ${where ?? 'auto'})`
+  );
 }
