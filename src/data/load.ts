@@ -201,6 +201,19 @@ export function parseBackground(s: string): [number, number, number] {
   throw configError(`--background ${JSON.stringify(s)}: expected black, white, #rrggbb or r,g,b (0-255)`);
 }
 
+/** How to decode a spec's images: the run's options, or the training set's shape for a --test set. */
+function decodeOptionsFor(o: LoadOptions, train: Pick<Dataset, 'shape'> | null, log: Log): DecodeOptions {
+  return {
+    size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
+    channels: train ? (train.shape[2] as 1 | 3) : (o.channels as 1 | 3 | null),
+    background: parseBackground(o.background),
+    skipBad: o.skipBad,
+    cacheDir: o.cache ? defaultCacheDir() : null,
+    memoryBytes: memoryBytesFor(o.dataStore),
+    onProgress: decodeProgress(log),
+  };
+}
+
 /** Read one spec. `train` (for a --test spec) fixes the classes, image shape and feature columns. */
 async function loadSource(
   spec: DataSpec,
@@ -228,15 +241,9 @@ async function loadSource(
     throw configError(`${what} ${spec.name}: built-in datasets cannot be mixed with your own data`);
   if (spec.kind === 'parquet') {
     const r = await readParquetImages(`${what} parquet:${spec.path}`, parquetFiles(spec.path), {
+      ...decodeOptionsFor(o, train, log),
       imageColumn: o.imageColumn ?? 'image',
       labelColumn: o.labelColumn,
-      size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
-      channels: train ? (train.shape[2] as 1 | 3) : (o.channels as 1 | 3 | null),
-      background: parseBackground(o.background),
-      skipBad: o.skipBad,
-      cacheDir: o.cache ? defaultCacheDir() : null,
-      memoryBytes: memoryBytesFor(o.dataStore),
-      onProgress: decodeProgress(log),
       ...(train ? { classes: train.classes } : {}),
     });
     const rows = r.dataset.n.toLocaleString('en-US');
@@ -276,15 +283,7 @@ async function loadSource(
       `--skip-bad: left out ${inClass.length} non-image file(s) in ${found.source}: ${first}${inClass.length > 3 ? ', ...' : ''}`,
     );
   }
-  const decodeOptions: DecodeOptions = {
-    size: train ? [train.shape[0], train.shape[1]] : o.size ? parseImageSize(o.size) : null,
-    channels: train ? (train.shape[2] as 1 | 3) : (o.channels as 1 | 3 | null),
-    background: parseBackground(o.background),
-    skipBad: o.skipBad,
-    cacheDir: o.cache ? defaultCacheDir() : null,
-    memoryBytes: memoryBytesFor(o.dataStore),
-    onProgress: decodeProgress(log),
-  };
+  const decodeOptions = decodeOptionsFor(o, train, log);
   const decoded = await decodeImages(found.entries, decodeOptions);
   if (decoded.cacheDamaged) log(`decode cache: ${decoded.cacheDamaged}; decoded the images again and rewrote it`);
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
