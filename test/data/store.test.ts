@@ -159,6 +159,12 @@ test('a decode killed half way resumes at the first shard without a record; dama
   assert.deepEqual(allRows(cut.rows), allRows(full.rows));
   const clean = await decodeImages(list.entries, opts({ cacheDir }));
   assert.deepEqual([clean.cacheHit, clean.cacheDamaged], [true, undefined]);
+  // A record written by another format version is not read: that shard is decoded again.
+  const record = full.shardPaths[4].replace(/\.npy$/, '.json');
+  writeFileSync(record, readFileSync(record, 'utf8').replace(/"version":\d+/, '"version":99'));
+  const other = await decodeImages(list.entries, opts({ cacheDir }));
+  assert.deepEqual([other.shards.reused, other.shards.decoded, other.cacheDamaged], [5, 1, undefined]);
+  assert.deepEqual(allRows(other.rows), allRows(full.rows));
 });
 
 test('a changed file re-decodes only its shard: its new pixels, never a mix of old and new', async () => {
@@ -185,8 +191,15 @@ test('a changed file re-decodes only its shard: its new pixels, never a mix of o
   // A file added at the end: the earlier shards stay.
   await put(12, 12);
   const third = await decodeImages(scanImageFolder(dir).entries, opts({ cacheDir }));
-  assert.ok(third.shards.reused >= 2, `reused ${third.shards.reused}`);
-  assert.equal(third.kept.length, 13);
+  assert.deepEqual([third.shards.reused, third.shards.decoded, third.kept.length], [3, 1, 13]);
+  // A file removed from the middle: its shard and the later ones (shifted) are decoded again.
+  rmSync(join(dir, 'c0', '6.png'));
+  const fourthList = scanImageFolder(dir);
+  const fourth = await decodeImages(fourthList.entries, opts({ cacheDir }));
+  assert.deepEqual([fourth.shards.reused, fourth.shards.decoded, fourth.kept.length], [1, 2, 12]);
+  const ids = Array.from({ length: fourthList.entries.length }, (_, i) => fourthList.entries.at(i)!.id);
+  assert.ok(!ids.includes('c0/6.png'));
+  assert.deepEqual(fourth.rows.gatherRaw([ids.indexOf('c0/8.png')]), Uint8Array.from(px(8)));
   assert.ok(readdirSync(cacheDir).some((f) => f.startsWith('plan-')));
 });
 
