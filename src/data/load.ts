@@ -286,6 +286,7 @@ async function loadSource(
   const decodeOptions = decodeOptionsFor(o, train, log);
   const decoded = await decodeImages(found.entries, decodeOptions);
   if (decoded.cacheDamaged) log(`decode cache: ${decoded.cacheDamaged}; decoded the images again and rewrote it`);
+  if (decoded.cacheWarning) log(`warning: ${decoded.cacheWarning}`);
   log(`${what} ${spec.kind}:${spec.path}: ${decodeSummary(decoded)}; ${decoded.choice}`);
   log(`${what} store: ${storeSummary(decoded)}`);
   const skipped = skippedSummary(decoded);

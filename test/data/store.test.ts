@@ -203,6 +203,19 @@ test('a changed file re-decodes only its shard: its new pixels, never a mix of o
   assert.ok(readdirSync(cacheDir).some((f) => f.startsWith('plan-')));
 });
 
+test('a store that cannot be written: a warning when the set fits in memory, else a one-line error', async () => {
+  const list = scanImageFolder(join(tmp, 'digits'));
+  const notADir = join(tmp, 'a-file');
+  writeFileSync(notADir, 'not a directory');
+  const mem = await decodeImages(list.entries, opts({ cacheDir: notADir }));
+  assert.match(mem.cacheWarning!, /^could not write the decode cache in .*a-file \(.*\); the next run decodes again$/);
+  assert.deepEqual([mem.inMemory, mem.shardPaths, mem.rows.n], [true, [], N]);
+  await assert.rejects(
+    decodeImages(list.entries, opts({ cacheDir: notADir, memoryBytes: 0 })),
+    /could not write the decode store in .*a-file \(.*\); the 22 images need 17 KiB of disk there \(set \$SEMIGAN_CACHE_DIR to another disk\)/,
+  );
+});
+
 test('decode progress: a line every 10 s with files/s and the time left', () => {
   const lines: string[] = [];
   let t = 0;

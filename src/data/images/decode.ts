@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dataError } from '../../errors.js';
 import { describeFsError } from '../../fsutil.js';
+import { bytesText } from '../bytes_text.js';
 import { RowsBuilder, type Rows } from '../rows.js';
 import { ShardRows } from '../store/shard_rows.js';
 import {
@@ -253,7 +254,7 @@ export async function decodeImages(entries: EntryList, opts: DecodeOptions): Pro
         } catch (err) {
           if (!inMemory)
             throw dataError(
-              `could not write the decode store in ${cacheDir} (${describeFsError(err)}); the ${fmt(n)} images need ${gb((n - bad.size) * dim)} of disk there (set $SEMIGAN_CACHE_DIR to another disk)`,
+              `could not write the decode store in ${cacheDir} (${describeFsError(err)}); the ${fmt(n)} images need ${bytesText((n - bad.size) * dim)} of disk there (set $SEMIGAN_CACHE_DIR to another disk)`,
             );
           cacheWarning = `could not write the decode cache in ${cacheDir} (${oneLine(err)}); the next run decodes again`;
           cacheOn = false;
@@ -396,8 +397,6 @@ function isGray(x: Uint8Array): boolean {
   for (let i = 0; i < x.length; i += 3) if (x[i] !== x[i + 1] || x[i] !== x[i + 2]) return false;
   return true;
 }
-
-const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 /** One line for the run log: "decoded 60,000 images in 31.2 s (1,923/s)" or "loaded 60,000 images from the decode cache in 0.4 s". */
 export function decodeSummary(d: DecodedImages): string {

@@ -2,6 +2,7 @@
  * Where decoded pixels live during a run (--data-store) and what a long decode says while it
  * runs: files per second and the time left, every few seconds.
  */
+import { bytesText } from '../bytes_text.js';
 import { DEFAULT_MEMORY_BYTES, type DecodedImages } from './decode.js';
 
 export const DATA_STORES = ['auto', 'memory', 'disk'] as const;
@@ -51,21 +52,13 @@ export function decodeProgress(
   };
 }
 
-/** "179 MiB", "43 KiB", "5.7 GiB". */
-const mib = (bytes: number) =>
-  bytes >= 2 ** 30
-    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
-    : bytes >= 2 ** 20
-      ? `${Math.round(bytes / 2 ** 20).toLocaleString('en-US')} MiB`
-      : `${Math.round(bytes / 2 ** 10).toLocaleString('en-US')} KiB`;
-
 /**
  * Where the pixels are for the run, e.g. "61,000 rows of 3,072 bytes (179 MiB) in memory" or
  * "2,001,000 rows of 3,072 bytes (5,863 MiB) read from 94 .npy shards under DIR a batch at a time".
  */
 export function storeSummary(d: Pick<DecodedImages, 'rows' | 'inMemory' | 'shardPaths'>): string {
   const { n, dim } = d.rows;
-  const what = `${n.toLocaleString('en-US')} rows of ${dim.toLocaleString('en-US')} bytes (${mib(n * dim)})`;
+  const what = `${n.toLocaleString('en-US')} rows of ${dim.toLocaleString('en-US')} bytes (${bytesText(n * dim)})`;
   if (d.inMemory) return `${what} in memory (--data-store disk reads them from the decode cache instead)`;
   const dir = d.shardPaths[0]?.replace(/\/[^/]*$/, '') ?? '';
   return `${what} read from ${d.shardPaths.length} .npy shards in ${dir} a batch at a time (memory holds a few batches)`;
@@ -80,10 +73,10 @@ export function storePlan(images: number, size: string, channels: number, fileBy
   const bytes = images * h * w * channels;
   const inMemory = bytes <= memoryBytesFor(where);
   return (
-    `${images.toLocaleString('en-US')} images of ${size}x${channels}: ${mib(bytes)} of pixels (the files: ${mib(fileBytes)}), ` +
+    `${images.toLocaleString('en-US')} images of ${size}x${channels}: ${bytesText(bytes)} of pixels (the files: ${bytesText(fileBytes)}), ` +
     (inMemory
       ? `held in memory during training`
-      : `read from the decode cache on disk a batch at a time (${mib(bytes)} there; memory holds a few batches)`) +
+      : `read from the decode cache on disk a batch at a time (${bytesText(bytes)} there; memory holds a few batches)`) +
     ` (--data-store ${where ?? 'auto'})`
   );
 }
