@@ -170,6 +170,12 @@ test('bad Parquet input: a missing column, a file that is not Parquet, undecodab
     opts({ size: [28, 28], channels: 1, skipBad: true }),
   );
   assert.equal(skipped.dataset.n, 1);
+  await assert.rejects(
+    readParquetImages('parquet:' + path, [path], opts({ imageColumn: 'picture', maxRowGroupBytes: 100 })),
+    dataErr(
+      /cols\.parquet: row group 0 holds [\d,]+ (B|KiB), more than the 100 B read at once; write the file with smaller row groups/,
+    ),
+  );
   assert.throws(
     () => parquetFiles(join(tmp, 'nope')),
     dataErr(/nope: not found \(expected a \.parquet file or a folder of them\)/),

@@ -16,6 +16,7 @@ import { basename, join, resolve } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { FileMetaData } from 'hyparquet';
 import { dataError } from '../../errors.js';
+import { bytesText } from '../bytes_text.js';
 import type { Dataset, RowIds } from '../dataset.js';
 import { RowsBuilder } from '../rows.js';
 import { ShardRows } from '../store/shard_rows.js';
@@ -40,6 +41,8 @@ export const MAX_ROW_GROUP_BYTES = 2 ** 30;
 const PROBE_ROWS = 1000;
 
 export interface ParquetImageOptions extends DecodeOptions {
+  /** Row groups above this many bytes are refused (default MAX_ROW_GROUP_BYTES). */
+  maxRowGroupBytes?: number;
   imageColumn: string;
   /** null: `label` when the files have it, else every row unlabeled. */
   labelColumn: string | null;
@@ -154,9 +157,10 @@ export async function readParquetImages(
     meta.row_groups.forEach((g, index) => {
       const rows = Number(g.num_rows);
       const bytes = Number(g.total_byte_size);
-      if (bytes > MAX_ROW_GROUP_BYTES)
+      const limit = o.maxRowGroupBytes ?? MAX_ROW_GROUP_BYTES;
+      if (bytes > limit)
         throw dataError(
-          `${file}: row group ${index} holds ${(bytes / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_ROW_GROUP_BYTES / 2 ** 20} MiB read at once; write the file with smaller row groups`,
+          `${file}: row group ${index} holds ${bytesText(bytes)}, more than the ${bytesText(limit)} read at once; write the file with smaller row groups`,
         );
       groups.push({
         file,

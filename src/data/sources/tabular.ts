@@ -4,7 +4,7 @@
  * Rows become Dataset examples of shape [1, 1, F]. Errors name FILE:LINE (the file line where the
  * record starts, header = line 1), the column and the value; nothing bad is dropped silently.
  */
-import { memoryRows } from '../rows.js';
+import { RowsBuilder } from '../rows.js';
 import { naturalCompare } from '../natural_sort.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
@@ -212,13 +212,15 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
 
   const name = opts.idName ?? path;
   const known = opts.classes ? new Map(opts.classes.map((c, i) => [c, i])) : null;
-  const x = new Float32Array(rows.length * dim);
+  // Rows go into chunks (data/rows.ts), not one array: a table's length is not capped by it.
+  const x = new RowsBuilder('f32', dim, rows.length);
+  const row = new Float32Array(dim);
   const labels: string[] = [];
   const ids: string[] = [];
   const skipped: SkippedRow[] = [];
 
   for (const { fields, line } of rows) {
-    const reason = badRow(fields, columns, featureCols, x, labels.length * dim);
+    const reason = badRow(fields, columns, featureCols, row, 0);
     if (reason) {
       if (!opts.skipBad) throw dataError(`${path}:${line}: ${reason}`);
       skipped.push({ id: `${name}:${line}`, reason });
@@ -231,6 +233,7 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
         `${path}:${line}: label ${quote(label)} is not one of the known classes: ${listNames(opts.classes!)}`,
       );
     }
+    x.append(row);
     labels.push(label);
     ids.push(`${name}:${line}`);
   }
@@ -247,7 +250,7 @@ export function readTabularCsv(path: string, opts: TabularOptions): TabularData 
   const index = known ?? new Map(classes.map((c, i) => [c, i]));
   const y = Int32Array.from(labels, (l) => (l === '' ? -1 : index.get(l)!));
   return {
-    x: memoryRows(n * dim < x.length ? x.slice(0, n * dim) : x, dim),
+    x: x.finish(),
     y,
     n,
     shape: [1, 1, dim],
