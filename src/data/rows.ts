@@ -21,7 +21,7 @@ export interface Rows {
   gather(indices: ArrayLike<number>, out?: Float32Array): Float32Array;
   /**
    * Make rows `indices` ready for a later gather; resolves when they are. Memory stores are
-   * always ready; disk stores read them on libuv's threads while the caller computes.
+   * always ready; disk stores read them on a reader thread while the caller computes.
    */
   prefetch(indices: ArrayLike<number>): Promise<void>;
   /** Rows `indices` as raw values (bytes for 'u8', floats for 'f32'), for writers and tests. */

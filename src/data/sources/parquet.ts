@@ -217,9 +217,8 @@ export async function readParquetImages(
       const p = b ? await probeImageBuffer(Buffer.from(b)).catch(() => null) : null;
       if (p) probes.push(p);
     }
-    const ok = probes;
-    if (ok.length === 0) throw dataError(`${spec}: none of the first ${sample.length} images is readable`);
-    ({ shape, choice } = chooseShape(ok, o));
+    if (probes.length === 0) throw dataError(`${spec}: none of the first ${sample.length} images is readable`);
+    ({ shape, choice } = chooseShape(probes, o));
     choice += ` (probed: the first ${sample.length} rows)`;
   }
   const [h, w, c] = shape;
