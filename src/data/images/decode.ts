@@ -16,7 +16,6 @@ import {
   defaultCacheDir,
   readPlan,
   readShard,
-  readShardPixels,
   stampsKey,
   writePlan,
   writeShard,
@@ -229,7 +228,7 @@ export async function decodeImages(entries: EntryList, opts: DecodeOptions): Pro
   for (let from = 0; from < n; from += shardFiles) {
     const to = Math.min(n, from + shardFiles);
     const key = stampsKey(stamps, from, to, { shape, background });
-    const found = cacheOn ? await readShard(cacheDir!, key, dim) : null;
+    const found = cacheOn ? await readShard(cacheDir!, key, dim, inMemory) : null;
     if (found && 'damaged' in found) cacheDamaged ??= found.damaged;
     let shard: StoredShard | null = found && !('damaged' in found) ? found : null;
     let pixels: Uint8Array | null = null;
@@ -264,7 +263,7 @@ export async function decodeImages(entries: EntryList, opts: DecodeOptions): Pro
     for (let i = from; i < to; i++) if (!bad.has(i)) kept.push(i);
     gray &&= rec.gray;
     if (shard) shardPathsUsed.push(shard.path);
-    if (builder) builder.append(pixels ?? (await readShardPixels(shard!)));
+    if (builder) builder.append(pixels ?? shard!.pixels!);
     else stored.push(shard!);
   }
   if (kept.length === 0) throw dataError(`none of the ${fmt(n)} files is a readable image`);

@@ -98,6 +98,8 @@ export interface ShardRecord {
 export interface StoredShard extends ShardRecord {
   path: string;
   dataOffset: number;
+  /** The rows' bytes, when readShard was asked to keep them. */
+  pixels?: Uint8Array;
 }
 
 interface ShardJson extends ShardRecord {
@@ -134,6 +136,8 @@ export async function readShard(
   dir: string,
   key: string,
   dim: number,
+  /** Also return the pixels (sets held in memory): the file is then read once, hashed and kept. */
+  keepPixels = false,
 ): Promise<StoredShard | { damaged: string } | null> {
   const p = shardPaths(dir, key);
   let rec: ShardJson;
@@ -150,16 +154,19 @@ export async function readShard(
     return { damaged: `${p.npy} is missing` };
   }
   if (size !== rec.bytes) return { damaged: `${p.npy} holds ${size} bytes, ${rec.bytes} expected (truncated?)` };
-  if (sha256OfFile(p.npy) !== rec.sha256)
-    return { damaged: `${p.npy} does not match its checksum (changed after it was written)` };
-  const head = Buffer.alloc(Math.min(size, NPY_HEAD_BYTES));
-  const fd = openSync(p.npy, 'r');
-  try {
-    readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
+  const whole = keepPixels ? await readFile(p.npy) : null;
+  const sha256 = whole ? createHash('sha256').update(whole).digest('hex') : sha256OfFile(p.npy);
+  if (sha256 !== rec.sha256) return { damaged: `${p.npy} does not match its checksum (changed after it was written)` };
+  const head = whole ?? Buffer.alloc(Math.min(size, NPY_HEAD_BYTES));
+  if (!whole) {
+    const fd = openSync(p.npy, 'r');
+    try {
+      readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
   }
-  const layout = parseNpyHeader(head);
+  const layout = parseNpyHeader(head.subarray(0, Math.min(size, NPY_HEAD_BYTES)));
   if (typeof layout === 'string') return { damaged: `${p.npy}: ${layout}` };
   const rows = layout.shape[0];
   if (
@@ -168,7 +175,16 @@ export async function readShard(
     layout.dataOffset + rows * dim !== size
   )
     return { damaged: `${p.npy}: shape (${layout.shape.join(', ')}) does not match its record` };
-  return { files: rec.files, rows, skipped: rec.skipped, gray: rec.gray, path: p.npy, dataOffset: layout.dataOffset };
+  const pixels = whole ? new Uint8Array(whole.buffer, whole.byteOffset + layout.dataOffset, rows * dim) : undefined;
+  return {
+    files: rec.files,
+    rows,
+    skipped: rec.skipped,
+    gray: rec.gray,
+    path: p.npy,
+    dataOffset: layout.dataOffset,
+    ...(pixels ? { pixels } : {}),
+  };
 }
 
 /** Store `pixels` (rec.rows rows of `shape`) as shard `key`: the .npy, then its record. */
@@ -194,10 +210,4 @@ export async function writeShard(
   };
   await atomicWriteFile(p.json, JSON.stringify(json) + '\n');
   return { ...rec, path: p.npy, dataOffset: header.length };
-}
-
-/** A stored shard's pixels, read whole (sets that fit in memory). */
-export async function readShardPixels(s: StoredShard): Promise<Uint8Array> {
-  const b = await readFile(s.path);
-  return new Uint8Array(b.buffer, b.byteOffset + s.dataOffset, b.length - s.dataOffset);
 }

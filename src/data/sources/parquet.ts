@@ -25,7 +25,6 @@ import {
   contentKey,
   defaultCacheDir,
   readShard,
-  readShardPixels,
   writeShard,
   type ShardRecord,
   type StoredShard,
@@ -237,7 +236,7 @@ export async function readParquetImages(
   let done = 0;
   for (const g of groups) {
     const key = contentKey({ parquet: g.key, shape, background });
-    const found = cacheDir !== null ? await readShard(cacheDir, key, dim) : null;
+    const found = cacheDir !== null ? await readShard(cacheDir, key, dim, inMemory) : null;
     let shard: StoredShard | null = found && !('damaged' in found) ? found : null;
     let pixels: Uint8Array | null = null;
     if (shard) {
@@ -264,7 +263,7 @@ export async function readParquetImages(
       decodedRows += g.rows;
       if (cacheDir !== null) shard = await writeShard(cacheDir, key, shape, pixels, rec);
     }
-    if (builder) builder.append(pixels ?? (await readShardPixels(shard!)));
+    if (builder) builder.append(pixels ?? shard!.pixels!);
     else stored.push(shard!);
   }
 
