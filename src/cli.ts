@@ -47,6 +47,13 @@ const num = (v: string) => {
   return n;
 };
 
+const numPair = (v: string) => {
+  const xs = v.split(',').map((s) => s.trim());
+  if (xs.length !== 2 || xs.some((s) => s === '' || !Number.isFinite(Number(s))))
+    throw new InvalidArgumentError('expected two numbers separated by a comma, e.g. 0.3,0.5.');
+  return xs.map(Number);
+};
+
 const threadsArg = (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256)
     throw new InvalidArgumentError(
@@ -145,6 +152,11 @@ program
     d.labelSmoothing,
   )
   .option('--vbn', 'virtual batch normalization in G')
+  .option(
+    '--d-noise <input,hidden>',
+    "std of D's Gaussian noise in training, on its input and after each hidden layer (default: the preset's own: mnist-mlp 0.3,0.5, tabular-mlp 0.1,0.3, conv presets none)",
+    numPair,
+  )
   .option(
     '--consistency <weight>',
     "beyond the paper (CT-GAN): D's consistency on unlabeled rows passed twice (0 = off)",

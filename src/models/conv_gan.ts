@@ -6,6 +6,7 @@ import { convTranspose2d, dataDependentInitChannels, weightNormConvLeaky, weight
 import { weightNormDense, weightNormKernel } from '../nn/weight_norm.js';
 import { LEAKY_SLOPE, leakyRelu } from '../nn/activations.js';
 import { dropout } from '../nn/dropout.js';
+import { gaussianNoise } from '../nn/noise.js';
 import { batchNormShiftChannels } from '../nn/batch_norm.js';
 import { virtualBatchNorm, virtualBatchNormChannels } from '../nn/virtual_batch_norm.js';
 import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
@@ -32,6 +33,7 @@ import type { ApplyOptions, ClassifierLayer, DiscriminatorOutput, GanModel } fro
  */
 export type ConvStep =
   | { kind: 'dropout'; rate: number }
+  | { kind: 'noise'; std: number } // additive Gaussian noise in training, as the MNIST MLP's D has
   | { kind: 'conv'; filters: number; kernel: number; stride: number; padding: Padding };
 
 export interface ConvGeneratorPlan {
@@ -45,6 +47,7 @@ export interface ConvGanArgs {
   inputShape: [number, number, number]; // [h, w, c]
   numClasses: number;
   trunk: ConvStep[];
+  noise?: [number, number]; // std of D's Gaussian noise on its input and after each conv (default none)
   generator: ConvGeneratorPlan;
   zDim?: number;
   featureLayer?: number; // only -1 (the pooled features) is supported
@@ -60,6 +63,12 @@ const G_INIT_ROWS = 100; // the official batch for G's data-dependent init
 
 const minibatchGroups = (n: number, size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size));
 
+/** The trunk with Gaussian noise on its input and after each conv (as the MNIST MLP's D after each layer). */
+export const noisyTrunk = (trunk: ConvStep[], [input, hidden]: [number, number]): ConvStep[] => [
+  ...(input > 0 ? [{ kind: 'noise', std: input } as const] : []),
+  ...trunk.flatMap((s) => (s.kind === 'conv' && hidden > 0 ? [s, { kind: 'noise', std: hidden } as const] : [s])),
+];
+
 /** The conv layers of a trunk, in order (their parameters are c0, c1, ...). */
 export const trunkConvs = (trunk: ConvStep[]) => trunk.flatMap((s) => (s.kind === 'conv' ? [s] : []));
 
@@ -69,7 +78,8 @@ const trunkSizes = (trunk: ConvStep[], size: number) =>
 
 export function convGan(args: ConvGanArgs): GanModel {
   const [h, w, c] = args.inputShape;
-  const { trunk, generator: gen, numClasses } = args;
+  const { generator: gen, numClasses } = args;
+  const trunk = noisyTrunk(args.trunk, args.noise ?? [0, 0]);
   const zDim = args.zDim ?? 100;
   if ((args.featureLayer ?? -1) !== -1) {
     throw configError(`--fm-layer ${args.featureLayer}: ${args.preset} matches its pooled features only; only --fm-layer -1 is supported for conv presets`);
@@ -121,6 +131,10 @@ export function convGan(args: ConvGanArgs): GanModel {
     for (const s of trunk) {
       if (s.kind === 'dropout') {
         if (noise) hid = dropout(hid, s.rate, noise);
+        continue;
+      }
+      if (s.kind === 'noise') {
+        if (noise) hid = gaussianNoise(hid, s.std, noise);
         continue;
       }
       const [v, g, b] = [d[`c${i}.v`] as tf.Tensor4D, d[`c${i}.g`] as tf.Tensor1D, d[`c${i}.b`] as tf.Tensor1D];

@@ -22,6 +22,8 @@ export interface ConvLargeArgs {
   featureLayer?: number;
   mbd?: MinibatchDiscriminationArgs | null;
   vbn?: boolean;
+  inputNoise?: number; // std of Gaussian noise on D's input (training only; the official model has none)
+  hiddenNoise?: number; // std of Gaussian noise after each of D's convs (training only)
 }
 
 /** D's layer plan (the exporter reads the widths from the weights). */
@@ -50,6 +52,7 @@ export function convLarge(args: ConvLargeArgs): GanModel {
     inputShape: args.inputShape,
     numClasses: args.numClasses,
     trunk: convLargeTrunk(args.widths),
+    noise: [args.inputNoise ?? 0, args.hiddenNoise ?? 0],
     generator: { base, deconvs: [d1, d2], kernel: 5 },
     zDim: args.zDim,
     featureLayer: args.featureLayer,

@@ -25,6 +25,8 @@ export interface ConvSmallArgs {
   genKernel?: number;
   inputDropout?: number;
   dropout?: number;
+  inputNoise?: number; // std of Gaussian noise on D's input (training only)
+  hiddenNoise?: number; // std of Gaussian noise after each of D's convs (training only)
   zDim?: number;
   featureLayer?: number;
   mbd?: MinibatchDiscriminationArgs | null;
@@ -50,6 +52,7 @@ export function convSmall(args: ConvSmallArgs): GanModel {
     inputShape: args.inputShape,
     numClasses: args.numClasses,
     trunk: convSmallTrunk(args.widths, args.inputDropout, args.dropout),
+    noise: [args.inputNoise ?? 0, args.hiddenNoise ?? 0],
     generator: { base: args.genBase ?? 64, deconvs: [args.genDeconv ?? 32], kernel: args.genKernel ?? 4 },
     zDim: args.zDim,
     featureLayer: args.featureLayer,

@@ -27,10 +27,18 @@ export interface ModelTechniques {
   mbdKernels: number; // B in the paper (100)
   mbdDim: number; // C in the paper (5)
   vbn: boolean; // virtual batch norm in G instead of batch norm
+  dNoise: [number, number] | null; // std of D's Gaussian noise on its input and after each hidden layer; null: the preset's own
 }
 
 /** The paper's MNIST recipe: feature matching on the last hidden layer, nothing else. */
-export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({ fmLayer: -1, mbd: false, mbdKernels: 100, mbdDim: 5, vbn: false });
+export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({
+  fmLayer: -1,
+  mbd: false,
+  mbdKernels: 100,
+  mbdDim: 5,
+  vbn: false,
+  dNoise: null,
+});
 
 /** What picks and shapes a model: a preset (auto: chosen from the data spec) and the techniques. */
 export interface ModelSpec extends ModelTechniques {

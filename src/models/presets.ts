@@ -17,6 +17,7 @@ const builderTechniques = (t: ModelTechniques) => ({
   featureLayer: t.fmLayer,
   mbd: t.mbd ? { kernels: t.mbdKernels, dim: t.mbdDim } : null,
   vbn: t.vbn,
+  ...(t.dNoise ? { inputNoise: t.dNoise[0], hiddenNoise: t.dNoise[1] } : {}),
 });
 
 type Preset = (a: { inputShape: [number, number, number]; numClasses: number; t: ModelTechniques }) => GanModel;

@@ -6,14 +6,16 @@ import { mnistMlp, type MnistMlpArgs } from './mnist_mlp.js';
  * less input noise (features are standardized, so noise 0.3 would be a third of a standard
  * deviation), and a linear G output instead of sigmoid pixels.
  */
-export function tabularMlp(args: Pick<MnistMlpArgs, 'inputDim' | 'numClasses' | 'featureLayer' | 'mbd' | 'vbn'>): GanModel {
+export function tabularMlp(
+  args: Pick<MnistMlpArgs, 'inputDim' | 'numClasses' | 'featureLayer' | 'mbd' | 'vbn' | 'inputNoise' | 'hiddenNoise'>,
+): GanModel {
   return mnistMlp({
+    inputNoise: 0.1,
+    hiddenNoise: 0.3,
     ...args,
     preset: 'tabular-mlp',
     hidden: [256, 128, 128],
     genHidden: [128, 128],
-    inputNoise: 0.1,
-    hiddenNoise: 0.3,
     output: 'linear',
   });
 }

@@ -2,8 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../rng.js';
 import { addNoiseNative } from './native_layers.js';
 
-/** x + N(0, std^2), drawn from our seeded Rng (see rng.ts for why not tf.randomNormal). */
+/** x + N(0, std^2), drawn from our seeded Rng (see rng.ts for why not tf.randomNormal); std 0 draws nothing. */
 export function gaussianNoise<T extends tf.Tensor>(x: T, std: number, rng: Rng): T {
+  if (std === 0) return x;
   const drawn = addNoiseNative(x, std, rng);
   if (drawn) return drawn;
   const noise = rng.fillNormal(new Float32Array(x.size), std);

@@ -20,7 +20,8 @@ import { dropout, dropoutMask } from '../../src/nn/dropout.js';
 import { channelMoments } from '../../src/nn/batch_norm.js';
 import { virtualBatchNormChannels } from '../../src/nn/virtual_batch_norm.js';
 import { convTranspose2d, dataDependentInitChannels, weightNormConv2d, weightNormConvKernel, weightNormConvTransposeKernel } from '../../src/nn/conv.js';
-import { convSmall, type ConvSmallArgs } from '../../src/models/conv_small.js';
+import { convSmall, convSmallTrunk, type ConvSmallArgs } from '../../src/models/conv_small.js';
+import { noisyTrunk } from '../../src/models/conv_gan.js';
 import { convLarge } from '../../src/models/conv_large.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
 import type { GanModel } from '../../src/models/model.js';
@@ -280,6 +281,59 @@ test('--fm-layer other than -1 is a config error for the conv presets', () => {
   // conv-large's valid 3x3 conv needs a 3x3 map after two stride-2 convs: at least 9x9 input.
   assert.throws(() => convLarge({ inputShape: [8, 8, 3], numClasses: 2 }), /8x8 images are too small .* 8 -> 8 -> 4 -> 4 -> 4 -> 2 -> 0 -> 0 -> 0 rows/);
   assert.equal(convLarge({ inputShape: [9, 9, 1], numClasses: 2 }).preset, 'conv-large');
+});
+
+test("--d-noise: Gaussian noise on D's input and after each conv, in training only; std 0 draws nothing", () => {
+  const conv = (filters: number, stride: number) => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' }) as const;
+  assert.deepEqual(noisyTrunk(convSmallTrunk(), [0.3, 0.5]), [
+    { kind: 'noise', std: 0.3 },
+    { kind: 'dropout', rate: 0.2 },
+    conv(16, 1),
+    { kind: 'noise', std: 0.5 },
+    conv(32, 2),
+    { kind: 'noise', std: 0.5 },
+    { kind: 'dropout', rate: 0.5 },
+    conv(32, 1),
+    { kind: 'noise', std: 0.5 },
+    conv(64, 2),
+    { kind: 'noise', std: 0.5 },
+  ]);
+  assert.deepEqual(noisyTrunk(convSmallTrunk(), [0, 0]), convSmallTrunk());
+
+  const shape: [number, number, number] = [12, 12, 1];
+  const [plain, noisy, zero] = [undefined, [0.3, 0.5], [0, 0]].map((n) =>
+    buildModelForConfig(validateConfig({ preset: 'conv-small', dNoise: n ?? null }), shape, 3),
+  );
+  const rng = new Rng(5);
+  const d = plain.createD(rng);
+  const x = uniformRows(rng, 6, 144);
+  plain.initD(d, x, { noise: rng });
+  tf.tidy(() => {
+    const logits = (m: GanModel, noise: Rng | null) => values(m.applyD(d.vars, x, { noise }).logits);
+    assert.deepEqual(logits(noisy, null), logits(plain, null), 'evaluation has no noise');
+    const [a, b, c] = [new Rng(9), new Rng(9), new Rng(9)];
+    const [la, lb, lc] = [logits(plain, a), logits(noisy, b), logits(zero, c)];
+    assert.ok(maxAbsDiff(la, lb) > 1e-2, 'the noise moves the training logits');
+    assert.deepEqual(lc, la, 'std 0: the same logits as no noise step');
+    assert.deepEqual(c.getState(), a.getState(), 'std 0 draws nothing from the Rng');
+  });
+  disposeParams(d);
+
+  // mnist-mlp has no dropout: with --d-noise 0,0 a training pass is the evaluation pass.
+  const mlp = (dNoise: [number, number] | null) => buildModelForConfig(validateConfig({ preset: 'mnist-mlp', dNoise }), [4, 4, 1], 3);
+  const m = mlp([0, 0]);
+  const dm = m.createD(new Rng(3));
+  const xm = uniformRows(new Rng(4), 5, 16);
+  m.initD(dm, xm, { noise: null });
+  tf.tidy(() => {
+    const run = (model: GanModel, noise: Rng | null) => values(model.applyD(dm.vars, xm, { noise }).logits);
+    assert.deepEqual(run(m, new Rng(8)), run(m, null));
+    assert.ok(maxAbsDiff(run(mlp(null), new Rng(8)), run(m, null)) > 1e-2, "the preset's own noise (0.3, 0.5) when not given");
+  });
+  disposeParams(dm);
+
+  for (const bad of [[0.3], [-1, 0], [0.3, NaN], '0.3,0.5'])
+    assert.throws(() => validateConfig({ dNoise: bad }), /--d-noise must be two non-negative numbers INPUT,HIDDEN/);
 });
 
 // ---------------------------------------------------------------------------------------------
