@@ -508,7 +508,7 @@ data
   .description(
     'examples per class, labeled / unlabeled / test counts, sizes and channels (or feature columns), and problems: unreadable files or rows, odd sizes, classes with few labels, duplicates',
   )
-  .argument('<spec>', 'images:DIR, manifest:FILE.csv or csv:FILE.csv')
+  .argument('<spec>', 'images:DIR, manifest:FILE.csv, parquet:FILE_OR_DIR or csv:FILE.csv')
   .option('--test <spec>', 'a test set to check against the data (classes, duplicates across the two)')
   .option(
     '--test-split <fraction>',
@@ -516,7 +516,8 @@ data
     num,
   )
   .option('--unlabeled-dir <name>', 'images:DIR: subfolder of unlabeled images', d.unlabeledDir)
-  .option('--label-column <name>', 'csv: column holding the class')
+  .option('--label-column <name>', "csv: column holding the class; parquet: the same (default 'label' when present)")
+  .option('--image-column <name>', "parquet: column of encoded images (default 'image')")
   .option('--features <names>', 'csv: comma-separated feature columns', list)
   .option('--drop-columns <names>', 'csv: comma-separated columns to leave out', list)
   .option(
@@ -534,6 +535,7 @@ data
       features: opts.features ?? null,
       dropColumns: opts.dropColumns ?? [],
       dataStore: opts.dataStore,
+      imageColumn: opts.imageColumn ?? null,
     });
     process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspect(report));
   });

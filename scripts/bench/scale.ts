@@ -5,7 +5,6 @@
  *   node dist/scripts/bench/scale.js make --out /work/scale/2m --unlabeled 2000000
  *   node dist/scripts/bench/scale.js train --data /work/scale/2m [--data-store auto|memory|disk] [--old DIST]
  *   node dist/scripts/bench/scale.js make-parquet --out /work/scale/120k.parquet --unlabeled 120000
- *   node dist/scripts/bench/scale.js make-parquet --out /work/scale/120k.parquet --unlabeled 120000
  *   node dist/scripts/bench/scale.js train --data /work/scale/120k.parquet
  *
  * `make` builds a folder from real images: each is a Fashion-MNIST or MNIST training image
@@ -20,11 +19,7 @@
  * (the class name, null for unlabeled rows) as one Parquet file, with parquet-wasm (a dev
  * dependency), for `--data parquet:FILE`.
  *
- * `make-parquet` writes the same images (PNG bytes, 10,000 rows per row group, snappy) and labels
- * (the class name, null for unlabeled rows) as one Parquet file with parquet-wasm (a dev
- * dependency), for `train --data FILE.parquet`.
- *
- * `train` runs `semigan train --data images:DIR` for 2 epochs of 200 iterations under
+ * `train` runs `semigan train --data images:DIR` (or `parquet:FILE`) for 2 epochs of 200 iterations under
  * /usr/bin/time and prints its peak RSS (the kernel's maximum resident set), the decode line, and
  * ms per iteration (the second epoch's training time / 200). $SEMIGAN_CACHE_DIR defaults to
  * DIR/../cache. `--old DIST` runs another build's cli.js (e.g. an older commit's dist) instead.

@@ -12,10 +12,12 @@ import { storePlan } from '../data/images/store_plan.js';
 import { parseDataSpec, type DataSpec } from '../data/sources/spec.js';
 import { scanImageFolder } from '../data/sources/image_folder.js';
 import { readManifest } from '../data/sources/manifest.js';
-import { probeImages } from '../data/images/probe.js';
-import { mapLimit } from '../data/map_limit.js';
+import { checkImage, probeImages, type ImageCheck } from '../data/images/probe.js';
+import { openParquet, parquetFiles, DEFAULT_IMAGE_COLUMN } from '../data/sources/parquet.js';
+import { naturalCompare } from '../data/natural_sort.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../data/map_limit.js';
 import { readTabularCsv } from '../data/sources/tabular.js';
-import { entryArray, type ImageEntry } from '../data/images/entry.js';
+import { entryArray } from '../data/images/entry.js';
 import { configError } from '../errors.js';
 import { DEFAULT_TEST_SPLIT, type LoadOptions } from '../data/load.js';
 
@@ -25,7 +27,7 @@ const SHOW = 5;
 
 export interface InspectOptions extends Pick<
   LoadOptions,
-  'test' | 'unlabeledDir' | 'labelColumn' | 'features' | 'dropColumns' | 'dataStore'
+  'test' | 'unlabeledDir' | 'labelColumn' | 'features' | 'dropColumns' | 'dataStore' | 'imageColumn'
 > {
   /** Without --test: the fraction of each class's labels `train` would hold out (DEFAULT_TEST_SPLIT). */
   testSplit?: number;
@@ -70,17 +72,81 @@ const plural = (n: number, s: string) =>
 const firstFew = (xs: string[]) =>
   xs.slice(0, SHOW).join('; ') + (xs.length > SHOW ? `; ... (${xs.length} in all)` : '');
 
+/** One image of a side, checked (every pixel decoded), with what identifies its content. */
+interface ImageRecord {
+  id: string;
+  label: string | null;
+  check: ImageCheck;
+  /** Its encoded bytes (a file's size on disk). */
+  bytes: number;
+  key: () => Promise<string>;
+}
+
+/**
+ * The images of a folder, manifest or Parquet spec, each checked. Parquet is read a row group at
+ * a time and each image's bytes hashed at once, so only one group's bytes are held.
+ */
+async function imageRecords(
+  s: DataSpec,
+  side: 'data' | 'test',
+  o: InspectOptions,
+  problems: string[],
+): Promise<{ classes: string[]; records: ImageRecord[] }> {
+  if (s.kind === 'parquet') {
+    const spec = `parquet:${s.path}`;
+    const { groups, labels, readGroup, rowName } = await openParquet(spec, parquetFiles(s.path), {
+      imageColumn: o.imageColumn ?? DEFAULT_IMAGE_COLUMN,
+      labelColumn: o.labelColumn ?? null,
+    });
+    const records: ImageRecord[] = [];
+    for (const g of groups) {
+      const cells = await readGroup(g);
+      const checked = await mapLimit(cells, DEFAULT_CONCURRENCY, async (b, j): Promise<ImageRecord> => {
+        const i = g.first + j;
+        const key = b ? sha1(b) : null;
+        return {
+          id: rowName(i),
+          label: labels[i],
+          check: b ? await checkImage(Buffer.from(b.buffer, b.byteOffset, b.byteLength), true) : NO_BYTES,
+          bytes: b?.byteLength ?? 0,
+          key: async () => key ?? Promise.reject(new Error('no image bytes')),
+        };
+      });
+      records.push(...checked);
+    }
+    const classes = [...new Set(labels.filter((l): l is string => l !== null))].sort(naturalCompare);
+    return { classes, records };
+  }
+  if (s.kind !== 'images' && s.kind !== 'manifest') throw new Error(`imageRecords: ${s.kind} holds no images`);
+  const list = s.kind === 'images' ? scanImageFolder(s.path, { unlabeledDir: o.unlabeledDir }) : readManifest(s.path);
+  if (list.ignored.length)
+    problems.push(
+      `${plural(list.ignored.length, 'file')} without an image extension in ${list.source} (training stops on them unless --skip-bad): ${firstFew(list.ignored)}`,
+    );
+  const entries = entryArray(list.entries);
+  const probes = await probeImages(
+    entries.map((e) => e.path),
+    { decode: true },
+  );
+  const records = entries.map((e, i) => ({
+    id: e.id,
+    label: e.label,
+    check: probes[i],
+    bytes: statSync(e.path).size,
+    key: async () => sha1(await readFile(e.path)),
+  }));
+  return { classes: list.classes, records };
+}
+
+const NO_BYTES: ImageCheck = { ok: false, error: 'no image bytes in the image column' };
+
 export async function inspectData(specText: string, o: InspectOptions): Promise<InspectReport> {
   const spec = parseDataSpec(specText);
   if (spec.kind === 'builtin')
     throw configError(
-      `${specText} is a built-in dataset (official splits, nothing to inspect); inspect your own data: images:DIR, manifest:FILE.csv or csv:FILE.csv`,
+      `${specText} is a built-in dataset (official splits, nothing to inspect); inspect your own data: images:DIR, manifest:FILE.csv, parquet:FILE_OR_DIR or csv:FILE.csv`,
     );
   const testSpec = o.test ? parseDataSpec(o.test, '--test') : null;
-  if (spec.kind === 'parquet' || testSpec?.kind === 'parquet')
-    throw configError(
-      `data inspect reads image folders, manifests and CSV files; for Parquet, train prints what it finds`,
-    );
   if (testSpec && (testSpec.kind === 'builtin' || (testSpec.kind === 'csv') !== (spec.kind === 'csv'))) {
     throw configError(`--test ${o.test}: expected data of the same kind as ${specText}`);
   }
@@ -116,62 +182,53 @@ export async function inspectData(specText: string, o: InspectOptions): Promise<
     extra.features = t.features;
     if (testSpec) read(testSpec.path, 'test', { classes: t.classes, features: t.features });
   } else {
-    const list = (s: DataSpec) =>
-      s.kind === 'images'
-        ? scanImageFolder(s.path, { unlabeledDir: o.unlabeledDir })
-        : readManifest((s as { path: string }).path);
-    const data = list(spec);
-    const test = testSpec ? list(testSpec) : null;
-    for (const l of [data, test])
-      if (l?.ignored.length)
-        problems.push(
-          `${plural(l.ignored.length, 'file')} without an image extension in ${l.source} (training stops on them unless --skip-bad): ${firstFew(l.ignored)}`,
-        );
+    const data = await imageRecords(spec, 'data', o, problems);
+    const test = testSpec ? await imageRecords(testSpec, 'test', o, problems) : null;
     classes = data.classes;
-    const entries: [ImageEntry, 'data' | 'test'][] = [
-      ...entryArray(data.entries).map((e) => [e, 'data'] as [ImageEntry, 'data']),
-      ...entryArray(test?.entries ?? []).map((e) => [e, 'test'] as [ImageEntry, 'test']),
-    ];
-    const probes = await probeImages(
-      entries.map(([e]) => e.path),
-      { decode: true },
-    );
+    const records = [...data.records, ...(test?.records ?? [])];
+    const noun = spec.kind === 'parquet' ? 'image' : 'file'; // a Parquet image is a row, not a file
     const sizes = new Map<string, number>();
     const channels = new Map<number, number>();
     const unreadable: string[] = [];
-    probes.forEach((p, i) => {
-      if (!p.ok) return void unreadable.push(`${entries[i][0].id}: ${p.error}`);
-      const size = `${p.probe.height}x${p.probe.width}`;
+    for (const r of records) {
+      if (!r.check.ok) {
+        unreadable.push(`${r.id}: ${r.check.error}`);
+        continue;
+      }
+      const size = `${r.check.probe.height}x${r.check.probe.width}`;
       sizes.set(size, (sizes.get(size) ?? 0) + 1);
-      channels.set(p.probe.channels, (channels.get(p.probe.channels) ?? 0) + 1);
-    });
+      channels.set(r.check.probe.channels, (channels.get(r.check.probe.channels) ?? 0) + 1);
+    }
     if (unreadable.length)
       problems.push(
-        `${plural(unreadable.length, 'unreadable file')} (training stops on them unless --skip-bad): ${firstFew(unreadable)}`,
+        `${plural(unreadable.length, `unreadable ${noun}`)} (training stops on them unless --skip-bad): ${firstFew(unreadable)}`,
       );
     extra.sizes = [...sizes].sort((a, b) => b[1] - a[1]).map(([size, files]) => ({ size, files }));
     extra.channels = [...channels].sort((a, b) => b[1] - a[1]).map(([c, files]) => ({ channels: c, files }));
     const common = extra.sizes[0]?.size;
     if (common) {
-      const readable = probes.filter((p, i) => p.ok && entries[i][1] === 'data').length;
-      const onDisk = entries.reduce((s, [e, side]) => s + (side === 'data' ? statSync(e.path).size : 0), 0);
+      const readable = data.records.filter((r) => r.check.ok).length;
+      const onDisk = data.records.reduce((sum, r) => sum + r.bytes, 0);
       extra.store = storePlan(readable, common, extra.channels[0]?.channels ?? 3, onDisk, o.dataStore);
     }
-    const odd = probes.flatMap((p, i) =>
-      p.ok && `${p.probe.height}x${p.probe.width}` !== common
-        ? [`${entries[i][0].id} (${p.probe.height}x${p.probe.width})`]
+    const odd = records.flatMap((r) =>
+      r.check.ok && `${r.check.probe.height}x${r.check.probe.width}` !== common
+        ? [`${r.id} (${r.check.probe.height}x${r.check.probe.width})`]
         : [],
     );
     if (odd.length)
       problems.push(
-        `${plural(odd.length, 'file')} not ${common} (the most common size; they are resized to fit, padded with the background, unless --size says otherwise): ${firstFew(odd)}`,
+        `${plural(odd.length, noun)} not ${common} (the most common size; they are resized to fit, padded with the background, unless --size says otherwise): ${firstFew(odd)}`,
       );
-    for (const [e, side] of entries)
-      items.push({ id: e.id, label: e.label, side, key: async () => sha1(await readFile(e.path)) });
-    if (testSpec) {
-      const unknown = entryArray(test!.entries)
-        .filter((e) => e.label !== null && !classes.includes(e.label))
-        .map((e) => `${e.id} ('${e.label}')`);
+    for (const [side, rs] of [
+      ['data', data.records],
+      ['test', test?.records ?? []],
+    ] as const)
+      for (const r of rs) items.push({ id: r.id, label: r.label, side, key: r.key });
+    if (test) {
+      const unknown = test.records
+        .filter((r) => r.label !== null && !classes.includes(r.label))
+        .map((r) => `${r.id} ('${r.label}')`);
       if (unknown.length)
         problems.push(
           `${plural(unknown.length, 'test example')} with a class training does not have [${classes.join(', ')}]: ${firstFew(unknown)}`,

@@ -11,7 +11,7 @@ import { parseDataSpec, type DataSpec } from './sources/spec.js';
 import { allLabeled, labeledSubset, resolveLabelsPerClass, splitSummary, stratifiedHoldout } from './split/split.js';
 import { scanImageFolder } from './sources/image_folder.js';
 import { readManifest } from './sources/manifest.js';
-import { parquetFiles, readParquetImages } from './sources/parquet.js';
+import { DEFAULT_IMAGE_COLUMN, parquetFiles, readParquetImages } from './sources/parquet.js';
 import { decodeImages, decodeSummary, skippedSummary, type DecodeOptions } from './images/decode.js';
 import { defaultCacheDir } from './images/decode_cache.js';
 import { entryArray, imageDataset } from './images/entry.js';
@@ -242,7 +242,7 @@ async function loadSource(
   if (spec.kind === 'parquet') {
     const r = await readParquetImages(`${what} parquet:${spec.path}`, parquetFiles(spec.path), {
       ...decodeOptionsFor(o, train, log),
-      imageColumn: o.imageColumn ?? 'image',
+      imageColumn: o.imageColumn ?? DEFAULT_IMAGE_COLUMN,
       labelColumn: o.labelColumn,
       ...(train ? { classes: train.classes } : {}),
     });

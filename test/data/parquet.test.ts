@@ -17,6 +17,7 @@ import { parquetFiles, readParquetImages, type ParquetImageOptions } from '../..
 import { loadData, type LoadOptions } from '../../src/data/load.js';
 import { validateConfig } from '../../src/train/config.js';
 import { SemiganError } from '../../src/errors.js';
+import { inspectData } from '../../src/commands/inspect.js';
 
 let tmp: string;
 /** id -> [PNG bytes, label or null] of the folder's files, in the folder's row order. */
@@ -179,5 +180,85 @@ test('bad Parquet input: a missing column, a file that is not Parquet, undecodab
   assert.throws(
     () => parquetFiles(join(tmp, 'nope')),
     dataErr(/nope: not found \(expected a \.parquet file or a folder of them\)/),
+  );
+});
+
+test('data inspect reads Parquet: counts, sizes, the store line, unreadable and missing bytes, duplicates across data and test', async () => {
+  const labeled = files.findIndex((f) => f[2] !== null);
+  const other = files[labeled][2] === '3' ? '7' : '3';
+  const testRow = files.map((f) => f[2] !== null).lastIndexOf(true);
+  const table = (rows: [Uint8Array | null, string | null][]) =>
+    new Table({
+      image: vectorFromArray(
+        rows.map((r) => r[0]),
+        new Binary(),
+      ),
+      label: vectorFromArray(
+        rows.map((r) => r[1]),
+        new Utf8(),
+      ),
+    });
+  const data = join(tmp, 'inspect.parquet');
+  const test = join(tmp, 'inspect-test.parquet');
+  // The 21 files (12 labeled), then: bytes that are no image ('3'), no bytes at all (unlabeled),
+  // and file `labeled` again under the other class.
+  writeParquet(
+    data,
+    table([
+      ...files.map((f): [Uint8Array, string | null] => [new Uint8Array(f[1]), f[2]]),
+      [new TextEncoder().encode('not an image'), '3'],
+      [null, null],
+      [new Uint8Array(files[labeled][1]), other],
+    ]),
+    8,
+  );
+  writeParquet(test, table([[new Uint8Array(files[testRow][1]), files[testRow][2]]]), 8);
+  const r = await inspectData(`parquet:${data}`, {
+    test: `parquet:${test}`,
+    unlabeledDir: 'unlabeled',
+    labelColumn: null,
+    features: null,
+    dropColumns: [],
+  });
+  assert.deepEqual([r.kind, r.examples, r.labeled, r.unlabeled, r.test.examples], ['parquet', 24, 14, 10, 1]);
+  assert.deepEqual(
+    r.classes.map((c) => [c.name, c.labeled, c.test]),
+    [
+      ['3', other === '3' ? 8 : 7, files[testRow][2] === '3' ? 1 : 0],
+      ['7', other === '7' ? 7 : 6, files[testRow][2] === '7' ? 1 : 0],
+    ],
+  );
+  assert.deepEqual(r.sizes, [{ size: '28x28', files: 23 }]); // 22 readable data rows + 1 test row
+  assert.deepEqual(r.channels, [{ channels: 1, files: 23 }]);
+  assert.match(r.store!, /^22 images of 28x28x1: 17 KiB of pixels \(the files: [\d.]+ KiB\), held in memory/);
+  const problems = r.problems.join('\n');
+  assert.match(
+    problems,
+    /^2 unreadable images .*: inspect\.parquet row 21: cannot read as an image.*; inspect\.parquet row 22: no image bytes in the image column$/m,
+  );
+  assert.match(
+    problems,
+    new RegExp(
+      `identical contents but different labels: inspect\\.parquet row ${labeled} = inspect\\.parquet row 23 \\(${files[labeled][2]} vs ${other}\\)`,
+    ),
+  );
+  assert.match(
+    problems,
+    new RegExp(
+      `1 example in both the data and the test set .*: inspect\\.parquet row ${testRow} = test inspect-test\\.parquet row 0`,
+    ),
+  );
+  assert.equal(r.problems.length, 3, problems);
+  // --image-column names another column; a missing one is the loader's one-line error.
+  await assert.rejects(
+    inspectData(`parquet:${data}`, {
+      test: null,
+      labelColumn: null,
+      imageColumn: 'picture',
+      unlabeledDir: 'unlabeled',
+      features: null,
+      dropColumns: [],
+    }),
+    /inspect\.parquet: no column 'picture' \(columns: image, label\); name the image column with --image-column/,
   );
 });

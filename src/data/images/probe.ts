@@ -88,32 +88,39 @@ export async function probeImageFile(path: string): Promise<ImageProbe> {
   return probePngHead(await readHead(path)) ?? probeWithSharp(path);
 }
 
-export type ProbeResult = { path: string } & ({ ok: true; probe: ImageProbe } | { ok: false; error: string });
+export type ImageCheck = { ok: true; probe: ImageProbe } | { ok: false; error: string };
+export type ProbeResult = { path: string } & ImageCheck;
 
 /**
- * Probe many files, `concurrency` at a time. `decode: true` also decodes every file fully, so
- * truncated or corrupt pixels show up as errors too (slower). Never throws for a bad file: its
- * result carries the reason. I/O errors (permissions) are reported the same way.
+ * Probe one image, a file or its bytes; `decode: true` also decodes it fully, so truncated or
+ * corrupt pixels show up as errors too (slower). Never throws for a bad image: the result
+ * carries the reason. I/O errors (permissions) are reported the same way.
  */
+export async function checkImage(src: string | Buffer, decode: boolean): Promise<ImageCheck> {
+  try {
+    const probe = typeof src === 'string' ? await probeImageFile(src) : await probeImageBuffer(src);
+    if (decode) {
+      try {
+        // Every pixel is read (a truncated file fails), streamed through a shrink so memory stays
+        // bounded whatever the image's size (a 16383x16383 decode would take 800 MB).
+        await sharp(src).resize(DECODE_CHECK_SIZE, DECODE_CHECK_SIZE, { fit: 'inside' }).raw().toBuffer();
+      } catch (e) {
+        throw new ImageDecodeError(`cannot decode (${oneLine(e)})`);
+      }
+    }
+    return { ok: true, probe };
+  } catch (e) {
+    return { ok: false, error: oneLine(e) };
+  }
+}
+
+/** checkImage over many files, `concurrency` at a time. */
 export async function probeImages(
   paths: readonly string[],
   opts: { concurrency?: number; decode?: boolean } = {},
 ): Promise<ProbeResult[]> {
-  return mapLimit(paths, opts.concurrency ?? DEFAULT_CONCURRENCY, async (path): Promise<ProbeResult> => {
-    try {
-      const probe = await probeImageFile(path);
-      if (opts.decode) {
-        try {
-          // Every pixel is read (a truncated file fails), streamed through a shrink so memory stays
-          // bounded whatever the image's size (a 16383x16383 decode would take 800 MB).
-          await sharp(path).resize(DECODE_CHECK_SIZE, DECODE_CHECK_SIZE, { fit: 'inside' }).raw().toBuffer();
-        } catch (e) {
-          throw new ImageDecodeError(`cannot decode (${oneLine(e)})`);
-        }
-      }
-      return { path, ok: true, probe };
-    } catch (e) {
-      return { path, ok: false, error: oneLine(e) };
-    }
-  });
+  return mapLimit(paths, opts.concurrency ?? DEFAULT_CONCURRENCY, async (path) => ({
+    path,
+    ...(await checkImage(path, opts.decode ?? false)),
+  }));
 }

@@ -34,6 +34,8 @@ import { probeImageBuffer, type ImageProbe } from '../images/probe.js';
 import { naturalCompare } from '../natural_sort.js';
 import { DEFAULT_CONCURRENCY } from '../map_limit.js';
 
+/** The image column when --image-column is not given (Hugging Face's name). */
+export const DEFAULT_IMAGE_COLUMN = 'image';
 /** A row group's image bytes are read whole: past this, the file needs smaller row groups. */
 export const MAX_ROW_GROUP_BYTES = 2 ** 30;
 /** Rows of the first row group probed for the most common size and channels. */
@@ -49,7 +51,7 @@ export interface ParquetImageOptions extends DecodeOptions {
   classes?: string[];
 }
 
-interface RowGroup {
+export interface RowGroup {
   file: string;
   index: number;
   rowStart: number;
@@ -106,21 +108,23 @@ function imageBytes(v: unknown): Uint8Array | null {
   return b instanceof Uint8Array ? b : null;
 }
 
-/** Read every row of `files` as an image Dataset, decoded into the store a row group at a time. */
-export async function readParquetImages(
+/** What a set of Parquet files holds: row groups, a label per row, and a reader of a group's images. */
+export interface ParquetListing {
+  groups: RowGroup[];
+  /** A label per row of every file, in order (null: unlabeled). */
+  labels: (string | null)[];
+  /** One row group's image cells, as bytes (null: missing). */
+  readGroup: (g: RowGroup) => Promise<(Uint8Array | null)[]>;
+  /** "file.parquet row 12" for global row i. */
+  rowName: (i: number) => string;
+}
+
+/** Open `files`: check the columns and row group sizes, read the labels (not the images). */
+export async function openParquet(
   spec: string,
   files: string[],
-  o: ParquetImageOptions,
-): Promise<{
-  dataset: Dataset;
-  choice: string;
-  decodedRows: number;
-  seconds: number;
-  inMemory: boolean;
-  shardPaths: string[];
-}> {
-  const t0 = performance.now();
-  const background = o.background ?? [0, 0, 0];
+  o: Pick<ParquetImageOptions, 'imageColumn' | 'labelColumn' | 'maxRowGroupBytes'>,
+): Promise<ParquetListing> {
   const groups: RowGroup[] = [];
   const labels: (string | null)[] = [];
   let labelColumn = o.labelColumn;
@@ -187,7 +191,6 @@ export async function readParquetImages(
   }
   if (n === 0) throw dataError(`${spec}: no rows`);
 
-  // One row group's image cells, as bytes (null: missing).
   const readGroup = async (g: RowGroup): Promise<(Uint8Array | null)[]> => {
     const file = await asyncBufferFromFile(g.file);
     const rows = await parquetReadObjects({
@@ -204,6 +207,26 @@ export async function readParquetImages(
     const g = groups[groupOf(groups, i)];
     return `${basename(g.file)} row ${g.rowStart + (i - g.first)}`;
   };
+  return { groups, labels, readGroup, rowName };
+}
+
+/** Read every row of `files` as an image Dataset, decoded into the store a row group at a time. */
+export async function readParquetImages(
+  spec: string,
+  files: string[],
+  o: ParquetImageOptions,
+): Promise<{
+  dataset: Dataset;
+  choice: string;
+  decodedRows: number;
+  seconds: number;
+  inMemory: boolean;
+  shardPaths: string[];
+}> {
+  const t0 = performance.now();
+  const background = o.background ?? [0, 0, 0];
+  const { groups, labels, readGroup, rowName } = await openParquet(spec, files, o);
+  const n = labels.length;
 
   // Shape: as requested, else the most common among the first row group's first rows.
   let shape: [number, number, number];
