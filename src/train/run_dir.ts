@@ -43,6 +43,7 @@ export interface CheckpointMeta {
   haSteps?: number; // historical averaging: steps folded into the running means
   seconds: number; // training wall time so far
   plannedEpochs?: number; // the plan's length (a time budget's current estimate); absent before schedules
+  lrCeiling?: number; // a time plan: the lowest lr run so far, which a lengthened plan does not exceed
   paceSeconds?: number[]; // a time plan: the last whole epochs' seconds, so a resumed plan goes on unchanged
   exportChoice?: ExportChoice; // the finished run's weight set and temperature; absent: averaged, 1
   /** The epoch in progress (epochIter > 0): its loss sums and seconds so far, so its metrics line covers all of it. */

@@ -141,6 +141,11 @@ export class Trainer {
   private readonly itersPerEpoch: number;
   /** The run's planned length: --epochs, or what the --max-minutes budget holds (schedule.ts). */
   plannedEpochs: number;
+  /**
+   * The lowest lr a time plan has run at. A re-plan that lengthens the run (the machine sped up)
+   * would move the schedule back to a higher lr; the lr stays here until the schedule falls below.
+   */
+  private lrCeiling = Infinity;
   private readonly now: () => number;
 
   readonly config: TrainConfig;
@@ -181,7 +186,8 @@ export class Trainer {
 
   /** The lr of the step about to run. */
   lrNow(): number {
-    return lrAtStep(this.config, this.step, this.plannedEpochs * this.itersPerEpoch, this.itersPerEpoch);
+    const lr = lrAtStep(this.config, this.step, this.plannedEpochs * this.itersPerEpoch, this.itersPerEpoch);
+    return this.timePlanned ? Math.min(lr, this.lrCeiling) : lr;
   }
 
   /**
@@ -533,6 +539,7 @@ export class Trainer {
       const at = this.epochIter * bs;
       const ub = this.unlabeledBatch;
       const lr = this.lrNow();
+      if (this.timePlanned) this.lrCeiling = lr;
       run.lr = lr;
       await this.readAhead(orders);
       const { lossLab, lossUnl, trainErr } = this.stepD(
@@ -730,6 +737,7 @@ export class Trainer {
       haSteps: this.haD?.count ?? 0,
       seconds: this.liveSeconds?.() ?? this.seconds, // all of it, the epoch in progress included
       plannedEpochs: this.plannedEpochs,
+      ...(Number.isFinite(this.lrCeiling) ? { lrCeiling: this.lrCeiling } : {}),
       paceSeconds: this.pace?.measured ?? this.paceMeasured,
       ...(this.exportChoice ? { exportChoice: this.exportChoice } : {}),
       ...(this.epochIter > 0 && this.epochRun
@@ -783,6 +791,7 @@ export class Trainer {
     this.seconds = m.seconds;
     // A time plan continues as planned (re-estimated at the next epoch's end); an epoch plan is --epochs.
     this.paceMeasured = m.paceSeconds ?? [];
+    this.lrCeiling = m.lrCeiling ?? Infinity;
     this.plannedEpochs = this.timePlanned
       ? Math.min(m.plannedEpochs ?? this.config.epochs, this.config.epochs)
       : this.config.epochs;

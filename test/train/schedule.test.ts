@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { initBackend } from '../../src/backend.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
-import { validateConfig, type TrainConfig } from '../../src/train/config.js';
+import { MAX_EPOCHS, validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { lrAtStep, planEpochs, rampUpFactor, scheduleFactor } from '../../src/train/schedule.js';
 import { SemiganError } from '../../src/errors.js';
@@ -77,8 +77,12 @@ test('config: schedule flags, the budget recipe, and bad input as one line namin
   for (const [opts, re] of bad) assert.throws(() => validateConfig(opts), re);
 });
 
-/** A tiny in-process run whose clock advances exactly one second per iteration. */
-function clockedTrainer(over: Partial<TrainConfig>, startMs = 0) {
+/** A tiny in-process run whose clock advances `msPerIteration(step)` per iteration (default one second). */
+function clockedTrainer(
+  over: Partial<TrainConfig>,
+  startMs = 0,
+  msPerIteration: (step: number) => number = () => 1000,
+) {
   const config = validateConfig({
     trainLimit: 300,
     testLimit: 50,
@@ -101,7 +105,7 @@ function clockedTrainer(over: Partial<TrainConfig>, startMs = 0) {
       progressStream: { write: () => true },
       now: () => ms,
       onIteration: (_e, _i, lr) => {
-        ms += 1000;
+        ms += msPerIteration(trainer.step);
         lrs.push([trainer.step, lr]);
       },
     },
@@ -123,6 +127,42 @@ test('a time budget plans whole epochs from the measured pace; the lr reaches 0 
   for (const [s, lr] of lrs.slice(4)) close(lr, 0.003 * Math.min(1, 3 * (1 - (s - 1) / 28)), `step ${s}`);
   close(lrs.at(-1)![1], 0.003 * 3 * (1 / 28), 'last step: one step from 0');
   assert.ok(result.seconds <= 30, `${result.seconds} s within the 30 s budget`);
+});
+
+test('the lr never rises: a machine that speeds up mid-decay lengthens the plan, and the lr holds until the schedule falls below it', async () => {
+  // 1 min = 59.4 s usable, 4 iterations per epoch. Steps 1-20 take 2 s (8 s epochs: a plan of 7
+  // epochs = 28 steps, whose tail starts at step 18.7), the rest 0.5 s (2 s epochs). The plan then
+  // grows with the pace (the mean of the last 3 epochs): 8 epochs after epoch 6 (mean 6 s, 42 s
+  // used: 6 + floor(17.4 / 6)), 10 after 7, 14 after 8 (56 steps). Unheld, step 25's lr would be
+  // 0.003 x 3 (1 - 24/32) = 0.00225, above step 24's 0.003 x 3 (1 - 23/28) = 0.00161.
+  const plans: number[] = [];
+  const { trainer, lrs } = clockedTrainer({ maxMinutes: 1, out: 'speedup', recipe: 'ct-tail' }, 0, (step) => {
+    if (step % 4 === 0) plans.push(trainer.plannedEpochs);
+    return step <= 20 ? 2000 : 500;
+  });
+  trainer.initialize();
+  const result = await trainer.run();
+  const ceiling = trainer.checkpoint().meta.lrCeiling;
+  trainer.dispose();
+  assert.deepEqual(
+    plans.filter((p, i) => p !== plans[i - 1]),
+    [MAX_EPOCHS, 7, 8, 10, 14],
+    'the plan at the end of each epoch (the first: no pace measured yet)',
+  );
+  assert.equal(result.step, 56);
+  const at = (s: number) => lrs.find(([step]) => step === s)![1]; // the lr step s ran with
+  close(at(24), 0.003 * 3 * (1 - 23 / 28), 'step 24 (0-based 23), the last of plan 7');
+  assert.ok(lrAtStep(trainer.config, 24, 32, 4) > at(24), 'the schedule alone would rise at step 25');
+  for (const s of [25, 27]) close(at(s), at(24), `step ${s}: held`);
+  // 0-based step 27, the last of plan 8, falls below the hold: 3 (1 - 27/32) = 0.469.
+  close(at(28), 0.003 * 3 * (1 - 27 / 32), 'step 28: the 8-epoch schedule, below the hold');
+  // Plans 10 and 14 would rise again (0-based 32 of 56: factor 1); the hold stays until the
+  // 56-step schedule is below it, from 0-based step 48 on: 3 (1 - 48/56) = 0.429 < 0.469.
+  for (const s of [29, 33, 40, 48]) close(at(s), at(28), `step ${s}: held`);
+  close(at(49), 0.003 * 3 * (1 - 48 / 56), 'step 49: the schedule again');
+  for (let i = 1; i < lrs.length; i++) assert.ok(lrs[i][1] <= lrs[i - 1][1], `step ${lrs[i][0]}: the lr rose`);
+  close(lrs.at(-1)![1], (0.003 * 3) / 56, 'the last step: one step from 0');
+  close(ceiling!, lrs.at(-1)![1], 'the checkpoint keeps the hold for a resume');
 });
 
 test('resuming in the middle of the decay gives the same lr sequence as the uninterrupted run', async () => {
