@@ -54,6 +54,13 @@ const numPair = (v: string) => {
   return xs.map(Number);
 };
 
+const intList = (v: string) => {
+  const xs = v.split(',').map((s) => s.trim());
+  if (xs.some((s) => !/^\d+$/.test(s)))
+    throw new InvalidArgumentError('expected positive integers separated by commas, e.g. 32,64,64,128.');
+  return xs.map(Number);
+};
+
 const threadsArg = (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256)
     throw new InvalidArgumentError(
@@ -156,6 +163,11 @@ program
     '--d-noise <input,hidden>',
     "std of D's Gaussian noise in training, on its input and after each hidden layer (default: the preset's own: mnist-mlp 0.3,0.5, tabular-mlp 0.1,0.3, conv presets none)",
     numPair,
+  )
+  .option(
+    '--d-widths <list>',
+    "D's layer widths (default: the preset's own: mnist-mlp 1000,500,250,250,250, tabular-mlp 256,128,128, conv-small's 4 convs 16,32,32,64, conv-large's 2 blocks 96,192)",
+    intList,
   )
   .option(
     '--consistency <weight>',

@@ -13,8 +13,8 @@ import type { GanModel } from './model.js';
  *    Weight norm, leaky ReLU 0.2, data-dependent init (conv_gan.ts).
  * G: z ~ U[0,1)^100 -> dense to (ceil(h/4) x ceil(w/4) x 64) BN relu -> deconv 4x4 stride 2 to 32,
  *    BN relu -> weight-normed deconv 4x4 stride 2 to c, sigmoid; centre crop to h x w.
- * Widths are the cost lever: D's convs at 14x14 dominate, and cost grows with width squared
- * (32-64-64-128 measured 3.3x slower than these widths; a 5x5 G kernel +20%).
+ * Widths (--d-widths) are the cost lever: D's convs at 14x14 dominate, and cost grows with width
+ * squared (32-64-64-128 measured 3.3x slower than these widths; a 5x5 G kernel +20%).
  */
 export interface ConvSmallArgs {
   inputShape: [number, number, number];

@@ -22,12 +22,23 @@ const builderTechniques = (t: ModelTechniques) => ({
 
 type Preset = (a: { inputShape: [number, number, number]; numClasses: number; t: ModelTechniques }) => GanModel;
 
+/** --d-widths for a preset whose layer plan fixes how many widths it takes. */
+function fixedWidths(t: ModelTechniques, preset: string, count: number, what: string): number[] | undefined {
+  if (!t.dWidths) return undefined;
+  if (t.dWidths.length !== count)
+    throw configError(`--d-widths for ${preset} takes ${count} widths (${what}); received ${t.dWidths.length}: ${t.dWidths.join(',')}`);
+  return t.dWidths;
+}
+
 const PRESETS: Record<string, Preset> = {
-  'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) => mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t) }),
+  'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) =>
+    mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) }),
   'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) =>
-    tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t) }),
-  'conv-small': ({ inputShape, numClasses, t }) => convSmall({ inputShape, numClasses, ...builderTechniques(t) }),
-  'conv-large': ({ inputShape, numClasses, t }) => convLarge({ inputShape, numClasses, ...builderTechniques(t) }),
+    tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) }),
+  'conv-small': ({ inputShape, numClasses, t }) =>
+    convSmall({ inputShape, numClasses, ...builderTechniques(t), widths: fixedWidths(t, 'conv-small', 4, 'its four convs') as [number, number, number, number] | undefined }),
+  'conv-large': ({ inputShape, numClasses, t }) =>
+    convLarge({ inputShape, numClasses, ...builderTechniques(t), widths: fixedWidths(t, 'conv-large', 2, 'its two conv blocks') as [number, number] | undefined }),
 };
 
 export const PRESET_NAMES = ['auto', ...Object.keys(PRESETS)];

@@ -31,6 +31,7 @@ import { Trainer } from '../../src/train/trainer.js';
 import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
 import { exportRun } from '../../src/export/exporter.js';
 import { allRows } from '../../src/data/rows.js';
+import { runCli } from '../lib/cli.js';
 
 let tmp: string;
 let backend: string;
@@ -334,6 +335,35 @@ test("--d-noise: Gaussian noise on D's input and after each conv, in training on
 
   for (const bad of [[0.3], [-1, 0], [0.3, NaN], '0.3,0.5'])
     assert.throws(() => validateConfig({ dNoise: bad }), /--d-noise must be two non-negative numbers INPUT,HIDDEN/);
+});
+
+test("--d-widths: D's layer widths per preset (the MLPs any count, conv-small 4, conv-large 2), bad lists as one line", async () => {
+  const dShapes = (preset: string, dWidths: number[] | null, shape: [number, number, number]) => {
+    const d = buildModelForConfig(validateConfig({ preset, dWidths }), shape, 3).createD(new Rng(1));
+    const shapes = Object.fromEntries(Object.entries(d.vars).filter(([k]) => k.endsWith('.v')).map(([k, v]) => [k, v.shape]));
+    disposeParams(d);
+    return shapes;
+  };
+  assert.deepEqual(dShapes('conv-small', [4, 6, 6, 8], [12, 12, 1]), {
+    'c0.v': [3, 3, 1, 4], 'c1.v': [3, 3, 4, 6], 'c2.v': [3, 3, 6, 6], 'c3.v': [3, 3, 6, 8], 'out.v': [8, 3],
+  });
+  assert.deepEqual(dShapes('conv-small', null, [12, 12, 1])['c3.v'], [3, 3, 32, 64], "the preset's own 16,32,32,64");
+  const large = dShapes('conv-large', [8, 16], [12, 12, 3]);
+  assert.deepEqual([0, 1, 2, 3, 6, 8].map((i) => large[`c${i}.v`]), [[3, 3, 3, 8], [3, 3, 8, 8], [3, 3, 8, 8], [3, 3, 8, 16], [3, 3, 16, 16], [1, 1, 16, 16]]);
+  assert.deepEqual(dShapes('mnist-mlp', [20, 10], [4, 4, 1]), { 'l0.v': [16, 20], 'l1.v': [20, 10], 'l2.v': [10, 3] });
+  assert.deepEqual(dShapes('tabular-mlp', [12], [1, 5, 1]), { 'l0.v': [5, 12], 'l1.v': [12, 3] });
+  assert.deepEqual(Object.values(dShapes('tabular-mlp', null, [1, 5, 1])), [[5, 256], [256, 128], [128, 128], [128, 3]], "the preset's own");
+
+  assert.throws(
+    () => buildModelForConfig(validateConfig({ preset: 'conv-small', dWidths: [4, 6, 6] }), [12, 12, 1], 3),
+    (e: Error) => e instanceof SemiganError && /^--d-widths for conv-small takes 4 widths \(its four convs\); received 3: 4,6,6$/.test(e.message),
+  );
+  assert.throws(() => buildModelForConfig(validateConfig({ preset: 'conv-large', dWidths: [8] }), [12, 12, 3], 3), /--d-widths for conv-large takes 2 widths/);
+  for (const bad of [[], [0], [1.5], [16, -1], '16,32', new Array(17).fill(8)])
+    assert.throws(() => validateConfig({ dWidths: bad }), /--d-widths must be a comma-separated list of 1 to 16 layer widths, each an integer in \[1, 16384\]/);
+  const parsed = await runCli(['train', '--d-widths', '16,x']);
+  assert.equal(parsed.code, 1);
+  assert.match(parsed.stderr, /^error: option '--d-widths <list>' argument '16,x' is invalid\. expected positive integers separated by commas/m);
 });
 
 // ---------------------------------------------------------------------------------------------
