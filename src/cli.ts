@@ -166,8 +166,13 @@ program
   )
   .option(
     '--d-widths <list>',
-    "D's layer widths (default: the preset's own: mnist-mlp 1000,500,250,250,250, tabular-mlp 256,128,128, conv-small's 4 convs 16,32,32,64, conv-large's 2 blocks 96,192)",
+    "D's layer widths (default: the preset's own: mnist-mlp 1000,500,250,250,250, tabular-mlp 256,128,128, conv-small's convs in stage pairs 16,32,32,64, conv-large's 2 blocks 96,192)",
     intList,
+  )
+  .option(
+    '--d-dropout <input,hidden>',
+    "conv presets: D's dropout rate on its input and before each later stage (default: the preset's own, 0.2,0.5)",
+    numPair,
   )
   .option(
     '--consistency <weight>',

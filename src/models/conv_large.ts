@@ -22,23 +22,26 @@ export interface ConvLargeArgs {
   featureLayer?: number;
   mbd?: MinibatchDiscriminationArgs | null;
   vbn?: boolean;
+  inputDropout?: number; // D's dropout on its input (the official 0.2)
+  dropout?: number; // D's dropout before the second block and the top (the official 0.5)
   inputNoise?: number; // std of Gaussian noise on D's input (training only; the official model has none)
   hiddenNoise?: number; // std of Gaussian noise after each of D's convs (training only)
 }
 
-/** D's layer plan (the exporter reads the widths from the weights). */
-export function convLargeTrunk([w1, w2]: number[] = [96, 192]): ConvStep[] {
+/** D's layer plan (the exporter reads the widths from the weights); a dropout rate of 0 is no step. */
+export function convLargeTrunk([w1, w2]: number[] = [96, 192], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
   const conv = (filters: number, kernel: number, stride = 1, padding: 'same' | 'valid' = 'same'): ConvStep => ({ kind: 'conv', filters, kernel, stride, padding });
+  const drop = (rate: number): ConvStep[] => (rate > 0 ? [{ kind: 'dropout', rate }] : []);
   return [
-    { kind: 'dropout', rate: 0.2 },
+    ...drop(inputDropout),
     conv(w1, 3),
     conv(w1, 3),
     conv(w1, 3, 2),
-    { kind: 'dropout', rate: 0.5 },
+    ...drop(dropout),
     conv(w2, 3),
     conv(w2, 3),
     conv(w2, 3, 2),
-    { kind: 'dropout', rate: 0.5 },
+    ...drop(dropout),
     conv(w2, 3, 1, 'valid'),
     conv(w2, 1), // NIN
     conv(w2, 1), // NIN
@@ -51,7 +54,7 @@ export function convLarge(args: ConvLargeArgs): GanModel {
     preset: 'conv-large',
     inputShape: args.inputShape,
     numClasses: args.numClasses,
-    trunk: convLargeTrunk(args.widths),
+    trunk: convLargeTrunk(args.widths, args.inputDropout, args.dropout),
     noise: [args.inputNoise ?? 0, args.hiddenNoise ?? 0],
     generator: { base, deconvs: [d1, d2], kernel: 5 },
     zDim: args.zDim,

@@ -10,7 +10,10 @@ import type { GanModel } from './model.js';
  *
  * D: dropout 0.2 -> conv3x3 16 -> conv3x3 32 stride 2 -> dropout 0.5 -> conv3x3 32
  *    -> conv3x3 64 stride 2 -> global average pool (the features) -> dense K.
- *    Weight norm, leaky ReLU 0.2, data-dependent init (conv_gan.ts).
+ *    Weight norm, leaky ReLU 0.2, data-dependent init (conv_gan.ts). Each stage is a conv and a
+ *    stride-2 conv; --d-widths with 2, 6 or 8 widths gives 1, 3 or 4 stages (a third stage
+ *    widens the pooled features' receptive field from 13 to 29 pixels), each later stage behind
+ *    a dropout like the second's.
  * G: z ~ U[0,1)^100 -> dense to (ceil(h/4) x ceil(w/4) x 64) BN relu -> deconv 4x4 stride 2 to 32,
  *    BN relu -> weight-normed deconv 4x4 stride 2 to c, sigmoid; centre crop to h x w.
  * Widths (--d-widths) are the cost lever: D's convs at 14x14 dominate, and cost grows with width
@@ -19,7 +22,7 @@ import type { GanModel } from './model.js';
 export interface ConvSmallArgs {
   inputShape: [number, number, number];
   numClasses: number;
-  widths?: [number, number, number, number]; // D's four conv layers
+  widths?: number[]; // D's convs, two per stage (default 16,32 and 32,64)
   genBase?: number; // G's dense layer channels
   genDeconv?: number; // G's middle deconv channels
   genKernel?: number;
@@ -33,17 +36,20 @@ export interface ConvSmallArgs {
   vbn?: boolean;
 }
 
-/** D's layer plan: conv strides and paddings are fixed, widths per run (the exporter reads them from the weights). */
+/**
+ * D's layer plan: stages of a stride-1 and a stride-2 3x3 conv, dropout on the input and before
+ * each later stage (a rate of 0 is no step, so it draws nothing). Widths per run (the exporter
+ * reads them from the weights).
+ */
 export function convSmallTrunk(widths: number[] = [16, 32, 32, 64], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
+  if (widths.length === 0 || widths.length % 2 !== 0) throw new Error(`conv-small: widths come in pairs (one per stage); got ${widths.length}`);
   const conv = (filters: number, stride: number): ConvStep => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' });
-  return [
-    { kind: 'dropout', rate: inputDropout },
-    conv(widths[0], 1),
-    conv(widths[1], 2),
-    { kind: 'dropout', rate: dropout },
-    conv(widths[2], 1),
-    conv(widths[3], 2),
-  ];
+  const drop = (rate: number): ConvStep[] => (rate > 0 ? [{ kind: 'dropout', rate }] : []);
+  return Array.from({ length: widths.length / 2 }, (_, stage) => [
+    ...drop(stage === 0 ? inputDropout : dropout),
+    conv(widths[2 * stage], 1),
+    conv(widths[2 * stage + 1], 2),
+  ]).flat();
 }
 
 export function convSmall(args: ConvSmallArgs): GanModel {

@@ -28,7 +28,8 @@ export interface ModelTechniques {
   mbdDim: number; // C in the paper (5)
   vbn: boolean; // virtual batch norm in G instead of batch norm
   dNoise: [number, number] | null; // std of D's Gaussian noise on its input and after each hidden layer; null: the preset's own
-  dWidths: number[] | null; // D's widths (the MLPs: each hidden layer; conv-small: its 4 convs; conv-large: its 2 blocks); null: the preset's own
+  dWidths: number[] | null; // D's widths (the MLPs: each hidden layer; conv-small: pairs of convs, one pair per stage; conv-large: its 2 blocks); null: the preset's own
+  dDropout: [number, number] | null; // conv presets: D's dropout rate on its input and before each later stage; null: the preset's own
 }
 
 /** The paper's MNIST recipe: feature matching on the last hidden layer, nothing else. */
@@ -40,6 +41,7 @@ export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({
   vbn: false,
   dNoise: null,
   dWidths: null,
+  dDropout: null,
 });
 
 /** What picks and shapes a model: a preset (auto: chosen from the data spec) and the techniques. */

@@ -22,23 +22,44 @@ const builderTechniques = (t: ModelTechniques) => ({
 
 type Preset = (a: { inputShape: [number, number, number]; numClasses: number; t: ModelTechniques }) => GanModel;
 
-/** --d-widths for a preset whose layer plan fixes how many widths it takes. */
-function fixedWidths(t: ModelTechniques, preset: string, count: number, what: string): number[] | undefined {
+/** --d-widths for a conv preset, whose layer plan fixes which counts it takes. */
+function convWidths(t: ModelTechniques, preset: string, fits: (n: number) => boolean, what: string): number[] | undefined {
   if (!t.dWidths) return undefined;
-  if (t.dWidths.length !== count)
-    throw configError(`--d-widths for ${preset} takes ${count} widths (${what}); received ${t.dWidths.length}: ${t.dWidths.join(',')}`);
+  if (!fits(t.dWidths.length)) throw configError(`--d-widths for ${preset} takes ${what}; received ${t.dWidths.length}: ${t.dWidths.join(',')}`);
   return t.dWidths;
 }
 
+/** The conv presets' dropout; the MLPs' D has Gaussian noise instead (the paper's MNIST model). */
+const convDropout = (t: ModelTechniques) => (t.dDropout ? { inputDropout: t.dDropout[0], dropout: t.dDropout[1] } : {});
+function noDropout(t: ModelTechniques, preset: string): void {
+  if (t.dDropout) throw configError(`--d-dropout: ${preset}'s D has no dropout layers (its regularizer is Gaussian noise: --d-noise INPUT,HIDDEN)`);
+}
+
 const PRESETS: Record<string, Preset> = {
-  'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) =>
-    mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) }),
-  'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) =>
-    tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) }),
+  'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) => {
+    noDropout(t, 'mnist-mlp');
+    return mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) });
+  },
+  'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) => {
+    noDropout(t, 'tabular-mlp');
+    return tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) });
+  },
   'conv-small': ({ inputShape, numClasses, t }) =>
-    convSmall({ inputShape, numClasses, ...builderTechniques(t), widths: fixedWidths(t, 'conv-small', 4, 'its four convs') as [number, number, number, number] | undefined }),
+    convSmall({
+      inputShape,
+      numClasses,
+      ...builderTechniques(t),
+      ...convDropout(t),
+      widths: convWidths(t, 'conv-small', (n) => n % 2 === 0 && n >= 2 && n <= 8, '2, 4, 6 or 8 widths (a stride-1 and a stride-2 conv per stage)'),
+    }),
   'conv-large': ({ inputShape, numClasses, t }) =>
-    convLarge({ inputShape, numClasses, ...builderTechniques(t), widths: fixedWidths(t, 'conv-large', 2, 'its two conv blocks') as [number, number] | undefined }),
+    convLarge({
+      inputShape,
+      numClasses,
+      ...builderTechniques(t),
+      ...convDropout(t),
+      widths: convWidths(t, 'conv-large', (n) => n === 2, '2 widths (its two conv blocks)') as [number, number] | undefined,
+    }),
 };
 
 export const PRESET_NAMES = ['auto', ...Object.keys(PRESETS)];

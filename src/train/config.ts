@@ -19,7 +19,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   // The data fields (dataset, labels, test, size, ...) are LoadOptions' and DataOptions'.
   mode: Mode; // gan: K+1 GAN on labeled + unlabeled + generated data; supervised: same D on the labeled set only
   // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching
-  // only). Those that change the networks (fmLayer, mbd, mbdKernels, mbdDim, vbn, dNoise, dWidths) are ModelTechniques.
+  // only). Those that change the networks (fmLayer, mbd, mbdKernels, mbdDim, vbn, dNoise, dWidths, dDropout) are ModelTechniques.
   fm: boolean; // feature matching for G; off: G minimizes the non-saturating -log D(G(z))
   fmDistance: FmDistance; // l2: mean squared difference of mean features (MNIST recipe); l1: mean absolute (CIFAR)
   ha: number; // historical averaging weight for D and G (0 = off)
@@ -179,6 +179,10 @@ const widthList: Check = (v) =>
   Array.isArray(v) && v.length >= 1 && v.length <= 16 && v.every((n) => Number.isInteger(n) && n >= 1 && n <= 16384)
     ? null
     : 'a comma-separated list of 1 to 16 layer widths, each an integer in [1, 16384]';
+const dropoutPair: Check = (v) =>
+  Array.isArray(v) && v.length === 2 && v.every((r) => typeof r === 'number' && r >= 0 && r < 1)
+    ? null
+    : 'two dropout rates INPUT,HIDDEN, each in [0, 1)';
 const channelCount: Check = (v) => (v === 1 || v === 3 ? null : '1 or 3');
 
 const CHECKS: Record<keyof TrainConfig, Check> = {
@@ -220,6 +224,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   vbn: bool,
   dNoise: nullable(noisePair),
   dWidths: nullable(widthList),
+  dDropout: nullable(dropoutPair),
   epochs: upTo(MAX_EPOCHS, positiveInt),
   itersPerEpoch: nullable(positiveInt),
   batchSize: positiveInt,

@@ -22,13 +22,13 @@ import { virtualBatchNormChannels } from '../../src/nn/virtual_batch_norm.js';
 import { convTranspose2d, dataDependentInitChannels, weightNormConv2d, weightNormConvKernel, weightNormConvTransposeKernel } from '../../src/nn/conv.js';
 import { convSmall, convSmallTrunk, type ConvSmallArgs } from '../../src/models/conv_small.js';
 import { noisyTrunk } from '../../src/models/conv_gan.js';
-import { convLarge } from '../../src/models/conv_large.js';
+import { convLarge, convLargeTrunk } from '../../src/models/conv_large.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
 import type { GanModel } from '../../src/models/model.js';
 import { prepareData, type TrainData } from '../../src/data/prepare.js';
 import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
-import { loadExportedDiscriminator, readRun } from '../../src/train/run_dir.js';
+import { loadExportedDiscriminator, readRun, runConfig } from '../../src/train/run_dir.js';
 import { exportRun } from '../../src/export/exporter.js';
 import { allRows } from '../../src/data/rows.js';
 import { runCli } from '../lib/cli.js';
@@ -337,7 +337,7 @@ test("--d-noise: Gaussian noise on D's input and after each conv, in training on
     assert.throws(() => validateConfig({ dNoise: bad }), /--d-noise must be two non-negative numbers INPUT,HIDDEN/);
 });
 
-test("--d-widths: D's layer widths per preset (the MLPs any count, conv-small 4, conv-large 2), bad lists as one line", async () => {
+test("--d-widths: D's layer widths per preset (the MLPs any count, conv-small 2-8 in stage pairs, conv-large 2), bad lists as one line", async () => {
   const dShapes = (preset: string, dWidths: number[] | null, shape: [number, number, number]) => {
     const d = buildModelForConfig(validateConfig({ preset, dWidths }), shape, 3).createD(new Rng(1));
     const shapes = Object.fromEntries(Object.entries(d.vars).filter(([k]) => k.endsWith('.v')).map(([k, v]) => [k, v.shape]));
@@ -348,6 +348,10 @@ test("--d-widths: D's layer widths per preset (the MLPs any count, conv-small 4,
     'c0.v': [3, 3, 1, 4], 'c1.v': [3, 3, 4, 6], 'c2.v': [3, 3, 6, 6], 'c3.v': [3, 3, 6, 8], 'out.v': [8, 3],
   });
   assert.deepEqual(dShapes('conv-small', null, [12, 12, 1])['c3.v'], [3, 3, 32, 64], "the preset's own 16,32,32,64");
+  assert.deepEqual(dShapes('conv-small', [4, 6, 6, 8, 8, 10], [12, 12, 1]), {
+    'c0.v': [3, 3, 1, 4], 'c1.v': [3, 3, 4, 6], 'c2.v': [3, 3, 6, 6], 'c3.v': [3, 3, 6, 8], 'c4.v': [3, 3, 8, 8], 'c5.v': [3, 3, 8, 10], 'out.v': [10, 3],
+  });
+  assert.deepEqual(dShapes('conv-small', [5, 7], [12, 12, 1]), { 'c0.v': [3, 3, 1, 5], 'c1.v': [3, 3, 5, 7], 'out.v': [7, 3] });
   const large = dShapes('conv-large', [8, 16], [12, 12, 3]);
   assert.deepEqual([0, 1, 2, 3, 6, 8].map((i) => large[`c${i}.v`]), [[3, 3, 3, 8], [3, 3, 8, 8], [3, 3, 8, 8], [3, 3, 8, 16], [3, 3, 16, 16], [1, 1, 16, 16]]);
   assert.deepEqual(dShapes('mnist-mlp', [20, 10], [4, 4, 1]), { 'l0.v': [16, 20], 'l1.v': [20, 10], 'l2.v': [10, 3] });
@@ -356,14 +360,53 @@ test("--d-widths: D's layer widths per preset (the MLPs any count, conv-small 4,
 
   assert.throws(
     () => buildModelForConfig(validateConfig({ preset: 'conv-small', dWidths: [4, 6, 6] }), [12, 12, 1], 3),
-    (e: Error) => e instanceof SemiganError && /^--d-widths for conv-small takes 4 widths \(its four convs\); received 3: 4,6,6$/.test(e.message),
+    (e: Error) => e instanceof SemiganError && /^--d-widths for conv-small takes 2, 4, 6 or 8 widths \(a stride-1 and a stride-2 conv per stage\); received 3: 4,6,6$/.test(e.message),
   );
-  assert.throws(() => buildModelForConfig(validateConfig({ preset: 'conv-large', dWidths: [8] }), [12, 12, 3], 3), /--d-widths for conv-large takes 2 widths/);
+  assert.throws(() => buildModelForConfig(validateConfig({ preset: 'conv-small', dWidths: new Array(10).fill(4) }), [12, 12, 1], 3), /--d-widths for conv-small takes 2, 4, 6 or 8 widths .*received 10/);
+  assert.throws(() => buildModelForConfig(validateConfig({ preset: 'conv-large', dWidths: [8] }), [12, 12, 3], 3), /--d-widths for conv-large takes 2 widths \(its two conv blocks\); received 1: 8/);
   for (const bad of [[], [0], [1.5], [16, -1], '16,32', new Array(17).fill(8)])
     assert.throws(() => validateConfig({ dWidths: bad }), /--d-widths must be a comma-separated list of 1 to 16 layer widths, each an integer in \[1, 16384\]/);
   const parsed = await runCli(['train', '--d-widths', '16,x']);
   assert.equal(parsed.code, 1);
   assert.match(parsed.stderr, /^error: option '--d-widths <list>' argument '16,x' is invalid\. expected positive integers separated by commas/m);
+});
+
+test("--d-dropout: the conv presets' dropout on the input and before each later stage; 0 is no step; the MLPs refuse it", async () => {
+  const conv = (filters: number, stride: number) => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' }) as const;
+  assert.deepEqual(convSmallTrunk([4, 6, 6, 8, 8, 10], 0, 0.3), [
+    conv(4, 1), conv(6, 2),
+    { kind: 'dropout', rate: 0.3 }, conv(6, 1), conv(8, 2),
+    { kind: 'dropout', rate: 0.3 }, conv(8, 1), conv(10, 2),
+  ]);
+  assert.deepEqual(convSmallTrunk(), [{ kind: 'dropout', rate: 0.2 }, conv(16, 1), conv(32, 2), { kind: 'dropout', rate: 0.5 }, conv(32, 1), conv(64, 2)], "the preset's own");
+  assert.deepEqual(convLargeTrunk([8, 16], 0.1, 0).filter((s) => s.kind === 'dropout'), [{ kind: 'dropout', rate: 0.1 }]);
+  assert.deepEqual(convLargeTrunk().filter((s) => s.kind === 'dropout').map((s) => s.kind === 'dropout' && s.rate), [0.2, 0.5, 0.5], 'the official rates');
+
+  // With 0,0 (and no noise) a training pass is the evaluation pass and draws nothing from the Rng.
+  const shape: [number, number, number] = [12, 12, 1];
+  const [plain, none] = [null, [0, 0]].map((dDropout) => buildModelForConfig(validateConfig({ preset: 'conv-small', dWidths: [4, 6, 6, 8], dDropout }), shape, 3));
+  const rng = new Rng(5);
+  const d = plain.createD(rng);
+  const x = uniformRows(rng, 6, 144);
+  plain.initD(d, x, { noise: rng });
+  tf.tidy(() => {
+    const logits = (m: GanModel, noise: Rng | null) => values(m.applyD(d.vars, x, { noise }).logits);
+    const r = new Rng(9);
+    assert.deepEqual(logits(none, r), logits(plain, null));
+    assert.deepEqual(r.getState(), new Rng(9).getState(), 'no dropout step drew from the Rng');
+    assert.ok(maxAbsDiff(logits(plain, new Rng(9)), logits(plain, null)) > 1e-2, "the preset's own dropout moves the training logits");
+  });
+  disposeParams(d);
+
+  assert.throws(
+    () => buildModelForConfig(validateConfig({ preset: 'mnist-mlp', dDropout: [0.2, 0.5] }), [4, 4, 1], 3),
+    (e: Error) => e instanceof SemiganError && /^--d-dropout: mnist-mlp's D has no dropout layers \(its regularizer is Gaussian noise: --d-noise INPUT,HIDDEN\)$/.test(e.message),
+  );
+  for (const bad of [[0.2], [1, 0], [-0.1, 0.5], [0.2, NaN], '0.2,0.5'])
+    assert.throws(() => validateConfig({ dDropout: bad }), /--d-dropout must be two dropout rates INPUT,HIDDEN, each in \[0, 1\)/);
+  const parsed = await runCli(['train', '--d-dropout', '0.2']);
+  assert.equal(parsed.code, 1);
+  assert.match(parsed.stderr, /^error: option '--d-dropout <input,hidden>' argument '0.2' is invalid\. expected two numbers separated by a comma/m);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -437,4 +480,25 @@ test('export of a conv-small run: Conv2D/LeakyReLU/GlobalAveragePooling2D/Dense;
     loaded.dispose();
     tf.dispose(Object.values(weights));
   }
+});
+
+test('a three-stage conv-small (--d-widths 4,6,6,8,8,10 --d-dropout 0.1,0.3) trains from its config and exports its six convs', async () => {
+  const run = join(tmp, 'three-stage-run');
+  const config = validateConfig({ ...BASE, backend, out: run, dWidths: [4, 6, 6, 8, 8, 10], dDropout: [0.1, 0.3] });
+  data ??= prepareData(config);
+  const t = new Trainer(config, buildModelForConfig(config, data.train.shape, data.train.classes.length), data, io);
+  try {
+    t.initialize();
+    await t.run();
+  } finally {
+    t.dispose();
+  }
+  const recorded = runConfig(readRun(run).meta); // what evaluate, export and resume build from
+  assert.deepEqual([recorded.dWidths, recorded.dDropout], [[4, 6, 6, 8, 8, 10], [0.1, 0.3]]);
+  const res = await exportRun(run, join(tmp, 'three-stage-model'));
+  assert.ok(res.maxAbsLogitDiff <= 1e-4, `self-check ${res.maxAbsLogitDiff}`);
+  const layers = JSON.parse(readFileSync(join(tmp, 'three-stage-model', 'model.json'), 'utf8')).modelTopology.config.layers as { class_name: string; config: Record<string, unknown> }[];
+  assert.deepEqual(layers.filter((l) => l.class_name === 'Conv2D').map((l) => [l.config.filters, l.config.strides]), [
+    [4, [1, 1]], [6, [2, 2]], [6, [1, 1]], [8, [2, 2]], [8, [1, 1]], [10, [2, 2]],
+  ]);
 });
