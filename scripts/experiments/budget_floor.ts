@@ -40,6 +40,9 @@ const RUNS: Record<string, string[]> = {
   'ct-tail-s1': mnist(1, '--recipe', 'ct-tail'),
   'paper-s1': mnist(1, '--recipe', 'paper'),
   'paper-tail-s1': mnist(1, '--recipe', 'paper', '--schedule', 'linear-tail'),
+  // CT-GAN's MNIST recipe (CT_MNIST.py): the paper's plus consistency 0.5 x 0.1 in the unlabeled
+  // loss, no entropy, no averaging warm-up (the ct recipe adds both).
+  'consistency-s1': mnist(1, '--consistency', '0.05'),
   'fashion-pi-s1': fashion(),
   'fashion-image-s1': fashion('--augment', '2'),
   'fashion-supervised-s1': fashion('--mode', 'supervised', '--recipe', 'ct-tail'),

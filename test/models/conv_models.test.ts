@@ -284,6 +284,23 @@ test('--fm-layer other than -1 is a config error for the conv presets', () => {
   assert.equal(convLarge({ inputShape: [9, 9, 1], numClasses: 2 }).preset, 'conv-large');
 });
 
+/**
+ * conv-small variants on 12x12x1 sharing one D (created and initialized by the first variant):
+ * `check` gets each variant's logits on 6 rows, in training (an Rng) or evaluation (null).
+ */
+function withConvSmallVariants(variants: Partial<TrainConfig>[], check: (logits: (variant: number, noise: Rng | null) => number[]) => void): void {
+  const models = variants.map((v) => buildModelForConfig(validateConfig({ preset: 'conv-small', ...v }), [12, 12, 1], 3));
+  const rng = new Rng(5);
+  const d = models[0].createD(rng);
+  const x = uniformRows(rng, 6, 144);
+  models[0].initD(d, x, { noise: rng });
+  try {
+    tf.tidy(() => check((i, noise) => values(models[i].applyD(d.vars, x, { noise }).logits)));
+  } finally {
+    disposeParams(d);
+  }
+}
+
 test("--d-noise: Gaussian noise on D's input and after each conv, in training only; std 0 draws nothing", () => {
   const conv = (filters: number, stride: number) => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' }) as const;
   assert.deepEqual(noisyTrunk(convSmallTrunk(), [0.3, 0.5]), [
@@ -301,16 +318,8 @@ test("--d-noise: Gaussian noise on D's input and after each conv, in training on
   ]);
   assert.deepEqual(noisyTrunk(convSmallTrunk(), [0, 0]), convSmallTrunk());
 
-  const shape: [number, number, number] = [12, 12, 1];
-  const [plain, noisy, zero] = [undefined, [0.3, 0.5], [0, 0]].map((n) =>
-    buildModelForConfig(validateConfig({ preset: 'conv-small', dNoise: n ?? null }), shape, 3),
-  );
-  const rng = new Rng(5);
-  const d = plain.createD(rng);
-  const x = uniformRows(rng, 6, 144);
-  plain.initD(d, x, { noise: rng });
-  tf.tidy(() => {
-    const logits = (m: GanModel, noise: Rng | null) => values(m.applyD(d.vars, x, { noise }).logits);
+  const [plain, noisy, zero] = [0, 1, 2];
+  withConvSmallVariants([{}, { dNoise: [0.3, 0.5] }, { dNoise: [0, 0] }], (logits) => {
     assert.deepEqual(logits(noisy, null), logits(plain, null), 'evaluation has no noise');
     const [a, b, c] = [new Rng(9), new Rng(9), new Rng(9)];
     const [la, lb, lc] = [logits(plain, a), logits(noisy, b), logits(zero, c)];
@@ -318,7 +327,6 @@ test("--d-noise: Gaussian noise on D's input and after each conv, in training on
     assert.deepEqual(lc, la, 'std 0: the same logits as no noise step');
     assert.deepEqual(c.getState(), a.getState(), 'std 0 draws nothing from the Rng');
   });
-  disposeParams(d);
 
   // mnist-mlp has no dropout: with --d-noise 0,0 a training pass is the evaluation pass.
   const mlp = (dNoise: [number, number] | null) => buildModelForConfig(validateConfig({ preset: 'mnist-mlp', dNoise }), [4, 4, 1], 3);
@@ -383,20 +391,13 @@ test("--d-dropout: the conv presets' dropout on the input and before each later 
   assert.deepEqual(convLargeTrunk().filter((s) => s.kind === 'dropout').map((s) => s.kind === 'dropout' && s.rate), [0.2, 0.5, 0.5], 'the official rates');
 
   // With 0,0 (and no noise) a training pass is the evaluation pass and draws nothing from the Rng.
-  const shape: [number, number, number] = [12, 12, 1];
-  const [plain, none] = [null, [0, 0]].map((dDropout) => buildModelForConfig(validateConfig({ preset: 'conv-small', dWidths: [4, 6, 6, 8], dDropout }), shape, 3));
-  const rng = new Rng(5);
-  const d = plain.createD(rng);
-  const x = uniformRows(rng, 6, 144);
-  plain.initD(d, x, { noise: rng });
-  tf.tidy(() => {
-    const logits = (m: GanModel, noise: Rng | null) => values(m.applyD(d.vars, x, { noise }).logits);
+  const [plain, none] = [0, 1];
+  withConvSmallVariants([{ dWidths: [4, 6, 6, 8] }, { dWidths: [4, 6, 6, 8], dDropout: [0, 0] }], (logits) => {
     const r = new Rng(9);
     assert.deepEqual(logits(none, r), logits(plain, null));
     assert.deepEqual(r.getState(), new Rng(9).getState(), 'no dropout step drew from the Rng');
     assert.ok(maxAbsDiff(logits(plain, new Rng(9)), logits(plain, null)) > 1e-2, "the preset's own dropout moves the training logits");
   });
-  disposeParams(d);
 
   assert.throws(
     () => buildModelForConfig(validateConfig({ preset: 'mnist-mlp', dDropout: [0.2, 0.5] }), [4, 4, 1], 3),
