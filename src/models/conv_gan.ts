@@ -63,6 +63,9 @@ const G_INIT_ROWS = 100; // the official batch for G's data-dependent init
 
 const minibatchGroups = (n: number, size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size));
 
+/** A dropout step of a layer plan; rate 0 is no step, so it draws nothing from the Rng. */
+export const dropoutStep = (rate: number): ConvStep[] => (rate > 0 ? [{ kind: 'dropout', rate }] : []);
+
 /** The trunk with Gaussian noise on its input and after each conv (as the MNIST MLP's D after each layer). */
 export const noisyTrunk = (trunk: ConvStep[], [input, hidden]: [number, number]): ConvStep[] => [
   ...(input > 0 ? [{ kind: 'noise', std: input } as const] : []),

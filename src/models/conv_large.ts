@@ -1,5 +1,5 @@
 import type { MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
-import { convGan, type ConvStep } from './conv_gan.js';
+import { convGan, dropoutStep, type ConvStep } from './conv_gan.js';
 import type { GanModel } from './model.js';
 
 /**
@@ -31,17 +31,16 @@ export interface ConvLargeArgs {
 /** D's layer plan (the exporter reads the widths from the weights); a dropout rate of 0 is no step. */
 export function convLargeTrunk([w1, w2]: number[] = [96, 192], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
   const conv = (filters: number, kernel: number, stride = 1, padding: 'same' | 'valid' = 'same'): ConvStep => ({ kind: 'conv', filters, kernel, stride, padding });
-  const drop = (rate: number): ConvStep[] => (rate > 0 ? [{ kind: 'dropout', rate }] : []);
   return [
-    ...drop(inputDropout),
+    ...dropoutStep(inputDropout),
     conv(w1, 3),
     conv(w1, 3),
     conv(w1, 3, 2),
-    ...drop(dropout),
+    ...dropoutStep(dropout),
     conv(w2, 3),
     conv(w2, 3),
     conv(w2, 3, 2),
-    ...drop(dropout),
+    ...dropoutStep(dropout),
     conv(w2, 3, 1, 'valid'),
     conv(w2, 1), // NIN
     conv(w2, 1), // NIN

@@ -1,5 +1,5 @@
 import type { MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
-import { convGan, type ConvStep } from './conv_gan.js';
+import { convGan, dropoutStep, type ConvStep } from './conv_gan.js';
 import type { GanModel } from './model.js';
 
 /**
@@ -44,9 +44,8 @@ export interface ConvSmallArgs {
 export function convSmallTrunk(widths: number[] = [16, 32, 32, 64], inputDropout = 0.2, dropout = 0.5): ConvStep[] {
   if (widths.length === 0 || widths.length % 2 !== 0) throw new Error(`conv-small: widths come in pairs (one per stage); got ${widths.length}`);
   const conv = (filters: number, stride: number): ConvStep => ({ kind: 'conv', filters, kernel: 3, stride, padding: 'same' });
-  const drop = (rate: number): ConvStep[] => (rate > 0 ? [{ kind: 'dropout', rate }] : []);
   return Array.from({ length: widths.length / 2 }, (_, stage) => [
-    ...drop(stage === 0 ? inputDropout : dropout),
+    ...dropoutStep(stage === 0 ? inputDropout : dropout),
     conv(widths[2 * stage], 1),
     conv(widths[2 * stage + 1], 2),
   ]).flat();
