@@ -9,6 +9,7 @@ import { DEFAULT_TEST_SPLIT } from './data/load.js';
 import { DATA_STORES } from './data/images/store_plan.js';
 import { DEFAULT_MEMORY_BYTES } from './data/images/decode.js';
 import { PRESET_NAMES } from './models/presets.js';
+import { D_HEADS } from './models/model.js';
 import { DEFAULT_CONFIG, FM_DISTANCES, MODES, RECIPES, type TrainConfig } from './train/config.js';
 import { SCHEDULES } from './train/schedule.js';
 import { SEMIGAN_VERSION } from './version.js';
@@ -173,6 +174,12 @@ program
     '--d-dropout <input,hidden>',
     "conv presets: D's dropout rate on its input and before each later stage (default: the preset's own, 0.2,0.5)",
     numPair,
+  )
+  .addOption(
+    new Option(
+      '--d-head <head>',
+      "conv presets: what D's output layer sees: pool (the global average of its last feature map, the default) or flatten (the whole map: it keeps where things are)",
+    ).choices(D_HEADS),
   )
   .option(
     '--consistency <weight>',

@@ -110,6 +110,11 @@ export function classifierToOnnx(
   layers.forEach((l, i) => {
     switch (l.kind) {
       case 'flatten':
+        // tfjs flattens NHWC maps: back to that order first, so the dense kernel's rows line up.
+        if (nchw) {
+          node('Transpose', [current], [ints('perm', [0, 2, 3, 1])]);
+          nchw = false;
+        }
         node('Flatten', [current], [int('axis', 1)]);
         break;
       case 'dense': {

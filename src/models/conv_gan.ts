@@ -10,15 +10,15 @@ import { gaussianNoise } from '../nn/noise.js';
 import { batchNormShiftChannels } from '../nn/batch_norm.js';
 import { virtualBatchNorm, virtualBatchNormChannels } from '../nn/virtual_batch_norm.js';
 import { initMinibatchKernel, initMinibatchLayer, minibatchFeatures, type MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
-import type { ApplyOptions, ClassifierLayer, DiscriminatorOutput, GanModel } from './model.js';
+import type { ApplyOptions, ClassifierLayer, DHead, DiscriminatorOutput, GanModel } from './model.js';
 
 /**
  * The convolutional K+1 GAN shared by the conv presets, after the official improved-gan CIFAR-10
  * model (train_cifar_feature_matching.py); conv_small.ts and conv_large.ts give the layer plans.
  *
  * D: x [B, h*w*c] -> NHWC -> trunk (dropout steps; weight-normed convs, each + leaky ReLU 0.2)
- *    -> global average pool = `features` (what feature matching compares) -> [minibatch
- *    features] -> weight-normed dense K. v ~ N(0, 0.05^2), g = 1, b = 0, then data-dependent
+ *    -> global average pool (head `flatten`: the whole last map, NHWC order) = `features` (what
+ *    feature matching compares) -> [minibatch features] -> weight-normed dense K. v ~ N(0, 0.05^2), g = 1, b = 0, then data-dependent
  *    init (every conv channel to mean 0, std 1 over batch, height, width; the logits to std 0.1);
  *    as in the official code, g is trained only in the output layer.
  * G: z ~ U[0,1)^zDim -> dense to (H0 x W0 x base) BN relu -> per entry of `deconvs`: transposed
@@ -47,11 +47,12 @@ export interface ConvGanArgs {
   inputShape: [number, number, number]; // [h, w, c]
   numClasses: number;
   trunk: ConvStep[];
+  head?: DHead; // what the output layer sees (default pool)
   noise?: [number, number]; // std of D's Gaussian noise on its input and after each conv (default none)
   generator: ConvGeneratorPlan;
   zDim?: number;
-  featureLayer?: number; // only -1 (the pooled features) is supported
-  mbd?: MinibatchDiscriminationArgs | null; // minibatch discrimination on the pooled features
+  featureLayer?: number; // only -1 (the features the head makes) is supported
+  mbd?: MinibatchDiscriminationArgs | null; // minibatch discrimination on the head's features
   vbn?: boolean; // virtual batch norm in G
   vbnRefSize?: number;
 }
@@ -85,16 +86,18 @@ export function convGan(args: ConvGanArgs): GanModel {
   const trunk = noisyTrunk(args.trunk, args.noise ?? [0, 0]);
   const zDim = args.zDim ?? 100;
   if ((args.featureLayer ?? -1) !== -1) {
-    throw configError(`--fm-layer ${args.featureLayer}: ${args.preset} matches its pooled features only; only --fm-layer -1 is supported for conv presets`);
+    throw configError(`--fm-layer ${args.featureLayer}: ${args.preset} matches the features of its head only; only --fm-layer -1 is supported for conv presets`);
   }
   const mbd = args.mbd ?? null;
   const vbnRefSize = args.vbnRefSize ?? 100;
   const convs = trunkConvs(trunk);
   if (convs.length === 0) throw new Error(`${args.preset}: the trunk has no conv layer`);
-  const pooled = convs[convs.length - 1].filters;
   if ([...trunkSizes(trunk, h), ...trunkSizes(trunk, w)].some((n) => n < 1)) {
     throw configError(`${args.preset}: ${h}x${w} images are too small for its conv layers (feature maps ${trunkSizes(trunk, h).join(' -> ')} rows); use a smaller preset`);
   }
+  const flatten = args.head === 'flatten';
+  const lastMap = trunkSizes(trunk, h).at(-1)! * trunkSizes(trunk, w).at(-1)!;
+  const featureCount = convs[convs.length - 1].filters * (flatten ? lastMap : 1);
   // G's geometry: k upsamplings by 2 from an H0 x W0 map, then a centre crop to h x w.
   const ups = gen.deconvs.length + 1;
   const [h0, w0] = [Math.ceil(h / 2 ** ups), Math.ceil(w / 2 ** ups)];
@@ -112,11 +115,11 @@ export function convGan(args: ConvGanArgs): GanModel {
       init[`c${i}.b`] = tf.zeros([s.filters]);
       cin = s.filters;
     });
-    init['out.v'] = normal(rng, [pooled + (mbd ? mbd.kernels : 0), numClasses]);
+    init['out.v'] = normal(rng, [featureCount + (mbd ? mbd.kernels : 0), numClasses]);
     init['out.g'] = tf.ones([numClasses]);
     init['out.b'] = tf.zeros([numClasses]);
     if (mbd) {
-      init['mbd.T'] = initMinibatchKernel(rng, pooled, mbd);
+      init['mbd.T'] = initMinibatchKernel(rng, featureCount, mbd);
       init['mbd.b'] = tf.zeros([mbd.kernels]);
     }
     const trainable = Object.keys(init).filter((k) => !k.endsWith('.g') || k === 'out.g');
@@ -146,7 +149,7 @@ export function convGan(args: ConvGanArgs): GanModel {
         : weightNormConvLeaky(hid, v, g, b, s.stride, s.padding);
       i++;
     }
-    const features = hid.mean([1, 2]) as tf.Tensor2D; // [B, F] global average pool
+    const features = (flatten ? hid.reshape([rows, -1]) : hid.mean([1, 2])) as tf.Tensor2D; // [B, F]
     let top = features;
     if (mbd) {
       if (init) {
@@ -170,7 +173,7 @@ export function convGan(args: ConvGanArgs): GanModel {
 
   const applyD = (d: Tensors, x: tf.Tensor2D, opts: ApplyOptions) => runD(d, x, opts);
 
-  // runD without noise or dropout: each conv with its kernel folded, leaky relu, global pool, logits.
+  // runD without noise or dropout: each conv with its kernel folded, leaky relu, the head, logits.
   function classifierLayers(d: Tensors): ClassifierLayer[] {
     const layers: ClassifierLayer[] = convs.flatMap((s, i): ClassifierLayer[] => [
       {
@@ -188,7 +191,7 @@ export function convGan(args: ConvGanArgs): GanModel {
       bias: d['out.b'].clone() as tf.Tensor1D,
       activation: 'linear',
     };
-    return [...layers, { kind: 'globalAveragePool' }, out];
+    return [...layers, { kind: flatten ? 'flatten' : 'globalAveragePool' }, out];
   }
   const initD = (d: Params, x: tf.Tensor2D, opts: ApplyOptions) => void tf.tidy(() => runD(d.vars, x, opts, d.vars).logits);
 

@@ -1,6 +1,6 @@
 import type { MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
 import { convGan, dropoutStep, type ConvStep } from './conv_gan.js';
-import type { GanModel } from './model.js';
+import type { DHead, GanModel } from './model.js';
 
 /**
  * conv-large: the paper's CIFAR-10 / SVHN model (Salimans et al. 2016, Sec. 5.2; official
@@ -24,6 +24,7 @@ export interface ConvLargeArgs {
   vbn?: boolean;
   inputDropout?: number; // D's dropout on its input (the official 0.2)
   dropout?: number; // D's dropout before the second block and the top (the official 0.5)
+  head?: DHead; // what the output layer sees (default: pool, the official)
   inputNoise?: number; // std of Gaussian noise on D's input (training only; the official model has none)
   hiddenNoise?: number; // std of Gaussian noise after each of D's convs (training only)
 }
@@ -54,6 +55,7 @@ export function convLarge(args: ConvLargeArgs): GanModel {
     inputShape: args.inputShape,
     numClasses: args.numClasses,
     trunk: convLargeTrunk(args.widths, args.inputDropout, args.dropout),
+    head: args.head,
     noise: [args.inputNoise ?? 0, args.hiddenNoise ?? 0],
     generator: { base, deconvs: [d1, d2], kernel: 5 },
     zDim: args.zDim,

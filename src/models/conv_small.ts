@@ -1,6 +1,6 @@
 import type { MinibatchDiscriminationArgs } from '../nn/minibatch_discrimination.js';
 import { convGan, dropoutStep, type ConvStep } from './conv_gan.js';
-import type { GanModel } from './model.js';
+import type { DHead, GanModel } from './model.js';
 
 /**
  * conv-small: a fast convolutional D/G for small images (MNIST-sized, 28-32 px, 1 or 3 channels;
@@ -9,7 +9,8 @@ import type { GanModel } from './model.js';
  * 2 threads; conv-large ~63x). 33k D and 350k G parameters at 28x28x1.
  *
  * D: dropout 0.2 -> conv3x3 16 -> conv3x3 32 stride 2 -> dropout 0.5 -> conv3x3 32
- *    -> conv3x3 64 stride 2 -> global average pool (the features) -> dense K.
+ *    -> conv3x3 64 stride 2 -> global average pool (the features; --d-head flatten: the whole
+ *    7x7x64 map) -> dense K.
  *    Weight norm, leaky ReLU 0.2, data-dependent init (conv_gan.ts). Each stage is a conv and a
  *    stride-2 conv; --d-widths with 2, 6 or 8 widths gives 1, 3 or 4 stages (a third stage
  *    widens the pooled features' receptive field from 13 to 29 pixels), each later stage behind
@@ -28,6 +29,7 @@ export interface ConvSmallArgs {
   genKernel?: number;
   inputDropout?: number;
   dropout?: number;
+  head?: DHead; // what the output layer sees (default: pool)
   inputNoise?: number; // std of Gaussian noise on D's input (training only)
   hiddenNoise?: number; // std of Gaussian noise after each of D's convs (training only)
   zDim?: number;
@@ -57,6 +59,7 @@ export function convSmall(args: ConvSmallArgs): GanModel {
     inputShape: args.inputShape,
     numClasses: args.numClasses,
     trunk: convSmallTrunk(args.widths, args.inputDropout, args.dropout),
+    head: args.head,
     noise: [args.inputNoise ?? 0, args.hiddenNoise ?? 0],
     generator: { base: args.genBase ?? 64, deconvs: [args.genDeconv ?? 32], kernel: args.genKernel ?? 4 },
     zDim: args.zDim,

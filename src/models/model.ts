@@ -30,7 +30,16 @@ export interface ModelTechniques {
   dNoise: [number, number] | null; // std of D's Gaussian noise on its input and after each hidden layer; null: the preset's own
   dWidths: number[] | null; // D's widths (the MLPs: each hidden layer; conv-small: pairs of convs, one pair per stage; conv-large: its 2 blocks); null: the preset's own
   dDropout: [number, number] | null; // conv presets: D's dropout rate on its input and before each later stage; null: the preset's own
+  dHead: DHead | null; // conv presets: what D's features (and logits) are made of; null: the preset's own (pool)
 }
+
+/**
+ * What a conv D's output layer sees: `pool` the global average of its last feature map (the
+ * official CIFAR model's, where an object may be anywhere), `flatten` the whole map (it keeps
+ * where things are, as an MLP does, for aligned images such as Fashion-MNIST's).
+ */
+export const D_HEADS = ['pool', 'flatten'] as const;
+export type DHead = (typeof D_HEADS)[number];
 
 /** The paper's MNIST recipe: feature matching on the last hidden layer, nothing else. */
 export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({
@@ -42,6 +51,7 @@ export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({
   dNoise: null,
   dWidths: null,
   dDropout: null,
+  dHead: null,
 });
 
 /** What picks and shapes a model: a preset (auto: chosen from the data spec) and the techniques. */

@@ -29,19 +29,23 @@ function convWidths(t: ModelTechniques, preset: string, fits: (n: number) => boo
   return t.dWidths;
 }
 
-/** The conv presets' dropout; the MLPs' D has Gaussian noise instead (the paper's MNIST model). */
-const convDropout = (t: ModelTechniques) => (t.dDropout ? { inputDropout: t.dDropout[0], dropout: t.dDropout[1] } : {});
-function noDropout(t: ModelTechniques, preset: string): void {
+/** The conv presets' dropout and head; the MLPs' D has Gaussian noise instead (the paper's MNIST model). */
+const convOnly = (t: ModelTechniques) => ({
+  ...(t.dDropout ? { inputDropout: t.dDropout[0], dropout: t.dDropout[1] } : {}),
+  ...(t.dHead ? { head: t.dHead } : {}),
+});
+function mlpRefusals(t: ModelTechniques, preset: string): void {
   if (t.dDropout) throw configError(`--d-dropout: ${preset}'s D has no dropout layers (its regularizer is Gaussian noise: --d-noise INPUT,HIDDEN)`);
+  if (t.dHead) throw configError(`--d-head: ${preset}'s D is dense throughout (it sees every input already); the head is a conv preset's choice`);
 }
 
 const PRESETS: Record<string, Preset> = {
   'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) => {
-    noDropout(t, 'mnist-mlp');
+    mlpRefusals(t, 'mnist-mlp');
     return mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) });
   },
   'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) => {
-    noDropout(t, 'tabular-mlp');
+    mlpRefusals(t, 'tabular-mlp');
     return tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) });
   },
   'conv-small': ({ inputShape, numClasses, t }) =>
@@ -49,7 +53,7 @@ const PRESETS: Record<string, Preset> = {
       inputShape,
       numClasses,
       ...builderTechniques(t),
-      ...convDropout(t),
+      ...convOnly(t),
       widths: convWidths(t, 'conv-small', (n) => n % 2 === 0 && n >= 2 && n <= 8, '2, 4, 6 or 8 widths (a stride-1 and a stride-2 conv per stage)'),
     }),
   'conv-large': ({ inputShape, numClasses, t }) =>
@@ -57,7 +61,7 @@ const PRESETS: Record<string, Preset> = {
       inputShape,
       numClasses,
       ...builderTechniques(t),
-      ...convDropout(t),
+      ...convOnly(t),
       widths: convWidths(t, 'conv-large', (n) => n === 2, '2 widths (its two conv blocks)') as [number, number] | undefined,
     }),
 };

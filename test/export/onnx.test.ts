@@ -103,6 +103,23 @@ for (const preset of ['conv-small', 'conv-large']) {
   });
 }
 
+test('conv-small --d-head flatten: back to NHWC before the Flatten, so onnxruntime gives the tfjs and D logits to 1e-4', async () => {
+  const { run, model } = await tinyExport('conv-flatten', [
+    '--preset',
+    'conv-small',
+    '--batch-size',
+    '10',
+    '--d-head',
+    'flatten',
+  ]);
+  const t = prepareTestData({ dataset: 'mnist', dataDir: null, testLimit: 64 });
+  const d = await parity(run, model, allRows(t.x), t.n);
+  assert.ok(d.vsTfjs <= 1e-4, `vs tfjs ${d.vsTfjs}`);
+  assert.ok(d.vsD <= 1e-4, `vs D ${d.vsD}`);
+  const ops = onnx.ModelProto.decode(readFileSync(join(model, 'model.onnx'))).graph!.node!.map((n) => n.opType);
+  assert.deepEqual(ops.slice(-4), ['Transpose', 'Flatten', 'Gemm', 'Softmax']);
+});
+
 test('tabular-mlp: the ONNX model takes the standardized rows metadata.json describes, same logits as tfjs', async () => {
   const csv = join(tmp, 'rows.csv');
   const lines = ['a,b,c,label'];

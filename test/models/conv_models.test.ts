@@ -410,6 +410,36 @@ test("--d-dropout: the conv presets' dropout on the input and before each later 
   assert.match(parsed.stderr, /^error: option '--d-dropout <input,hidden>' argument '0.2' is invalid\. expected two numbers separated by a comma/m);
 });
 
+test("--d-head flatten: D's features are its whole last map in NHWC order (their spatial mean is pool's); the MLPs refuse it", async () => {
+  const [pool, flat] = (['pool', 'flatten'] as const).map((dHead) => buildModelForConfig(validateConfig({ preset: 'conv-small', dWidths: [4, 6, 6, 8], dHead }), [12, 12, 1], 3));
+  // The convs are drawn first, so one seed gives both the same convs; only the output layer differs.
+  const [dPool, dFlat] = [pool, flat].map((m) => m.createD(new Rng(5)));
+  const x = uniformRows(new Rng(6), 6, 144);
+  pool.initD(dPool, x, { noise: null });
+  flat.initD(dFlat, x, { noise: null });
+  try {
+    tf.tidy(() => {
+      assert.deepEqual(dFlat.vars['out.v'].shape, [3 * 3 * 8, 3], '12x12 -> 6x6 -> 3x3 maps of 8 channels');
+      assert.deepEqual(dPool.vars['out.v'].shape, [8, 3]);
+      const fp = pool.applyD(dPool.vars, x, { noise: null }).features;
+      const ff = flat.applyD(dFlat.vars, x, { noise: null }).features;
+      assert.deepEqual(ff.shape, [6, 72]);
+      assert.ok(maxAbsDiff(values(ff.reshape([6, 3, 3, 8]).mean([1, 2])), values(fp)) < 1e-6, 'the mean of the flattened map over its 3x3 positions is the pooled feature');
+    });
+  } finally {
+    disposeParams(dPool);
+    disposeParams(dFlat);
+  }
+  assert.throws(
+    () => buildModelForConfig(validateConfig({ preset: 'mnist-mlp', dHead: 'flatten' }), [4, 4, 1], 3),
+    (e: Error) => e instanceof SemiganError && /^--d-head: mnist-mlp's D is dense throughout/.test(e.message),
+  );
+  assert.throws(() => validateConfig({ dHead: 'max' }), /--d-head must be one of pool, flatten; received "max"$/);
+  const parsed = await runCli(['train', '--d-head', 'max']);
+  assert.equal(parsed.code, 1);
+  assert.match(parsed.stderr, /^error: option '--d-head <head>' argument 'max' is invalid\. Allowed choices are pool, flatten\./m);
+});
+
 // ---------------------------------------------------------------------------------------------
 // training and export
 
@@ -502,4 +532,22 @@ test('a three-stage conv-small (--d-widths 4,6,6,8,8,10 --d-dropout 0.1,0.3) tra
   assert.deepEqual(layers.filter((l) => l.class_name === 'Conv2D').map((l) => [l.config.filters, l.config.strides]), [
     [4, [1, 1]], [6, [2, 2]], [6, [1, 1]], [8, [2, 2]], [8, [1, 1]], [10, [2, 2]],
   ]);
+});
+
+test('a conv-small with --d-head flatten trains from its config and exports Flatten -> Dense over the whole 7x7 map', async () => {
+  const run = join(tmp, 'flatten-run');
+  const config = validateConfig({ ...BASE, backend, out: run, dWidths: [4, 6, 6, 8], dHead: 'flatten' });
+  data ??= prepareData(config);
+  const t = new Trainer(config, buildModelForConfig(config, data.train.shape, data.train.classes.length), data, io);
+  try {
+    t.initialize();
+    await t.run();
+  } finally {
+    t.dispose();
+  }
+  assert.equal(runConfig(readRun(run).meta).dHead, 'flatten', 'recorded for evaluate, export and resume');
+  const res = await exportRun(run, join(tmp, 'flatten-model'));
+  assert.ok(res.maxAbsLogitDiff <= 1e-4, `self-check ${res.maxAbsLogitDiff}`);
+  const layers = JSON.parse(readFileSync(join(tmp, 'flatten-model', 'model.json'), 'utf8')).modelTopology.config.layers as { class_name: string }[];
+  assert.deepEqual(layers.map((l) => l.class_name).slice(-3), ['LeakyReLU', 'Flatten', 'Dense']);
 });
