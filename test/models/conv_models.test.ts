@@ -513,9 +513,10 @@ test('export of a conv-small run: Conv2D/LeakyReLU/GlobalAveragePooling2D/Dense;
   }
 });
 
-test('a three-stage conv-small (--d-widths 4,6,6,8,8,10 --d-dropout 0.1,0.3) trains from its config and exports its six convs', async () => {
-  const run = join(tmp, 'three-stage-run');
-  const config = validateConfig({ ...BASE, backend, out: run, dWidths: [4, 6, 6, 8, 8, 10], dDropout: [0.1, 0.3] });
+/** Trains BASE with `over` from its config alone (as evaluate, export and resume do), exports it (self-check <= 1e-4); the recorded config and the exported layers. */
+async function trainAndExport(name: string, over: Partial<TrainConfig>) {
+  const run = join(tmp, `${name}-run`);
+  const config = validateConfig({ ...BASE, backend, out: run, ...over });
   data ??= prepareData(config);
   const t = new Trainer(config, buildModelForConfig(config, data.train.shape, data.train.classes.length), data, io);
   try {
@@ -524,30 +525,25 @@ test('a three-stage conv-small (--d-widths 4,6,6,8,8,10 --d-dropout 0.1,0.3) tra
   } finally {
     t.dispose();
   }
-  const recorded = runConfig(readRun(run).meta); // what evaluate, export and resume build from
-  assert.deepEqual([recorded.dWidths, recorded.dDropout], [[4, 6, 6, 8, 8, 10], [0.1, 0.3]]);
-  const res = await exportRun(run, join(tmp, 'three-stage-model'));
+  const res = await exportRun(run, join(tmp, `${name}-model`));
   assert.ok(res.maxAbsLogitDiff <= 1e-4, `self-check ${res.maxAbsLogitDiff}`);
-  const layers = JSON.parse(readFileSync(join(tmp, 'three-stage-model', 'model.json'), 'utf8')).modelTopology.config.layers as { class_name: string; config: Record<string, unknown> }[];
+  const modelJson = JSON.parse(readFileSync(join(tmp, `${name}-model`, 'model.json'), 'utf8'));
+  const layers = modelJson.modelTopology.config.layers as { class_name: string; config: Record<string, unknown> }[];
+  const shapes = Object.fromEntries((modelJson.weightsManifest[0].weights as tf.io.WeightsManifestEntry[]).map((w) => [w.name, w.shape]));
+  return { recorded: runConfig(readRun(run).meta), layers, shapes };
+}
+
+test('a three-stage conv-small (--d-widths 4,6,6,8,8,10 --d-dropout 0.1,0.3) trains from its config and exports its six convs', async () => {
+  const { recorded, layers } = await trainAndExport('three-stage', { dWidths: [4, 6, 6, 8, 8, 10], dDropout: [0.1, 0.3] });
+  assert.deepEqual([recorded.dWidths, recorded.dDropout], [[4, 6, 6, 8, 8, 10], [0.1, 0.3]]);
   assert.deepEqual(layers.filter((l) => l.class_name === 'Conv2D').map((l) => [l.config.filters, l.config.strides]), [
     [4, [1, 1]], [6, [2, 2]], [6, [1, 1]], [8, [2, 2]], [8, [1, 1]], [10, [2, 2]],
   ]);
 });
 
 test('a conv-small with --d-head flatten trains from its config and exports Flatten -> Dense over the whole 7x7 map', async () => {
-  const run = join(tmp, 'flatten-run');
-  const config = validateConfig({ ...BASE, backend, out: run, dWidths: [4, 6, 6, 8], dHead: 'flatten' });
-  data ??= prepareData(config);
-  const t = new Trainer(config, buildModelForConfig(config, data.train.shape, data.train.classes.length), data, io);
-  try {
-    t.initialize();
-    await t.run();
-  } finally {
-    t.dispose();
-  }
-  assert.equal(runConfig(readRun(run).meta).dHead, 'flatten', 'recorded for evaluate, export and resume');
-  const res = await exportRun(run, join(tmp, 'flatten-model'));
-  assert.ok(res.maxAbsLogitDiff <= 1e-4, `self-check ${res.maxAbsLogitDiff}`);
-  const layers = JSON.parse(readFileSync(join(tmp, 'flatten-model', 'model.json'), 'utf8')).modelTopology.config.layers as { class_name: string }[];
+  const { recorded, layers, shapes } = await trainAndExport('flatten', { dWidths: [4, 6, 6, 8], dHead: 'flatten' });
+  assert.equal(recorded.dHead, 'flatten');
   assert.deepEqual(layers.map((l) => l.class_name).slice(-3), ['LeakyReLU', 'Flatten', 'Dense']);
+  assert.deepEqual(shapes['logits/kernel'], [7 * 7 * 8, 10], '28x28 -> 14x14 -> 7x7 maps of 8 channels, 10 classes');
 });
