@@ -364,8 +364,8 @@ napi_value semigan_conv(napi_env env, napi_callback_info info) {
   const epilogue ep = {bias_off >= 0 ? (const float *)(base + bias_off) : NULL, leaky, (float)slope};
   omp_set_num_threads(threads);
 #ifdef SEMIGAN_DNNL
-  // oneDNN 2.6's strided 1x1 path (its "reduce to unit stride" copy) gave wrong filter gradients
-  // and corrupted the heap on an AVX2 EPYC (test/nn/conv_grad.test.ts); im2col takes those shapes.
+  // oneDNN 2.6 gave wrong filter gradients for strided 1x1 convs and corrupted the heap on an AVX2
+  // EPYC (test/nn/conv_grad.test.ts); im2col takes those shapes.
   const bool strided_1x1 = g.kh == 1 && g.kw == 1 && (g.sh > 1 || g.sw > 1);
   if (route == ROUTE_BEST && !strided_1x1) {
     if (!conv_dnnl((int)kind, &g, a, b, out, &ep)) return fail(env, "semigan_native.conv: oneDNN failed on this shape");
