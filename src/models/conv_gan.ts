@@ -18,8 +18,8 @@ import type { ApplyOptions, ClassifierLayer, DHead, DiscriminatorOutput, GanMode
  *
  * D: x [B, h*w*c] -> NHWC -> trunk (dropout steps; weight-normed convs, each + leaky ReLU 0.2)
  *    -> global average pool (head `flatten`: the whole last map, NHWC order) = `features` (what
- *    feature matching compares) -> [minibatch features] -> weight-normed dense K. v ~ N(0, 0.05^2), g = 1, b = 0, then data-dependent
- *    init (every conv channel to mean 0, std 1 over batch, height, width; the logits to std 0.1);
+ *    feature matching compares) -> [minibatch features] -> weight-normed dense K.
+ *    v ~ N(0, 0.05^2), g = 1, b = 0, then data-dependent init (every conv channel to mean 0, std 1 over batch, height, width; the logits to std 0.1);
  *    as in the official code, g is trained only in the output layer.
  * G: z ~ U[0,1)^zDim -> dense to (H0 x W0 x base) BN relu -> per entry of `deconvs`: transposed
  *    conv stride 2 BN relu -> weight-normed transposed conv stride 2 to c channels, sigmoid (data
@@ -92,11 +92,12 @@ export function convGan(args: ConvGanArgs): GanModel {
   const vbnRefSize = args.vbnRefSize ?? 100;
   const convs = trunkConvs(trunk);
   if (convs.length === 0) throw new Error(`${args.preset}: the trunk has no conv layer`);
-  if ([...trunkSizes(trunk, h), ...trunkSizes(trunk, w)].some((n) => n < 1)) {
-    throw configError(`${args.preset}: ${h}x${w} images are too small for its conv layers (feature maps ${trunkSizes(trunk, h).join(' -> ')} rows); use a smaller preset`);
+  const [rowsPerMap, colsPerMap] = [trunkSizes(trunk, h), trunkSizes(trunk, w)];
+  if ([...rowsPerMap, ...colsPerMap].some((n) => n < 1)) {
+    throw configError(`${args.preset}: ${h}x${w} images are too small for its conv layers (feature maps ${rowsPerMap.join(' -> ')} rows); use a smaller preset`);
   }
   const flatten = args.head === 'flatten';
-  const lastMap = trunkSizes(trunk, h).at(-1)! * trunkSizes(trunk, w).at(-1)!;
+  const lastMap = rowsPerMap.at(-1)! * colsPerMap.at(-1)!;
   const featureCount = convs[convs.length - 1].filters * (flatten ? lastMap : 1);
   // G's geometry: k upsamplings by 2 from an H0 x W0 map, then a centre crop to h x w.
   const ups = gen.deconvs.length + 1;
