@@ -245,6 +245,11 @@ program
     '--ema-warmup',
     'average with decay min(--ema-decay, (1 + t) / (10 + t)) at update t: early averages follow recent weights',
   )
+  .option(
+    '--tail-average <share>',
+    "also average D's weights uniformly from this share of the plan on (e.g. 0.5: the last half; one sample per epoch); exported unless --val prefers another set",
+    num,
+  )
   .addOption(
     new Option(
       '--recipe <name>',

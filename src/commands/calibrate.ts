@@ -13,7 +13,7 @@ import {
   writeResult,
 } from '../train/run_dir.js';
 import { lockRunDir } from '../train/run_lock.js';
-import { chooseExport, validationLogitsOf, type ExportChoice } from '../train/weight_choice.js';
+import { chooseExport, validationLogitsOf, type ExportChoice, type WeightSet } from '../train/weight_choice.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
@@ -41,23 +41,23 @@ export async function calibrateCommand(runDir: string, opts: CalibrateOptions): 
     throw configError(
       `${runDir} trained on every label its data has, so --val ${opts.val} would validate on training labels; retrain with --val N to keep some aside`,
     );
-  const sets = {
-    averaged: loadExportedDiscriminator(ckpt, 'averaged'),
-    current: loadExportedDiscriminator(ckpt, 'current'),
-  };
+  // The run's candidates, its default first (as the trainer offers them).
+  const candidates: WeightSet[] = ckpt.meta.tailSamples ? ['tail', 'averaged', 'current'] : ['averaged', 'current'];
+  const sets = Object.fromEntries(candidates.map((set) => [set, loadExportedDiscriminator(ckpt, set)]));
   let choice: ExportChoice;
   try {
     choice = chooseExport(
       validationLogitsOf(
-        sets.averaged.model,
+        sets[candidates[0]].model,
         (set) => ({ weights: sets[set].weights, owned: false }),
         data.train,
         data.val!,
         config.batchSize,
       ),
+      candidates,
     );
   } finally {
-    tf.dispose([...Object.values(sets.averaged.weights), ...Object.values(sets.current.weights)]);
+    tf.dispose(Object.values(sets).flatMap((s) => Object.values(s.weights)));
   }
   await writeCheckpoint(checkpointPath(runDir), { ...ckpt, meta: { ...ckpt.meta, exportChoice: choice } });
   recordExportChoice(runDir, choice);
@@ -66,7 +66,7 @@ export async function calibrateCommand(runDir: string, opts: CalibrateOptions): 
     writeResult(runDir, {
       ...r,
       weights: choice.weights,
-      errorsExported: choice.weights === 'averaged' ? r.errors : r.errorsCurrent,
+      errorsExported: { averaged: r.errors, current: r.errorsCurrent, tail: r.errorsTail ?? r.errors }[choice.weights],
       temperature: choice.temperature,
       weightsReason: choice.reason,
     });

@@ -177,24 +177,31 @@ export function runTestMetrics(
           .reverse()
           .find((e) => e.step === meta.step);
   if (!(r && r.step === meta.step) && !m) return null;
-  const [source, averaged, current] =
+  const [source, averaged, current, tail] =
     r && r.step === meta.step
       ? [
           RESULT_FILE,
           { accuracy: r.accuracy, errors: r.errors, n: r.n },
           { accuracy: r.accuracyCurrent, errors: r.errorsCurrent, n: r.n },
+          r.errorsTail === undefined ? null : { accuracy: r.accuracyTail!, errors: r.errorsTail, n: r.n },
         ]
       : [
           METRICS_FILE,
           { accuracy: m!.test_acc, errors: m!.test_errors, n: m!.n_test },
           { accuracy: m!.test_acc_current, errors: m!.test_errors_current, n: m!.n_test },
+          m!.test_errors_tail === undefined
+            ? null
+            : { accuracy: m!.test_acc_tail!, errors: m!.test_errors_tail, n: m!.n_test },
         ];
+  // A tail average sampled after the last evaluated epoch has no test figure of its own.
+  if (exported === 'tail' && !tail) return null;
   return {
     source,
     weights: exported,
-    test: exported === 'averaged' ? averaged : current,
+    test: { averaged, current, tail: tail! }[exported],
     testAveragedWeights: averaged,
     testCurrentWeights: current,
+    ...(tail ? { testTailAveragedWeights: tail } : {}),
   };
 }
 
@@ -288,7 +295,9 @@ export function buildMetadata(
       weights:
         choice.weights === 'averaged'
           ? `exponential moving average of D's weights (decay ${meta.config.emaDecay}, ${meta.emaSteps} steps): ${choice.reason}`
-          : `D's current weights at step ${meta.step}: ${choice.reason}`,
+          : choice.weights === 'tail'
+            ? `uniform average of D's weights over ${meta.tailSamples} samples from ${meta.config.tailAverage} of the plan on: ${choice.reason}`
+            : `D's current weights at step ${meta.step}: ${choice.reason}`,
       epoch: meta.epoch,
       epochIter: meta.epochIter,
       step: meta.step,

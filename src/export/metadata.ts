@@ -108,10 +108,11 @@ export interface ClassifierMetadata {
    */
   metrics: {
     source: string;
-    weights?: 'averaged' | 'current';
+    weights?: 'averaged' | 'current' | 'tail';
     test: TestMetrics;
     testAveragedWeights?: TestMetrics;
     testCurrentWeights: TestMetrics | null;
+    testTailAveragedWeights?: TestMetrics;
   } | null;
 }
 

@@ -49,6 +49,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   emaDecay: number; // decay of the weight average that is evaluated and exported
   recipe: RecipeName; // a named set of the options below (explicit options win)
   emaWarmup: boolean; // decay of update t: min(emaDecay, (1 + t) / (10 + t)) (off: emaDecay throughout, the official code)
+  tailAverage: number | null; // also average D uniformly over the plan's last share from this point on (train/tail_average.ts); null: off
   unlabeledWeight: number; // weight of the unsupervised loss in D's objective
   initSize: number; // training images for D's data-dependent init (paper: 500)
   seed: number; // parameter init, noise, minibatch order
@@ -110,6 +111,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   emaDecay: 0.9999,
   recipe: 'paper',
   emaWarmup: false,
+  tailAverage: null,
   unlabeledWeight: 1,
   initSize: 500,
   seed: 1,
@@ -243,6 +245,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   emaDecay: unit,
   recipe: oneOf(Object.keys(RECIPES)),
   emaWarmup: bool,
+  tailAverage: nullable(fraction),
   unlabeledWeight: nonNeg,
   initSize: positiveInt,
   seed: upTo(MAX_SEED, nonNegInt),

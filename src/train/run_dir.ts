@@ -10,6 +10,7 @@ import type { Tensors } from '../nn/params.js';
 import { readCheckpoint, type Checkpoint, type StoredTensor } from './checkpoint.js';
 import { validateConfig, type TrainConfig } from './config.js';
 import { averagedWeights } from './ema.js';
+import { tailAveragedWeights } from './tail_average.js';
 import type { ExportChoice, WeightSet } from './weight_choice.js';
 
 /**
@@ -41,6 +42,8 @@ export interface CheckpointMeta {
   adamG: number;
   emaSteps: number;
   haSteps?: number; // historical averaging: steps folded into the running means
+  tailSamples?: number; // --tail-average: epoch-end samples in the uniform average so far
+  tailWithCurrent?: boolean; // a finished run that stopped mid-epoch in its tail: D's weights count as one more sample
   seconds: number; // training wall time so far
   plannedEpochs?: number; // the plan's length (a time budget's current estimate); absent before schedules
   lrCeiling?: number; // a time plan: the lowest lr run so far, which a lengthened plan does not exceed
@@ -70,6 +73,8 @@ export interface EpochMetrics {
   test_errors: number;
   test_acc_current: number; // current weights, for comparison
   test_errors_current: number;
+  test_acc_tail?: number; // --tail-average, once it has a sample
+  test_errors_tail?: number;
   n_test: number;
   epoch_seconds: number;
   seconds: number;
@@ -86,6 +91,8 @@ export interface TrainResult {
   stoppedEarly: boolean;
   accuracyCurrent: number;
   errorsCurrent: number;
+  accuracyTail?: number; // --tail-average
+  errorsTail?: number;
   step: number;
   peakRssMb: number;
   out: string;
@@ -242,10 +249,15 @@ export function loadExportedDiscriminator(
   const model = runModel(meta);
   const current = tensorsWithPrefix(ckpt, 'd');
   let weights = current;
-  if (set === 'averaged') {
-    const shadow = tensorsWithPrefix(ckpt, 'ema');
-    weights = averagedWeights(current, shadow, meta.config.emaDecay, meta.emaSteps, runConfig(meta).emaWarmup);
-    tf.dispose([...Object.values(current), ...Object.values(shadow)]);
+  if (set === 'tail' && !meta.tailSamples && !meta.tailWithCurrent)
+    throw new SemiganError('SEMIGAN_ERR_RUN_DIR', 'this run has no tail average (train it with --tail-average)');
+  if (set !== 'current') {
+    const stored = tensorsWithPrefix(ckpt, set === 'averaged' ? 'ema' : 'tail');
+    weights =
+      set === 'averaged'
+        ? averagedWeights(current, stored, meta.config.emaDecay, meta.emaSteps, runConfig(meta).emaWarmup)
+        : tailAveragedWeights(current, stored, meta.tailSamples ?? 0, meta.tailWithCurrent ?? false);
+    tf.dispose([...Object.values(current), ...Object.values(stored)]);
   }
   const bad = Object.entries(weights).find(([, t]) => !(t.dataSync() as Float32Array).every(Number.isFinite));
   if (bad) {

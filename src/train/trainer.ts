@@ -12,6 +12,7 @@ import { uniformNoise } from '../nn/noise.js';
 import { setMatMulPattern } from '../nn/blas_matmul.js';
 import { Adam } from './adam.js';
 import { Ema } from './ema.js';
+import { runProgress, TailAverage } from './tail_average.js';
 import {
   classKl,
   discriminatorLosses,
@@ -42,7 +43,14 @@ import {
 import { describeFsError, isFsError } from '../fsutil.js';
 import { createProgress, formatDuration, type ProgressStream } from './progress.js';
 import { predictClasses } from '../eval/predict.js';
-import { chooseExport, validationLogitsOf, type ExportChoice, type ValidationLogits } from './weight_choice.js';
+import {
+  chooseExport,
+  validationLogitsOf,
+  type ExportChoice,
+  type ValidationLogits,
+  type WeightSet,
+  WEIGHT_SET_NAMES,
+} from './weight_choice.js';
 import { classificationReport } from '../eval/metrics.js';
 import { writeImageGrid } from '../viz/grid.js';
 import { writeCurvesPng } from '../viz/curves.js';
@@ -114,6 +122,8 @@ export class Trainer {
   readonly optD: Adam;
   readonly optG: Adam;
   readonly ema: Ema;
+  /** The uniform average of D over the plan's tail (null without --tail-average). */
+  readonly tail: TailAverage | null;
   /** Historical averaging of D and G (null when --ha is 0). */
   readonly haD: HistoricalAverage | null;
   readonly haG: HistoricalAverage | null;
@@ -130,6 +140,8 @@ export class Trainer {
   /** The next iteration's rows, being read from disk (data on disk only). */
   private ahead: { orders: EpochOrders; iter: number; done: Promise<void> } | null = null;
   private peakRss = 0;
+  /** Set at the end of a run that stopped mid-epoch in its tail: the tail average counts D's weights once more. */
+  private tailWithCurrent = false;
   /** Set at the end of a run; a checkpoint without it exports the averaged weights at temperature 1. */
   private exportChoice: ExportChoice | null = null;
   /** The run's training seconds up to now, while run() is active (checkpoints record it). */
@@ -165,6 +177,10 @@ export class Trainer {
     this.optD = new Adam(this.d, adamArgs);
     this.optG = new Adam(this.g, adamArgs);
     this.ema = new Ema(this.d, config.emaDecay, config.emaWarmup);
+    this.tail =
+      config.tailAverage === null
+        ? null
+        : new TailAverage(this.d.trainable, (name) => this.d.vars[name].shape, config.tailAverage);
     this.haD = config.ha > 0 ? new HistoricalAverage(this.d) : null;
     this.haG = config.ha > 0 ? new HistoricalAverage(this.g) : null;
     this.labelsOfLabeled = Int32Array.from(data.labeled, (r) => data.train.y[r]);
@@ -416,25 +432,59 @@ export class Trainer {
     return loss;
   }
 
-  /** Test-set metrics of the EMA weights and of the current weights. */
-  evaluate(): { ema: ReturnType<typeof classificationReport>; current: ReturnType<typeof classificationReport> } {
-    const avg = this.ema.averaged();
-    try {
-      const test = this.data.test;
-      const ema = classificationReport(
-        test.y,
-        predictClasses(this.model, avg, test, this.config.batchSize),
-        test.classes,
-      );
-      const current = classificationReport(
-        test.y,
-        predictClasses(this.model, this.d.vars, test, this.config.batchSize),
-        test.classes,
-      );
-      return { ema, current };
-    } finally {
-      tf.dispose(Object.values(avg));
-    }
+  /** How far the run is through its plan (tail_average.ts), after the epochs and seconds so far. */
+  private progress(): number {
+    const { epochs, maxMinutes } = this.config;
+    return runProgress(
+      { epochs, maxMinutes, open: maxMinutes !== null && epochs >= MAX_EPOCHS },
+      this.epoch,
+      this.seconds,
+    );
+  }
+
+  /** Inside the tail (tail_average.ts), after the epochs and seconds so far. */
+  private inTail(): boolean {
+    return this.tail !== null && this.progress() >= this.tail.start;
+  }
+
+  /** True when the tail average has anything to average. */
+  private get hasTail(): boolean {
+    return this.tail !== null && (this.tail.samples > 0 || this.tailWithCurrent);
+  }
+
+  /** The weight sets this run can export, the default first (weight_choice.ts). */
+  private weightSets(): WeightSet[] {
+    return this.hasTail ? ['tail', 'averaged', 'current'] : ['averaged', 'current'];
+  }
+
+  /** A weight set's tensors, and whether the caller disposes them. */
+  private weightsOf(set: WeightSet): { weights: Tensors; owned: boolean } {
+    if (set === 'averaged') return { weights: this.ema.averaged(), owned: true };
+    if (set === 'tail' && this.tail)
+      return { weights: this.tail.averaged(this.d.vars, this.tailWithCurrent), owned: true };
+    return { weights: this.d.vars, owned: false };
+  }
+
+  /** Test-set metrics of the EMA weights, the current weights and (once sampled) the tail average. */
+  evaluate(): {
+    ema: ReturnType<typeof classificationReport>;
+    current: ReturnType<typeof classificationReport>;
+    tail: ReturnType<typeof classificationReport> | null;
+  } {
+    const test = this.data.test;
+    const report = (set: WeightSet) => {
+      const { weights, owned } = this.weightsOf(set);
+      try {
+        return classificationReport(
+          test.y,
+          predictClasses(this.model, weights, test, this.config.batchSize),
+          test.classes,
+        );
+      } finally {
+        if (owned) tf.dispose(Object.values(weights));
+      }
+    };
+    return { ema: report('averaged'), current: report('current'), tail: this.hasTail ? report('tail') : null };
   }
 
   private checkpointPath(): string {
@@ -465,6 +515,7 @@ export class Trainer {
 
   private async runEpochs(): Promise<TrainResult> {
     const { config } = this;
+    this.tailWithCurrent = false; // training goes on: the stored samples are the tail's state
     if (!this.data.train.features) mkdirSync(join(config.out, SAMPLES_DIR), { recursive: true });
     const clock: RunClock = {
       started: this.now(),
@@ -593,7 +644,8 @@ export class Trainer {
     const epochSeconds = run.secondsBefore + (this.now() - run.started) / 1000;
     this.epoch++;
     this.epochIter = 0;
-    const { ema, current } = this.evaluate();
+    if (this.inTail()) this.tail!.add(this.d.vars);
+    const { ema, current, tail } = this.evaluate();
     this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
     const n = Math.max(1, itersRun);
     const metrics: EpochMetrics = {
@@ -608,6 +660,7 @@ export class Trainer {
       test_errors: ema.errors,
       test_acc_current: current.accuracy,
       test_errors_current: current.errors,
+      ...(tail ? { test_acc_tail: tail.accuracy, test_errors_tail: tail.errors } : {}),
       n_test: ema.n,
       epoch_seconds: epochSeconds,
       seconds: this.seconds,
@@ -615,7 +668,7 @@ export class Trainer {
     };
     run.progress.done(
       `epoch ${this.epoch}${this.timePlanned ? `/~${this.plannedEpochs}` : config.maxMinutes !== null && config.epochs >= MAX_EPOCHS ? '' : `/${this.plannedEpochs}`}  lr ${run.lr.toPrecision(3)}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
-        `${(100 * current.accuracy).toFixed(2)}% (current)  ${epochSeconds.toFixed(1)}s`,
+        `${(100 * current.accuracy).toFixed(2)}% (current)${tail ? `  ${(100 * tail.accuracy).toFixed(2)}% (tail average of ${this.tail!.samples})` : ''}  ${epochSeconds.toFixed(1)}s`,
     );
     // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume
     // drops metrics lines beyond the checkpoint's epoch.
@@ -638,35 +691,34 @@ export class Trainer {
   validationLogits(): ValidationLogits | null {
     const rows = this.data.val;
     if (!rows?.length) return null;
-    return validationLogitsOf(
-      this.model,
-      (set) =>
-        set === 'averaged' ? { weights: this.ema.averaged(), owned: true } : { weights: this.d.vars, owned: false },
-      this.data.train,
-      rows,
-      this.config.batchSize,
-    );
+    return validationLogitsOf(this.model, (set) => this.weightsOf(set), this.data.train, rows, this.config.batchSize);
   }
 
   /** Choose the exported weights and temperature, and record them with the run's last checkpoint. */
   private async chooseExport(): Promise<ExportChoice> {
-    const choice = chooseExport(this.validationLogits());
+    const choice = chooseExport(this.validationLogits(), this.weightSets());
     this.exportChoice = choice;
     await this.saveCheckpoint();
     recordExportChoice(this.config.out, choice);
     this.io.log(
-      `export: the ${choice.weights} weights, temperature ${choice.temperature.toPrecision(3)} (${choice.reason})`,
+      `export: the ${WEIGHT_SET_NAMES[choice.weights]} weights, temperature ${choice.temperature.toPrecision(3)} (${choice.reason})`,
     );
     return choice;
   }
 
   /** result.json from the last epoch's metrics (or a fresh evaluation when the budget cut an epoch short). */
   private async finish(last: EpochMetrics | null, stoppedEarly: boolean): Promise<TrainResult> {
+    // A budget that ends mid-epoch: the weights it ends with count in the tail average.
+    this.tailWithCurrent = this.epochIter > 0 && this.inTail();
     const final =
       last && this.epochIter === 0
         ? {
             ema: { accuracy: last.test_acc, errors: last.test_errors, n: last.n_test },
             current: { accuracy: last.test_acc_current, errors: last.test_errors_current },
+            tail:
+              last.test_errors_tail === undefined
+                ? null
+                : { accuracy: last.test_acc_tail!, errors: last.test_errors_tail },
           }
         : this.evaluate();
     this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
@@ -680,11 +732,13 @@ export class Trainer {
       stoppedEarly,
       accuracyCurrent: final.current.accuracy,
       errorsCurrent: final.current.errors,
+      ...(final.tail ? { accuracyTail: final.tail.accuracy, errorsTail: final.tail.errors } : {}),
       step: this.step,
       peakRssMb: Math.round(this.peakRss / 2 ** 20),
       out: this.config.out,
       weights: choice.weights,
-      errorsExported: choice.weights === 'averaged' ? final.ema.errors : final.current.errors,
+      errorsExported: { averaged: final.ema, current: final.current, tail: final.tail ?? final.ema }[choice.weights]
+        .errors,
       temperature: choice.temperature,
       weightsReason: choice.reason,
     };
@@ -710,6 +764,7 @@ export class Trainer {
       ['adamG.v', this.optG.state.v],
     ];
     if (this.haD && this.haG) records.push(['haD', this.haD.mean], ['haG', this.haG.mean]);
+    if (this.tail) records.push(['tail', this.tail.mean]);
     return records;
   }
 
@@ -735,6 +790,8 @@ export class Trainer {
       adamG: this.optG.state.t,
       emaSteps: this.ema.steps,
       haSteps: this.haD?.count ?? 0,
+      ...(this.tail ? { tailSamples: this.tail.samples } : {}),
+      ...(this.tailWithCurrent ? { tailWithCurrent: true } : {}),
       seconds: this.liveSeconds?.() ?? this.seconds, // all of it, the epoch in progress included
       plannedEpochs: this.plannedEpochs,
       ...(Number.isFinite(this.lrCeiling) ? { lrCeiling: this.lrCeiling } : {}),
@@ -784,6 +841,7 @@ export class Trainer {
       }
     }
     if (this.haD && this.haG) this.haD.count = this.haG.count = ckpt.meta.haSteps ?? 0;
+    if (this.tail) this.tail.samples = ckpt.meta.tailSamples ?? 0;
     const m = ckpt.meta;
     this.epoch = m.epoch;
     this.epochIter = m.epochIter;
@@ -815,6 +873,7 @@ export class Trainer {
     this.optD.dispose();
     this.optG.dispose();
     this.ema.dispose();
+    this.tail?.dispose();
     this.haD?.dispose();
     this.haG?.dispose();
   }

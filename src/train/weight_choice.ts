@@ -12,15 +12,22 @@ import { rowsView } from '../data/rows.js';
 import type { GanModel } from '../models/model.js';
 import type { Tensors } from '../nn/params.js';
 
-export const WEIGHT_SETS = ['averaged', 'current'] as const;
+export const WEIGHT_SETS = ['averaged', 'current', 'tail'] as const;
 export type WeightSet = (typeof WEIGHT_SETS)[number];
+
+/** How messages name each set. */
+export const WEIGHT_SET_NAMES: Record<WeightSet, string> = {
+  averaged: 'averaged',
+  current: 'current',
+  tail: 'tail-averaged',
+};
 
 /** What a finished run exports; written to the checkpoint, result.json and config.json. */
 export interface ExportChoice {
   weights: WeightSet;
   reason: string;
-  /** Errors of each weight set on the validation rows (absent without --val). */
-  valErrors?: Record<WeightSet, number>;
+  /** Errors of each candidate weight set on the validation rows (absent without --val). */
+  valErrors?: Partial<Record<WeightSet, number>>;
   valRows: number;
   /** Divides the classifier's logits (1: not fitted). */
   temperature: number;
@@ -33,27 +40,37 @@ const errorsOf = ({ logits, labels, k }: ReturnType<ValidationLogits>): number =
   argmaxRows(logits, k).reduce((n, c, i) => n + (c === labels[i] ? 0 : 1), 0);
 
 /**
- * The weight set with fewer validation errors (a tie keeps the averaged weights: they vary less
- * from step to step), and the temperature fitted on its validation logits.
+ * The weight set with fewest validation errors among `candidates`, and the temperature fitted on
+ * its validation logits. A tie keeps the earlier candidate: the default (the first) varies least
+ * from step to step. Without validation rows: the first candidate at temperature 1.
  */
-export function chooseExport(validation: ValidationLogits | null): ExportChoice {
+export function chooseExport(
+  validation: ValidationLogits | null,
+  candidates: readonly WeightSet[] = ['averaged', 'current'],
+): ExportChoice {
+  const [first] = candidates;
   if (!validation)
     return {
-      weights: 'averaged',
-      reason: 'no validation rows (--val N): the averaged weights, the default',
+      weights: first,
+      reason: `no validation rows (--val N): the ${WEIGHT_SET_NAMES[first]} weights, the default`,
       valRows: 0,
       temperature: 1,
     };
-  const averaged = validation('averaged');
-  const current = validation('current');
-  const valErrors = { averaged: errorsOf(averaged), current: errorsOf(current) };
-  const weights: WeightSet = valErrors.current < valErrors.averaged ? 'current' : 'averaged';
-  const chosen = weights === 'averaged' ? averaged : current;
-  const { temperature, atBound } = fitTemperature(chosen.logits, chosen.labels, chosen.k);
-  const n = chosen.labels.length;
+  const logits = candidates.map((set) => validation(set));
+  const errors = logits.map(errorsOf);
+  const best = errors.indexOf(Math.min(...errors));
+  const weights = candidates[best];
+  const valErrors = Object.fromEntries(candidates.map((set, i) => [set, errors[i]]));
+  const { temperature, atBound } = fitTemperature(logits[best].logits, logits[best].labels, logits[best].k);
+  const n = logits[best].labels.length;
   const reason =
-    `${valErrors.averaged} validation errors of ${n} with the averaged weights, ${valErrors.current} with the current ones` +
-    (valErrors.current === valErrors.averaged ? ' (a tie keeps the averaged)' : '') +
+    candidates
+      .map(
+        (set, i) =>
+          `${errors[i]}${i === 0 ? ` validation errors of ${n}` : ''} with the ${WEIGHT_SET_NAMES[set]} ${i === 0 ? 'weights' : 'ones'}`,
+      )
+      .join(', ') +
+    (errors.filter((e) => e === errors[best]).length > 1 ? ` (a tie keeps the ${WEIGHT_SET_NAMES[weights]})` : '') +
     `; temperature ${temperature.toPrecision(3)} fitted on the same rows` +
     (atBound ? ' (at the edge of its range: too few or too easy rows to fit it)' : '');
   return { weights, reason, valErrors, valRows: n, temperature };

@@ -12,7 +12,7 @@ import { prepareData, type TrainData } from '../../src/data/prepare.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
 import { validateConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
-import { chooseExport, type ValidationLogits } from '../../src/train/weight_choice.js';
+import { chooseExport, type ValidationLogits, type WeightSet } from '../../src/train/weight_choice.js';
 import { fitTemperature } from '../../src/eval/calibration.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { loadExportedDiscriminator, type CheckpointMeta } from '../../src/train/run_dir.js';
@@ -32,8 +32,8 @@ after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** Validation logits per weight set from fixed rows (k = 2). */
 const fixed =
-  (rows: Record<'averaged' | 'current', number[]>, labels: number[]): ValidationLogits =>
-  (w) => ({ logits: Float32Array.from(rows[w]), labels: Int32Array.from(labels), k: 2 });
+  (rows: Partial<Record<WeightSet, number[]>>, labels: number[]): ValidationLogits =>
+  (w) => ({ logits: Float32Array.from(rows[w]!), labels: Int32Array.from(labels), k: 2 });
 
 test('chooseExport: fewer validation errors wins, a tie keeps the averaged weights, none: averaged at T 1', () => {
   const labels = [0, 1, 1];
