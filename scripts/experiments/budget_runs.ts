@@ -59,17 +59,17 @@ for (const r of runs) {
   );
   if (res) {
     console.log(
-      `  result: averaged ${res.errors} errors, current ${res.errorsCurrent}; exported: ${res.weights ?? 'averaged'} ` +
+      `  result: averaged ${res.errors} errors, current ${res.errorsCurrent}${res.errorsTail === undefined ? '' : `, tail average ${res.errorsTail}`}; exported: ${res.weights ?? 'averaged'} ` +
         `(${res.errorsExported ?? res.errors} errors, temperature ${res.temperature ?? 1})${res.stoppedEarly ? ', stopped early' : ''}`,
     );
     exported.push(res.errorsExported ?? res.errors);
   } else console.log('  no result.json yet (still running, or killed)');
   const at = values.at ? values.at.split(',').map(Number) : [];
   if (at.length) {
-    console.log('  epoch  errors (averaged / current)  lr        seconds');
+    console.log('  epoch  errors (averaged / current / tail average)  lr        seconds');
     for (const m of r.metrics.filter((x) => at.includes(x.epoch) || x === last))
       console.log(
-        `  ${String(m.epoch).padStart(5)}  ${String(m.test_errors).padStart(8)} / ${String(m.test_errors_current).padEnd(8)}        ${m.lr.toPrecision(3).padEnd(9)} ${m.seconds.toFixed(0)}`,
+        `  ${String(m.epoch).padStart(5)}  ${String(m.test_errors).padStart(8)} / ${String(m.test_errors_current).padEnd(8)} / ${String(m.test_errors_tail ?? '-').padEnd(8)}        ${m.lr.toPrecision(3).padEnd(9)} ${m.seconds.toFixed(0)}`,
       );
   }
   const reach = LEVELS.map((lv) => {

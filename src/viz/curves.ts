@@ -20,6 +20,9 @@ export interface CurvePoint {
   lr?: number;
   test_errors?: number;
   test_errors_current?: number;
+  /** --tail-average, from its first sample on. */
+  test_acc_tail?: number;
+  test_errors_tail?: number;
 }
 
 export interface NamedRun {
@@ -29,11 +32,18 @@ export interface NamedRun {
 
 const by = (m: CurvePoint[], f: (p: CurvePoint) => number): [number, number][] => m.map((p) => [p.epoch, f(p)]);
 
+/** The tail average's series, for a run that has one (none otherwise). */
+const tailSeries = (name: string, m: CurvePoint[], f: (p: CurvePoint) => number): Series[] => {
+  const sampled = m.filter((p) => p.test_errors_tail !== undefined);
+  return sampled.length ? [{ name, points: by(sampled, f) }] : [];
+};
+
 /** Accuracy per epoch: the first run's averaged and current weights, then every other run's averaged ones. */
 export function accuracyChart([main, ...others]: NamedRun[], id = 'accuracy'): string {
   const series: Series[] = [
     { name: `${main.name}: averaged weights`, points: by(main.metrics, (p) => 100 * p.test_acc) },
     { name: `${main.name}: current weights`, points: by(main.metrics, (p) => 100 * p.test_acc_current), dashed: true },
+    ...tailSeries(`${main.name}: tail average`, main.metrics, (p) => 100 * p.test_acc_tail!),
     ...others.map((r) => ({ name: `${r.name}: averaged weights`, points: by(r.metrics, (p) => 100 * p.test_acc) })),
   ];
   return lineChart(series, { title: 'Test accuracy', xLabel: 'epoch', yLabel: 'accuracy (%)', id });
@@ -64,13 +74,14 @@ export function lrChart(runs: NamedRun[], id = 'lr'): string {
   );
 }
 
-/** Test errors of both weight sets, the y axis cut at `yMax` so a long run's tail is readable. */
+/** Test errors of each weight set, the y axis cut at `yMax` so a long run's tail is readable. */
 export function errorsChart(run: NamedRun, yMax: number, id = 'errors'): string {
   const clip = (v: number | undefined) => (v === undefined ? NaN : Math.min(v, yMax));
   return lineChart(
     [
       { name: 'averaged weights', points: by(run.metrics, (p) => clip(p.test_errors)) },
       { name: 'current weights', points: by(run.metrics, (p) => clip(p.test_errors_current)), dashed: true },
+      ...tailSeries('tail average', run.metrics, (p) => clip(p.test_errors_tail)),
     ],
     { title: `Test errors (${run.name}; cut at ${yMax})`, xLabel: 'epoch', yLabel: 'errors', yMin: 0, yMax, id },
   );

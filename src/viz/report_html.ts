@@ -127,7 +127,7 @@ export function renderReport(p: ReportPage): string {
 <div id="grids">${grids}</div>`
     : '<p>No sample grids (tabular data, or a supervised run).</p>';
   const summary = last
-    ? `<p class="summary">After epoch ${last.epoch}: test accuracy <b>${pct(last.test_acc)}</b> (averaged weights), ${pct(last.test_acc_current)} (current weights).</p>`
+    ? `<p class="summary">After epoch ${last.epoch}: test accuracy <b>${pct(last.test_acc)}</b> (averaged weights), ${pct(last.test_acc_current)} (current weights)${last.test_acc_tail === undefined ? '' : `, ${pct(last.test_acc_tail)} (tail average)`}.</p>`
     : '<p class="summary">No epoch finished yet.</p>';
   return `<!DOCTYPE html>
 <html lang="en">

@@ -53,6 +53,8 @@ before(async () => {
       'linear-tail',
       '--val',
       '20',
+      '--tail-average',
+      '0.5',
       '--out',
       run,
     ]),
@@ -91,6 +93,12 @@ test('the report plots metrics.jsonl, holds every epoch grid and a confusion mat
     plotted('accuracy', 'run: current weights'),
     m.map((e) => 100 * e.test_acc_current),
   );
+  // --tail-average 0.5 over 3 epochs: sampled at the ends of epochs 2 and 3.
+  assert.deepEqual(
+    plotted('accuracy', 'run: tail average'),
+    m.slice(1).map((e) => 100 * e.test_acc_tail!),
+  );
+  assert.equal(m[0].test_acc_tail, undefined);
   assert.deepEqual(
     plotted('losses', 'loss_gen (G)'),
     m.map((e) => e.loss_gen),
