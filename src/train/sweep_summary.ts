@@ -33,6 +33,8 @@ export interface EpochSummary {
   errorsCurrent: Stat;
   accuracy: Stat;
   accuracyCurrent: Stat;
+  /** --tail-average: over the seeds whose average has a sample by this epoch (absent if none has). */
+  errorsTail?: Stat & { seeds: number };
 }
 
 export interface SweepSummary {
@@ -83,9 +85,15 @@ export function summarize(dir: string, seeds: number[]): SweepSummary {
       errorsCurrent: stat(rows.map((r) => r.test_errors_current)),
       accuracy: stat(rows.map((r) => r.test_acc)),
       accuracyCurrent: stat(rows.map((r) => r.test_acc_current)),
+      ...tailStat(rows),
     });
   }
   return { seeds, epochs };
+}
+
+function tailStat(rows: EpochMetrics[]): Pick<EpochSummary, 'errorsTail'> {
+  const tail = rows.flatMap((r) => (r.test_errors_tail === undefined ? [] : [r.test_errors_tail]));
+  return tail.length ? { errorsTail: { ...stat(tail), seeds: tail.length } } : {};
 }
 
 const pm = (s: Stat, d = 1) => `${s.mean.toFixed(d)} ± ${s.std.toFixed(d)}`;
@@ -101,16 +109,21 @@ export function formatSummary(s: SweepSummary, baseline?: SweepSummary): string 
         return b ? ` ${pm(b.errors)} (${b.seeds}) | ${(e.errors.mean / b.errors.mean).toFixed(2)}x |` : ' - | - |';
       }
     : () => '';
+  const tail = s.epochs.some((e) => e.errorsTail);
+  const tailCell = (e: EpochSummary) =>
+    !tail ? '' : e.errorsTail ? ` ${pm(e.errorsTail)} (${e.errorsTail.seeds}) |` : ' - |';
   const lines = [
     `seeds ${s.seeds.join(', ')}: test errors per epoch, mean ± std (sample std) [min, max]` +
       (baseline ? `; baseline seeds ${baseline.seeds.join(', ')}` : ''),
     '',
     '| epoch | seeds | errors, averaged weights | errors, current weights | accuracy, averaged |' +
+      (tail ? ' errors, tail average (seeds) |' : '') +
       (baseline ? ' baseline errors, averaged (seeds) | averaged / baseline |' : ''),
-    '|---:|---:|---:|---:|---:|' + (baseline ? '---:|---:|' : ''),
+    '|---:|---:|---:|---:|---:|' + (tail ? '---:|' : '') + (baseline ? '---:|---:|' : ''),
     ...s.epochs.map(
       (e) =>
         `| ${e.epoch} | ${e.seeds} | ${pm(e.errors)} [${e.errors.min}, ${e.errors.max}] | ${pm(e.errorsCurrent)} [${e.errorsCurrent.min}, ${e.errorsCurrent.max}] | ${(100 * e.accuracy.mean).toFixed(2)}% |` +
+        tailCell(e) +
         extra(e),
     ),
   ];

@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readMetrics } from '../../src/train/run_dir.js';
-import { parseSeeds, stat, type SweepSummary } from '../../src/train/sweep_summary.js';
+import { formatSummary, parseSeeds, stat, summarize, type SweepSummary } from '../../src/train/sweep_summary.js';
 import { ok, runCli } from '../lib/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'semigan-sweep-'));
@@ -23,6 +23,33 @@ test('stat and parseSeeds by hand', () => {
   assert.equal(stat([5]).std, 0);
   assert.deepEqual(parseSeeds('1-3,8,2'), [1, 2, 3, 8]);
   for (const bad of ['', '3-1', '-1', 'a', '1-2000']) assert.throws(() => parseSeeds(bad), /--seeds/);
+});
+
+test('summarize: the tail average over the seeds that have one by each epoch, its own column', () => {
+  const dir = join(tmp, 'tail-sweep');
+  const line = (epoch: number, errors: number, tail?: number) =>
+    JSON.stringify({
+      epoch,
+      test_errors: errors,
+      test_errors_current: errors + 1,
+      test_acc: 1 - errors / 100,
+      test_acc_current: 1 - (errors + 1) / 100,
+      ...(tail === undefined ? {} : { test_errors_tail: tail }),
+    });
+  for (const [seed, lines] of [
+    [1, [line(1, 10), line(2, 8, 6)]],
+    [2, [line(1, 12), line(2, 9)]],
+  ] as const) {
+    mkdirSync(join(dir, `seed-${seed}`), { recursive: true });
+    writeFileSync(join(dir, `seed-${seed}`, 'metrics.jsonl'), lines.join('\n') + '\n');
+  }
+  const s = summarize(dir, [1, 2]);
+  assert.equal(s.epochs[0].errorsTail, undefined);
+  assert.deepEqual(s.epochs[1].errorsTail, { ...stat([6]), seeds: 1 });
+  const table = formatSummary(s).split('\n');
+  assert.ok(table.some((l) => l.includes('errors, tail average (seeds) |')));
+  assert.ok(table.find((l) => l.startsWith('| 1 | 2 |'))!.endsWith('| - |'));
+  assert.ok(table.find((l) => l.startsWith('| 2 | 2 |'))!.endsWith('| 6.0 ± 0.0 (1) |'));
 });
 
 test('a 2-seed sweep: each seed its own run (seed and seed-data), the summary from their metrics; resume keeps a finished seed', async () => {
