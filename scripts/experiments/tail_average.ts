@@ -5,7 +5,11 @@
  * with its own code (a sample at each epoch's end once runProgress reaches S, by the seconds its
  * metrics.jsonl line records; the weights a budget ended with mid-epoch count once more).
  *
- *   node dist/scripts/experiments/tail_average.js CHECKPOINT_COPIES_DIR --run RUN_DIR [--from 0.25,0.5] [--val 10000]
+ *   node dist/scripts/experiments/tail_average.js CHECKPOINT_COPIES_DIR --run RUN_DIR [--from 0.25,0.5] [--val 10000] \
+ *       [--curve 0.5 --figure docs/FILE.png [--cut 400]]
+ *
+ * --curve S: the errors of S's average after each epoch's sample too, and with --figure a PNG of
+ * the run's per-epoch test errors (EMA, current) with that curve beside them.
  *
  * Errors are counted on the run's test set and on --val labeled training rows held out as
  * `semigan train --val` holds them out (besides the run's labels, never trained on as labeled):
@@ -14,7 +18,10 @@
  * table, asserts nothing.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import sharp from 'sharp';
+import { errorsChart } from '../../src/viz/curves.js';
+import { atomicWriteFile } from '../../src/fsutil.js';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackendAndSay } from '../../src/backend.js';
@@ -35,6 +42,9 @@ const { values, positionals } = parseArgs({
     from: { type: 'string', default: '0.1,0.25,0.33,0.5,0.67,0.75,0.9' },
     val: { type: 'string', default: '10000' },
     threads: { type: 'string', default: '1' },
+    curve: { type: 'string' },
+    figure: { type: 'string' },
+    cut: { type: 'string', default: '400' },
   },
 });
 if (positionals.length !== 1 || !values.run) {
@@ -87,6 +97,9 @@ const names = Object.keys(last.tensors)
   .filter((n) => n.startsWith('d/'))
   .map((n) => n.slice(2));
 const tails = starts.map((s) => new TailAverage(names, (n) => last.tensors[`d/${n}`].shape, s));
+const curveAt = values.curve === undefined ? -1 : starts.indexOf(Number(values.curve));
+if (values.curve !== undefined && curveAt < 0) throw new Error(`--curve ${values.curve}: not one of --from`);
+const curve = new Map<number, { val: number; test: number }>();
 const firstEpoch = starts.map(() => 0);
 for (const f of ordered) {
   const ck = read(f);
@@ -99,6 +112,11 @@ for (const f of ordered) {
     if (progress >= t.start) {
       if (!t.samples) firstEpoch[j] = ck.meta.epoch;
       t.add(d);
+      if (j === curveAt) {
+        const w = t.averaged(cur.weights);
+        curve.set(ck.meta.epoch, { val: errors(cur.model, w, val), test: errors(cur.model, w, data.test) });
+        tf.dispose(Object.values(w));
+      }
     }
   tf.dispose(Object.values(d));
 }
@@ -112,3 +130,25 @@ for (const [j, t] of tails.entries()) {
   t.dispose();
 }
 tf.dispose(Object.values(cur.weights));
+
+if (curve.size) {
+  const metrics = readMetrics(values.run);
+  console.log(
+    `\n--tail-average ${values.curve} after each epoch: epoch  errors (EMA / current / tail average, test)  tail average, validation`,
+  );
+  for (const m of metrics.filter((x) => curve.has(x.epoch)))
+    console.log(
+      `  ${String(m.epoch).padStart(5)}  ${m.test_errors} / ${m.test_errors_current} / ${curve.get(m.epoch)!.test}  ${curve.get(m.epoch)!.val}`,
+    );
+  if (values.figure) {
+    const withTail = metrics.map((m) =>
+      curve.has(m.epoch) ? { ...m, test_errors_tail: curve.get(m.epoch)!.test } : m,
+    );
+    const svg = errorsChart(
+      { name: `${basename(values.run)}, --tail-average ${values.curve}`, metrics: withTail },
+      Number(values.cut),
+    );
+    await atomicWriteFile(values.figure, await sharp(Buffer.from(svg)).png().toBuffer());
+    console.log(`figure: ${values.figure}`);
+  }
+}
