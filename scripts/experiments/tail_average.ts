@@ -6,10 +6,10 @@
  * metrics.jsonl line records; the weights a budget ended with mid-epoch count once more).
  *
  *   node dist/scripts/experiments/tail_average.js CHECKPOINT_COPIES_DIR --run RUN_DIR [--from 0.25,0.5] [--val 10000] \
- *       [--curve 0.5 --figure docs/FILE.png [--cut 400]]
+ *       [--figure docs/FILE.png [--cut 400]]
  *
- * --curve S: the errors of S's average after each epoch's sample too, and with --figure a PNG of
- * the run's per-epoch test errors (EMA, current) with that curve beside them.
+ * Then the S with the fewest validation errors, and with --figure a PNG of the run's per-epoch
+ * test errors (EMA, current) with that S's average after each of its samples beside them.
  *
  * Errors are counted on the run's test set and on --val labeled training rows held out as
  * `semigan train --val` holds them out (besides the run's labels, never trained on as labeled):
@@ -42,7 +42,6 @@ const { values, positionals } = parseArgs({
     from: { type: 'string', default: '0.1,0.25,0.33,0.5,0.67,0.75,0.9' },
     val: { type: 'string', default: '10000' },
     threads: { type: 'string', default: '1' },
-    curve: { type: 'string' },
     figure: { type: 'string' },
     cut: { type: 'string', default: '400' },
   },
@@ -88,7 +87,6 @@ console.log(
 );
 const ema = loadExportedDiscriminator(last, 'averaged');
 console.log(`  EMA (decay ${config.emaDecay}), the run's end: ${both(ema.model, ema.weights)}`);
-tf.dispose(Object.values(ema.weights));
 const cur = loadExportedDiscriminator(last, 'current');
 console.log(`  current weights, the run's end:  ${both(cur.model, cur.weights)}`);
 
@@ -96,59 +94,74 @@ const starts = values.from!.split(',').map(Number);
 const names = Object.keys(last.tensors)
   .filter((n) => n.startsWith('d/'))
   .map((n) => n.slice(2));
-const tails = starts.map((s) => new TailAverage(names, (n) => last.tensors[`d/${n}`].shape, s));
-const curveAt = values.curve === undefined ? -1 : starts.indexOf(Number(values.curve));
-if (values.curve !== undefined && curveAt < 0) throw new Error(`--curve ${values.curve}: not one of --from`);
-const curve = new Map<number, { val: number; test: number }>();
-const firstEpoch = starts.map(() => 0);
-for (const f of ordered) {
-  const ck = read(f);
-  if (ck.meta.epochIter > 0) continue; // mid-epoch: only the run's end counts, below
-  const progress = runProgress(plan, ck.meta.epoch, secondsAt.get(ck.meta.epoch)!);
-  const d: Tensors = Object.fromEntries(
-    names.map((n) => [n, tf.tensor(ck.tensors[`d/${n}`].data, ck.tensors[`d/${n}`].shape)]),
-  );
-  for (const [j, t] of tails.entries())
-    if (progress >= t.start) {
-      if (!t.samples) firstEpoch[j] = ck.meta.epoch;
-      t.add(d);
-      if (j === curveAt) {
-        const w = t.averaged(cur.weights);
-        curve.set(ck.meta.epoch, { val: errors(cur.model, w, val), test: errors(cur.model, w, data.test) });
-        tf.dispose(Object.values(w));
-      }
-    }
-  tf.dispose(Object.values(d));
-}
 const endsMidEpoch = last.meta.epochIter > 0;
+
+/**
+ * One pass over the checkpoints: a TailAverage per start, sampled as the trainer samples;
+ * `afterSample` sees each average after each of its samples.
+ */
+function replay(from: number[], afterSample?: (t: TailAverage, epoch: number) => void) {
+  const tails = from.map((s) => new TailAverage(names, (n) => last.tensors[`d/${n}`].shape, s));
+  const firstEpoch = from.map(() => 0);
+  for (const f of ordered) {
+    const ck = read(f);
+    if (ck.meta.epochIter > 0) continue; // mid-epoch: only the run's end counts (averaged(..., endsMidEpoch))
+    const progress = runProgress(plan, ck.meta.epoch, secondsAt.get(ck.meta.epoch)!);
+    const d: Tensors = Object.fromEntries(
+      names.map((n) => [n, tf.tensor(ck.tensors[`d/${n}`].data, ck.tensors[`d/${n}`].shape)]),
+    );
+    for (const [j, t] of tails.entries())
+      if (progress >= t.start) {
+        if (!t.samples) firstEpoch[j] = ck.meta.epoch;
+        t.add(d);
+        afterSample?.(t, ck.meta.epoch);
+      }
+    tf.dispose(Object.values(d));
+  }
+  return { tails, firstEpoch };
+}
+
+const { tails, firstEpoch } = replay(starts);
+const valErrors: number[] = [];
 for (const [j, t] of tails.entries()) {
   const weights = t.averaged(cur.weights, endsMidEpoch);
+  valErrors.push(errors(cur.model, weights, val));
   console.log(
-    `  --tail-average ${t.start}: epochs ${firstEpoch[j]}..${last.meta.epoch} (${t.samples} samples${endsMidEpoch ? ' + the end' : ''}): ${both(cur.model, weights)}`,
+    `  --tail-average ${t.start}: epochs ${firstEpoch[j]}..${last.meta.epoch} (${t.samples} samples${endsMidEpoch ? ' + the end' : ''}): ` +
+      `${valErrors[j]} / ${errors(cur.model, weights, data.test)}`,
   );
   tf.dispose(Object.values(weights));
   t.dispose();
 }
-tf.dispose(Object.values(cur.weights));
+// The choice reads the validation rows only: fewest errors, a tie keeps the earlier start.
+const best = valErrors.indexOf(Math.min(...valErrors));
+const emaVal = errors(ema.model, ema.weights, val);
+console.log(
+  `chosen on the validation rows: --tail-average ${starts[best]} (${valErrors[best]} errors; the EMA ${emaVal}, the current weights ${errors(cur.model, cur.weights, val)})`,
+);
+tf.dispose(Object.values(ema.weights));
 
-if (curve.size) {
+if (values.figure) {
+  const curve = new Map<number, number>();
+  replay([starts[best]], (t, epoch) => {
+    const w = t.averaged(cur.weights);
+    curve.set(epoch, errors(cur.model, w, data.test));
+    tf.dispose(Object.values(w));
+  }).tails.forEach((t) => t.dispose());
   const metrics = readMetrics(values.run);
   console.log(
-    `\n--tail-average ${values.curve} after each epoch: epoch  errors (EMA / current / tail average, test)  tail average, validation`,
+    `\n--tail-average ${starts[best]} after each epoch's sample: epoch  test errors (EMA / current / tail average)`,
   );
   for (const m of metrics.filter((x) => curve.has(x.epoch)))
     console.log(
-      `  ${String(m.epoch).padStart(5)}  ${m.test_errors} / ${m.test_errors_current} / ${curve.get(m.epoch)!.test}  ${curve.get(m.epoch)!.val}`,
+      `  ${String(m.epoch).padStart(5)}  ${m.test_errors} / ${m.test_errors_current} / ${curve.get(m.epoch)}`,
     );
-  if (values.figure) {
-    const withTail = metrics.map((m) =>
-      curve.has(m.epoch) ? { ...m, test_errors_tail: curve.get(m.epoch)!.test } : m,
-    );
-    const svg = errorsChart(
-      { name: `${basename(values.run)}, --tail-average ${values.curve}`, metrics: withTail },
-      Number(values.cut),
-    );
-    await atomicWriteFile(values.figure, await sharp(Buffer.from(svg)).png().toBuffer());
-    console.log(`figure: ${values.figure}`);
-  }
+  const withTail = metrics.map((m) => (curve.has(m.epoch) ? { ...m, test_errors_tail: curve.get(m.epoch)! } : m));
+  const svg = errorsChart(
+    { name: `${basename(values.run)}, --tail-average ${starts[best]}`, metrics: withTail },
+    Number(values.cut),
+  );
+  await atomicWriteFile(values.figure, await sharp(Buffer.from(svg)).png().toBuffer());
+  console.log(`figure: ${values.figure}`);
 }
+tf.dispose(Object.values(cur.weights));
