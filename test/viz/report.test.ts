@@ -133,14 +133,14 @@ test('the report plots metrics.jsonl, holds every epoch grid and a confusion mat
   assert.equal(grid.width, 906, 'sample grids at 3x');
 });
 
-test('in headless chromium: no console errors, one point per epoch, the slider switches grids; a screenshot', async () => {
+test('in headless chromium: no console errors, one point per epoch (the tail average from its first sample), the slider switches grids; a screenshot', async () => {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto('file://' + join(run, 'report.html'));
   const points = await page.$$eval('#accuracy g.series', (gs) => gs.map((g) => g.querySelectorAll('circle').length));
-  assert.deepEqual(points, [EPOCHS, EPOCHS]);
+  assert.deepEqual(points, [EPOCHS, EPOCHS, EPOCHS - 1], 'averaged, current, tail average (from epoch 2)');
   const visible = () =>
     page.$$eval('img.grid', (imgs) =>
       imgs.filter((i) => !(i as HTMLImageElement).hidden).map((i) => (i as HTMLElement).dataset.epoch),
