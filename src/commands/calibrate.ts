@@ -5,6 +5,7 @@ import { configError } from '../errors.js';
 import { writeCheckpoint } from '../train/checkpoint.js';
 import {
   checkpointPath,
+  hasTailAverage,
   loadExportedDiscriminator,
   readResult,
   readRun,
@@ -13,7 +14,7 @@ import {
   writeResult,
 } from '../train/run_dir.js';
 import { lockRunDir } from '../train/run_lock.js';
-import { chooseExport, validationLogitsOf, type ExportChoice, type WeightSet } from '../train/weight_choice.js';
+import { chooseExport, exportCandidates, validationLogitsOf, type ExportChoice } from '../train/weight_choice.js';
 
 const log = (line: string) => process.stderr.write(line + '\n');
 
@@ -41,8 +42,7 @@ export async function calibrateCommand(runDir: string, opts: CalibrateOptions): 
     throw configError(
       `${runDir} trained on every label its data has, so --val ${opts.val} would validate on training labels; retrain with --val N to keep some aside`,
     );
-  // The run's candidates, its default first (as the trainer offers them).
-  const candidates: WeightSet[] = ckpt.meta.tailSamples ? ['tail', 'averaged', 'current'] : ['averaged', 'current'];
+  const candidates = exportCandidates(hasTailAverage(ckpt.meta));
   const sets = Object.fromEntries(candidates.map((set) => [set, loadExportedDiscriminator(ckpt, set)]));
   let choice: ExportChoice;
   try {

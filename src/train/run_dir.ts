@@ -222,6 +222,9 @@ export function loadGenerator(ckpt: Checkpoint<CheckpointMeta>): { model: GanMod
   return { model: runModel(ckpt.meta), weights: tensorsWithPrefix(ckpt, 'g') };
 }
 
+/** True when the checkpoint's tail average has anything to average (train/tail_average.ts). */
+export const hasTailAverage = (meta: CheckpointMeta): boolean => !!meta.tailSamples || !!meta.tailWithCurrent;
+
 /** What a run exports: the choice its end recorded, or (a run not finished) the averaged weights at temperature 1. */
 export function exportChoiceOf(meta: CheckpointMeta): ExportChoice {
   return (
@@ -249,7 +252,7 @@ export function loadExportedDiscriminator(
   const model = runModel(meta);
   const current = tensorsWithPrefix(ckpt, 'd');
   let weights = current;
-  if (set === 'tail' && !meta.tailSamples && !meta.tailWithCurrent)
+  if (set === 'tail' && !hasTailAverage(meta))
     throw new SemiganError('SEMIGAN_ERR_RUN_DIR', 'this run has no tail average (train it with --tail-average)');
   if (set !== 'current') {
     const stored = tensorsWithPrefix(ckpt, set === 'averaged' ? 'ema' : 'tail');

@@ -45,6 +45,7 @@ import { createProgress, formatDuration, type ProgressStream } from './progress.
 import { predictClasses } from '../eval/predict.js';
 import {
   chooseExport,
+  exportCandidates,
   validationLogitsOf,
   type ExportChoice,
   type ValidationLogits,
@@ -454,7 +455,7 @@ export class Trainer {
 
   /** The weight sets this run can export, the default first (weight_choice.ts). */
   private weightSets(): WeightSet[] {
-    return this.hasTail ? ['tail', 'averaged', 'current'] : ['averaged', 'current'];
+    return exportCandidates(this.hasTail);
   }
 
   /** A weight set's tensors, and whether the caller disposes them. */

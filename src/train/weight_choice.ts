@@ -15,6 +15,10 @@ import type { Tensors } from '../nn/params.js';
 export const WEIGHT_SETS = ['averaged', 'current', 'tail'] as const;
 export type WeightSet = (typeof WEIGHT_SETS)[number];
 
+/** The sets a run can export, its default first: the tail average when the run has one. */
+export const exportCandidates = (hasTail: boolean): WeightSet[] =>
+  hasTail ? ['tail', 'averaged', 'current'] : ['averaged', 'current'];
+
 /** How messages name each set. */
 export const WEIGHT_SET_NAMES: Record<WeightSet, string> = {
   averaged: 'averaged',
