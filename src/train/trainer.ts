@@ -196,6 +196,16 @@ export class Trainer {
     return this.config.maxMinutes !== null && this.config.schedule !== 'constant';
   }
 
+  /**
+   * The planned length as progress lines show it: "/~N" for a time plan ("/~?" until a pace is
+   * measured), nothing for a budget without a plan (it ends when the budget does), else "/N".
+   */
+  private plannedText(): string {
+    const { maxMinutes, epochs } = this.config;
+    if (this.timePlanned) return this.plannedEpochs >= MAX_EPOCHS ? '/~?' : `/~${this.plannedEpochs}`;
+    return maxMinutes !== null && epochs >= MAX_EPOCHS ? '' : `/${this.plannedEpochs}`;
+  }
+
   /** The consistency and entropy weights' ramp-up factor for the step about to run. */
   rampNow(): number {
     return rampUpFactor(this.step / (this.plannedEpochs * this.itersPerEpoch), this.config.rampUp);
@@ -569,9 +579,6 @@ export class Trainer {
     if (this.epochIter === 0 || !this.orders) this.orders = this.newOrders();
     const orders = this.orders;
     const before = this.epochIter > 0 ? this.partialEpoch : null;
-    // A budget without a plan (constant lr) ends when the budget does: no epoch count to show.
-    const openEnded = config.maxMinutes !== null && !this.timePlanned && config.epochs >= MAX_EPOCHS;
-    const planned = () => (this.timePlanned ? `/~${this.plannedEpochs}` : openEnded ? '' : `/${this.plannedEpochs}`);
     const run: EpochRun = {
       lr: this.lrNow(),
       started: this.now(),
@@ -579,7 +586,7 @@ export class Trainer {
       sums: before ? { ...before.sums } : { loss_lab: 0, loss_unl: 0, loss_gen: 0, train_err: 0 },
       progress: createProgress({
         total: this.itersPerEpoch,
-        label: `epoch ${this.epoch + 1}${planned()}`,
+        label: `epoch ${this.epoch + 1}${this.plannedText()}`,
         stream: this.io.progressStream,
         suffix: (i, perIt) => this.timeLeftText(clock, secondsNow, i, perIt),
       }),
@@ -668,7 +675,7 @@ export class Trainer {
       rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
     run.progress.done(
-      `epoch ${this.epoch}${this.timePlanned ? `/~${this.plannedEpochs}` : config.maxMinutes !== null && config.epochs >= MAX_EPOCHS ? '' : `/${this.plannedEpochs}`}  lr ${run.lr.toPrecision(3)}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
+      `epoch ${this.epoch}${this.plannedText()}  lr ${run.lr.toPrecision(3)}  test acc ${(100 * ema.accuracy).toFixed(2)}% (${ema.errors} errors, EMA)  ` +
         `${(100 * current.accuracy).toFixed(2)}% (current)${tail ? `  ${(100 * tail.accuracy).toFixed(2)}% (tail average of ${this.tail!.samples})` : ''}  ${epochSeconds.toFixed(1)}s`,
     );
     // Metrics first, then the checkpoint: a kill in between re-runs the epoch, and resume

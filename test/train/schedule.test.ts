@@ -96,13 +96,14 @@ function clockedTrainer(
   const data = prepareData(config);
   let ms = startMs;
   const lrs: [number, number][] = []; // [step, lr]
+  const progress: string[] = [];
   const trainer: Trainer = new Trainer(
     config,
     buildModelForConfig(config, data.train.shape, data.train.classes.length),
     data,
     {
       log: () => {},
-      progressStream: { write: () => true },
+      progressStream: { write: (chunk: string) => progress.push(chunk) },
       now: () => ms,
       onIteration: (_e, _i, lr) => {
         ms += msPerIteration(trainer.step);
@@ -110,17 +111,22 @@ function clockedTrainer(
       },
     },
   );
-  return { trainer, lrs };
+  return { trainer, lrs, progress };
 }
 
 test('a time budget plans whole epochs from the measured pace; the lr reaches 0 as the budget ends', async () => {
   // 0.5 min = 30 s, 29.7 s usable; epochs of 4 one-second iterations (evaluation takes no clock
   // time here): after the first epoch the plan is floor(29.7 / 4) = 7 epochs = 28 steps.
-  const { trainer, lrs } = clockedTrainer({ maxMinutes: 0.5, out: 'budget', recipe: 'ct-tail' });
+  const { trainer, lrs, progress } = clockedTrainer({ maxMinutes: 0.5, out: 'budget', recipe: 'ct-tail' });
   trainer.initialize();
   const result = await trainer.run();
   trainer.dispose();
   assert.equal(trainer.plannedEpochs, 7);
+  // Before a pace is measured the plan's length is unknown, not the 100,000-epoch cap.
+  const text = progress.join('');
+  assert.match(text, /^epoch 1\/~\? /m);
+  assert.match(text, /^epoch 2\/~7 /m);
+  assert.doesNotMatch(text, /100000/);
   assert.equal(result.step, 28);
   assert.equal(result.stoppedEarly, false);
   // Step s (1-based after it ran; it used the lr of step s - 1) of 28: 0.003 * min(1, 3 (1 - (s-1)/28)).
