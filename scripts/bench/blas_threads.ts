@@ -8,12 +8,11 @@
  *
  * Prints figures, asserts nothing.
  */
-import { parseArgs } from 'node:util';
 import { loadNative } from '../../src/nn/native_addon.js';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 import { sgemmGflops } from '../lib/sgemm.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: { threads: { type: 'string', default: '2' }, reps: { type: 'string', default: '25' } },
 });
 const threads = positiveIntOption(values, 'threads');

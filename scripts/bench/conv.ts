@@ -14,8 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 import { initBackend } from '../../src/backend.js';
 import { Rng } from '../../src/rng.js';
 import { conv2dFilterGrad, conv2dInputGrad } from '../../src/nn/conv_grad.js';
@@ -23,7 +22,7 @@ import { conv2dFilterGrad, conv2dInputGrad } from '../../src/nn/conv_grad.js';
 // tfjs's own gradients, captured before initBackend('wasm') replaces them, for the cpu figure.
 const TFJS_GRADS = [tf.getGradient(tf.Conv2D), tf.getGradient(tf.Conv2DBackpropInput), tf.getGradient(tf.BatchMatMul)];
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     batch: { type: 'string', default: '300' },
     iters: { type: 'string', default: '5' },

@@ -11,7 +11,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { initBackend } from '../../src/backend.js';
@@ -20,8 +19,9 @@ import { Classifier } from '../../src/export/classifier.js';
 import { OnnxClassifier } from '../../src/export/onnx_classifier.js';
 import { scalePixels } from '../../src/export/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';
+import { failUsage, scriptArgs } from '../lib/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: {
     threads: { type: 'string', default: '1' },
@@ -30,7 +30,7 @@ const { values, positionals } = parseArgs({
   },
 });
 const model = positionals[0];
-if (!model) throw new Error('usage: engines.js MODEL_DIR (exported with --format all)');
+if (!model) failUsage('usage: engines.js MODEL_DIR (exported with --format all)');
 const threads = Number(values.threads);
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 

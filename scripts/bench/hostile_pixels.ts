@@ -17,10 +17,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { failUsage, scriptArgs } from '../lib/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: {
     before: { type: 'string' },
@@ -30,7 +30,7 @@ const { values, positionals } = parseArgs({
     side: { type: 'string', default: '16383' },
   },
 });
-if (!positionals[0]) throw new Error('usage: hostile_pixels.js MODEL_DIR [--before OLD_CLI]');
+if (!positionals[0]) failUsage('usage: hostile_pixels.js MODEL_DIR [--before OLD_CLI]');
 const log = (s: string) => process.stderr.write(s + '\n');
 const THIS_CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const builds = [...(values.before ? [{ name: 'before', cli: values.before }] : []), { name: 'after', cli: THIS_CLI }];

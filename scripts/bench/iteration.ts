@@ -12,8 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 import { initBackend } from '../../src/backend.js';
 import { explicitTransposeMatMulGrad, useExplicitTransposeMatMulGrad } from '../../src/nn/matmul_grad.js';
 import {
@@ -31,7 +30,7 @@ import {
 // Keep tfjs's own config so that both can be switched in and out by the global registry.
 const TFJS_MATMUL_GRAD = tf.getGradient(tf.BatchMatMul);
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     iters: { type: 'string', default: '20' }, // timed iterations per variant
     rounds: { type: 'string', default: '2' }, // alternations of the two variants

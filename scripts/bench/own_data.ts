@@ -17,7 +17,6 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend } from '../../src/backend.js';
 import { loadBuiltin } from '../../src/data/sources/builtin.js';
@@ -36,8 +35,9 @@ import type { Rows } from '../../src/data/rows.js';
 
 const order = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
 import { idList } from '../../src/data/dataset.js';
+import { scriptArgs } from '../lib/args.js';
 
-const { values: args } = parseArgs({
+const { values: args } = scriptArgs({
   options: {
     dir: { type: 'string', default: join(tmpdir(), 'semigan-fashion-png') },
     dataset: { type: 'string', default: 'fashion-mnist' },

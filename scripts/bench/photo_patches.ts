@@ -12,12 +12,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 import { Rng } from '../../src/rng.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     out: { type: 'string', default: '/tmp/photos32' },
     from: { type: 'string', default: '/usr/lib/python3/dist-packages/skimage/data' },

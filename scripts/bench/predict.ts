@@ -9,19 +9,19 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice } from '../../src/backend.js';
 import { readIdxImages } from '../../src/data/sources/idx.js';
 import { Classifier } from '../../src/export/classifier.js';
 import { imageToInput, scalePixels } from '../../src/export/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';
+import { failUsage, scriptArgs } from '../lib/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: { seconds: { type: 'string', default: '3' }, backend: { type: 'string', default: 'wasm' } },
 });
-if (positionals.length !== 1) throw new Error('usage: bench_predict MODEL_DIR [--seconds 3] [--backend wasm]');
+if (positionals.length !== 1) failUsage('usage: bench_predict MODEL_DIR [--seconds 3] [--backend wasm]');
 const seconds = Number(values.seconds);
 
 /** Calls of fn per second over `seconds` (after a short warm-up), times `per` items per call. */

@@ -21,15 +21,14 @@ import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
-import { parseArgs } from 'node:util';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 import { initBackend } from '../../src/backend.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
 import { Rng } from '../../src/rng.js';
 import { disposeParams, type Params } from '../../src/nn/params.js';
 import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     presets: { type: 'string', default: 'mnist-mlp,conv-small,conv-large' },
     iters: { type: 'string', default: '10' }, // timed iterations per preset (conv-large: --large-iters)

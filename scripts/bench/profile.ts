@@ -14,15 +14,14 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
 import { validateConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { benchConfig, loadBenchData } from '../lib/trainer_timing.js';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     iters: { type: 'string', default: '11' },
     threads: { type: 'string' },

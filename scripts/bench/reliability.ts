@@ -15,14 +15,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { crc32, deflateSync } from 'node:zlib';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { readIdxImages } from '../../src/data/sources/idx.js';
 import { mnistDataDir } from '../../src/package_paths.js';
+import { failUsage, scriptArgs } from '../lib/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: {
     before: { type: 'string' },
@@ -38,7 +38,7 @@ const builds: { name: string; cli: string; model: string }[] = [
   ...(values.before ? [{ name: 'before', cli: values.before, model: values['before-model'] ?? positionals[0] }] : []),
   { name: 'after', cli: THIS_CLI, model: positionals[0] },
 ];
-if (!positionals[0]) throw new Error('usage: reliability.js MODEL_DIR [--before OLD_CLI --before-model OLD_MODEL]');
+if (!positionals[0]) failUsage('usage: reliability.js MODEL_DIR [--before OLD_CLI --before-model OLD_MODEL]');
 
 const img = readIdxImages(join(mnistDataDir()!, 't10k-images-idx3-ubyte'));
 const pngs = await Promise.all(

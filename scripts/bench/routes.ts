@@ -18,12 +18,11 @@
 import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { initBackend, type MatMulChoice } from '../../src/backend.js';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 import { benchConfig, loadBenchData, median, timeIterations } from '../lib/trainer_timing.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     iters: { type: 'string', default: '30' },
     threads: { type: 'string', default: String(availableParallelism()) },

@@ -16,7 +16,6 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { initBackend, type BackendChoice, type MatMulChoice } from '../../src/backend.js';
@@ -24,12 +23,13 @@ import { readIdxImages } from '../../src/data/sources/idx.js';
 import { Classifier } from '../../src/export/classifier.js';
 import { scalePixels } from '../../src/export/preprocess.js';
 import { mnistDataDir } from '../../src/package_paths.js';
+import { scriptArgs } from '../lib/args.js';
 
 const FLOOR = 2000;
 const AIM = 5000;
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: {
     duration: { type: 'string', default: '10' },

@@ -18,7 +18,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
 import { useNativeLayers } from '../../src/nn/native_layers.js';
 import { blasMacsDone } from '../../src/nn/blas_matmul.js';
@@ -26,11 +25,12 @@ import { loadNative } from '../../src/nn/native_addon.js';
 import { sgemmGflops } from '../lib/sgemm.js';
 import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 
 // dist/scripts/bench/vs_peer.js -> project root
 const ROOT = PACKAGE_ROOT;
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     iters: { type: 'string', default: '50' }, // semigan timed iterations
     'peer-iters': { type: 'string', default: '50' },
@@ -43,11 +43,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' }, // semigan then the peer, this many times
   },
 });
-const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads' | 'rounds') => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer; got ${values[name]}`);
-  return v;
-};
+const int = (name: 'iters' | 'peer-iters' | 'peer-threads' | 'train-limit' | 'threads' | 'rounds') =>
+  positiveIntOption(values, name);
 const load = () =>
   loadavg()
     .map((x) => x.toFixed(2))

@@ -12,13 +12,13 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend.js';
 import { readRun, loadGenerator } from '../../src/train/run_dir.js';
 import { generateImages } from '../../src/eval/generate.js';
 import { sampleQuality } from '../../src/eval/sample_quality.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
+import { scriptArgs } from '../lib/args.js';
 
 const HA_WEIGHT = '1e-4';
 const ROWS: { key: string; label: string; flags: string[] }[] = [
@@ -34,7 +34,7 @@ const ROWS: { key: string; label: string; flags: string[] }[] = [
 const SAMPLES = 5000; // generated images per quality score (the floor uses 5000 real ones)
 const SAMPLE_SEED = 4242;
 
-const { values: opt } = parseArgs({
+const { values: opt } = scriptArgs({
   options: {
     dataset: { type: 'string', default: 'mnist' },
     epochs: { type: 'string', default: '1' },

@@ -12,10 +12,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
+import { failUsage, scriptArgs } from '../lib/args.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     only: { type: 'string' },
     out: { type: 'string', default: 'runs/budget' },
@@ -49,8 +49,7 @@ const RUNS: Record<string, string[]> = {
 };
 
 const names = values.only ? values.only.split(',') : Object.keys(RUNS);
-for (const n of names)
-  if (!RUNS[n]) throw new Error(`--only: unknown run ${n}; known: ${Object.keys(RUNS).join(', ')}`);
+for (const n of names) if (!RUNS[n]) failUsage(`--only: unknown run ${n}; known: ${Object.keys(RUNS).join(', ')}`);
 const cli = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
 
 for (const name of names) {

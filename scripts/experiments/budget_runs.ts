@@ -12,13 +12,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { readMetrics, readResult, CONFIG_FILE, type EpochMetrics } from '../../src/train/run_dir.js';
 import { errorsChart, lrChart } from '../../src/viz/curves.js';
 import { atomicWriteFile } from '../../src/fsutil.js';
+import { scriptArgs } from '../lib/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: {
     at: { type: 'string', default: '' },

@@ -12,10 +12,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 import { readMetrics } from '../../src/train/run_dir.js';
 import { seedDir, SUMMARY_FILE, SWEEP_FILE, type SweepSummary } from '../../src/train/sweep_summary.js';
+import { failUsage, scriptArgs } from '../lib/args.js';
 
 const RECIPES: Record<string, string[]> = {
   paper: [],
@@ -26,7 +26,7 @@ const RECIPES: Record<string, string[]> = {
   ct: ['--consistency', '0.1', '--entropy', '0.1', '--ema-warmup'],
 };
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     seeds: { type: 'string', default: '1-3' },
     epochs: { type: 'string', default: '20' },
@@ -40,7 +40,7 @@ const { values } = parseArgs({
 const names = values.recipes!.split(',');
 const unknown = names.filter((n) => !RECIPES[n]);
 if (unknown.length)
-  throw new Error(`--recipes: unknown ${unknown.join(', ')}; expected some of ${Object.keys(RECIPES).join(', ')}`);
+  failUsage(`--recipes: unknown ${unknown.join(', ')}; expected some of ${Object.keys(RECIPES).join(', ')}`);
 const out = resolve(values.out!);
 const cli = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
 

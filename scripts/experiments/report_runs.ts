@@ -11,8 +11,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { EpochMetrics, TrainResult } from '../../src/train/run_dir.js';
+import { scriptArgs } from '../lib/args.js';
 
 /** PyTorch peer (../shared/peers/torch_improved_gan.py), MNIST, 100 labels, seed 1: EMA test errors of 10000. */
 export const PEER_MNIST_EMA_ERRORS: Readonly<Record<number, number>> = { 1: 2746, 5: 2400, 10: 1583, 18: 668 };
@@ -168,7 +168,7 @@ function report(dir: string, epochs: Set<number> | null, peer: boolean): { text:
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = scriptArgs({
     allowPositionals: true,
     options: {
       epochs: { type: 'string' },

@@ -22,7 +22,6 @@ import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { errorsChart } from '../../src/viz/curves.js';
 import { atomicWriteFile } from '../../src/fsutil.js';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackendAndSay } from '../../src/backend.js';
 import { decodeCheckpoint } from '../../src/train/checkpoint.js';
@@ -34,8 +33,9 @@ import { subsetDataset, type Dataset } from '../../src/data/dataset.js';
 import { predictClasses } from '../../src/eval/predict.js';
 import type { GanModel } from '../../src/models/model.js';
 import type { Tensors } from '../../src/nn/params.js';
+import { scriptArgs } from '../lib/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = scriptArgs({
   allowPositionals: true,
   options: {
     run: { type: 'string' },

@@ -15,12 +15,11 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 import { readMetrics } from '../../src/train/run_dir.js';
-import { positiveIntOption } from '../lib/args.js';
+import { positiveIntOption, scriptArgs } from '../lib/args.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     seed: { type: 'string', default: '1' },
     epochs: { type: 'string', default: '30' },

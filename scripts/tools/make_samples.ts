@@ -11,11 +11,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { mnistTest, pooledMnistCsv, writeMnistPng } from '../lib/mnist_samples.js';
 import { mapLimit } from '../../src/data/map_limit.js';
+import { scriptArgs } from '../lib/args.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     out: { type: 'string', default: 'samples' },
     labeled: { type: 'string', default: '20' },

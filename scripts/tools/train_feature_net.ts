@@ -16,7 +16,6 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../../src/backend.js';
 import { loadBuiltin } from '../../src/data/sources/builtin.js';
 import { exampleDim } from '../../src/data/dataset.js';
@@ -34,8 +33,9 @@ import {
 } from '../../src/eval/feature_net.js';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
 import { allRows } from '../../src/data/rows.js';
+import { scriptArgs } from '../lib/args.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     dataset: { type: 'string' },
     epochs: { type: 'string', default: '10' },
