@@ -1,4 +1,4 @@
-import { basename } from 'node:path';
+import { basename, relative } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** Stop a script on bad input: one line naming the script and what was expected, no stack trace. */
@@ -19,7 +19,7 @@ export function scriptArgs<T extends ParseArgsConfig>(config: T): ReturnType<typ
       return `  --${name}${value}${o.default === undefined ? '' : `  (default: ${String(o.default)})`}`;
     });
     const positionals = config.allowPositionals ? ' [args...]' : '';
-    process.stdout.write(`usage: node ${process.argv[1] ?? 'script'} [options]${positionals}\n${options.join('\n')}\n`);
+    process.stdout.write(`usage: node ${relative(process.cwd(), process.argv[1] ?? 'script')} [options]${positionals}\n${options.join('\n')}\n`);
     process.exit(0);
   }
   try {
