@@ -19,7 +19,9 @@ export function scriptArgs<T extends ParseArgsConfig>(config: T): ReturnType<typ
       return `  --${name}${value}${o.default === undefined ? '' : `  (default: ${String(o.default)})`}`;
     });
     const positionals = config.allowPositionals ? ' [args...]' : '';
-    process.stdout.write(`usage: node ${relative(process.cwd(), process.argv[1] ?? 'script')} [options]${positionals}\n${options.join('\n')}\n`);
+    process.stdout.write(
+      `usage: node ${relative(process.cwd(), process.argv[1] ?? 'script')} [options]${positionals}\n${options.join('\n')}\n`,
+    );
     process.exit(0);
   }
   try {
