@@ -171,6 +171,11 @@ program
     intList,
   )
   .option(
+    '--g-widths <list>',
+    "G's layer widths (default: the preset's own: mnist-mlp 500,500, tabular-mlp 128,128, conv-small's dense channels and middle deconv 64,32, conv-large's 512,256,128)",
+    intList,
+  )
+  .option(
     '--d-dropout <input,hidden>',
     "conv presets: D's dropout rate on its input and before each later stage (default: the preset's own, 0.2,0.5)",
     numPair,

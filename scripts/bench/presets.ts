@@ -5,6 +5,9 @@
  *
  *   npx tsc -p . && node dist/scripts/bench/presets.js [--presets mnist-mlp,conv-small,conv-large] [--iters 10] [--rounds 2] [--torch]
  *
+ * A preset may carry its own widths, e.g. --presets mnist-mlp,conv-small,conv-small:d=8/16/16/32:g=32/16
+ * (d: --d-widths, g: --g-widths, '/' between widths); such variants have no PyTorch reference.
+ *
  * --torch: after each conv preset in each round, the PyTorch reference of that preset
  * (scripts/bench/torch_conv_step.py: the same layers and batch, as many iterations, threads =
  * semigan's); "vs PyTorch" is the median of the rounds' ratios. SEMIGAN_CONV=wasm times the convs
@@ -21,9 +24,10 @@ import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/package_paths.js';
-import { positiveIntOption, scriptArgs } from '../lib/args.js';
+import { failUsage, positiveIntOption, scriptArgs } from '../lib/args.js';
 import { initBackend } from '../../src/backend.js';
 import { buildModelForConfig } from '../../src/models/presets.js';
+import type { TrainConfig } from '../../src/train/config.js';
 import { Rng } from '../../src/rng.js';
 import { disposeParams, type Params } from '../../src/nn/params.js';
 import { benchConfig, loadBenchData, median, quantile, timeIterations, wasmInfo } from '../lib/trainer_timing.js';
@@ -63,6 +67,17 @@ function torchStep(preset: string, shape: number[], iters: number, threads: numb
     return `exit ${run.status}: ${(run.stderr || run.error?.message || '').trim().split('\n').pop()}`;
   return (JSON.parse(line) as { iter_ms_median: number }).iter_ms_median;
 }
+/** `preset[:d=W/W/...][:g=W/W/...]`: a preset and the widths it trains with. */
+function presetVariant(entry: string): Partial<TrainConfig> {
+  const [preset, ...parts] = entry.split(':');
+  const widths: Partial<TrainConfig> = {};
+  for (const part of parts) {
+    const m = /^([dg])=(\d+(?:\/\d+)*)$/.exec(part);
+    if (!m) failUsage(`--presets: '${part}' in '${entry}' is not d=W/W/... or g=W/W/... (D's or G's widths)`);
+    widths[m[1] === 'd' ? 'dWidths' : 'gWidths'] = m[2].split('/').map(Number);
+  }
+  return { preset, ...widths };
+}
 const int = (name: keyof typeof values) => positiveIntOption(values, name);
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const count = (p: Params, names = Object.keys(p.vars)) => names.reduce((s, n) => s + p.vars[n].size, 0);
@@ -85,7 +100,7 @@ async function main(): Promise<void> {
 
   const params: Record<string, string> = {};
   for (const preset of presets) {
-    const config = benchConfig({ ...base, preset });
+    const config = benchConfig({ ...base, ...presetVariant(preset) });
     const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
     const rng = new Rng(1);
     const [d, g] = [model.createD(rng), model.createG(rng)];
@@ -99,10 +114,11 @@ async function main(): Promise<void> {
   const torchMs: Record<string, number[]> = Object.fromEntries(presets.map((p) => [p, []]));
   for (let r = 1; r <= rounds; r++) {
     for (const preset of presets) {
-      const large = preset === 'conv-large';
+      const variant = presetVariant(preset);
+      const large = variant.preset === 'conv-large';
       const iters = Math.ceil((large ? int('large-iters') : int('iters')) / rounds);
       const t0 = performance.now();
-      const timing = await timeIterations(benchConfig({ ...base, preset }), data, {
+      const timing = await timeIterations(benchConfig({ ...base, ...variant }), data, {
         iters,
         itersPerEpoch: large ? Math.max(2, iters + 1) : 11,
       });
@@ -110,7 +126,7 @@ async function main(): Promise<void> {
       console.log(
         `#   round ${r} ${preset.padEnd(10)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`,
       );
-      if (values.torch && preset.startsWith('conv-')) {
+      if (values.torch && preset.startsWith('conv-') && !preset.includes(':')) {
         const t = torchStep(preset, data.train.shape, iters, backend.threads);
         if (typeof t === 'string') throw new Error(`PyTorch reference for ${preset}: ${t}`);
         torchMs[preset].push(t);

@@ -24,8 +24,7 @@ export interface ConvSmallArgs {
   inputShape: [number, number, number];
   numClasses: number;
   widths?: number[]; // D's convs, two per stage (default 16,32 and 32,64)
-  genBase?: number; // G's dense layer channels
-  genDeconv?: number; // G's middle deconv channels
+  genWidths?: [number, number]; // G's dense layer channels and its middle deconv's (64, 32)
   genKernel?: number;
   inputDropout?: number;
   dropout?: number;
@@ -61,7 +60,7 @@ export function convSmall(args: ConvSmallArgs): GanModel {
     trunk: convSmallTrunk(args.widths, args.inputDropout, args.dropout),
     head: args.head,
     noise: [args.inputNoise ?? 0, args.hiddenNoise ?? 0],
-    generator: { base: args.genBase ?? 64, deconvs: [args.genDeconv ?? 32], kernel: args.genKernel ?? 4 },
+    generator: { base: args.genWidths?.[0] ?? 64, deconvs: [args.genWidths?.[1] ?? 32], kernel: args.genKernel ?? 4 },
     zDim: args.zDim,
     featureLayer: args.featureLayer,
     mbd: args.mbd,

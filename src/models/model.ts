@@ -29,6 +29,7 @@ export interface ModelTechniques {
   vbn: boolean; // virtual batch norm in G instead of batch norm
   dNoise: [number, number] | null; // std of D's Gaussian noise on its input and after each hidden layer; null: the preset's own
   dWidths: number[] | null; // D's widths (the MLPs: each hidden layer; conv-small: pairs of convs, one pair per stage; conv-large: its 2 blocks); null: the preset's own
+  gWidths: number[] | null; // G's widths (the MLPs: each hidden layer; conv-small: its dense layer's channels and its middle deconv's; conv-large: dense channels and its 2 BN deconvs); null: the preset's own
   dDropout: [number, number] | null; // conv presets: D's dropout rate on its input and before each later stage; null: the preset's own
   dHead: DHead | null; // conv presets: what D's features (and logits) are made of; null: the preset's own (pool)
 }
@@ -50,6 +51,7 @@ export const PAPER_TECHNIQUES: Readonly<ModelTechniques> = Object.freeze({
   vbn: false,
   dNoise: null,
   dWidths: null,
+  gWidths: null,
   dDropout: null,
   dHead: null,
 });

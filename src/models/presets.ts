@@ -22,12 +22,25 @@ const builderTechniques = (t: ModelTechniques) => ({
 
 type Preset = (a: { inputShape: [number, number, number]; numClasses: number; t: ModelTechniques }) => GanModel;
 
-/** --d-widths for a conv preset, whose layer plan fixes which counts it takes. */
-function convWidths(t: ModelTechniques, preset: string, fits: (n: number) => boolean, what: string): number[] | undefined {
-  if (!t.dWidths) return undefined;
-  if (!fits(t.dWidths.length)) throw configError(`--d-widths for ${preset} takes ${what}; received ${t.dWidths.length}: ${t.dWidths.join(',')}`);
-  return t.dWidths;
+/** --d-widths or --g-widths for a conv preset, whose layer plan fixes which counts it takes. */
+function convWidths(
+  t: ModelTechniques,
+  net: 'd' | 'g',
+  preset: string,
+  fits: (n: number) => boolean,
+  what: string,
+): number[] | undefined {
+  const widths = net === 'd' ? t.dWidths : t.gWidths;
+  if (!widths) return undefined;
+  if (!fits(widths.length)) throw configError(`--${net}-widths for ${preset} takes ${what}; received ${widths.length}: ${widths.join(',')}`);
+  return widths;
 }
+
+/** The MLPs' hidden widths: any count, each net its own. */
+const mlpWidths = (t: ModelTechniques) => ({
+  ...(t.dWidths ? { hidden: t.dWidths } : {}),
+  ...(t.gWidths ? { genHidden: t.gWidths } : {}),
+});
 
 /** The conv presets' dropout and head; the MLPs' D has Gaussian noise instead (the paper's MNIST model). */
 const convOnly = (t: ModelTechniques) => ({
@@ -42,11 +55,11 @@ function mlpRefusals(t: ModelTechniques, preset: string): void {
 const PRESETS: Record<string, Preset> = {
   'mnist-mlp': ({ inputShape: [h, w, c], numClasses, t }) => {
     mlpRefusals(t, 'mnist-mlp');
-    return mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) });
+    return mnistMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...mlpWidths(t) });
   },
   'tabular-mlp': ({ inputShape: [h, w, c], numClasses, t }) => {
     mlpRefusals(t, 'tabular-mlp');
-    return tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...(t.dWidths ? { hidden: t.dWidths } : {}) });
+    return tabularMlp({ inputDim: h * w * c, numClasses, ...builderTechniques(t), ...mlpWidths(t) });
   },
   'conv-small': ({ inputShape, numClasses, t }) =>
     convSmall({
@@ -54,7 +67,10 @@ const PRESETS: Record<string, Preset> = {
       numClasses,
       ...builderTechniques(t),
       ...convOnly(t),
-      widths: convWidths(t, 'conv-small', (n) => n % 2 === 0 && n >= 2 && n <= 8, '2, 4, 6 or 8 widths (a stride-1 and a stride-2 conv per stage)'),
+      widths: convWidths(t, 'd', 'conv-small', (n) => n % 2 === 0 && n >= 2 && n <= 8, '2, 4, 6 or 8 widths (a stride-1 and a stride-2 conv per stage)'),
+      genWidths: convWidths(t, 'g', 'conv-small', (n) => n === 2, "2 widths (its dense layer's channels, its middle deconv's)") as
+        | [number, number]
+        | undefined,
     }),
   'conv-large': ({ inputShape, numClasses, t }) =>
     convLarge({
@@ -62,7 +78,10 @@ const PRESETS: Record<string, Preset> = {
       numClasses,
       ...builderTechniques(t),
       ...convOnly(t),
-      widths: convWidths(t, 'conv-large', (n) => n === 2, '2 widths (its two conv blocks)') as [number, number] | undefined,
+      widths: convWidths(t, 'd', 'conv-large', (n) => n === 2, '2 widths (its two conv blocks)') as [number, number] | undefined,
+      genWidths: convWidths(t, 'g', 'conv-large', (n) => n === 3, "3 widths (its dense layer's channels, its two BN deconvs')") as
+        | [number, number, number]
+        | undefined,
     }),
 };
 

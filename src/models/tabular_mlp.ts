@@ -7,15 +7,15 @@ import { mnistMlp, type MnistMlpArgs } from './mnist_mlp.js';
  * deviation), and a linear G output instead of sigmoid pixels.
  */
 export function tabularMlp(
-  args: Pick<MnistMlpArgs, 'inputDim' | 'numClasses' | 'featureLayer' | 'mbd' | 'vbn' | 'inputNoise' | 'hiddenNoise' | 'hidden'>,
+  args: Pick<MnistMlpArgs, 'inputDim' | 'numClasses' | 'featureLayer' | 'mbd' | 'vbn' | 'inputNoise' | 'hiddenNoise' | 'hidden' | 'genHidden'>,
 ): GanModel {
   return mnistMlp({
     inputNoise: 0.1,
     hiddenNoise: 0.3,
     hidden: [256, 128, 128],
+    genHidden: [128, 128],
     ...args,
     preset: 'tabular-mlp',
-    genHidden: [128, 128],
     output: 'linear',
   });
 }

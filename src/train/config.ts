@@ -19,7 +19,7 @@ export interface TrainConfig extends ModelTechniques, LoadOptions {
   // The data fields (dataset, labels, test, size, ...) are LoadOptions' and DataOptions'.
   mode: Mode; // gan: K+1 GAN on labeled + unlabeled + generated data; supervised: same D on the labeled set only
   // The paper's five techniques (docs/techniques.md); defaults = its MNIST recipe (feature matching
-  // only). Those that change the networks (fmLayer, mbd, mbdKernels, mbdDim, vbn, dNoise, dWidths, dDropout, dHead) are ModelTechniques.
+  // only). Those that change the networks (fmLayer, mbd, mbdKernels, mbdDim, vbn, dNoise, dWidths, gWidths, dDropout, dHead) are ModelTechniques.
   fm: boolean; // feature matching for G; off: G minimizes the non-saturating -log D(G(z))
   fmDistance: FmDistance; // l2: mean squared difference of mean features (MNIST recipe); l1: mean absolute (CIFAR)
   ha: number; // historical averaging weight for D and G (0 = off)
@@ -226,6 +226,7 @@ const CHECKS: Record<keyof TrainConfig, Check> = {
   vbn: bool,
   dNoise: nullable(noisePair),
   dWidths: nullable(widthList),
+  gWidths: nullable(widthList),
   dDropout: nullable(dropoutPair),
   dHead: nullable(oneOf(D_HEADS)),
   epochs: upTo(MAX_EPOCHS, positiveInt),

@@ -37,7 +37,7 @@ let tmp: string;
 let backend: string;
 
 /** Tiny conv-small: every layer kind present, a few channels each. */
-const TINY: Pick<ConvSmallArgs, 'widths' | 'genBase' | 'genDeconv'> = { widths: [4, 6, 6, 8], genBase: 8, genDeconv: 4 };
+const TINY: Pick<ConvSmallArgs, 'widths' | 'genWidths'> = { widths: [4, 6, 6, 8], genWidths: [8, 4] };
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'semigan-conv-'));
@@ -377,6 +377,33 @@ test("--d-widths: D's layer widths per preset (the MLPs any count, conv-small 2-
   const parsed = await runCli(['train', '--d-widths', '16,x']);
   assert.equal(parsed.code, 1);
   assert.match(parsed.stderr, /^error: option '--d-widths <list>' argument '16,x' is invalid\. expected positive integers separated by commas/m);
+});
+
+test("--g-widths: G's layer widths per preset (the MLPs any count, conv-small 2, conv-large 3), bad lists as one line", async () => {
+  const gShapes = (preset: string, gWidths: number[] | null, shape: [number, number, number]) => {
+    const g = buildModelForConfig(validateConfig({ preset, gWidths }), shape, 3).createG(new Rng(1));
+    const shapes = Object.fromEntries(Object.entries(g.vars).filter(([k]) => /\.(w|v)$/.test(k)).map(([k, v]) => [k, v.shape]));
+    disposeParams(g);
+    return shapes;
+  };
+  // 12x12 images: G starts from 3x3 maps (12 / 4); deconv kernels [k, k, out, in].
+  assert.deepEqual(gShapes('conv-small', [8, 4], [12, 12, 1]), { 'fc.w': [100, 3 * 3 * 8], 'dc0.w': [4, 4, 4, 8], 'out.v': [4, 4, 1, 4] });
+  assert.deepEqual(gShapes('conv-small', null, [12, 12, 1]), { 'fc.w': [100, 3 * 3 * 64], 'dc0.w': [4, 4, 32, 64], 'out.v': [4, 4, 1, 32] }, "the preset's own 64,32");
+  assert.deepEqual(gShapes('conv-large', [16, 8, 4], [12, 12, 3])['dc1.w'], [5, 5, 4, 8]);
+  assert.deepEqual(gShapes('mnist-mlp', [20, 10, 5], [4, 4, 1]), { 'h0.w': [100, 20], 'h1.w': [20, 10], 'h2.w': [10, 5], 'out.v': [5, 16] });
+  assert.deepEqual(gShapes('tabular-mlp', [12], [1, 5, 1]), { 'h0.w': [100, 12], 'out.v': [12, 5] });
+  assert.deepEqual(Object.values(gShapes('tabular-mlp', null, [1, 5, 1])), [[100, 128], [128, 128], [128, 5]], "the preset's own");
+
+  assert.throws(
+    () => buildModelForConfig(validateConfig({ preset: 'conv-small', gWidths: [8, 4, 2] }), [12, 12, 1], 3),
+    (e: Error) => e instanceof SemiganError && /^--g-widths for conv-small takes 2 widths \(its dense layer's channels, its middle deconv's\); received 3: 8,4,2$/.test(e.message),
+  );
+  assert.throws(() => buildModelForConfig(validateConfig({ preset: 'conv-large', gWidths: [8] }), [12, 12, 3], 3), /--g-widths for conv-large takes 3 widths .*received 1: 8/);
+  for (const bad of [[], [0], [2.5], '64,32'])
+    assert.throws(() => validateConfig({ gWidths: bad }), /--g-widths must be a comma-separated list of 1 to 16 layer widths/);
+  const parsed = await runCli(['train', '--g-widths', '8,,4']);
+  assert.equal(parsed.code, 1);
+  assert.match(parsed.stderr, /^error: option '--g-widths <list>' argument '8,,4' is invalid\. expected positive integers separated by commas/m);
 });
 
 test("--d-dropout: the conv presets' dropout on the input and before each later stage; 0 is no step; the MLPs refuse it", async () => {
