@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import sharp from 'sharp';
+import sharp from '../sharp.js';
 import { initBackendAndSay, type BackendChoice, type MatMulChoice } from '../backend.js';
 import { loadData } from '../data/load.js';
 import type { Dataset } from '../data/dataset.js';

@@ -3,7 +3,7 @@
  * sniffed by their first bytes), or JSON {"inputs": [[...]]} / {"images": ["<base64>"]}; and the
  * ?top_k= parameter. Every bad input is an HttpError naming what was wrong and what was expected.
  */
-import sharp from 'sharp';
+import sharp from '../sharp.js';
 import { SemiganError } from '../errors.js';
 import type { ClassifierEngine } from '../export/engine.js';
 import type { ImagePreprocessing, Preprocessing } from '../export/metadata.js';

@@ -3,7 +3,7 @@
  * other runs overlaid), test errors, the learning rate, the three losses, seconds per epoch. As SVG for the report, and as
  * curves.png (rasterized by sharp) for a terminal user, rewritten after every epoch.
  */
-import sharp from 'sharp';
+import sharp from '../sharp.js';
 import { atomicWriteFile } from '../fsutil.js';
 import { lineChart, type Series } from './svg_chart.js';
 

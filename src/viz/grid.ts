@@ -8,7 +8,7 @@
  *   (x, y) = (pad + c * (w + pad), pad + r * (h + pad)).
  * Cells without an image and the padding are GRID_BACKGROUND.
  */
-import sharp from 'sharp';
+import sharp from '../sharp.js';
 import { atomicWriteFile } from '../fsutil.js';
 
 /** Dark grey rather than black, so cell borders stay visible around MNIST's black backgrounds. */

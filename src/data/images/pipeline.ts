@@ -7,7 +7,7 @@
  *
  * sharp flattens a gray image onto background[0] only (its first band), as it does in serving.
  */
-import sharp from 'sharp';
+import sharp from '../../sharp.js';
 import { decodePngFast, PngTooMuchData } from './png.js';
 
 export type Rgb = [number, number, number];

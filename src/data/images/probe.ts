@@ -4,7 +4,7 @@
  * are read from their first bytes; everything else through sharp's metadata (headers only).
  */
 import { open } from 'node:fs/promises';
-import sharp from 'sharp';
+import sharp from '../../sharp.js';
 import { IMAGE_FORMATS_TEXT, ImageDecodeError, oneLine } from './pipeline.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../map_limit.js';
 import { pngHeader } from './png.js';
