@@ -4,7 +4,7 @@
  * in a circle:
  *
  *   cli.ts > commands/ > serve/ > export/ > train/ (with the run directory) > eval/ (inference,
- *   metrics) > models/ > backend.ts > nn/ > viz/ > data/ > base (errors, fsutil, package_paths, rng, version)
+ *   metrics) > models/ > backend.ts > nn/ > viz/ > data/ > base (errors, fsutil, package_paths, rng, sharp, version)
  *
  * Read from the TypeScript sources, so a new file in a new folder fails until it has a place here.
  */
@@ -29,7 +29,10 @@ export const LAYERS: { name: string; match: (path: string) => boolean }[] = [
   { name: 'nn/', match: (p) => p.startsWith('nn/') },
   { name: 'viz/', match: (p) => p.startsWith('viz/') },
   { name: 'data/', match: (p) => p.startsWith('data/') },
-  { name: 'base', match: (p) => ['errors.ts', 'fsutil.ts', 'package_paths.ts', 'rng.ts', 'version.ts'].includes(p) },
+  {
+    name: 'base',
+    match: (p) => ['errors.ts', 'fsutil.ts', 'package_paths.ts', 'rng.ts', 'sharp.ts', 'version.ts'].includes(p),
+  },
 ];
 
 function sources(dir: string): string[] {
