@@ -84,6 +84,7 @@ const count = (p: Params, names = Object.keys(p.vars)) => names.reduce((s, n) =>
 
 async function main(): Promise<void> {
   const presets = String(values.presets).split(',');
+  const variants = new Map(presets.map((p) => [p, presetVariant(p)]));
   const rounds = int('rounds');
   const backend = await initBackend('wasm');
   const base = benchConfig({ trainLimit: int('train-limit'), testLimit: 100 });
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
 
   const params: Record<string, string> = {};
   for (const preset of presets) {
-    const config = benchConfig({ ...base, ...presetVariant(preset) });
+    const config = benchConfig({ ...base, ...variants.get(preset) });
     const model = buildModelForConfig(config, data.train.shape, data.train.classes.length);
     const rng = new Rng(1);
     const [d, g] = [model.createD(rng), model.createG(rng)];
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
   const torchMs: Record<string, number[]> = Object.fromEntries(presets.map((p) => [p, []]));
   for (let r = 1; r <= rounds; r++) {
     for (const preset of presets) {
-      const variant = presetVariant(preset);
+      const variant = variants.get(preset)!;
       const large = variant.preset === 'conv-large';
       const iters = Math.ceil((large ? int('large-iters') : int('iters')) / rounds);
       const t0 = performance.now();
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
       console.log(
         `#   round ${r} ${preset.padEnd(10)} median ${fmt(median(timing.ms))} ms over ${timing.ms.length} iterations (${((performance.now() - t0) / 1000).toFixed(1)} s incl. warm-up)`,
       );
-      if (values.torch && preset.startsWith('conv-') && !preset.includes(':')) {
+      if (values.torch && preset.startsWith('conv-') && !variant.dWidths && !variant.gWidths) {
         const t = torchStep(preset, data.train.shape, iters, backend.threads);
         if (typeof t === 'string') throw new Error(`PyTorch reference for ${preset}: ${t}`);
         torchMs[preset].push(t);
